@@ -1,0 +1,111 @@
+/*
+ * codec.h - encoding and decoding of trace records, key/value lists and
+ * compressed blocks (see include/memtrace/trace_format.h).  Used by the
+ * preload library's writer and by the tools; nothing here allocates on the
+ * encode path except through the buffers the caller hands in.
+ */
+#ifndef MEMTRACE_CODEC_H
+#define MEMTRACE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <memtrace/trace_format.h>
+
+/* ---- records ---------------------------------------------------------- */
+
+/* An event block under construction.  `buf` has room for MT_BLOCK_MAX_RAW
+ * bytes plus MT_REC_MAX; callers flush when mt_enc_full() says so. */
+#define MT_REC_MAX 64
+struct mt_enc {
+	uint8_t *buf;
+	size_t len;
+	uint64_t prev_addr;
+};
+
+void mt_enc_reset(struct mt_enc *e);
+static inline int mt_enc_full(const struct mt_enc *e)
+{
+	return e->len + MT_REC_MAX > MT_BLOCK_MAX_RAW;
+}
+
+void mt_enc_alloc(struct mt_enc *e, int kind, int dom, uint64_t size, uint64_t addr);
+void mt_enc_aligned(struct mt_enc *e, int dom, int fn, uint64_t align, uint64_t size,
+		    uint64_t addr);
+void mt_enc_realloc(struct mt_enc *e, int dom, uint64_t old, uint64_t size, uint64_t addr);
+void mt_enc_addr_only(struct mt_enc *e, int kind, int dom, uint64_t addr);
+void mt_enc_value(struct mt_enc *e, int kind, uint64_t value);
+
+/* One decoded record.  Fields not used by a kind are zero. */
+struct mt_rec {
+	int kind, dom;
+	uint64_t addr, old, size;
+	uint64_t value; /* THREAD tid, TIME delta, LOST count, ALIGNED alignment */
+	int fn;         /* ALIGNED: enum mt_aligned_fn */
+};
+
+struct mt_dec {
+	const uint8_t *p, *end;
+	uint64_t prev_addr;
+};
+
+void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len);
+/* 1: a record, 0: end of block, -1: malformed. */
+int mt_dec_next(struct mt_dec *d, struct mt_rec *r);
+
+/* ---- key/value lists (header and footer) ------------------------------ */
+
+/* Writes into buf (at least len + 10 + n bytes free); returns new length. */
+size_t mt_kv_put_u64(uint8_t *buf, size_t len, uint64_t key, uint64_t v);
+size_t mt_kv_put_bytes(uint8_t *buf, size_t len, uint64_t key, const void *p, size_t n);
+
+struct mt_kv {
+	uint64_t key, u64;
+	const uint8_t *bytes;
+	size_t n;
+};
+/* 1: an entry, 0: end, -1: malformed.  *pos advances. */
+int mt_kv_next(const uint8_t *buf, size_t len, size_t *pos, struct mt_kv *kv);
+
+/* ---- blocks ----------------------------------------------------------- */
+
+/* Bound on a whole block (header plus frame) for a raw payload of len. */
+size_t mt_block_bound(size_t len);
+/* Compresses raw into out as one block; returns its size or 0 on error.
+ * cctx is a ZSTD_CCtx*, kept by the caller to avoid reallocating it. */
+size_t mt_block_encode(void *cctx, int type, const void *raw, size_t len, void *out,
+		       size_t cap);
+
+/* ---- reading a trace file --------------------------------------------- */
+
+enum mt_read_status {
+	MT_READ_OK = 0,
+	MT_READ_END = 1,       /* clean end of file */
+	MT_READ_TRUNCATED = 2, /* file ends inside a block: use what came before */
+	MT_READ_CORRUPT = 3,
+	MT_READ_FOREIGN = 4,   /* not a memtrace file */
+	MT_READ_VERSION = 5,   /* written by a newer, incompatible memtrace */
+	MT_READ_IO = 6,
+};
+
+struct mt_reader {
+	FILE *f;
+	void *dctx;
+	uint8_t *zbuf, *raw;
+	size_t raw_len;
+	int major, minor;
+	uint64_t blocks, offset;
+	char error[160];
+};
+
+/* Checks the preamble.  Returns MT_READ_OK or an error with r->error set. */
+int mt_reader_open(struct mt_reader *r, FILE *f);
+/* Next block: *type and r->raw/r->raw_len.  Errors set r->error. */
+int mt_reader_next(struct mt_reader *r, int *type);
+void mt_reader_close(struct mt_reader *r);
+
+/* Writes the 16-byte preamble to buf. */
+void mt_preamble(uint8_t buf[MT_PREAMBLE_LEN]);
+
+#endif

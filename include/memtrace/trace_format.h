@@ -1,0 +1,138 @@
+/*
+ * trace_format.h - the memtrace trace file format, shared by the preload
+ * library (which writes it) and the tools (which read it).  This is the only
+ * place the format is defined.
+ *
+ * A trace is a file preamble followed by blocks:
+ *
+ *   preamble  "MEMTRACE" u16 major u16 minor u32 reserved    (16 bytes, LE)
+ *   block     u32 MT_BLOCK_MAGIC  u8 type  u8 0  u16 0  u32 len   (12 bytes)
+ *             followed by `len` bytes: one zstd frame with its content size
+ *             and checksum, so every block is verified on its own.
+ *
+ * The first block is MT_BLOCK_HEADER, then MT_BLOCK_EVENTS blocks, then a
+ * MT_BLOCK_FOOTER.  A process killed mid-run leaves no footer and possibly a
+ * torn last block; readers use every complete block before it.  A footer may
+ * be followed by more blocks (an exec that failed, a vfork child that
+ * returned); the last footer holds the final totals.
+ *
+ * Header and footer payloads are key/value lists.  Each key is a varint whose
+ * low bit gives the value type (0: varint, 1: length-prefixed bytes), so a
+ * reader skips keys it does not know.
+ *
+ * Event payloads are a stream of records.  Each record starts with a tag
+ * byte: the low five bits are the record kind, bits 5-6 the allocator
+ * domain.  Integers are LEB128 varints; addresses are zigzag varints of the
+ * difference to the previous address in the same block (the first address of
+ * a block is relative to zero), which keeps heap-local traffic to 2-3 bytes
+ * before compression.  Every block starts with an MT_REC_THREAD record.
+ */
+#ifndef MEMTRACE_TRACE_FORMAT_H
+#define MEMTRACE_TRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define MT_FILE_MAGIC "MEMTRACE"
+#define MT_FILE_MAGIC_LEN 8
+#define MT_FORMAT_MAJOR 1 /* readers refuse a larger major */
+#define MT_FORMAT_MINOR 0 /* additions a v1 reader can skip */
+#define MT_PREAMBLE_LEN 16
+
+#define MT_BLOCK_MAGIC 0x4b42544du /* "MTBK" little-endian */
+#define MT_BLOCK_HEADER_LEN 12
+#define MT_BLOCK_MAX_RAW (1u << 20)  /* uncompressed payload bound */
+#define MT_BLOCK_MAX_LEN (2u << 20)  /* compressed payload bound */
+
+enum mt_block_type {
+	MT_BLOCK_HEADER = 1,
+	MT_BLOCK_EVENTS = 2,
+	MT_BLOCK_FOOTER = 3,
+};
+
+/* Allocator domains: plain malloc, then CPython's three PyMem domains. */
+enum mt_domain {
+	MT_DOM_MALLOC = 0,
+	MT_DOM_PYRAW = 1,
+	MT_DOM_PYMEM = 2,
+	MT_DOM_PYOBJ = 3,
+	MT_DOM_COUNT = 4,
+};
+
+/*
+ * Record kinds.  Sizes are the requested sizes; an address of 0 means the
+ * call failed (and the program saw NULL).
+ *
+ *   MALLOC, CALLOC            size, addr
+ *   ALIGNED                   fn (enum mt_aligned_fn), alignment, size, addr
+ *   REALLOC                   old, size, addr: in place, from NULL, failed
+ *                             (addr 0, old kept) or realloc(p, 0) freeing p
+ *                             (size 0, addr 0)
+ *   REALLOC_OUT, REALLOC_IN   a realloc that moved: OUT(old) is stamped
+ *                             before the call and IN(size, addr) after it, so
+ *                             another thread may reuse `old` in between.
+ *                             Pair them per thread.
+ *   FREE                      addr (free(NULL) is not recorded)
+ *   THREAD                    tid: following records belong to this thread
+ *   TIME                      microseconds since the previous TIME (the first
+ *                             is since the header's start time)
+ *   LOST                      count of events a thread could not record
+ *                             (re-entered from a signal handler)
+ */
+enum mt_rec_kind {
+	MT_REC_MALLOC = 1,
+	MT_REC_CALLOC = 2,
+	MT_REC_ALIGNED = 3,
+	MT_REC_REALLOC = 4,
+	MT_REC_REALLOC_OUT = 5,
+	MT_REC_REALLOC_IN = 6,
+	MT_REC_FREE = 7,
+	MT_REC_THREAD = 8,
+	MT_REC_TIME = 9,
+	MT_REC_LOST = 10,
+	MT_REC_KIND_MAX = 31,
+};
+
+#define MT_TAG(kind, dom) ((uint8_t)((kind) | ((dom) << 5)))
+#define MT_TAG_KIND(tag) ((tag) & 0x1f)
+#define MT_TAG_DOM(tag) (((tag) >> 5) & 0x3)
+
+enum mt_aligned_fn {
+	MT_FN_POSIX_MEMALIGN = 0,
+	MT_FN_ALIGNED_ALLOC = 1,
+	MT_FN_MEMALIGN = 2,
+	MT_FN_VALLOC = 3,
+	MT_FN_PVALLOC = 4,
+};
+
+/* Header keys (low bit: 0 varint, 1 bytes). */
+#define MT_KEY_VARINT(n) ((uint64_t)(n) << 1)
+#define MT_KEY_BYTES(n) (((uint64_t)(n) << 1) | 1)
+enum mt_header_key {
+	MT_H_PID = MT_KEY_VARINT(1),
+	MT_H_PPID = MT_KEY_VARINT(2),
+	MT_H_START_NS = MT_KEY_VARINT(3), /* CLOCK_REALTIME at start */
+	MT_H_PAGE_SIZE = MT_KEY_VARINT(4),
+	MT_H_POOL_SIZE = MT_KEY_VARINT(5), /* pymalloc pool size, if Python */
+	MT_H_VERSION = MT_KEY_BYTES(6),    /* library version string */
+	MT_H_EXE = MT_KEY_BYTES(7),
+	MT_H_ARGV = MT_KEY_BYTES(8),       /* NUL-separated */
+};
+
+/* Footer keys. */
+enum mt_footer_key {
+	MT_F_EVENTS = MT_KEY_VARINT(1),  /* records of allocator events */
+	MT_F_LOST = MT_KEY_VARINT(2),    /* events that could not be recorded */
+	MT_F_WAITS = MT_KEY_VARINT(3),   /* times a producer found its ring full */
+	MT_F_THREADS = MT_KEY_VARINT(4), /* threads that recorded events */
+	MT_F_END_US = MT_KEY_VARINT(5),  /* microseconds since start */
+	MT_F_REASON = MT_KEY_VARINT(6),  /* enum mt_end_reason */
+	MT_F_BLOCKS = MT_KEY_VARINT(7),  /* event blocks before this footer */
+};
+
+enum mt_end_reason {
+	MT_END_EXIT = 0,
+	MT_END_EXEC = 1,  /* written before exec; more blocks if it failed */
+	MT_END__EXIT = 2, /* _exit or _Exit */
+};
+
+#endif

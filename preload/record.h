@@ -1,0 +1,100 @@
+/*
+ * record.h - the producer's fast path: turning one allocator call into
+ * events in the calling thread's ring.  Every wrapper (malloc family, and
+ * later the Python allocator hooks) goes through these few inline functions.
+ */
+#ifndef MEMTRACE_RECORD_H
+#define MEMTRACE_RECORD_H
+
+#include <stdint.h>
+
+#include <memtrace/trace_format.h>
+
+#include "ring.h"
+#include "threads.h"
+#include "tracer.h"
+#include "writer.h"
+
+#define mt_likely(x) __builtin_expect(!!(x), 1)
+#define mt_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Takes the thread's ring for one call that will publish up to `need`
+ * events, with `busy` set; NULL when nothing is to be recorded. */
+static inline struct mt_ring *mt_record_begin(uint64_t need)
+{
+	struct mt_ring *r = mt_thread_ring();
+	if (mt_unlikely(!r))
+		return NULL;
+	if (mt_unlikely(r->busy)) {
+		/* A signal handler interrupted this thread inside the tracer. */
+		r->lost++;
+		return NULL;
+	}
+	mt_ring_busy(r, 1);
+	if (mt_unlikely(!__atomic_load_n(&mt_active, __ATOMIC_RELAXED) ||
+			mt_ring_reserve(r, need))) {
+		mt_ring_busy(r, 0);
+		mt_thread_release(r);
+		return NULL;
+	}
+	return r;
+}
+
+static inline uint64_t mt_record_stamp(int early)
+{
+	if (mt_likely(!__atomic_load_n(&mt_multi, __ATOMIC_RELAXED)))
+		return 0;
+	return early ? mt_clock_stamp_early() : mt_clock_stamp();
+}
+
+static inline void mt_record_put(struct mt_ring *r, uint64_t i, uint64_t ts, uint64_t op,
+				 uint64_t size, const void *addr, uint64_t aux)
+{
+	struct mt_event *e = mt_ring_slot(r, i);
+	e->ts = ts;
+	e->addr = (uint64_t)(uintptr_t)addr;
+	e->size = MT_EV_PACK(op, size);
+	e->aux = aux;
+}
+
+static inline void mt_record_end(struct mt_ring *r, uint64_t n)
+{
+	mt_ring_publish(r, n);
+	mt_ring_busy(r, 0);
+	if (mt_unlikely((r->head & (r->mask >> 2)) < n))
+		mt_writer_kick();
+	mt_thread_release(r);
+}
+
+/* One event.  `early` stamps it before the caller's next stores (frees,
+ * recorded before the block is released); otherwise after everything the
+ * call did (allocations, recorded after they return). */
+static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux,
+			     int early)
+{
+	struct mt_ring *r = mt_record_begin(1);
+	if (!r)
+		return;
+	mt_record_put(r, 0, mt_record_stamp(early), op, size, addr, aux);
+	mt_record_end(r, 1);
+}
+
+/* A realloc is stamped on both sides of the call: if the block moves, the
+ * old one may be reused by another thread before the call returns. */
+static inline void mt_record_realloc(struct mt_ring *r, uint64_t ts_before, int dom,
+				     const void *old, uint64_t size, const void *res)
+{
+	uint64_t ts_after = mt_record_stamp(0);
+	if (res && res != old) {
+		mt_record_put(r, 0, ts_before, MT_EV_OP(MT_REC_REALLOC_OUT, dom, 0), 0, old, 0);
+		mt_record_put(r, 1, ts_after, MT_EV_OP(MT_REC_REALLOC_IN, dom, 0), size, res, 0);
+		mt_record_end(r, 2);
+		return;
+	}
+	/* In place, failed, or realloc(p, 0) freeing p (then the early stamp). */
+	mt_record_put(r, 0, res || size ? ts_after : ts_before, MT_EV_OP(MT_REC_REALLOC, dom, 0),
+		      size, res, (uint64_t)(uintptr_t)old);
+	mt_record_end(r, 1);
+}
+
+#endif

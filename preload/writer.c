@@ -1,0 +1,432 @@
+/*
+ * writer.c - the writer thread.  It wakes every few milliseconds (or when a
+ * producer's ring fills), merges the per-thread rings into one stream in
+ * time-stamp order, encodes it into blocks, compresses each block with zstd
+ * and appends it to the trace.  A block goes out when it is full or every
+ * MEMTRACE_FLUSH_MS, so a killed process loses at most that much.
+ *
+ * The merge may only emit an event when no ring can still publish an
+ * earlier one.  After an asymmetric barrier at time t0 (see ring.h), a ring
+ * that is not busy will only publish events stamped after t0, and a busy one
+ * only events stamped at or after its last published stamp; the smallest of
+ * those bounds is the horizon up to which the merge is exact.
+ */
+#define _GNU_SOURCE
+#include "writer.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "codec.h"
+#include "lifecycle.h"
+#include "threads.h"
+#include "tracer.h"
+
+#define WAKE_MS 10
+#define SYNC_ROUNDS 2000 /* 1 ms apart: how long a sync waits for busy threads */
+
+/* What the merge knows of one ring during one round. */
+struct cursor {
+	struct mt_ring *r;
+	uint64_t pos, end; /* events [pos, end) are visible */
+};
+
+static struct {
+	int fd;
+	ZSTD_CCtx *cctx;
+	struct mt_enc enc;
+	uint8_t *out;
+	size_t out_cap;
+	uint32_t tid;      /* thread of the last encoded event */
+	int tid_valid;     /* a THREAD record opens each block */
+	uint64_t events, blocks;
+	uint64_t start_us, time_us, flush_us;
+	struct mt_ring **snap;
+	size_t snap_cap;
+	struct cursor *cur;
+	size_t cur_cap;
+	pthread_t thread;
+	int running;
+	/* futex words */
+	int wake, sleeping;
+	int req_seq, done_seq;
+	int req_reason, req_stop;
+	int sync_lock;
+} w;
+
+static long futex(int *addr, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int write_all(const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(w.fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			mt_tracer_fail("cannot write the trace file (%s)",
+				       n < 0 ? strerror(errno) : "no progress");
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_block(int type, const void *raw, size_t len)
+{
+	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
+	if (!n) {
+		mt_tracer_fail("cannot compress a trace block");
+		return -1;
+	}
+	return write_all(w.out, n);
+}
+
+static void flush_events(void)
+{
+	if (w.enc.len && write_block(MT_BLOCK_EVENTS, w.enc.buf, w.enc.len) == 0)
+		w.blocks++;
+	mt_enc_reset(&w.enc);
+	w.tid_valid = 0;
+	w.flush_us = mono_us();
+}
+
+static void write_footer(int reason)
+{
+	uint8_t buf[128];
+	size_t n = 0;
+	uint64_t lost, waits, threads;
+	mt_threads_totals(&lost, &waits, &threads);
+	n = mt_kv_put_u64(buf, n, MT_F_EVENTS, w.events);
+	n = mt_kv_put_u64(buf, n, MT_F_LOST, lost);
+	n = mt_kv_put_u64(buf, n, MT_F_WAITS, waits);
+	n = mt_kv_put_u64(buf, n, MT_F_THREADS, threads);
+	n = mt_kv_put_u64(buf, n, MT_F_END_US, mono_us() - w.start_us);
+	n = mt_kv_put_u64(buf, n, MT_F_REASON, (uint64_t)reason);
+	n = mt_kv_put_u64(buf, n, MT_F_BLOCKS, w.blocks);
+	write_block(MT_BLOCK_FOOTER, buf, n);
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static void encode(struct mt_ring *r, const struct mt_event *e)
+{
+	uint64_t op = MT_EV_OPBITS(e->size), size = MT_EV_SIZE(e->size);
+	int kind = MT_EV_OP_KIND(op), dom = MT_EV_OP_DOM(op);
+	if (kind == MT_REC_THREAD) {
+		/* The late ring is shared: it says whose events follow. */
+		r->tid = (uint32_t)e->addr;
+		return;
+	}
+	if (mt_enc_full(&w.enc))
+		flush_events();
+	if (!w.tid_valid || w.tid != r->tid) {
+		mt_enc_value(&w.enc, MT_REC_THREAD, r->tid);
+		w.tid = r->tid;
+		w.tid_valid = 1;
+	}
+	switch (kind) {
+	case MT_REC_ALIGNED:
+		mt_enc_aligned(&w.enc, dom, MT_EV_OP_FN(op), e->aux, size, e->addr);
+		break;
+	case MT_REC_REALLOC:
+		mt_enc_realloc(&w.enc, dom, e->aux, size, e->addr);
+		break;
+	case MT_REC_REALLOC_OUT:
+	case MT_REC_FREE:
+		mt_enc_addr_only(&w.enc, kind, dom, e->addr);
+		break;
+	default:
+		mt_enc_alloc(&w.enc, kind, dom, size, e->addr);
+	}
+	if (kind != MT_REC_REALLOC_OUT)
+		w.events++;
+}
+
+static void stamp_time(void)
+{
+	uint64_t now = mono_us() - w.start_us;
+	if (now > w.time_us) {
+		if (mt_enc_full(&w.enc))
+			flush_events();
+		mt_enc_value(&w.enc, MT_REC_TIME, now - w.time_us);
+		w.time_us = now;
+	}
+}
+
+/* ---- merging ---------------------------------------------------------- */
+
+static struct mt_event *ev_at(struct cursor *c)
+{
+	return &c->r->ev[c->pos & c->r->mask];
+}
+
+/* Emits, in stamp order, the visible events stamped at or before horizon.
+ * Runs of one ring go out together while they sort before every other. */
+static void merge(struct cursor *cur, size_t n, uint64_t horizon)
+{
+	for (;;) {
+		size_t best = n;
+		uint64_t best_ts = 0, next_ts = UINT64_MAX;
+		for (size_t i = 0; i < n; i++) {
+			if (cur[i].pos == cur[i].end)
+				continue;
+			uint64_t ts = ev_at(&cur[i])->ts;
+			if (best == n || ts < best_ts) {
+				if (best != n)
+					next_ts = best_ts;
+				best = i;
+				best_ts = ts;
+			} else if (ts < next_ts) {
+				next_ts = ts;
+			}
+		}
+		if (best == n || best_ts > horizon)
+			return;
+		struct cursor *c = &cur[best];
+		uint64_t limit = next_ts < horizon ? next_ts : horizon;
+		do {
+			encode(c->r, ev_at(c));
+			c->pos++;
+		} while (c->pos < c->end && ev_at(c)->ts <= limit);
+	}
+}
+
+static struct cursor *cursors(size_t n)
+{
+	if (n > w.cur_cap) {
+		struct cursor *c = realloc(w.cur, n * sizeof *c);
+		if (!c)
+			return NULL;
+		w.cur = c;
+		w.cur_cap = n;
+	}
+	return w.cur;
+}
+
+/* One round: returns the number of events still visible but held back. */
+static uint64_t drain_round(void)
+{
+	int multi = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE);
+	uint64_t t0 = 0, horizon = UINT64_MAX, pending = 0;
+	if (multi) {
+		t0 = mt_clock_stamp();
+		mt_barrier_all();
+	}
+	size_t n = mt_threads_snapshot(&w.snap, &w.snap_cap);
+	struct cursor *cur = cursors(n);
+	if (!cur)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		struct mt_ring *r = w.snap[i];
+		int busy = __atomic_load_n(&r->busy, __ATOMIC_ACQUIRE);
+		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
+		if (!multi)
+			continue;
+		uint64_t bound = t0;
+		if (busy) {
+			bound = r->start_ts;
+			if (cur[i].end) {
+				uint64_t last = r->ev[(cur[i].end - 1) & r->mask].ts;
+				bound = last > bound ? last : bound;
+			}
+		}
+		horizon = bound < horizon ? bound : horizon;
+	}
+	/* Unstamped events are only ever from the sole producer, and only
+	 * if no second thread had registered when the heads were read. */
+	if (!multi && __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE))
+		return 1;
+	int any = 0;
+	for (size_t i = 0; i < n && !any; i++)
+		any = cur[i].pos != cur[i].end;
+	if (any)
+		stamp_time();
+	merge(cur, n, horizon);
+	for (size_t i = 0; i < n; i++) {
+		__atomic_store_n(&cur[i].r->tail, cur[i].pos, __ATOMIC_RELEASE);
+		pending += cur[i].end - cur[i].pos;
+	}
+	mt_threads_recycle();
+	return pending;
+}
+
+/* For a sync: everything published before the request goes out. */
+static void drain_all(void)
+{
+	for (int i = 0; i < SYNC_ROUNDS && drain_round(); i++) {
+		struct timespec ts = {0, 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static void sleep_until_kicked(void)
+{
+	struct timespec ts = {0, WAKE_MS * 1000 * 1000};
+	__atomic_store_n(&w.sleeping, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_exchange_n(&w.wake, 0, __ATOMIC_SEQ_CST))
+		futex(&w.wake, FUTEX_WAIT_PRIVATE, 0, &ts);
+	__atomic_store_n(&w.sleeping, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&w.wake, 0, __ATOMIC_RELAXED);
+}
+
+static int serve_sync(void)
+{
+	int req = __atomic_load_n(&w.req_seq, __ATOMIC_ACQUIRE);
+	if (req == w.done_seq)
+		return 0;
+	int stop = w.req_stop;
+	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || stop)
+		drain_all();
+	flush_events();
+	write_footer(w.req_reason);
+	if (stop) {
+		close(w.fd);
+		w.fd = -1;
+	}
+	__atomic_store_n(&w.done_seq, req, __ATOMIC_RELEASE);
+	futex(&w.done_seq, FUTEX_WAKE_PRIVATE, 1 << 30, NULL);
+	return stop;
+}
+
+static void *writer_main(void *arg)
+{
+	(void)arg;
+	mt_self.internal = 1;
+	for (;;) {
+		sleep_until_kicked();
+		if (serve_sync())
+			break;
+		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
+			continue; /* keep answering syncs so no one waits forever */
+		drain_round();
+		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
+			flush_events();
+	}
+	return NULL;
+}
+
+static int alloc_state(void)
+{
+	w.cctx = ZSTD_createCCtx();
+	if (!w.enc.buf)
+		w.enc.buf = malloc(MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	w.out_cap = mt_block_bound(MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	if (!w.out)
+		w.out = malloc(w.out_cap);
+	if (!w.cctx || !w.enc.buf || !w.out)
+		return -1;
+	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, mt_cfg.zstd_level);
+	return 0;
+}
+
+static int spawn_thread(void)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	/* The program's signals must never be handled on our thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&w.thread, &attr, writer_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return -1;
+	pthread_setname_np(w.thread, "memtrace-writer");
+	w.running = 1;
+	return 0;
+}
+
+int mt_writer_start(int fd, const uint8_t *header, size_t len)
+{
+	uint8_t pre[MT_PREAMBLE_LEN];
+	w.fd = fd;
+	w.start_us = w.flush_us = mono_us();
+	w.time_us = 0;
+	w.events = w.blocks = 0;
+	w.req_seq = w.done_seq = 0;
+	mt_enc_reset(&w.enc);
+	w.tid_valid = 0;
+	if (alloc_state()) {
+		mt_tracer_fail("out of memory for the writer");
+		return -1;
+	}
+	mt_preamble(pre);
+	if (write_all(pre, sizeof pre) || write_block(MT_BLOCK_HEADER, header, len))
+		return -1;
+	if (spawn_thread()) {
+		mt_tracer_fail("cannot start the writer thread");
+		return -1;
+	}
+	return 0;
+}
+
+void mt_writer_kick(void)
+{
+	if (__atomic_load_n(&w.sleeping, __ATOMIC_RELAXED) &&
+	    !__atomic_exchange_n(&w.wake, 1, __ATOMIC_SEQ_CST))
+		futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+int mt_writer_sync(int reason, int stop)
+{
+	if (!w.running)
+		return -1;
+	while (__atomic_exchange_n(&w.sync_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	w.req_reason = reason;
+	w.req_stop = stop;
+	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
+	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+	int done;
+	while ((done = __atomic_load_n(&w.done_seq, __ATOMIC_ACQUIRE)) != seq)
+		futex(&w.done_seq, FUTEX_WAIT_PRIVATE, done, NULL);
+	if (stop) {
+		pthread_join(w.thread, NULL);
+		w.running = 0;
+	}
+	__atomic_store_n(&w.sync_lock, 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+uint64_t mt_writer_events(void)
+{
+	return w.events;
+}
+
+void mt_writer_fork_child(void)
+{
+	/* The parent's half-used compressor may be mid-call: leave it. */
+	w.cctx = NULL;
+	w.running = 0;
+	w.sync_lock = 0;
+	w.wake = w.sleeping = 0;
+	w.fd = -1;
+}
