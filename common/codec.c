@@ -112,6 +112,42 @@ void mt_enc_value(struct mt_enc *e, int kind, uint64_t value)
 	e->len = (size_t)(p - e->buf);
 }
 
+size_t mt_enc_def_size(size_t string_len)
+{
+	return 1 + 4 * 10 + string_len;
+}
+
+void mt_enc_string(struct mt_enc *e, uint64_t id, const void *s, size_t n)
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(MT_REC_STRING, 0);
+	p = put_varint(p, id);
+	p = put_varint(p, n);
+	memcpy(p, s, n);
+	e->len = (size_t)(p + n - e->buf);
+}
+
+static void enc_4(struct mt_enc *e, int kind, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(kind, 0);
+	p = put_varint(p, a);
+	p = put_varint(p, b);
+	p = put_varint(p, c);
+	p = put_varint(p, d);
+	e->len = (size_t)(p - e->buf);
+}
+
+void mt_enc_code(struct mt_enc *e, uint64_t id, uint64_t file, uint64_t name, uint64_t line)
+{
+	enc_4(e, MT_REC_CODE, id, file, name, line);
+}
+
+void mt_enc_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t code, uint64_t line)
+{
+	enc_4(e, MT_REC_FRAME, id, parent, code, line);
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len)
@@ -144,6 +180,8 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_MALLOC:
 	case MT_REC_CALLOC:
 	case MT_REC_REALLOC_IN:
+	case MT_REC_ARENA_ALLOC:
+	case MT_REC_ARENA_FREE:
 		return get_varint(&d->p, d->end, &r->size) || get_addr(d, &r->addr) ? -1 : 1;
 	case MT_REC_ALIGNED:
 		if (get_varint(&d->p, d->end, &fn) || fn > MT_FN_PVALLOC)
@@ -164,9 +202,27 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_THREAD:
 	case MT_REC_TIME:
 	case MT_REC_LOST:
+	case MT_REC_LOC:
+	case MT_REC_MARK:
 		if (r->dom != 0)
 			return -1;
 		return get_varint(&d->p, d->end, &r->value) ? -1 : 1;
+	case MT_REC_STRING:
+		if (r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||
+		    get_varint(&d->p, d->end, &fn) || fn > (uint64_t)(d->end - d->p))
+			return -1;
+		r->bytes = d->p;
+		r->n = (size_t)fn;
+		d->p += fn;
+		return 1;
+	case MT_REC_CODE:
+	case MT_REC_FRAME:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||
+				       get_varint(&d->p, d->end, &r->ref1) ||
+				       get_varint(&d->p, d->end, &r->ref2) ||
+				       get_varint(&d->p, d->end, &r->line)
+			       ? -1
+			       : 1;
 	default:
 		return -1;
 	}

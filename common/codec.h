@@ -36,13 +36,25 @@ void mt_enc_aligned(struct mt_enc *e, int dom, int fn, uint64_t align, uint64_t 
 void mt_enc_realloc(struct mt_enc *e, int dom, uint64_t old, uint64_t size, uint64_t addr);
 void mt_enc_addr_only(struct mt_enc *e, int kind, int dom, uint64_t addr);
 void mt_enc_value(struct mt_enc *e, int kind, uint64_t value);
+/* Definitions: they need more room than MT_REC_MAX (see mt_enc_def_size). */
+size_t mt_enc_def_size(size_t string_len);
+void mt_enc_string(struct mt_enc *e, uint64_t id, const void *s, size_t n);
+void mt_enc_code(struct mt_enc *e, uint64_t id, uint64_t file, uint64_t name, uint64_t line);
+void mt_enc_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t code, uint64_t line);
 
 /* One decoded record.  Fields not used by a kind are zero. */
 struct mt_rec {
 	int kind, dom;
 	uint64_t addr, old, size;
-	uint64_t value; /* THREAD tid, TIME delta, LOST count, ALIGNED alignment */
-	int fn;         /* ALIGNED: enum mt_aligned_fn */
+	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC frame id,
+	 * MARK string id; STRING, CODE and FRAME: the id they define */
+	uint64_t value;
+	int fn;             /* ALIGNED: enum mt_aligned_fn */
+	uint64_t ref1;      /* CODE: filename string id; FRAME: parent frame */
+	uint64_t ref2;      /* CODE: name string id; FRAME: code id */
+	uint64_t line;      /* CODE: first line; FRAME: line */
+	const uint8_t *bytes; /* STRING: its bytes (in the block buffer) */
+	size_t n;
 };
 
 struct mt_dec {

@@ -144,36 +144,16 @@ static void *boot_realloc(void *old, size_t n)
 	return p;
 }
 
-static void *traced_realloc(void *old, size_t size, void *(*call)(void *, size_t, size_t),
-			    size_t a, size_t b)
-{
-	struct mt_ring *r = mt_record_begin(2);
-	if (!r)
-		return call(old, a, b);
-	uint64_t before = mt_record_stamp(1);
-	void *p = call(old, a, b);
-	mt_record_realloc(r, before, MT_DOM_MALLOC, old, size, p);
-	return p;
-}
-
-static void *call_realloc(void *old, size_t n, size_t unused)
-{
-	(void)unused;
-	return real.realloc(old, n);
-}
-
-static void *call_reallocarray(void *old, size_t n, size_t m)
-{
-	return real.reallocarray(old, n, m);
-}
-
 EXPORT void *realloc(void *old, size_t n)
 {
 	if (mt_unlikely(!ready()))
 		return old ? NULL : boot_alloc(n);
 	if (mt_unlikely(is_boot(old)))
 		return boot_realloc(old, n);
-	return traced_realloc(old, n, call_realloc, n, 0);
+	mt_record_realloc_out(MT_DOM_MALLOC, old);
+	void *p = real.realloc(old, n);
+	mt_record_realloc_in(MT_DOM_MALLOC, n, p);
+	return p;
 }
 
 EXPORT void *reallocarray(void *old, size_t n, size_t m)
@@ -184,7 +164,10 @@ EXPORT void *reallocarray(void *old, size_t n, size_t m)
 	ready();
 	if (mt_unlikely(is_boot(old)))
 		return total == SIZE_MAX ? (errno = ENOMEM, NULL) : boot_realloc(old, total);
-	return traced_realloc(old, total, call_reallocarray, n, m);
+	mt_record_realloc_out(MT_DOM_MALLOC, old);
+	void *p = real.reallocarray(old, n, m);
+	mt_record_realloc_in(MT_DOM_MALLOC, total, p);
+	return p;
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)

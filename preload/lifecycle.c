@@ -22,6 +22,7 @@
 #include <memtrace/trace_format.h>
 
 #include "codec.h"
+#include "pyshim.h"
 #include "threads.h"
 #include "tracer.h"
 #include "writer.h"
@@ -86,7 +87,7 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 	n = mt_kv_put_bytes(buf, n, MT_H_EXE, scratch, len > 0 ? (size_t)len : 0);
 	size_t argv = read_proc("/proc/self/cmdline", scratch, cap);
 	n = mt_kv_put_bytes(buf, n, MT_H_ARGV, scratch, argv);
-	return n;
+	return mt_py_header(buf, n);
 }
 
 #define HEADER_ARGV_MAX (256 * 1024)
@@ -153,6 +154,7 @@ static void fork_child(void)
 {
 	mt_threads_fork_child();
 	mt_writer_fork_child();
+	mt_py_fork_child();
 	if (!__atomic_load_n(&mt_active, __ATOMIC_ACQUIRE))
 		return;
 	struct mt_ring *r = mt_internal_enter();
@@ -166,6 +168,7 @@ __attribute__((constructor)) static void mt_init(void)
 	if (mt_tracer_start()) {
 		mt_config_load();
 		mt_threads_init();
+		mt_py_start();
 		open_trace();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
 	}

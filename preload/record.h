@@ -79,22 +79,23 @@ static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint6
 	mt_record_end(r, 1);
 }
 
-/* A realloc is stamped on both sides of the call: if the block moves, the
- * old one may be reused by another thread before the call returns. */
-static inline void mt_record_realloc(struct mt_ring *r, uint64_t ts_before, int dom,
-				     const void *old, uint64_t size, const void *res)
+/*
+ * A realloc is two events: REALLOC_OUT(old) stamped before the call, as for
+ * a free, since another thread may get the old block once the call has
+ * released it; and REALLOC_IN(size, result) after it returns.  No lock or
+ * busy flag is held across the call, which may itself allocate (pymalloc
+ * falls back to PyMem_RawRealloc).  The writer joins the two into one
+ * REALLOC record when nothing came between them.
+ */
+static inline void mt_record_realloc_out(int dom, const void *old)
 {
-	uint64_t ts_after = mt_record_stamp(0);
-	if (res && res != old) {
-		mt_record_put(r, 0, ts_before, MT_EV_OP(MT_REC_REALLOC_OUT, dom, 0), 0, old, 0);
-		mt_record_put(r, 1, ts_after, MT_EV_OP(MT_REC_REALLOC_IN, dom, 0), size, res, 0);
-		mt_record_end(r, 2);
-		return;
-	}
-	/* In place, failed, or realloc(p, 0) freeing p (then the early stamp). */
-	mt_record_put(r, 0, res || size ? ts_after : ts_before, MT_EV_OP(MT_REC_REALLOC, dom, 0),
-		      size, res, (uint64_t)(uintptr_t)old);
-	mt_record_end(r, 1);
+	if (old)
+		mt_record(MT_EV_OP(MT_REC_REALLOC_OUT, dom, 0), 0, old, 0, 1);
+}
+
+static inline void mt_record_realloc_in(int dom, uint64_t size, const void *res)
+{
+	mt_record(MT_EV_OP(MT_REC_REALLOC_IN, dom, 0), size, res, 0, 0);
 }
 
 #endif

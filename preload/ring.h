@@ -46,13 +46,14 @@ struct mt_ring {
 	uint64_t start_ts;   /* lower bound for the first event's stamp */
 	uint64_t lost;       /* events dropped by re-entry (signal handlers) */
 	uint64_t waits;      /* times the producer found the ring full */
-	char pad0[16];
+	uint64_t py_loc;     /* Python location last published (pyshim.c) */
+	char pad0[8];
 	/* consumer's cache line */
 	uint64_t tail;       /* next slot to consume; written by the writer */
 	uint32_t exited;     /* the owning thread is gone */
 	uint32_t shared;     /* the late-events ring: producers take `lock` */
 	uint32_t lock;
-	uint32_t pad1;
+	uint32_t out_open;   /* writer: domains with a REALLOC_OUT written alone */
 	struct mt_ring *next;/* registry list, under the registry lock */
 	uint64_t mask;       /* capacity - 1 */
 	char pad2[24];

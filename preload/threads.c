@@ -17,6 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <memtrace/trace_format.h>
+
 #include "lifecycle.h"
 #include "tracer.h"
 
@@ -162,9 +164,18 @@ static struct mt_ring *late_ring_lock(void)
 	struct mt_ring *r = reg.late;
 	while (__atomic_exchange_n(&r->lock, 1, __ATOMIC_ACQUIRE))
 		sched_yield();
-	r->tid = (uint32_t)gettid();
 	/* A signal handler that allocates now must not take the lock again. */
 	mt_self.internal++;
+	r->py_loc = 0; /* each user states its own Python location */
+	if (mt_ring_reserve(r, 1) == 0) {
+		/* Tells the writer whose events follow. */
+		struct mt_event *e = mt_ring_slot(r, 0);
+		e->ts = mt_clock_stamp_early();
+		e->addr = (uint64_t)gettid();
+		e->size = MT_EV_PACK(MT_EV_OP(MT_REC_THREAD, 0, 0), 0);
+		e->aux = 0;
+		mt_ring_publish(r, 1);
+	}
 	return r;
 }
 
@@ -183,6 +194,7 @@ struct mt_ring *mt_thread_attach(void)
 		return NULL;
 	if (t->state == MT_THREAD_EXITED)
 		return late_ring_lock();
+	int saved = errno;
 	t->internal++;
 	mt_threads_init();
 	struct mt_ring *r = new_ring((uint32_t)gettid());
@@ -193,6 +205,7 @@ struct mt_ring *mt_thread_attach(void)
 		t->state = MT_THREAD_ACTIVE;
 	}
 	t->internal--;
+	errno = saved;
 	return r;
 }
 
@@ -287,8 +300,8 @@ void mt_threads_fork_child(void)
 	if (mine) {
 		/* Events before fork() belong to the parent's trace. */
 		mine->tail = mine->tail_seen = reg.fork_head;
-		mine->busy = 0;
-		mine->lost = mine->waits = 0;
+		mine->busy = mine->out_open = 0;
+		mine->lost = mine->waits = mine->py_loc = 0;
 		mine->tid = (uint32_t)gettid();
 		mine->next = reg.rings;
 		reg.rings = mine;

@@ -37,6 +37,7 @@ struct mt_config {
 	uint64_t ring_events; /* MEMTRACE_RING_EVENTS */
 	unsigned flush_ms;    /* MEMTRACE_FLUSH_MS */
 	int zstd_level;       /* MEMTRACE_ZSTD_LEVEL */
+	int py_depth;         /* MEMTRACE_PY_DEPTH: Python frames per location */
 };
 extern struct mt_config mt_cfg;
 

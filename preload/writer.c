@@ -27,6 +27,8 @@
 
 #include "codec.h"
 #include "lifecycle.h"
+#include "meta.h"
+#include "pyshim.h"
 #include "threads.h"
 #include "tracer.h"
 
@@ -46,9 +48,14 @@ static struct {
 	uint8_t *out;
 	size_t out_cap;
 	uint32_t tid;      /* thread of the last encoded event */
+	struct mt_ring *out_ring; /* a held-back REALLOC_OUT, see put_held_out */
+	int out_dom;
+	uint64_t out_addr;
 	int tid_valid;     /* a THREAD record opens each block */
 	uint64_t events, blocks;
 	uint64_t start_us, time_us, flush_us;
+	uint8_t *defs;     /* definitions taken from meta.c */
+	size_t defs_cap;
 	struct mt_ring **snap;
 	size_t snap_cap;
 	struct cursor *cur;
@@ -131,15 +138,8 @@ static void write_footer(int reason)
 
 /* ---- encoding --------------------------------------------------------- */
 
-static void encode(struct mt_ring *r, const struct mt_event *e)
+static void put_thread(struct mt_ring *r)
 {
-	uint64_t op = MT_EV_OPBITS(e->size), size = MT_EV_SIZE(e->size);
-	int kind = MT_EV_OP_KIND(op), dom = MT_EV_OP_DOM(op);
-	if (kind == MT_REC_THREAD) {
-		/* The late ring is shared: it says whose events follow. */
-		r->tid = (uint32_t)e->addr;
-		return;
-	}
 	if (mt_enc_full(&w.enc))
 		flush_events();
 	if (!w.tid_valid || w.tid != r->tid) {
@@ -147,22 +147,79 @@ static void encode(struct mt_ring *r, const struct mt_event *e)
 		w.tid = r->tid;
 		w.tid_valid = 1;
 	}
+}
+
+/* A REALLOC_OUT is held back in case its REALLOC_IN comes next: the pair
+ * then goes out as one REALLOC record. */
+static void put_held_out(void)
+{
+	struct mt_ring *r = w.out_ring;
+	if (!r)
+		return;
+	put_thread(r);
+	mt_enc_addr_only(&w.enc, MT_REC_REALLOC_OUT, w.out_dom, w.out_addr);
+	r->out_open |= 1u << w.out_dom;
+	w.out_ring = NULL;
+}
+
+static void put_realloc_in(struct mt_ring *r, int dom, uint64_t size, uint64_t addr)
+{
+	uint64_t old = 0;
+	if (w.out_ring == r && w.out_dom == dom) {
+		old = w.out_addr;
+		w.out_ring = NULL;
+	}
+	put_held_out();
+	put_thread(r);
+	if (r->out_open & (1u << dom)) {
+		mt_enc_alloc(&w.enc, MT_REC_REALLOC_IN, dom, size, addr);
+		r->out_open &= ~(1u << dom);
+	} else {
+		mt_enc_realloc(&w.enc, dom, old, size, addr);
+	}
+}
+
+static void encode(struct mt_ring *r, const struct mt_event *e)
+{
+	uint64_t op = MT_EV_OPBITS(e->size), size = MT_EV_SIZE(e->size);
+	int kind = MT_EV_OP_KIND(op), dom = MT_EV_OP_DOM(op);
 	switch (kind) {
-	case MT_REC_ALIGNED:
-		mt_enc_aligned(&w.enc, dom, MT_EV_OP_FN(op), e->aux, size, e->addr);
-		break;
-	case MT_REC_REALLOC:
-		mt_enc_realloc(&w.enc, dom, e->aux, size, e->addr);
+	case MT_REC_THREAD:
+		/* The late ring is shared: it says whose events follow. */
+		put_held_out();
+		r->tid = (uint32_t)e->addr;
+		return;
+	case MT_REC_REALLOC_IN:
+		put_realloc_in(r, dom, size, e->addr);
 		break;
 	case MT_REC_REALLOC_OUT:
+		put_held_out();
+		w.out_ring = r;
+		w.out_dom = dom;
+		w.out_addr = e->addr;
+		return;
+	case MT_REC_LOC:
+	case MT_REC_MARK:
+		put_held_out();
+		put_thread(r);
+		mt_enc_value(&w.enc, kind, e->addr);
+		return;
+	case MT_REC_ALIGNED:
+		put_held_out();
+		put_thread(r);
+		mt_enc_aligned(&w.enc, dom, MT_EV_OP_FN(op), e->aux, size, e->addr);
+		break;
 	case MT_REC_FREE:
+		put_held_out();
+		put_thread(r);
 		mt_enc_addr_only(&w.enc, kind, dom, e->addr);
 		break;
-	default:
+	default: /* MALLOC, CALLOC, ARENA_ALLOC, ARENA_FREE */
+		put_held_out();
+		put_thread(r);
 		mt_enc_alloc(&w.enc, kind, dom, size, e->addr);
 	}
-	if (kind != MT_REC_REALLOC_OUT)
-		w.events++;
+	w.events++;
 }
 
 static void stamp_time(void)
@@ -173,6 +230,23 @@ static void stamp_time(void)
 			flush_events();
 		mt_enc_value(&w.enc, MT_REC_TIME, now - w.time_us);
 		w.time_us = now;
+	}
+}
+
+/* Copies the producers' definitions into the stream, record by record so
+ * that none straddles two blocks. */
+static void put_definitions(void)
+{
+	size_t len = mt_meta_take(&w.defs, &w.defs_cap);
+	struct mt_dec d;
+	struct mt_rec rec;
+	mt_dec_init(&d, w.defs, len);
+	for (const uint8_t *p = d.p; mt_dec_next(&d, &rec) == 1; p = d.p) {
+		size_t n = (size_t)(d.p - p);
+		if (w.enc.len + n > MT_BLOCK_MAX_RAW)
+			flush_events();
+		memcpy(w.enc.buf + w.enc.len, p, n);
+		w.enc.len += n;
 	}
 }
 
@@ -259,6 +333,8 @@ static uint64_t drain_round(void)
 	 * if no second thread had registered when the heads were read. */
 	if (!multi && __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE))
 		return 1;
+	/* Taken after the heads: it defines everything they refer to. */
+	put_definitions();
 	int any = 0;
 	for (size_t i = 0; i < n && !any; i++)
 		any = cur[i].pos != cur[i].end;
@@ -269,6 +345,8 @@ static uint64_t drain_round(void)
 		__atomic_store_n(&cur[i].r->tail, cur[i].pos, __ATOMIC_RELEASE);
 		pending += cur[i].end - cur[i].pos;
 	}
+	if (w.out_ring && __atomic_load_n(&w.out_ring->exited, __ATOMIC_ACQUIRE))
+		put_held_out(); /* its ring may be recycled now */
 	mt_threads_recycle();
 	return pending;
 }
@@ -302,6 +380,7 @@ static int serve_sync(void)
 	int stop = w.req_stop;
 	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || stop)
 		drain_all();
+	put_held_out();
 	flush_events();
 	write_footer(w.req_reason);
 	if (stop) {
@@ -323,6 +402,7 @@ static void *writer_main(void *arg)
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 			continue; /* keep answering syncs so no one waits forever */
+		mt_py_poll();
 		drain_round();
 		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
 			flush_events();
@@ -425,6 +505,7 @@ void mt_writer_fork_child(void)
 {
 	/* The parent's half-used compressor may be mid-call: leave it. */
 	w.cctx = NULL;
+	w.out_ring = NULL;
 	w.running = 0;
 	w.sync_lock = 0;
 	w.wake = w.sleeping = 0;

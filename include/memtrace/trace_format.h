@@ -25,7 +25,8 @@
  * domain.  Integers are LEB128 varints; addresses are zigzag varints of the
  * difference to the previous address in the same block (the first address of
  * a block is relative to zero), which keeps heap-local traffic to 2-3 bytes
- * before compression.  Every block starts with an MT_REC_THREAD record.
+ * before compression.  In every block a THREAD record comes before the
+ * first record that belongs to a thread.
  */
 #ifndef MEMTRACE_TRACE_FORMAT_H
 #define MEMTRACE_TRACE_FORMAT_H
@@ -77,6 +78,20 @@ enum mt_domain {
  *                             is since the header's start time)
  *   LOST                      count of events a thread could not record
  *                             (re-entered from a signal handler)
+ *
+ * CPython (written only in Python processes):
+ *   ARENA_ALLOC, ARENA_FREE   size, addr: a pymalloc arena (domain PYOBJ)
+ *   STRING                    id, length, bytes: defines string `id`
+ *   CODE                      id, filename string id, name string id,
+ *                             first line: defines code object `id`
+ *   FRAME                     id, parent frame id (0: outermost), code id,
+ *                             line: defines Python stack node `id`
+ *   LOC                       frame id: the thread's current Python location
+ *                             (0: none); PYMEM and PYOBJ allocations of the
+ *                             thread are attributed to it until the next LOC
+ *   MARK                      string id: the program marked a step here
+ *
+ * Definitions (STRING, CODE, FRAME) always precede their first use.
  */
 enum mt_rec_kind {
 	MT_REC_MALLOC = 1,
@@ -89,6 +104,13 @@ enum mt_rec_kind {
 	MT_REC_THREAD = 8,
 	MT_REC_TIME = 9,
 	MT_REC_LOST = 10,
+	MT_REC_ARENA_ALLOC = 11,
+	MT_REC_ARENA_FREE = 12,
+	MT_REC_STRING = 13,
+	MT_REC_CODE = 14,
+	MT_REC_FRAME = 15,
+	MT_REC_LOC = 16,
+	MT_REC_MARK = 17,
 	MT_REC_KIND_MAX = 31,
 };
 
@@ -116,6 +138,8 @@ enum mt_header_key {
 	MT_H_VERSION = MT_KEY_BYTES(6),    /* library version string */
 	MT_H_EXE = MT_KEY_BYTES(7),
 	MT_H_ARGV = MT_KEY_BYTES(8),       /* NUL-separated */
+	MT_H_PY_VERSION = MT_KEY_VARINT(9), /* PY_VERSION_HEX, if Python */
+	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 };
 
 /* Footer keys. */

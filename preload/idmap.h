@@ -1,0 +1,30 @@
+/*
+ * idmap.h - a small open-addressing hash map from a three-word key to an
+ * id, for the tracer's own interning tables (code objects, Python stack
+ * nodes, strings).  Callers serialise access; memory comes from the real
+ * allocator inside the tracer's internal sections.
+ */
+#ifndef MEMTRACE_IDMAP_H
+#define MEMTRACE_IDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mt_idmap_slot {
+	uint64_t a, b, c;
+	uint64_t id; /* 0: empty, UINT64_MAX: deleted */
+};
+
+struct mt_idmap {
+	struct mt_idmap_slot *slots;
+	size_t cap, used; /* used counts deleted slots too */
+};
+
+/* The id stored for the key, or 0. */
+uint64_t mt_idmap_get(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c);
+/* Stores id (non-zero) for a key not in the map; -1 when out of memory. */
+int mt_idmap_put(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_t id);
+void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c);
+void mt_idmap_clear(struct mt_idmap *m);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * pyframes.c - the Python location of an allocation.  Reads the calling
+ * thread's interpreter frames directly (CPython 3.11 layout: no frame
+ * objects are created, nothing is allocated), and turns (code object,
+ * instruction) pairs into stack-node ids.  Each code object, string and
+ * stack node is defined in the trace once (meta.h); events then carry only
+ * the id of their innermost node.
+ *
+ * All of this runs with the GIL held (PyMem and PyObject domains), which is
+ * what serialises the tables below.  A code object that is freed is dropped
+ * from the tables, since another code object may take its address.
+ */
+#define _GNU_SOURCE
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <internal/pycore_frame.h>
+
+#include "pyshim.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "idmap.h"
+#include "meta.h"
+#include "threads.h"
+
+static struct {
+	PyThreadState *(*current)(void);
+	int (*addr2line)(PyCodeObject *, int);
+	const char *(*as_utf8)(PyObject *, Py_ssize_t *);
+	int depth;
+	struct mt_idmap codes;  /* (code address) -> code id */
+	struct mt_idmap instrs; /* (parent node, code id, instruction) -> node */
+	struct mt_idmap lines;  /* (parent node, code id, line) -> node */
+	uint64_t next_code, next_node;
+	uint64_t generation;    /* bumped when a known code object dies */
+	uint8_t maybe_code[8192]; /* bit per address hash: a code object lives there */
+} pf;
+
+/* The last lookup of each thread, for the common case of many allocations
+ * from one instruction in a loop. */
+static __thread struct {
+	const void *code, *instr;
+	uint64_t generation, node;
+} last __attribute__((tls_model("initial-exec")));
+
+int mt_pyframes_init(void *(*sym)(const char *), int depth)
+{
+	pf.current = (PyThreadState * (*)(void)) sym("_PyThreadState_UncheckedGet");
+	pf.addr2line = (int (*)(PyCodeObject *, int))sym("PyCode_Addr2Line");
+	pf.as_utf8 = (const char *(*)(PyObject *, Py_ssize_t *))sym("PyUnicode_AsUTF8AndSize");
+	pf.depth = depth;
+	return pf.current && pf.addr2line && pf.as_utf8 ? 0 : -1;
+}
+
+static size_t code_bit(const void *p)
+{
+	return ((uintptr_t)p >> 4) & (sizeof pf.maybe_code * 8 - 1);
+}
+
+void mt_pyframes_freed(const void *p)
+{
+	size_t bit = code_bit(p);
+	if (!(pf.maybe_code[bit / 8] & (1u << (bit % 8))))
+		return;
+	if (mt_idmap_get(&pf.codes, (uintptr_t)p, 0, 0)) {
+		mt_idmap_del(&pf.codes, (uintptr_t)p, 0, 0);
+		pf.generation++;
+	}
+}
+
+/* UTF-8 of a str without allocating when it is ASCII (file and function
+ * names nearly always are). */
+static uint64_t string_id(PyObject *s)
+{
+	const char *p = NULL;
+	Py_ssize_t n = 0;
+	if (s && PyUnicode_Check(s) && PyUnicode_IS_COMPACT_ASCII(s)) {
+		p = (const char *)(((PyASCIIObject *)s) + 1);
+		n = ((PyASCIIObject *)s)->length;
+	} else if (s && PyUnicode_Check(s)) {
+		p = pf.as_utf8(s, &n);
+	}
+	if (!p) {
+		p = "?";
+		n = 1;
+	}
+	return mt_meta_string(p, (size_t)n);
+}
+
+/* Under the meta lock. */
+static uint64_t code_id(PyCodeObject *co)
+{
+	uint64_t id = mt_idmap_get(&pf.codes, (uintptr_t)co, 0, 0);
+	if (id)
+		return id;
+	uint64_t file = string_id(co->co_filename), name = string_id(co->co_qualname);
+	struct mt_enc *e = mt_meta_room(mt_enc_def_size(0));
+	id = pf.next_code + 1;
+	if (!file || !name || !e || mt_idmap_put(&pf.codes, (uintptr_t)co, 0, 0, id))
+		return 0;
+	pf.next_code = id;
+	size_t bit = code_bit(co);
+	pf.maybe_code[bit / 8] |= (uint8_t)(1u << (bit % 8));
+	mt_enc_code(e, id, file, name, (uint64_t)co->co_firstlineno);
+	return id;
+}
+
+/* Under the meta lock: the node for one frame below `parent`. */
+static uint64_t node_id(uint64_t parent, _PyInterpreterFrame *f)
+{
+	PyCodeObject *co = f->f_code;
+	uint64_t code = code_id(co);
+	if (!code)
+		return 0;
+	int instr = _PyInterpreterFrame_LASTI(f);
+	uint64_t id = mt_idmap_get(&pf.instrs, parent, code, (uint64_t)instr);
+	if (id)
+		return id;
+	int line = pf.addr2line(co, instr * (int)sizeof(_Py_CODEUNIT));
+	id = mt_idmap_get(&pf.lines, parent, code, (uint64_t)line);
+	if (!id) {
+		struct mt_enc *e = mt_meta_room(mt_enc_def_size(0));
+		id = pf.next_node + 1;
+		if (!e || mt_idmap_put(&pf.lines, parent, code, (uint64_t)line, id))
+			return 0;
+		pf.next_node = id;
+		mt_enc_frame(e, id, parent, code, line < 0 ? 0 : (uint64_t)line);
+	}
+	return mt_idmap_put(&pf.instrs, parent, code, (uint64_t)instr, id) ? 0 : id;
+}
+
+static _PyInterpreterFrame *complete(_PyInterpreterFrame *f)
+{
+	while (f && _PyFrame_IsIncomplete(f))
+		f = f->previous;
+	return f;
+}
+
+/* The innermost frame's node for the `depth` innermost frames, outermost
+ * first in the chain of parents. */
+static uint64_t stack_node(_PyInterpreterFrame *top)
+{
+	_PyInterpreterFrame *frames[MT_PY_DEPTH_MAX];
+	int n = 0;
+	for (_PyInterpreterFrame *f = top; f && n < pf.depth; f = complete(f->previous))
+		frames[n++] = f;
+	uint64_t node = 0;
+	struct mt_ring *saved = mt_internal_enter();
+	mt_meta_lock();
+	while (n-- > 0 && (node = node_id(node, frames[n])))
+		;
+	mt_meta_unlock();
+	mt_internal_leave(saved);
+	return node;
+}
+
+uint64_t mt_pyframes_location(void)
+{
+	PyThreadState *ts = pf.current();
+	if (!ts || !ts->cframe)
+		return 0;
+	_PyInterpreterFrame *f = complete(ts->cframe->current_frame);
+	if (!f)
+		return 0;
+	if (pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
+	    last.generation == pf.generation)
+		return last.node;
+	uint64_t node = stack_node(f);
+	last.code = f->f_code;
+	last.instr = f->prev_instr;
+	last.generation = pf.generation;
+	last.node = node;
+	return node;
+}
+
+void mt_pyframes_fork_child(void)
+{
+	mt_idmap_clear(&pf.codes);
+	mt_idmap_clear(&pf.instrs);
+	mt_idmap_clear(&pf.lines);
+	pf.next_code = pf.next_node = 0;
+	pf.generation++;
+	memset(pf.maybe_code, 0, sizeof pf.maybe_code);
+}

@@ -1,0 +1,260 @@
+/*
+ * pyshim.c - CPython's allocators, traced.  When the process turns out to
+ * be CPython (its C API is in the global symbol scope), hooks go on the
+ * RAW, MEM and OBJ domains and on the pymalloc arena allocator, each
+ * chaining to the allocator it replaces.  They are installed from the
+ * library constructor, before the interpreter starts; if the start-up then
+ * replaces them (PYTHONMALLOC=malloc or debug, -X dev), a probe run in the
+ * main thread once the interpreter is up notices and installs them again on
+ * top of whatever is in place (tracemalloc's hooks included).
+ */
+#define _GNU_SOURCE
+#include <Python.h>
+
+#include "pyshim.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta.h"
+#include "record.h"
+
+#define PY_DOMAINS 3 /* PYMEM_DOMAIN_RAW, _MEM, _OBJ: MT_DOM_PY* - 1 */
+
+struct hook {
+	PyMemAllocatorEx orig;
+	int dom; /* enum mt_domain */
+};
+
+static struct {
+	void (*get)(PyMemAllocatorDomain, PyMemAllocatorEx *);
+	void (*set)(PyMemAllocatorDomain, PyMemAllocatorEx *);
+	void (*get_arena)(PyObjectArenaAllocator *);
+	void (*set_arena)(PyObjectArenaAllocator *);
+	int (*is_initialized)(void);
+	int (*add_pending)(int (*)(void *), void *);
+	void *(*malloc[PY_DOMAINS])(size_t);
+	void (*free[PY_DOMAINS])(void *);
+	struct hook hooks[PY_DOMAINS];
+	PyObjectArenaAllocator arena;
+	unsigned long version;
+	int depth;       /* Python frames per location; 0: none */
+	int need_probe;
+} py;
+
+/* The start-up probe: set while it allocates, to see which hooks run. */
+static __thread struct {
+	int on;
+	unsigned seen;
+} probe __attribute__((tls_model("initial-exec")));
+
+/* ---- recording ---------------------------------------------------------- */
+
+/* An allocation, with the Python location for the MEM and OBJ domains. */
+static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
+{
+	if (mt_unlikely(probe.on)) {
+		probe.seen |= 1u << dom;
+		return;
+	}
+	if (mt_self.internal)
+		return;
+	uint64_t loc = dom != MT_DOM_PYRAW && py.depth ? mt_pyframes_location() : 0;
+	struct mt_ring *r = mt_record_begin(2);
+	if (!r)
+		return;
+	uint64_t ts = mt_record_stamp(0), n = 0;
+	if (dom != MT_DOM_PYRAW && loc != r->py_loc) {
+		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_LOC, 0, 0), 0, (const void *)(uintptr_t)loc, 0);
+		r->py_loc = loc;
+	}
+	mt_record_put(r, n++, ts, MT_EV_OP(kind, dom, 0), size, p, 0);
+	mt_record_end(r, n);
+}
+
+static inline void py_release(int dom, int kind, const void *p)
+{
+	if (mt_unlikely(probe.on))
+		return;
+	if (dom == MT_DOM_PYOBJ && !mt_self.internal)
+		mt_pyframes_freed(p);
+	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0, 1);
+}
+
+static void *hook_malloc(void *ctx, size_t n)
+{
+	struct hook *h = ctx;
+	void *p = h->orig.malloc(h->orig.ctx, n);
+	py_alloc(h->dom, MT_REC_MALLOC, n, p);
+	return p;
+}
+
+static void *hook_calloc(void *ctx, size_t n, size_t m)
+{
+	struct hook *h = ctx;
+	void *p = h->orig.calloc(h->orig.ctx, n, m);
+	size_t total;
+	py_alloc(h->dom, MT_REC_CALLOC, __builtin_mul_overflow(n, m, &total) ? SIZE_MAX : total, p);
+	return p;
+}
+
+static void *hook_realloc(void *ctx, void *old, size_t n)
+{
+	struct hook *h = ctx;
+	if (old)
+		py_release(h->dom, MT_REC_REALLOC_OUT, old);
+	void *p = h->orig.realloc(h->orig.ctx, old, n);
+	py_alloc(h->dom, MT_REC_REALLOC_IN, n, p);
+	return p;
+}
+
+static void hook_free(void *ctx, void *p)
+{
+	struct hook *h = ctx;
+	if (p)
+		py_release(h->dom, MT_REC_FREE, p);
+	h->orig.free(h->orig.ctx, p);
+}
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	void *p = py.arena.alloc(py.arena.ctx, size);
+	mt_record(MT_EV_OP(MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 0), size, p, 0, 0);
+	return p;
+}
+
+static void arena_free(void *ctx, void *p, size_t size)
+{
+	(void)ctx;
+	mt_record(MT_EV_OP(MT_REC_ARENA_FREE, MT_DOM_PYOBJ, 0), size, p, 0, 1);
+	py.arena.free(py.arena.ctx, p, size);
+}
+
+/* ---- installing --------------------------------------------------------- */
+
+static void install(int pydom)
+{
+	struct hook *h = &py.hooks[pydom];
+	py.get((PyMemAllocatorDomain)pydom, &h->orig);
+	h->dom = pydom + 1;
+	PyMemAllocatorEx ours = {h, hook_malloc, hook_calloc, hook_realloc, hook_free};
+	py.set((PyMemAllocatorDomain)pydom, &ours);
+}
+
+static void install_arena(void)
+{
+	py.get_arena(&py.arena);
+	PyObjectArenaAllocator ours = {NULL, arena_alloc, arena_free};
+	py.set_arena(&ours);
+}
+
+/* In the main thread with the GIL, soon after start-up: one allocation in
+ * each domain shows which of our hooks are still called. */
+static int probe_hooks(void *unused)
+{
+	(void)unused;
+	struct mt_ring *saved = mt_internal_enter();
+	probe.on = 1;
+	probe.seen = 0;
+	for (int d = 0; d < PY_DOMAINS; d++)
+		py.free[d](py.malloc[d](8));
+	probe.on = 0;
+	for (int d = 0; d < PY_DOMAINS; d++)
+		if (!(probe.seen & (1u << (d + 1))))
+			install(d);
+	PyObjectArenaAllocator cur;
+	py.get_arena(&cur);
+	if (cur.alloc != arena_alloc)
+		install_arena();
+	mt_internal_leave(saved);
+	return 0;
+}
+
+void mt_py_poll(void)
+{
+	if (!__atomic_load_n(&py.need_probe, __ATOMIC_ACQUIRE) || !py.is_initialized())
+		return;
+	py.need_probe = 0;
+	py.add_pending(probe_hooks, NULL);
+}
+
+static void *sym(const char *name)
+{
+	return dlsym(RTLD_DEFAULT, name);
+}
+
+static unsigned long python_version(void)
+{
+	const unsigned long *v = sym("Py_Version");
+	if (v)
+		return *v;
+	const char *(*get)(void) = (const char *(*)(void))sym("Py_GetVersion");
+	int major = 0, minor = 0;
+	if (get && sscanf(get(), "%d.%d", &major, &minor) == 2)
+		return (unsigned long)major << 24 | (unsigned long)minor << 16;
+	return 0;
+}
+
+static int resolve(void)
+{
+	static const char *const alloc_names[PY_DOMAINS] = {"PyMem_RawMalloc", "PyMem_Malloc",
+							    "PyObject_Malloc"};
+	static const char *const free_names[PY_DOMAINS] = {"PyMem_RawFree", "PyMem_Free",
+							   "PyObject_Free"};
+	py.get = (void (*)(PyMemAllocatorDomain, PyMemAllocatorEx *))sym("PyMem_GetAllocator");
+	py.set = (void (*)(PyMemAllocatorDomain, PyMemAllocatorEx *))sym("PyMem_SetAllocator");
+	py.get_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_GetArenaAllocator");
+	py.set_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_SetArenaAllocator");
+	py.is_initialized = (int (*)(void))sym("Py_IsInitialized");
+	py.add_pending = (int (*)(int (*)(void *), void *))sym("Py_AddPendingCall");
+	int ok = py.get && py.set && py.get_arena && py.set_arena && py.is_initialized &&
+		 py.add_pending;
+	for (int d = 0; d < PY_DOMAINS; d++) {
+		py.malloc[d] = (void *(*)(size_t))sym(alloc_names[d]);
+		py.free[d] = (void (*)(void *))sym(free_names[d]);
+		ok = ok && py.malloc[d] && py.free[d];
+	}
+	return ok;
+}
+
+int mt_py_start(void)
+{
+	if (!sym("PyMem_SetAllocator") || !resolve())
+		return 0;
+	py.version = python_version();
+	py.depth = mt_cfg.py_depth;
+	/* Frames are read in the 3.11 layout this file is compiled against. */
+	if (py.depth && (py.version >> 16) != (PY_VERSION_HEX >> 16)) {
+		mt_log("Python %lu.%lu: Python locations need %d.%d; recording without them",
+		       py.version >> 24, (py.version >> 16) & 0xff, PY_MAJOR_VERSION,
+		       PY_MINOR_VERSION);
+		py.depth = 0;
+	}
+	if (py.depth && mt_pyframes_init(sym, py.depth))
+		py.depth = 0;
+	for (int d = 0; d < PY_DOMAINS; d++)
+		install(d);
+	install_arena();
+	__atomic_store_n(&py.need_probe, 1, __ATOMIC_RELEASE);
+	return 1;
+}
+
+size_t mt_py_header(uint8_t *buf, size_t len)
+{
+	if (!py.version)
+		return len;
+	/* pymalloc's pools are 16 KiB on 64-bit builds since 3.10, 4 KiB before. */
+	uint64_t pool = py.version >= 0x030a0000 && sizeof(void *) == 8 ? 16384 : 4096;
+	len = mt_kv_put_u64(buf, len, MT_H_PY_VERSION, py.version);
+	len = mt_kv_put_u64(buf, len, MT_H_POOL_SIZE, pool);
+	return mt_kv_put_u64(buf, len, MT_H_PY_DEPTH, (uint64_t)py.depth);
+}
+
+void mt_py_fork_child(void)
+{
+	mt_meta_fork_child();
+	if (py.depth)
+		mt_pyframes_fork_child();
+}

@@ -1,0 +1,32 @@
+/*
+ * pyshim.h - CPython support: the PyMem/PyObject allocator hooks (pyshim.c)
+ * and Python locations (pyframes.c).  Compiled against the Python headers
+ * only; every C API function is looked up at run time, so a process that is
+ * not Python never loads or pays for any of it.
+ */
+#ifndef MEMTRACE_PYSHIM_H
+#define MEMTRACE_PYSHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_PY_DEPTH_MAX 128
+
+/* At start-up: finds the interpreter's C API and installs the hooks.
+ * Returns 1 if this is a Python process. */
+int mt_py_start(void);
+/* Appends the Python keys to a header under construction. */
+size_t mt_py_header(uint8_t *buf, size_t len);
+/* From the writer thread: once the interpreter is up, has it check that
+ * the hooks survived its start-up, and install them again if not. */
+void mt_py_poll(void);
+void mt_py_fork_child(void);
+
+int mt_pyframes_init(void *(*sym)(const char *), int depth);
+/* With the GIL held: the stack-node id of the current Python location. */
+uint64_t mt_pyframes_location(void);
+/* A PyObject block is being freed: forget it if it was a code object. */
+void mt_pyframes_freed(const void *p);
+void mt_pyframes_fork_child(void);
+
+#endif
