@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pyshim.h"
 #include "record.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -109,6 +110,8 @@ EXPORT void *malloc(size_t n)
 		return boot_alloc(n);
 	void *p = real.malloc(n);
 	record_alloc(MT_REC_MALLOC, n, p);
+	if (mt_unlikely(mt_py_watching))
+		mt_py_watch();
 	return p;
 }
 
@@ -119,6 +122,8 @@ EXPORT void free(void *p)
 	mt_record(MT_EV_OP(MT_REC_FREE, MT_DOM_MALLOC, 0), 0, p, 0, 1);
 	ready();
 	real.free(p);
+	if (mt_unlikely(mt_py_watching))
+		mt_py_watch();
 }
 
 EXPORT void *calloc(size_t n, size_t m)

@@ -4,9 +4,9 @@
  * RAW, MEM and OBJ domains and on the pymalloc arena allocator, each
  * chaining to the allocator it replaces.  They are installed from the
  * library constructor, before the interpreter starts; if the start-up then
- * replaces them (PYTHONMALLOC=malloc or debug, -X dev), a probe run in the
- * main thread once the interpreter is up notices and installs them again on
- * top of whatever is in place (tracemalloc's hooks included).
+ * replaces them (PYTHONMALLOC=malloc or debug, -X dev), a probe that takes
+ * the GIL once the interpreter is up notices and installs them again on top
+ * of whatever is in place (tracemalloc's hooks included).
  */
 #define _GNU_SOURCE
 #include <Python.h>
@@ -15,12 +15,15 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "meta.h"
 #include "record.h"
 
 #define PY_DOMAINS 3 /* PYMEM_DOMAIN_RAW, _MEM, _OBJ: MT_DOM_PY* - 1 */
+#define HOOK_SETS 32 /* installs per domain, see install() */
 
 struct hook {
 	PyMemAllocatorEx orig;
@@ -33,11 +36,14 @@ static struct {
 	void (*get_arena)(PyObjectArenaAllocator *);
 	void (*set_arena)(PyObjectArenaAllocator *);
 	int (*is_initialized)(void);
-	int (*add_pending)(int (*)(void *), void *);
+	int (*gil_ensure)(void);
+	void (*gil_release)(int);
 	void *(*malloc[PY_DOMAINS])(size_t);
 	void (*free[PY_DOMAINS])(void *);
-	struct hook hooks[PY_DOMAINS];
+	struct hook hooks[PY_DOMAINS][HOOK_SETS];
+	int installs[PY_DOMAINS];
 	PyObjectArenaAllocator arena;
+	const struct { int initialized, tracing; } *tracemalloc;
 	unsigned long version;
 	int depth;       /* Python frames per location; 0: none */
 	int need_probe;
@@ -134,9 +140,14 @@ static void arena_free(void *ctx, void *p, size_t size)
 
 /* ---- installing --------------------------------------------------------- */
 
+/* Every install takes a fresh hook: start-up code that swaps an allocator
+ * out for a moment and puts the saved one back must get back a hook that
+ * still chains to what it chained to before. */
 static void install(int pydom)
 {
-	struct hook *h = &py.hooks[pydom];
+	if (py.installs[pydom] == HOOK_SETS)
+		return;
+	struct hook *h = &py.hooks[pydom][py.installs[pydom]++];
 	py.get((PyMemAllocatorDomain)pydom, &h->orig);
 	h->dom = pydom + 1;
 	PyMemAllocatorEx ours = {h, hook_malloc, hook_calloc, hook_realloc, hook_free};
@@ -150,12 +161,39 @@ static void install_arena(void)
 	py.set_arena(&ours);
 }
 
-/* In the main thread with the GIL, soon after start-up: one allocation in
- * each domain shows which of our hooks are still called. */
-static int probe_hooks(void *unused)
+static void install_missing(void)
 {
-	(void)unused;
-	struct mt_ring *saved = mt_internal_enter();
+	for (int d = 0; d < PY_DOMAINS; d++) {
+		PyMemAllocatorEx cur;
+		py.get((PyMemAllocatorDomain)d, &cur);
+		if (cur.malloc != hook_malloc)
+			install(d);
+	}
+	PyObjectArenaAllocator cur;
+	py.get_arena(&cur);
+	if (cur.alloc != arena_alloc)
+		install_arena();
+}
+
+int mt_py_watching;
+
+/* From malloc and free during start-up, before any other thread runs
+ * Python: the moment start-up replaces the allocators, hook them again.
+ * Ends when the interpreter is up, or when tracemalloc runs (its hooks
+ * wrap ours: replacing them would trace every allocation twice). */
+void mt_py_watch(void)
+{
+	if ((py.tracemalloc && py.tracemalloc->tracing) || py.is_initialized()) {
+		mt_py_watching = 0;
+		return;
+	}
+	install_missing();
+}
+
+/* Once the interpreter is up, with the GIL: one allocation in each domain
+ * shows which of our hooks are still called. */
+static void probe_hooks(void)
+{
 	probe.on = 1;
 	probe.seen = 0;
 	for (int d = 0; d < PY_DOMAINS; d++)
@@ -168,8 +206,18 @@ static int probe_hooks(void *unused)
 	py.get_arena(&cur);
 	if (cur.alloc != arena_alloc)
 		install_arena();
-	mt_internal_leave(saved);
-	return 0;
+}
+
+/* The probe runs on a thread of its own: it may wait for the GIL, and the
+ * writer must never wait for a thread that may be waiting for the writer. */
+static void *probe_main(void *unused)
+{
+	(void)unused;
+	mt_self.internal = 1;
+	int gil = py.gil_ensure();
+	probe_hooks();
+	py.gil_release(gil);
+	return NULL;
 }
 
 void mt_py_poll(void)
@@ -177,7 +225,17 @@ void mt_py_poll(void)
 	if (!__atomic_load_n(&py.need_probe, __ATOMIC_ACQUIRE) || !py.is_initialized())
 		return;
 	py.need_probe = 0;
-	py.add_pending(probe_hooks, NULL);
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &attr, probe_main, NULL))
+		mt_log("cannot check the Python allocator hooks after start-up");
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 }
 
 static void *sym(const char *name)
@@ -208,9 +266,10 @@ static int resolve(void)
 	py.get_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_GetArenaAllocator");
 	py.set_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_SetArenaAllocator");
 	py.is_initialized = (int (*)(void))sym("Py_IsInitialized");
-	py.add_pending = (int (*)(int (*)(void *), void *))sym("Py_AddPendingCall");
+	py.gil_ensure = (int (*)(void))sym("PyGILState_Ensure");
+	py.gil_release = (void (*)(int))sym("PyGILState_Release");
 	int ok = py.get && py.set && py.get_arena && py.set_arena && py.is_initialized &&
-		 py.add_pending;
+		 py.gil_ensure && py.gil_release;
 	for (int d = 0; d < PY_DOMAINS; d++) {
 		py.malloc[d] = (void *(*)(size_t))sym(alloc_names[d]);
 		py.free[d] = (void (*)(void *))sym(free_names[d]);
@@ -234,9 +293,9 @@ int mt_py_start(void)
 	}
 	if (py.depth && mt_pyframes_init(sym, py.depth))
 		py.depth = 0;
-	for (int d = 0; d < PY_DOMAINS; d++)
-		install(d);
-	install_arena();
+	py.tracemalloc = sym("_Py_tracemalloc_config");
+	install_missing();
+	mt_py_watching = 1;
 	__atomic_store_n(&py.need_probe, 1, __ATOMIC_RELEASE);
 	return 1;
 }

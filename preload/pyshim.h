@@ -17,6 +17,10 @@
 int mt_py_start(void);
 /* Appends the Python keys to a header under construction. */
 size_t mt_py_header(uint8_t *buf, size_t len);
+/* Nonzero while the interpreter starts: malloc and free then call
+ * mt_py_watch(), which re-installs hooks that start-up replaced. */
+extern int mt_py_watching;
+void mt_py_watch(void);
 /* From the writer thread: once the interpreter is up, has it check that
  * the hooks survived its start-up, and install them again if not. */
 void mt_py_poll(void);
