@@ -26,7 +26,6 @@ static struct {
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
 	void *(*realloc)(void *, size_t);
-	void *(*reallocarray)(void *, size_t, size_t);
 	int (*posix_memalign)(void **, size_t, size_t);
 	void *(*aligned_alloc)(size_t, size_t);
 	void *(*memalign)(size_t, size_t);
@@ -70,7 +69,6 @@ static void resolve(void)
 	real.calloc = dlsym(RTLD_NEXT, "calloc");
 	real.free = dlsym(RTLD_NEXT, "free");
 	real.realloc = dlsym(RTLD_NEXT, "realloc");
-	real.reallocarray = dlsym(RTLD_NEXT, "reallocarray");
 	real.posix_memalign = dlsym(RTLD_NEXT, "posix_memalign");
 	real.aligned_alloc = dlsym(RTLD_NEXT, "aligned_alloc");
 	real.memalign = dlsym(RTLD_NEXT, "memalign");
@@ -161,18 +159,17 @@ EXPORT void *realloc(void *old, size_t n)
 	return p;
 }
 
+/* glibc's reallocarray is realloc behind an overflow check; doing the same
+ * here records it once, as the realloc it is. */
 EXPORT void *reallocarray(void *old, size_t n, size_t m)
 {
 	size_t total;
-	if (__builtin_mul_overflow(n, m, &total))
-		total = SIZE_MAX;
-	ready();
-	if (mt_unlikely(is_boot(old)))
-		return total == SIZE_MAX ? (errno = ENOMEM, NULL) : boot_realloc(old, total);
+	if (!__builtin_mul_overflow(n, m, &total))
+		return realloc(old, total);
 	mt_record_realloc_out(MT_DOM_MALLOC, old);
-	void *p = real.reallocarray(old, n, m);
-	mt_record_realloc_in(MT_DOM_MALLOC, total, p);
-	return p;
+	mt_record_realloc_in(MT_DOM_MALLOC, SIZE_MAX, NULL);
+	errno = ENOMEM;
+	return NULL;
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)

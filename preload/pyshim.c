@@ -238,9 +238,17 @@ void mt_py_poll(void)
 	pthread_attr_destroy(&attr);
 }
 
+/* A failed lookup leaves an error message on the heap until the next dl*
+ * call; clearing it now keeps it from being freed later by the program,
+ * where it would be a free of a block the trace never saw allocated. */
 static void *sym(const char *name)
 {
-	return dlsym(RTLD_DEFAULT, name);
+	void *p = dlsym(RTLD_DEFAULT, name);
+	if (!p) {
+		dlerror(); /* formats the message */
+		dlerror(); /* frees it */
+	}
+	return p;
 }
 
 static unsigned long python_version(void)

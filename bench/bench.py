@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Tracer overhead, side by side: untraced vs memtrace vs heaptrack (and
+tracemalloc for Python) on two allocation-heavy workloads.
+
+Every repetition runs every mode once, in turn, so that slow drift of the
+machine (thermal, other load) hits all modes alike; the table shows medians.
+See bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+class Mode:
+    """One way of running a workload.  `tracer` is "memtrace", "heaptrack"
+    or None; its output file is measured after the run."""
+
+    def __init__(self, name, argv, env=None, tracer=None, check_stdout=True):
+        self.name, self.argv, self.env, self.tracer = name, argv, env or {}, tracer
+        self.check_stdout = check_stdout
+        self.times, self.sizes = [], []
+        self.events = None
+
+
+def real_python():
+    """The interpreter `python3` on PATH really is.  pyenv's python3 is a
+    shell script that execs it; tracing the script would trace the shell
+    (heaptrack does not follow the exec at all)."""
+    out = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def memtrace_events(cli, trace):
+    out = subprocess.run([str(cli), "report", "--format", "json", str(trace)],
+                         capture_output=True, text=True)
+    if out.returncode not in (0, 3):
+        raise RuntimeError("memtrace report %s: %s" % (trace, out.stderr.strip()))
+    return json.loads(out.stdout)["events"]["total"]
+
+
+def run_once(mode, workdir, cli, expected_stdout):
+    """Runs a mode once; records its wall time and its output's size."""
+    outdir = Path(tempfile.mkdtemp(dir=workdir))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MEMTRACE_") and k not in ("LD_PRELOAD", "PYTHONMALLOC")}
+    env.update(mode.env)
+    argv = list(mode.argv)
+    if mode.tracer == "memtrace":
+        env["MEMTRACE_OUTPUT"] = str(outdir / "run.%p.trace")
+        env["MEMTRACE_QUIET"] = "1"
+    elif mode.tracer == "heaptrack":
+        argv = ["heaptrack", "-o", str(outdir / "run")] + argv
+
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    mode.times.append(time.perf_counter() - start)
+    if proc.returncode != 0:
+        sys.exit("%s failed (exit %d):\n%s" % (mode.name, proc.returncode, proc.stderr))
+    if mode.check_stdout and expected_stdout is not None and proc.stdout != expected_stdout:
+        sys.exit("%s: output differs from the untraced run:\n%s" % (mode.name, proc.stdout))
+
+    files = [p for p in outdir.iterdir() if p.is_file()]
+    if mode.tracer:
+        if len(files) != 1:
+            sys.exit("%s left %s, expected one file" % (mode.name, [p.name for p in files]))
+        mode.sizes.append(files[0].stat().st_size)
+        if mode.tracer == "memtrace" and mode.events is None:
+            mode.events = memtrace_events(cli, files[0])
+    shutil.rmtree(outdir)
+    return proc.stdout
+
+
+def measure(workload, modes, reps, workdir, cli):
+    print("%s: %d repetitions of %d modes ..." % (workload, reps, len(modes)),
+          file=sys.stderr, flush=True)
+    expected = run_once(modes[0], workdir, cli, None)  # warm-up, and the reference output
+    modes[0].times.clear()
+    for _ in range(reps):
+        for mode in modes:
+            run_once(mode, workdir, cli, expected)
+
+
+def reporter_speed(cli, lib, storm, workdir):
+    """(events, seconds) for `memtrace report` to read a storm trace, best
+    of three."""
+    outdir = Path(tempfile.mkdtemp(dir=workdir))
+    env = dict(os.environ, LD_PRELOAD=str(lib), MEMTRACE_QUIET="1",
+               MEMTRACE_OUTPUT=str(outdir / "t.trace"))
+    subprocess.run(storm, env=env, stdout=subprocess.DEVNULL, check=True)
+    trace = outdir / "t.trace"
+    best = None
+    for _ in range(3):
+        start = time.perf_counter()
+        events = memtrace_events(cli, trace)
+        elapsed = time.perf_counter() - start
+        best = elapsed if best is None else min(best, elapsed)
+    shutil.rmtree(outdir)
+    return events, best
+
+
+def fmt_size(n):
+    return "%.1f MB" % (n / 1e6) if n >= 1e5 else "%.1f kB" % (n / 1e3)
+
+
+def print_table(results):
+    header = ("workload", "mode", "median s", "vs untraced", "output", "bytes/event", "events")
+    rows = []
+    for workload, modes in results:
+        base = statistics.median(modes[0].times)
+        for mode in modes:
+            t = statistics.median(mode.times)
+            size = statistics.median(mode.sizes) if mode.sizes else None
+            rows.append((
+                workload, mode.name, "%.3f" % t, "%.2fx" % (t / base),
+                fmt_size(size) if size is not None else "-",
+                "%.2f" % (size / mode.events) if size and mode.events else "-",
+                "{:,}".format(mode.events) if mode.events else "-"))
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = "  ".join("%%-%ds" % w for w in widths)
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        print((line % row).rstrip())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per mode (default 5)")
+    ap.add_argument("--build", type=Path, default=REPO / "build",
+                    help="build directory (default: build/ in the repository)")
+    ap.add_argument("--threads", type=int, default=4, help="storm threads (default 4)")
+    ap.add_argument("--iterations", type=int, default=3_000_000,
+                    help="storm malloc/free pairs per thread (default 3000000)")
+    ap.add_argument("--only", choices=("storm", "python"), help="run one workload only")
+    ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
+    args = ap.parse_args()
+
+    lib = (args.build / "libmemtrace.so").resolve()
+    cli = (args.build / "memtrace").resolve()
+    storm_bin = (args.build / "bench" / "storm").resolve()
+    for path in (lib, cli, storm_bin):
+        if not path.exists():
+            sys.exit("%s is missing: build the project first (cmake --build %s)"
+                     % (path, args.build))
+    heaptrack = None if args.no_heaptrack else shutil.which("heaptrack")
+    if heaptrack is None and not args.no_heaptrack:
+        print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
+    preload = {"LD_PRELOAD": str(lib)}
+
+    results = []
+    workdir = tempfile.mkdtemp(prefix="memtrace-bench.")
+    try:
+        if args.only in (None, "storm"):
+            storm = [str(storm_bin), str(args.threads), str(args.iterations)]
+            modes = [Mode("untraced", storm),
+                     Mode("memtrace", storm, preload, tracer="memtrace")]
+            if heaptrack:
+                modes.append(Mode("heaptrack", storm, tracer="heaptrack", check_stdout=False))
+            measure("storm", modes, args.reps, workdir, cli)
+            results.append(("storm %dx%d" % (args.threads, args.iterations), modes))
+
+        if args.only in (None, "python"):
+            py = [real_python(), str(BENCH / "alloc_heavy.py")]
+            sysmalloc = {"PYTHONMALLOC": "malloc"}
+            modes = [Mode("untraced", py),
+                     Mode("memtrace", py, preload, tracer="memtrace"),
+                     Mode("untraced, PYTHONMALLOC=malloc", py, sysmalloc),
+                     Mode("memtrace, PYTHONMALLOC=malloc", py, {**preload, **sysmalloc},
+                          tracer="memtrace")]
+            if heaptrack:
+                modes.append(Mode("heaptrack, PYTHONMALLOC=malloc", py, sysmalloc,
+                                  tracer="heaptrack", check_stdout=False))
+            modes.append(Mode("tracemalloc, 1 frame", [py[0], "-X", "tracemalloc=1", py[1]]))
+            measure("python", modes, args.reps, workdir, cli)
+            results.append(("alloc_heavy.py", modes))
+
+        report_events, report_secs = reporter_speed(
+            cli, lib, [str(storm_bin), "4", "1000000"], workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print_table(results)
+    print("\nmemtrace report: %.1f million events/s (%s events of a storm trace in %.2f s)"
+          % (report_events / report_secs / 1e6, "{:,}".format(report_events), report_secs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+/*
+ * cli.h - what the subcommands of the memtrace command share: exit codes
+ * and the step that turns a trace file into a printed report.
+ */
+#ifndef MEMTRACE_CLI_H
+#define MEMTRACE_CLI_H
+
+/* Exit codes of `memtrace report`; `memtrace run` passes the command's on. */
+enum mt_exit {
+	MT_EXIT_OK = 0,
+	MT_EXIT_USAGE = 1,     /* bad usage, missing file, I/O error */
+	MT_EXIT_BAD_TRACE = 2, /* not a trace, newer format, corrupt */
+	MT_EXIT_TORN = 3,      /* last block torn: report of the blocks before it */
+};
+
+enum mt_format { MT_FMT_TEXT, MT_FMT_JSON };
+
+/* Reports on the trace at path, to out_path (stdout when NULL); diagnostics
+ * go to stderr.  Returns an enum mt_exit. */
+int report_trace(const char *path, enum mt_format fmt, const char *out_path);
+
+int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * main.c - the memtrace command: picks the subcommand and prints the
+ * top-level help.  Each subcommand parses its own options.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: memtrace run [-o TRACE] [--quiet] -- CMD [ARGS...]\n"
+	"       memtrace report [--format text|json] [-o FILE] TRACE\n"
+	"       memtrace --version\n"
+	"\n"
+	"  run      run CMD with the allocation tracer preloaded, then report\n"
+	"  report   summarise a trace file\n"
+	"\n"
+	"'memtrace SUBCOMMAND --help' describes a subcommand.\n";
+
+int main(int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : NULL;
+	if (sub && !strcmp(sub, "report"))
+		return cmd_report(argc - 1, argv + 1);
+	if (sub && !strcmp(sub, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help"))) {
+		fputs(usage, stdout);
+		return MT_EXIT_OK;
+	}
+	if (sub && !strcmp(sub, "--version")) {
+		printf("memtrace %s\n", MEMTRACE_VERSION);
+		return MT_EXIT_OK;
+	}
+	if (sub)
+		fprintf(stderr, "memtrace: unknown subcommand '%s'\n", sub);
+	fputs(usage, stderr);
+	return MT_EXIT_USAGE;
+}
