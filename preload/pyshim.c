@@ -217,6 +217,7 @@ static void *probe_main(void *unused)
 	int gil = py.gil_ensure();
 	probe_hooks();
 	py.gil_release(gil);
+	__atomic_sub_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -232,8 +233,11 @@ void mt_py_poll(void)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&t, &attr, probe_main, NULL))
+	__atomic_add_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
+	if (pthread_create(&t, &attr, probe_main, NULL)) {
+		__atomic_sub_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
 		mt_log("cannot check the Python allocator hooks after start-up");
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 }
@@ -312,10 +316,12 @@ size_t mt_py_header(uint8_t *buf, size_t len)
 {
 	if (!py.version)
 		return len;
-	/* pymalloc's pools are 16 KiB on 64-bit builds since 3.10, 4 KiB before. */
-	uint64_t pool = py.version >= 0x030a0000 && sizeof(void *) == 8 ? 16384 : 4096;
+	/* 64-bit builds since 3.10 have 16 KiB pools in 1 MiB arenas; before,
+	 * 4 KiB pools in 256 KiB arenas (Objects/obmalloc.c). */
+	int large = py.version >= 0x030a0000 && sizeof(void *) == 8;
 	len = mt_kv_put_u64(buf, len, MT_H_PY_VERSION, py.version);
-	len = mt_kv_put_u64(buf, len, MT_H_POOL_SIZE, pool);
+	len = mt_kv_put_u64(buf, len, MT_H_POOL_SIZE, large ? 16384 : 4096);
+	len = mt_kv_put_u64(buf, len, MT_H_ARENA_SIZE, large ? 1 << 20 : 256 << 10);
 	return mt_kv_put_u64(buf, len, MT_H_PY_DEPTH, (uint64_t)py.depth);
 }
 

@@ -15,9 +15,11 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -392,12 +394,49 @@ static int serve_sync(void)
 	return stop;
 }
 
+/* Reads the number of threads of this process and whether its first
+ * thread has exited (a zombie leader still counts in the number). */
+static int proc_threads(int *leader_gone)
+{
+	char buf[1024], path[64];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	char *p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
+	long threads = 0;
+	/* after the command name: state, then 16 fields, then num_threads */
+	for (int field = 0; p && field < 18; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || (threads = strtol(p + 1, NULL, 10)) <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
+	*leader_gone = p && p[1] == ' ' && p[2] == 'Z';
+	return (int)threads;
+}
+
+/* A process ends when its last thread calls pthread_exit; our threads must
+ * not keep it alive.  When only they are left, end it as glibc would have. */
+static void end_if_program_gone(void)
+{
+	int leader_gone = 0, threads = proc_threads(&leader_gone);
+	int own = __atomic_load_n(&mt_own_threads, __ATOMIC_ACQUIRE);
+	if (threads > 0 && threads - leader_gone <= own)
+		exit(0);
+}
+
 static void *writer_main(void *arg)
 {
 	(void)arg;
 	mt_self.internal = 1;
 	for (;;) {
 		sleep_until_kicked();
+		end_if_program_gone();
 		if (serve_sync())
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
@@ -439,6 +478,7 @@ static int spawn_thread(void)
 	if (err)
 		return -1;
 	pthread_setname_np(w.thread, "memtrace-writer");
+	__atomic_add_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
 	w.running = 1;
 	return 0;
 }
@@ -483,6 +523,13 @@ int mt_writer_sync(int reason, int stop)
 	w.req_reason = reason;
 	w.req_stop = stop;
 	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+	if (pthread_equal(pthread_self(), w.thread)) {
+		/* exit() from end_if_program_gone: we are the writer. */
+		serve_sync();
+		w.running = !stop;
+		__atomic_store_n(&w.sync_lock, 0, __ATOMIC_RELEASE);
+		return 0;
+	}
 	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
 	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
 	int done;
@@ -510,4 +557,5 @@ void mt_writer_fork_child(void)
 	w.sync_lock = 0;
 	w.wake = w.sleeping = 0;
 	w.fd = -1;
+	mt_own_threads = 0;
 }

@@ -80,7 +80,10 @@ enum mt_domain {
  *                             (re-entered from a signal handler)
  *
  * CPython (written only in Python processes):
- *   ARENA_ALLOC, ARENA_FREE   size, addr: a pymalloc arena (domain PYOBJ)
+ *   ARENA_ALLOC, ARENA_FREE   size, addr: a block of CPython's arena
+ *                             allocator (domain PYOBJ): pymalloc arenas (the
+ *                             header's MT_H_ARENA_SIZE) and, since 3.11, the
+ *                             interpreter's frame stack chunks (other sizes)
  *   STRING                    id, length, bytes: defines string `id`
  *   CODE                      id, filename string id, name string id,
  *                             first line: defines code object `id`
@@ -140,6 +143,7 @@ enum mt_header_key {
 	MT_H_ARGV = MT_KEY_BYTES(8),       /* NUL-separated */
 	MT_H_PY_VERSION = MT_KEY_VARINT(9), /* PY_VERSION_HEX, if Python */
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
+	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
 };
 
 /* Footer keys. */
