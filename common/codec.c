@@ -148,6 +148,30 @@ void mt_enc_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t code,
 	enc_4(e, MT_REC_FRAME, id, parent, code, line);
 }
 
+void mt_enc_native_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t ip)
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(MT_REC_NATIVE_FRAME, 0);
+	p = put_varint(p, id);
+	p = put_varint(p, parent);
+	p = put_varint(p, ip);
+	e->len = (size_t)(p - e->buf);
+}
+
+void mt_enc_module(struct mt_enc *e, uint64_t id, uint64_t start, uint64_t end, uint64_t bias,
+		   uint64_t path, uint64_t build_id)
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(MT_REC_MODULE, 0);
+	p = put_varint(p, id);
+	p = put_varint(p, start);
+	p = put_varint(p, end - start);
+	p = put_varint(p, bias);
+	p = put_varint(p, path);
+	p = put_varint(p, build_id);
+	e->len = (size_t)(p - e->buf);
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len)
@@ -204,6 +228,8 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_LOST:
 	case MT_REC_LOC:
 	case MT_REC_MARK:
+	case MT_REC_STACK:
+	case MT_REC_MODULE_GONE:
 		if (r->dom != 0)
 			return -1;
 		return get_varint(&d->p, d->end, &r->value) ? -1 : 1;
@@ -215,6 +241,21 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 		r->n = (size_t)fn;
 		d->p += fn;
 		return 1;
+	case MT_REC_NATIVE_FRAME:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||
+				       get_varint(&d->p, d->end, &r->ref1) ||
+				       get_varint(&d->p, d->end, &r->addr)
+			       ? -1
+			       : 1;
+	case MT_REC_MODULE:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||
+				       get_varint(&d->p, d->end, &r->addr) ||
+				       get_varint(&d->p, d->end, &r->size) ||
+				       get_varint(&d->p, d->end, &r->old) ||
+				       get_varint(&d->p, d->end, &r->ref1) ||
+				       get_varint(&d->p, d->end, &r->ref2)
+			       ? -1
+			       : 1;
 	case MT_REC_CODE:
 	case MT_REC_FRAME:
 		return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||

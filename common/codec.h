@@ -41,17 +41,24 @@ size_t mt_enc_def_size(size_t string_len);
 void mt_enc_string(struct mt_enc *e, uint64_t id, const void *s, size_t n);
 void mt_enc_code(struct mt_enc *e, uint64_t id, uint64_t file, uint64_t name, uint64_t line);
 void mt_enc_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t code, uint64_t line);
+void mt_enc_native_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t ip);
+void mt_enc_module(struct mt_enc *e, uint64_t id, uint64_t start, uint64_t end, uint64_t bias,
+		   uint64_t path, uint64_t build_id);
 
 /* One decoded record.  Fields not used by a kind are zero. */
 struct mt_rec {
 	int kind, dom;
 	uint64_t addr, old, size;
-	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC frame id,
-	 * MARK string id; STRING, CODE and FRAME: the id they define */
+	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC and STACK
+	 * frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
+	 * NATIVE_FRAME and MODULE: the id they define.  NATIVE_FRAME: addr is
+	 * the ip.  MODULE: addr the start, size the length, old the load bias. */
 	uint64_t value;
 	int fn;             /* ALIGNED: enum mt_aligned_fn */
-	uint64_t ref1;      /* CODE: filename string id; FRAME: parent frame */
-	uint64_t ref2;      /* CODE: name string id; FRAME: code id */
+	uint64_t ref1;      /* CODE: filename string; FRAME, NATIVE_FRAME: parent;
+			       MODULE: path string */
+	uint64_t ref2;      /* CODE: name string id; FRAME: code id;
+			       MODULE: build-id string (0: none) */
 	uint64_t line;      /* CODE: first line; FRAME: line */
 	const uint8_t *bytes; /* STRING: its bytes (in the block buffer) */
 	size_t n;

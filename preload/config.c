@@ -70,6 +70,9 @@ void mt_config_load(void)
 	mt_cfg.flush_ms = (unsigned)env_u64("MEMTRACE_FLUSH_MS", 100, 1, 60000);
 	mt_cfg.zstd_level = (int)env_u64("MEMTRACE_ZSTD_LEVEL", 1, 1, 19);
 	mt_cfg.py_depth = (int)env_u64("MEMTRACE_PY_DEPTH", 1, 0, 128);
+	mt_cfg.native_depth = env_flag("MEMTRACE_NATIVE")
+				      ? (int)env_u64("MEMTRACE_NATIVE_DEPTH", 64, 1, 256)
+				      : 0;
 	uint64_t ring = env_u64("MEMTRACE_RING_EVENTS", 65536, 1024, 1u << 24);
 	if (ring & (ring - 1)) {
 		mt_log("ignoring MEMTRACE_RING_EVENTS=%llu: expected a power of two; using 65536",
@@ -89,6 +92,14 @@ void mt_config_load(void)
 int mt_config_expand_output(void)
 {
 	char *o = mt_cfg.output, *end = o + sizeof mt_cfg.output - 1;
+	/* Absolute, since the writer reopens it after the program may have
+	 * changed its directory. */
+	if (output_template[0] != '/') {
+		if (!getcwd(o, (size_t)(end - o) - 1))
+			return -1;
+		o += strlen(o);
+		*o++ = '/';
+	}
 	for (const char *s = output_template; *s && o < end; s++) {
 		if (s[0] == '%' && s[1] == 'p') {
 			o += snprintf(o, (size_t)(end - o), "%d", (int)getpid());

@@ -94,12 +94,12 @@ static inline int ready(void)
 
 static inline void record_alloc(int kind, size_t size, const void *p)
 {
-	mt_record(MT_EV_OP(kind, MT_DOM_MALLOC, 0), size, p, 0, 0);
+	mt_record_alloc(MT_EV_OP(kind, MT_DOM_MALLOC, 0), size, p, 0, 0, 0);
 }
 
 static inline void record_aligned(int fn, size_t align, size_t size, const void *p)
 {
-	mt_record(MT_EV_OP(MT_REC_ALIGNED, MT_DOM_MALLOC, fn), size, p, align, 0);
+	mt_record_alloc(MT_EV_OP(MT_REC_ALIGNED, MT_DOM_MALLOC, fn), size, p, align, 0, 0);
 }
 
 EXPORT void *malloc(size_t n)

@@ -22,6 +22,8 @@
 #include <memtrace/trace_format.h>
 
 #include "codec.h"
+#include "meta.h"
+#include "native.h"
 #include "pyshim.h"
 #include "threads.h"
 #include "tracer.h"
@@ -88,6 +90,8 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 	n = mt_kv_put_bytes(buf, n, MT_H_EXE, scratch, len > 0 ? (size_t)len : 0);
 	size_t argv = read_proc("/proc/self/cmdline", scratch, cap);
 	n = mt_kv_put_bytes(buf, n, MT_H_ARGV, scratch, argv);
+	if (mt_native_on)
+		n = mt_kv_put_u64(buf, n, MT_H_NATIVE_DEPTH, (uint64_t)mt_cfg.native_depth);
 	return mt_py_header(buf, n);
 }
 
@@ -131,12 +135,11 @@ static void open_trace(void)
 	uint8_t *hdr = malloc(HEADER_ARGV_MAX + 8192);
 	if (!scratch || !hdr)
 		mt_tracer_fail("out of memory");
-	else if (mt_writer_start(fd, hdr, build_header(hdr, scratch, HEADER_ARGV_MAX)) == 0)
-		fd = -1;
+	else
+		mt_writer_start(mt_cfg.output, fd, hdr, build_header(hdr, scratch, HEADER_ARGV_MAX));
 	free(scratch);
 	free(hdr);
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 }
 
 /* ---- start and stop --------------------------------------------------- */
@@ -155,7 +158,9 @@ static void fork_child(void)
 {
 	mt_threads_fork_child();
 	mt_writer_fork_child();
+	mt_meta_fork_child();
 	mt_py_fork_child();
+	mt_native_fork_child();
 	if (!__atomic_load_n(&mt_active, __ATOMIC_ACQUIRE))
 		return;
 	struct mt_ring *r = mt_internal_enter();
@@ -170,6 +175,8 @@ __attribute__((constructor)) static void mt_init(void)
 		mt_config_load();
 		mt_threads_init();
 		mt_py_start();
+		if (mt_cfg.native_depth)
+			mt_native_start(mt_cfg.native_depth);
 		open_trace();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
 	}

@@ -66,17 +66,9 @@ static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 	}
 	if (mt_self.internal)
 		return;
-	uint64_t loc = dom != MT_DOM_PYRAW && py.depth ? mt_pyframes_location() : 0;
-	struct mt_ring *r = mt_record_begin(2);
-	if (!r)
-		return;
-	uint64_t ts = mt_record_stamp(0), n = 0;
-	if (dom != MT_DOM_PYRAW && loc != r->py_loc) {
-		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_LOC, 0, 0), 0, (const void *)(uintptr_t)loc, 0);
-		r->py_loc = loc;
-	}
-	mt_record_put(r, n++, ts, MT_EV_OP(kind, dom, 0), size, p, 0);
-	mt_record_end(r, n);
+	int with_loc = dom != MT_DOM_PYRAW && py.depth;
+	uint64_t loc = with_loc ? mt_pyframes_location() : 0;
+	mt_record_alloc(MT_EV_OP(kind, dom, 0), size, p, 0, with_loc, loc);
 }
 
 static inline void py_release(int dom, int kind, const void *p)
@@ -327,7 +319,6 @@ size_t mt_py_header(uint8_t *buf, size_t len)
 
 void mt_py_fork_child(void)
 {
-	mt_meta_fork_child();
 	if (py.depth)
 		mt_pyframes_fork_child();
 }

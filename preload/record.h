@@ -10,6 +10,7 @@
 
 #include <memtrace/trace_format.h>
 
+#include "native.h"
 #include "ring.h"
 #include "threads.h"
 #include "tracer.h"
@@ -79,6 +80,32 @@ static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint6
 	mt_record_end(r, 1);
 }
 
+/* An allocation, with the thread's native stack and (for the PyMem and
+ * PyObject domains) its Python location, each published only when it
+ * differs from what this thread published last. */
+static inline void mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
+				   int with_loc, uint64_t loc)
+{
+	int native = mt_unlikely(mt_native_on) && !mt_self.internal;
+	uint64_t stack = native ? mt_native_stack() : 0;
+	struct mt_ring *r = mt_record_begin(3);
+	if (!r)
+		return;
+	uint64_t ts = mt_record_stamp(0), n = 0;
+	if (native && stack != r->native_stack) {
+		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_STACK, 0, 0), 0,
+			      (const void *)(uintptr_t)stack, 0);
+		r->native_stack = stack;
+	}
+	if (with_loc && loc != r->py_loc) {
+		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_LOC, 0, 0), 0, (const void *)(uintptr_t)loc,
+			      0);
+		r->py_loc = loc;
+	}
+	mt_record_put(r, n++, ts, op, size, p, aux);
+	mt_record_end(r, n);
+}
+
 /*
  * A realloc is two events: REALLOC_OUT(old) stamped before the call, as for
  * a free, since another thread may get the old block once the call has
@@ -95,7 +122,7 @@ static inline void mt_record_realloc_out(int dom, const void *old)
 
 static inline void mt_record_realloc_in(int dom, uint64_t size, const void *res)
 {
-	mt_record(MT_EV_OP(MT_REC_REALLOC_IN, dom, 0), size, res, 0, 0);
+	mt_record_alloc(MT_EV_OP(MT_REC_REALLOC_IN, dom, 0), size, res, 0, 0, 0);
 }
 
 #endif

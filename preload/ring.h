@@ -47,7 +47,7 @@ struct mt_ring {
 	uint64_t lost;       /* events dropped by re-entry (signal handlers) */
 	uint64_t waits;      /* times the producer found the ring full */
 	uint64_t py_loc;     /* Python location last published (pyshim.c) */
-	char pad0[8];
+	uint64_t native_stack; /* native stack last published (native.c) */
 	/* consumer's cache line */
 	uint64_t tail;       /* next slot to consume; written by the writer */
 	uint32_t exited;     /* the owning thread is gone */

@@ -41,6 +41,7 @@ struct mt_config {
 	unsigned flush_ms;    /* MEMTRACE_FLUSH_MS */
 	int zstd_level;       /* MEMTRACE_ZSTD_LEVEL */
 	int py_depth;         /* MEMTRACE_PY_DEPTH: Python frames per location */
+	int native_depth;     /* MEMTRACE_NATIVE_DEPTH if MEMTRACE_NATIVE, else 0 */
 };
 extern struct mt_config mt_cfg;
 

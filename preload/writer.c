@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "codec.h"
 #include "lifecycle.h"
 #include "meta.h"
+#include "native.h"
 #include "pyshim.h"
 #include "threads.h"
 #include "tracer.h"
@@ -44,7 +46,9 @@ struct cursor {
 };
 
 static struct {
-	int fd;
+	const char *path; /* absolute */
+	dev_t dev;
+	ino_t ino;
 	ZSTD_CCtx *cctx;
 	struct mt_enc enc;
 	uint8_t *out;
@@ -85,11 +89,11 @@ static uint64_t mono_us(void)
 
 /* ---- output ----------------------------------------------------------- */
 
-static int write_all(const void *buf, size_t len)
+static int write_fd(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len) {
-		ssize_t n = write(w.fd, p, len);
+		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -101,6 +105,25 @@ static int write_all(const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* The trace is opened for each write and closed again: a descriptor kept
+ * open would be visible to the program, which may list its descriptors,
+ * expect the lowest free one from open(), or close them all. */
+static int write_all(const void *buf, size_t len)
+{
+	struct stat st;
+	int fd = open(w.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino) {
+		mt_tracer_fail("cannot reopen the trace file %s (%s)", w.path,
+			       fd < 0 ? strerror(errno) : "replaced by another file");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int rc = write_fd(fd, buf, len);
+	close(fd);
+	return rc;
 }
 
 static int write_block(int type, const void *raw, size_t len)
@@ -202,6 +225,7 @@ static void encode(struct mt_ring *r, const struct mt_event *e)
 		return;
 	case MT_REC_LOC:
 	case MT_REC_MARK:
+	case MT_REC_STACK:
 		put_held_out();
 		put_thread(r);
 		mt_enc_value(&w.enc, kind, e->addr);
@@ -312,9 +336,9 @@ static uint64_t drain_round(void)
 		mt_barrier_all();
 	}
 	size_t n = mt_threads_snapshot(&w.snap, &w.snap_cap);
-	struct cursor *cur = cursors(n);
+	struct cursor *cur = n ? cursors(n) : NULL;
 	if (!cur)
-		return 1;
+		return n; /* no rings: done; no memory: try again */
 	for (size_t i = 0; i < n; i++) {
 		struct mt_ring *r = w.snap[i];
 		int busy = __atomic_load_n(&r->busy, __ATOMIC_ACQUIRE);
@@ -385,10 +409,6 @@ static int serve_sync(void)
 	put_held_out();
 	flush_events();
 	write_footer(w.req_reason);
-	if (stop) {
-		close(w.fd);
-		w.fd = -1;
-	}
 	__atomic_store_n(&w.done_seq, req, __ATOMIC_RELEASE);
 	futex(&w.done_seq, FUTEX_WAKE_PRIVATE, 1 << 30, NULL);
 	return stop;
@@ -442,6 +462,7 @@ static void *writer_main(void *arg)
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 			continue; /* keep answering syncs so no one waits forever */
 		mt_py_poll();
+		mt_native_poll();
 		drain_round();
 		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
 			flush_events();
@@ -483,10 +504,17 @@ static int spawn_thread(void)
 	return 0;
 }
 
-int mt_writer_start(int fd, const uint8_t *header, size_t len)
+int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 {
 	uint8_t pre[MT_PREAMBLE_LEN];
-	w.fd = fd;
+	struct stat st;
+	if (fstat(fd, &st)) {
+		mt_tracer_fail("cannot stat the trace file %s (%s)", path, strerror(errno));
+		return -1;
+	}
+	w.path = path;
+	w.dev = st.st_dev;
+	w.ino = st.st_ino;
 	w.start_us = w.flush_us = mono_us();
 	w.time_us = 0;
 	w.events = w.blocks = 0;
@@ -498,7 +526,8 @@ int mt_writer_start(int fd, const uint8_t *header, size_t len)
 		return -1;
 	}
 	mt_preamble(pre);
-	if (write_all(pre, sizeof pre) || write_block(MT_BLOCK_HEADER, header, len))
+	size_t n = mt_block_encode(w.cctx, MT_BLOCK_HEADER, header, len, w.out, w.out_cap);
+	if (write_fd(fd, pre, sizeof pre) || !n || write_fd(fd, w.out, n))
 		return -1;
 	if (spawn_thread()) {
 		mt_tracer_fail("cannot start the writer thread");
@@ -556,6 +585,5 @@ void mt_writer_fork_child(void)
 	w.running = 0;
 	w.sync_lock = 0;
 	w.wake = w.sleeping = 0;
-	w.fd = -1;
 	mt_own_threads = 0;
 }

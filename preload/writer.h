@@ -8,9 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes the preamble and the header block (a key/value list) to fd and
- * starts the writer thread.  0 on success; on failure the tracer is off. */
-int mt_writer_start(int fd, const uint8_t *header, size_t len);
+/* Writes the preamble and the header block (a key/value list) to the new
+ * trace file fd and starts the writer thread, which appends to the file at
+ * `path` (absolute, kept by the caller) from then on.  0 on success; on
+ * failure the tracer is off.  The caller closes fd. */
+int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len);
 
 /* Wakes the writer if it sleeps: a producer's ring is filling up. */
 void mt_writer_kick(void);

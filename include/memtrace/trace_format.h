@@ -94,6 +94,19 @@ enum mt_domain {
  *                             thread are attributed to it until the next LOC
  *   MARK                      string id: the program marked a step here
  *
+ * Native stacks (MEMTRACE_NATIVE=1):
+ *   MODULE                    id, start, end, load bias, path string id,
+ *                             build-id string id (hex, 0: none): a loaded
+ *                             object's address range
+ *   MODULE_GONE               id: that object was unloaded
+ *   NATIVE_FRAME              id, parent frame id (0: outermost), ip: a node
+ *                             of the stack tree; ips are return addresses
+ *                             (the innermost one is the caller of the
+ *                             allocator)
+ *   STACK                     frame id: the thread's current native stack;
+ *                             its allocation records are attributed to it
+ *                             until the next STACK
+ *
  * Definitions (STRING, CODE, FRAME) always precede their first use.
  */
 enum mt_rec_kind {
@@ -114,6 +127,10 @@ enum mt_rec_kind {
 	MT_REC_FRAME = 15,
 	MT_REC_LOC = 16,
 	MT_REC_MARK = 17,
+	MT_REC_MODULE = 18,
+	MT_REC_MODULE_GONE = 19,
+	MT_REC_NATIVE_FRAME = 20,
+	MT_REC_STACK = 21,
 	MT_REC_KIND_MAX = 31,
 };
 
@@ -144,6 +161,7 @@ enum mt_header_key {
 	MT_H_PY_VERSION = MT_KEY_VARINT(9), /* PY_VERSION_HEX, if Python */
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
+	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
 };
 
 /* Footer keys. */
