@@ -181,6 +181,8 @@ __attribute__((constructor)) static void mt_init(void)
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
 	}
 	mt_internal_leave(r);
+	if (mt_active)
+		mt_py_start_marks();
 }
 
 /* Completes the trace up to now; `stop` ends tracing in this process. */

@@ -28,6 +28,9 @@ uint64_t mt_meta_string(const char *s, size_t n);
  * returns its length. */
 size_t mt_meta_take(uint8_t **buf, size_t *cap);
 
+/* Exported: a mark event with this label (see memtrace_mark in README). */
+void memtrace_mark(const char *label);
+
 /* fork child: the child's trace must define everything again. */
 void mt_meta_fork_child(void);
 

@@ -48,14 +48,18 @@ int mt_pyframes_init(void *(*sym)(const char *), int depth)
 {
 	pf.current = (PyThreadState * (*)(void)) sym("_PyThreadState_UncheckedGet");
 	pf.addr2line = (int (*)(PyCodeObject *, int))sym("PyCode_Addr2Line");
-	pf.as_utf8 = (const char *(*)(PyObject *, Py_ssize_t *))sym("PyUnicode_AsUTF8AndSize");
 	pf.depth = depth;
-	return pf.current && pf.addr2line && pf.as_utf8 ? 0 : -1;
+	return pf.current && pf.addr2line ? 0 : -1;
 }
 
 static size_t code_bit(const void *p)
 {
 	return ((uintptr_t)p >> 4) & (sizeof pf.maybe_code * 8 - 1);
+}
+
+void mt_py_strings_init(void *(*sym)(const char *))
+{
+	pf.as_utf8 = (const char *(*)(PyObject *, Py_ssize_t *))sym("PyUnicode_AsUTF8AndSize");
 }
 
 void mt_pyframes_freed(const void *p)
@@ -70,22 +74,29 @@ void mt_pyframes_freed(const void *p)
 }
 
 /* UTF-8 of a str without allocating when it is ASCII (file and function
- * names nearly always are). */
-static uint64_t string_id(PyObject *s)
+ * names nearly always are); NULL if it is not a str. */
+const char *mt_py_utf8(void *obj, size_t *len)
 {
-	const char *p = NULL;
+	PyObject *s = obj;
 	Py_ssize_t n = 0;
+	const char *p = NULL;
 	if (s && PyUnicode_Check(s) && PyUnicode_IS_COMPACT_ASCII(s)) {
 		p = (const char *)(((PyASCIIObject *)s) + 1);
 		n = ((PyASCIIObject *)s)->length;
-	} else if (s && PyUnicode_Check(s)) {
+	} else if (s && PyUnicode_Check(s) && pf.as_utf8) {
+		struct mt_ring *saved = mt_internal_enter();
 		p = pf.as_utf8(s, &n);
+		mt_internal_leave(saved);
 	}
-	if (!p) {
-		p = "?";
-		n = 1;
-	}
-	return mt_meta_string(p, (size_t)n);
+	*len = (size_t)n;
+	return p;
+}
+
+static uint64_t string_id(PyObject *s)
+{
+	size_t n;
+	const char *p = mt_py_utf8(s, &n);
+	return p ? mt_meta_string(p, n) : mt_meta_string("?", 1);
 }
 
 /* Under the meta lock. */

@@ -36,6 +36,7 @@ static struct {
 	void (*get_arena)(PyObjectArenaAllocator *);
 	void (*set_arena)(PyObjectArenaAllocator *);
 	int (*is_initialized)(void);
+	int (*add_audit_hook)(Py_AuditHookFunction, void *);
 	int (*gil_ensure)(void);
 	void (*gil_release)(int);
 	void *(*malloc[PY_DOMAINS])(size_t);
@@ -259,6 +260,29 @@ static unsigned long python_version(void)
 	return 0;
 }
 
+/* Python code marks its steps with sys.audit("memtrace.mark", label): a
+ * no-op without the tracer, and nothing is allocated between the mark and
+ * the code that follows it, so a step's figures are the step's own. */
+static int audit_hook(const char *event, PyObject *args, void *unused)
+{
+	(void)unused;
+	if (strcmp(event, "memtrace.mark") || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1)
+		return 0;
+	size_t n;
+	const char *label = mt_py_utf8(PyTuple_GET_ITEM(args, 0), &n);
+	if (label)
+		memtrace_mark(label);
+	return 0;
+}
+
+void mt_py_start_marks(void)
+{
+	/* Its block is freed when the interpreter finalizes: it is traced like
+	 * any other, so that the free has a matching allocation. */
+	if (py.add_audit_hook)
+		py.add_audit_hook(audit_hook, NULL);
+}
+
 static int resolve(void)
 {
 	static const char *const alloc_names[PY_DOMAINS] = {"PyMem_RawMalloc", "PyMem_Malloc",
@@ -298,6 +322,8 @@ int mt_py_start(void)
 	if (py.depth && mt_pyframes_init(sym, py.depth))
 		py.depth = 0;
 	py.tracemalloc = sym("_Py_tracemalloc_config");
+	mt_py_strings_init(sym);
+	py.add_audit_hook = (int (*)(Py_AuditHookFunction, void *))sym("PySys_AddAuditHook");
 	install_missing();
 	mt_py_watching = 1;
 	__atomic_store_n(&py.need_probe, 1, __ATOMIC_RELEASE);

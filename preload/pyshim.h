@@ -15,6 +15,9 @@
 /* At start-up: finds the interpreter's C API and installs the hooks.
  * Returns 1 if this is a Python process. */
 int mt_py_start(void);
+/* Lets Python code mark steps (sys.audit("memtrace.mark", label)); called
+ * outside the tracer's internal sections. */
+void mt_py_start_marks(void);
 /* Appends the Python keys to a header under construction. */
 size_t mt_py_header(uint8_t *buf, size_t len);
 /* Nonzero while the interpreter starts: malloc and free then call
@@ -27,6 +30,9 @@ void mt_py_poll(void);
 void mt_py_fork_child(void);
 
 int mt_pyframes_init(void *(*sym)(const char *), int depth);
+void mt_py_strings_init(void *(*sym)(const char *));
+/* UTF-8 of a Python str (NUL-terminated), or NULL; GIL held. */
+const char *mt_py_utf8(void *str, size_t *len);
 /* With the GIL held: the stack-node id of the current Python location. */
 uint64_t mt_pyframes_location(void);
 /* A PyObject block is being freed: forget it if it was a code object. */
