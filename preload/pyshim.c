@@ -14,10 +14,12 @@
 #include "pyshim.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "meta.h"
 #include "record.h"
@@ -48,6 +50,7 @@ static struct {
 	unsigned long version;
 	int depth;       /* Python frames per location; 0: none */
 	int need_probe;
+	int marks_later; /* add the mark hook once the interpreter is up */
 } py;
 
 /* The start-up probe: set while it allocates, to see which hooks run. */
@@ -131,6 +134,61 @@ static void arena_free(void *ctx, void *p, size_t size)
 	py.arena.free(py.arena.ctx, p, size);
 }
 
+/* ---- marks ------------------------------------------------------------ */
+
+/* Python code marks its steps with sys.audit("memtrace.mark", label): a
+ * no-op without the tracer, and nothing is allocated between the mark and
+ * the code that follows it, so a step's figures are the step's own. */
+static int audit_hook(const char *event, PyObject *args, void *unused)
+{
+	(void)unused;
+	if (strcmp(event, "memtrace.mark") || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1)
+		return 0;
+	size_t n;
+	const char *label = mt_py_utf8(PyTuple_GET_ITEM(args, 0), &n);
+	if (label)
+		memtrace_mark(label);
+	return 0;
+}
+
+/* Whether start-up will put CPython's debug hooks on the allocators: a
+ * block allocated before that must not be freed through them after. */
+static int debug_hooks_coming(void)
+{
+	const char *mode = getenv("PYTHONMALLOC"), *dev = getenv("PYTHONDEVMODE");
+	if ((mode && strstr(mode, "debug")) || (dev && *dev))
+		return 1;
+	char args[4096];
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, args, sizeof args - 1);
+	if (fd >= 0)
+		close(fd);
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(args + i) + 1) {
+		args[n] = 0;
+		const char *a = args + i;
+		if (!strncmp(a, "-Xdev", 5) || (!strcmp(a, "-X") && !strncmp(a + 3, "dev", 3)))
+			return 1;
+	}
+	return 0;
+}
+
+static void add_mark_hook(void)
+{
+	if (py.add_audit_hook)
+		py.add_audit_hook(audit_hook, NULL);
+}
+
+void mt_py_start_marks(void)
+{
+	/* The hook's block is freed when the interpreter finalizes: it is traced
+	 * like any other, so that the free has its allocation.  With debug
+	 * hooks coming it is added once they are in place (see probe_main). */
+	if (debug_hooks_coming())
+		py.marks_later = 1;
+	else
+		add_mark_hook();
+}
+
 /* ---- installing --------------------------------------------------------- */
 
 /* Every install takes a fresh hook: start-up code that swaps an allocator
@@ -206,9 +264,13 @@ static void probe_hooks(void)
 static void *probe_main(void *unused)
 {
 	(void)unused;
-	mt_self.internal = 1;
+	/* Untraced, unless it adds the mark hook: then the whole thread is,
+	 * so that everything its calls allocate and free is matched. */
+	mt_self.internal = !py.marks_later;
 	int gil = py.gil_ensure();
 	probe_hooks();
+	if (py.marks_later)
+		add_mark_hook();
 	py.gil_release(gil);
 	__atomic_sub_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -258,29 +320,6 @@ static unsigned long python_version(void)
 	if (get && sscanf(get(), "%d.%d", &major, &minor) == 2)
 		return (unsigned long)major << 24 | (unsigned long)minor << 16;
 	return 0;
-}
-
-/* Python code marks its steps with sys.audit("memtrace.mark", label): a
- * no-op without the tracer, and nothing is allocated between the mark and
- * the code that follows it, so a step's figures are the step's own. */
-static int audit_hook(const char *event, PyObject *args, void *unused)
-{
-	(void)unused;
-	if (strcmp(event, "memtrace.mark") || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1)
-		return 0;
-	size_t n;
-	const char *label = mt_py_utf8(PyTuple_GET_ITEM(args, 0), &n);
-	if (label)
-		memtrace_mark(label);
-	return 0;
-}
-
-void mt_py_start_marks(void)
-{
-	/* Its block is freed when the interpreter finalizes: it is traced like
-	 * any other, so that the free has a matching allocation. */
-	if (py.add_audit_hook)
-		py.add_audit_hook(audit_hook, NULL);
 }
 
 static int resolve(void)
