@@ -93,13 +93,13 @@ def measure(workload, modes, reps, workdir, cli):
             run_once(mode, workdir, cli, expected)
 
 
-def reporter_speed(cli, lib, storm, workdir):
-    """(events, seconds) for `memtrace report` to read a storm trace, best
-    of three."""
+def reporter_speed(cli, lib, workload, workdir):
+    """(events, seconds) for `memtrace report` to read the trace of the
+    Python workload, best of three."""
     outdir = Path(tempfile.mkdtemp(dir=workdir))
     env = dict(os.environ, LD_PRELOAD=str(lib), MEMTRACE_QUIET="1",
                MEMTRACE_OUTPUT=str(outdir / "t.trace"))
-    subprocess.run(storm, env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(workload, env=env, stdout=subprocess.DEVNULL, check=True)
     trace = outdir / "t.trace"
     best = None
     for _ in range(3):
@@ -157,6 +157,7 @@ def main():
     if heaptrack is None and not args.no_heaptrack:
         print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
     preload = {"LD_PRELOAD": str(lib)}
+    native = {"MEMTRACE_NATIVE": "1"}
 
     results = []
     workdir = tempfile.mkdtemp(prefix="memtrace-bench.")
@@ -164,7 +165,9 @@ def main():
         if args.only in (None, "storm"):
             storm = [str(storm_bin), str(args.threads), str(args.iterations)]
             modes = [Mode("untraced", storm),
-                     Mode("memtrace", storm, preload, tracer="memtrace")]
+                     Mode("memtrace", storm, preload, tracer="memtrace"),
+                     Mode("memtrace, native stacks", storm, {**preload, **native},
+                          tracer="memtrace")]
             if heaptrack:
                 modes.append(Mode("heaptrack", storm, tracer="heaptrack", check_stdout=False))
             measure("storm", modes, args.reps, workdir, cli)
@@ -175,6 +178,10 @@ def main():
             sysmalloc = {"PYTHONMALLOC": "malloc"}
             modes = [Mode("untraced", py),
                      Mode("memtrace", py, preload, tracer="memtrace"),
+                     Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
+                          tracer="memtrace"),
+                     Mode("memtrace, native stacks", py, {**preload, **native},
+                          tracer="memtrace"),
                      Mode("untraced, PYTHONMALLOC=malloc", py, sysmalloc),
                      Mode("memtrace, PYTHONMALLOC=malloc", py, {**preload, **sysmalloc},
                           tracer="memtrace")]
@@ -186,13 +193,13 @@ def main():
             results.append(("alloc_heavy.py", modes))
 
         report_events, report_secs = reporter_speed(
-            cli, lib, [str(storm_bin), "4", "1000000"], workdir)
+            cli, lib, [real_python(), str(BENCH / "alloc_heavy.py")], workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
     print_table(results)
-    print("\nmemtrace report: %.1f million events/s (%s events of a storm trace in %.2f s)"
+    print("\nmemtrace report: %.1f million events/s (%s events of the Python trace in %.2f s)"
           % (report_events / report_secs / 1e6, "{:,}".format(report_events), report_secs))
 
 

@@ -53,6 +53,7 @@ static struct {
 	struct mt_enc enc;
 	uint8_t *out;
 	size_t out_cap;
+	int behind;        /* a ring was more than a quarter full last round */
 	uint32_t tid;      /* thread of the last encoded event */
 	struct mt_ring *out_ring; /* a held-back REALLOC_OUT, see put_held_out */
 	int out_dom;
@@ -126,8 +127,12 @@ static int write_all(const void *buf, size_t len)
 	return rc;
 }
 
+/* The configured level while the writer keeps up; the fastest one while
+ * producers' rings are filling up, since then every microsecond the
+ * writer spends is one the program may spend waiting. */
 static int write_block(int type, const void *raw, size_t len)
 {
+	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, w.behind ? 1 : mt_cfg.zstd_level);
 	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
 	if (!n) {
 		mt_tracer_fail("cannot compress a trace block");
@@ -339,10 +344,12 @@ static uint64_t drain_round(void)
 	struct cursor *cur = n ? cursors(n) : NULL;
 	if (!cur)
 		return n; /* no rings: done; no memory: try again */
+	w.behind = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mt_ring *r = w.snap[i];
 		int busy = __atomic_load_n(&r->busy, __ATOMIC_ACQUIRE);
 		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
+		w.behind |= cur[i].end - cur[i].pos > (r->mask + 1) / 4;
 		if (!multi)
 			continue;
 		uint64_t bound = t0;
@@ -480,7 +487,6 @@ static int alloc_state(void)
 		w.out = malloc(w.out_cap);
 	if (!w.cctx || !w.enc.buf || !w.out)
 		return -1;
-	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, mt_cfg.zstd_level);
 	return 0;
 }
 
