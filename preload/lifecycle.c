@@ -32,7 +32,6 @@
 #define EXPORT __attribute__((visibility("default")))
 
 int mt_active;
-int mt_own_threads;
 static int decided, failed;
 static pid_t traced_pid; /* differs from getpid() in a vfork child */
 

@@ -4,9 +4,8 @@
  * RAW, MEM and OBJ domains and on the pymalloc arena allocator, each
  * chaining to the allocator it replaces.  They are installed from the
  * library constructor, before the interpreter starts; if the start-up then
- * replaces them (PYTHONMALLOC=malloc or debug, -X dev), a probe that takes
- * the GIL once the interpreter is up notices and installs them again on top
- * of whatever is in place (tracemalloc's hooks included).
+ * replaces them (PYTHONMALLOC=malloc or debug, -X dev), the next malloc or
+ * free notices and installs them again on top of whatever is in place.
  */
 #define _GNU_SOURCE
 #include <Python.h>
@@ -16,10 +15,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <pthread.h>
-#include <signal.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "meta.h"
 #include "record.h"
@@ -39,35 +35,24 @@ static struct {
 	void (*set_arena)(PyObjectArenaAllocator *);
 	int (*is_initialized)(void);
 	int (*add_audit_hook)(Py_AuditHookFunction, void *);
-	int (*gil_ensure)(void);
-	void (*gil_release)(int);
-	void *(*malloc[PY_DOMAINS])(size_t);
-	void (*free[PY_DOMAINS])(void *);
 	struct hook hooks[PY_DOMAINS][HOOK_SETS];
 	int installs[PY_DOMAINS];
 	PyObjectArenaAllocator arena;
 	const struct { int initialized, tracing; } *tracemalloc;
 	unsigned long version;
-	int depth;       /* Python frames per location; 0: none */
-	int need_probe;
-	int marks_later; /* add the mark hook once the interpreter is up */
+	int depth;                /* Python frames per location; 0: none */
+	/* The block of the mark hook's entry, and the hook that allocated it
+	 * (see mt_py_start_marks). */
+	void *mark_block;
+	struct hook *mark_alloc;
+	int capture_mark_block;
 } py;
-
-/* The start-up probe: set while it allocates, to see which hooks run. */
-static __thread struct {
-	int on;
-	unsigned seen;
-} probe __attribute__((tls_model("initial-exec")));
 
 /* ---- recording ---------------------------------------------------------- */
 
 /* An allocation, with the Python location for the MEM and OBJ domains. */
 static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 {
-	if (mt_unlikely(probe.on)) {
-		probe.seen |= 1u << dom;
-		return;
-	}
 	if (mt_self.internal)
 		return;
 	int with_loc = dom != MT_DOM_PYRAW && py.depth;
@@ -77,8 +62,6 @@ static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 
 static inline void py_release(int dom, int kind, const void *p)
 {
-	if (mt_unlikely(probe.on))
-		return;
 	if (dom == MT_DOM_PYOBJ && !mt_self.internal)
 		mt_pyframes_freed(p);
 	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0, 1);
@@ -89,6 +72,10 @@ static void *hook_malloc(void *ctx, size_t n)
 	struct hook *h = ctx;
 	void *p = h->orig.malloc(h->orig.ctx, n);
 	py_alloc(h->dom, MT_REC_MALLOC, n, p);
+	if (mt_unlikely(py.capture_mark_block)) {
+		py.mark_block = p;
+		py.mark_alloc = h;
+	}
 	return p;
 }
 
@@ -116,6 +103,8 @@ static void hook_free(void *ctx, void *p)
 	struct hook *h = ctx;
 	if (p)
 		py_release(h->dom, MT_REC_FREE, p);
+	if (mt_unlikely(p && p == py.mark_block))
+		h = py.mark_alloc;
 	h->orig.free(h->orig.ctx, p);
 }
 
@@ -151,42 +140,18 @@ static int audit_hook(const char *event, PyObject *args, void *unused)
 	return 0;
 }
 
-/* Whether start-up will put CPython's debug hooks on the allocators: a
- * block allocated before that must not be freed through them after. */
-static int debug_hooks_coming(void)
-{
-	const char *mode = getenv("PYTHONMALLOC"), *dev = getenv("PYTHONDEVMODE");
-	if ((mode && strstr(mode, "debug")) || (dev && *dev))
-		return 1;
-	char args[4096];
-	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, args, sizeof args - 1);
-	if (fd >= 0)
-		close(fd);
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(args + i) + 1) {
-		args[n] = 0;
-		const char *a = args + i;
-		if (!strncmp(a, "-Xdev", 5) || (!strcmp(a, "-X") && !strncmp(a + 3, "dev", 3)))
-			return 1;
-	}
-	return 0;
-}
-
-static void add_mark_hook(void)
-{
-	if (py.add_audit_hook)
-		py.add_audit_hook(audit_hook, NULL);
-}
-
+/* The hook's entry is allocated now, before start-up, and freed when the
+ * interpreter finalizes; it is traced like any other block.  If start-up
+ * puts CPython's debug hooks on the allocators in between, freeing it
+ * through them would fail their checks, so it is freed through the
+ * allocator that made it. */
 void mt_py_start_marks(void)
 {
-	/* The hook's block is freed when the interpreter finalizes: it is traced
-	 * like any other, so that the free has its allocation.  With debug
-	 * hooks coming it is added once they are in place (see probe_main). */
-	if (debug_hooks_coming())
-		py.marks_later = 1;
-	else
-		add_mark_hook();
+	if (!py.add_audit_hook)
+		return;
+	py.capture_mark_block = 1;
+	py.add_audit_hook(audit_hook, NULL);
+	py.capture_mark_block = 0;
 }
 
 /* ---- installing --------------------------------------------------------- */
@@ -241,62 +206,6 @@ void mt_py_watch(void)
 	install_missing();
 }
 
-/* Once the interpreter is up, with the GIL: one allocation in each domain
- * shows which of our hooks are still called. */
-static void probe_hooks(void)
-{
-	probe.on = 1;
-	probe.seen = 0;
-	for (int d = 0; d < PY_DOMAINS; d++)
-		py.free[d](py.malloc[d](8));
-	probe.on = 0;
-	for (int d = 0; d < PY_DOMAINS; d++)
-		if (!(probe.seen & (1u << (d + 1))))
-			install(d);
-	PyObjectArenaAllocator cur;
-	py.get_arena(&cur);
-	if (cur.alloc != arena_alloc)
-		install_arena();
-}
-
-/* The probe runs on a thread of its own: it may wait for the GIL, and the
- * writer must never wait for a thread that may be waiting for the writer. */
-static void *probe_main(void *unused)
-{
-	(void)unused;
-	/* Untraced, unless it adds the mark hook: then the whole thread is,
-	 * so that everything its calls allocate and free is matched. */
-	mt_self.internal = !py.marks_later;
-	int gil = py.gil_ensure();
-	probe_hooks();
-	if (py.marks_later)
-		add_mark_hook();
-	py.gil_release(gil);
-	__atomic_sub_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-void mt_py_poll(void)
-{
-	if (!__atomic_load_n(&py.need_probe, __ATOMIC_ACQUIRE) || !py.is_initialized())
-		return;
-	py.need_probe = 0;
-	pthread_attr_t attr;
-	pthread_t t;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	__atomic_add_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
-	if (pthread_create(&t, &attr, probe_main, NULL)) {
-		__atomic_sub_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
-		mt_log("cannot check the Python allocator hooks after start-up");
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-}
-
 /* A failed lookup leaves an error message on the heap until the next dl*
  * call; clearing it now keeps it from being freed later by the program,
  * where it would be a free of a block the trace never saw allocated. */
@@ -324,25 +233,12 @@ static unsigned long python_version(void)
 
 static int resolve(void)
 {
-	static const char *const alloc_names[PY_DOMAINS] = {"PyMem_RawMalloc", "PyMem_Malloc",
-							    "PyObject_Malloc"};
-	static const char *const free_names[PY_DOMAINS] = {"PyMem_RawFree", "PyMem_Free",
-							   "PyObject_Free"};
 	py.get = (void (*)(PyMemAllocatorDomain, PyMemAllocatorEx *))sym("PyMem_GetAllocator");
 	py.set = (void (*)(PyMemAllocatorDomain, PyMemAllocatorEx *))sym("PyMem_SetAllocator");
 	py.get_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_GetArenaAllocator");
 	py.set_arena = (void (*)(PyObjectArenaAllocator *))sym("PyObject_SetArenaAllocator");
 	py.is_initialized = (int (*)(void))sym("Py_IsInitialized");
-	py.gil_ensure = (int (*)(void))sym("PyGILState_Ensure");
-	py.gil_release = (void (*)(int))sym("PyGILState_Release");
-	int ok = py.get && py.set && py.get_arena && py.set_arena && py.is_initialized &&
-		 py.gil_ensure && py.gil_release;
-	for (int d = 0; d < PY_DOMAINS; d++) {
-		py.malloc[d] = (void *(*)(size_t))sym(alloc_names[d]);
-		py.free[d] = (void (*)(void *))sym(free_names[d]);
-		ok = ok && py.malloc[d] && py.free[d];
-	}
-	return ok;
+	return py.get && py.set && py.get_arena && py.set_arena && py.is_initialized;
 }
 
 int mt_py_start(void)
@@ -365,7 +261,6 @@ int mt_py_start(void)
 	py.add_audit_hook = (int (*)(Py_AuditHookFunction, void *))sym("PySys_AddAuditHook");
 	install_missing();
 	mt_py_watching = 1;
-	__atomic_store_n(&py.need_probe, 1, __ATOMIC_RELEASE);
 	return 1;
 }
 

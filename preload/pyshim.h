@@ -16,7 +16,7 @@
  * Returns 1 if this is a Python process. */
 int mt_py_start(void);
 /* Lets Python code mark steps (sys.audit("memtrace.mark", label)); called
- * outside the tracer's internal sections. */
+ * from the constructor, outside the tracer's internal sections. */
 void mt_py_start_marks(void);
 /* Appends the Python keys to a header under construction. */
 size_t mt_py_header(uint8_t *buf, size_t len);
@@ -24,9 +24,6 @@ size_t mt_py_header(uint8_t *buf, size_t len);
  * mt_py_watch(), which re-installs hooks that start-up replaced. */
 extern int mt_py_watching;
 void mt_py_watch(void);
-/* From the writer thread: once the interpreter is up, has it check that
- * the hooks survived its start-up, and install them again if not. */
-void mt_py_poll(void);
 void mt_py_fork_child(void);
 
 int mt_pyframes_init(void *(*sym)(const char *), int depth);

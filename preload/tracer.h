@@ -16,9 +16,6 @@ extern int mt_active;
  * producer's order is the global order and events carry no time stamp. */
 extern int mt_multi;
 
-/* Threads the tracer runs in this process (writer, start-up probe). */
-extern int mt_own_threads;
-
 /* A time stamp no earlier than every memory access before it: used after
  * an allocation returns. */
 static inline uint64_t mt_clock_stamp(void)

@@ -452,8 +452,7 @@ static int proc_threads(int *leader_gone)
 static void end_if_program_gone(void)
 {
 	int leader_gone = 0, threads = proc_threads(&leader_gone);
-	int own = __atomic_load_n(&mt_own_threads, __ATOMIC_ACQUIRE);
-	if (threads > 0 && threads - leader_gone <= own)
+	if (threads > 0 && threads - leader_gone <= 1) /* this thread alone */
 		exit(0);
 }
 
@@ -468,7 +467,6 @@ static void *writer_main(void *arg)
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 			continue; /* keep answering syncs so no one waits forever */
-		mt_py_poll();
 		mt_native_poll();
 		drain_round();
 		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
@@ -505,7 +503,6 @@ static int spawn_thread(void)
 	if (err)
 		return -1;
 	pthread_setname_np(w.thread, "memtrace-writer");
-	__atomic_add_fetch(&mt_own_threads, 1, __ATOMIC_RELEASE);
 	w.running = 1;
 	return 0;
 }
@@ -591,5 +588,4 @@ void mt_writer_fork_child(void)
 	w.running = 0;
 	w.sync_lock = 0;
 	w.wake = w.sleeping = 0;
-	mt_own_threads = 0;
 }

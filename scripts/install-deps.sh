@@ -8,6 +8,9 @@ packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev libcmocka-
           libunwind-dev libdw-dev python3 python3-dev)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(valgrind)
+    # the fuzz test (libFuzzer: clang and its runtime) and the HTML report
+    # in a headless browser
+    packages+=(clang libclang-rt-14-dev chromium)
 fi
 
 missing=()

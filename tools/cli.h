@@ -5,6 +5,8 @@
 #ifndef MEMTRACE_CLI_H
 #define MEMTRACE_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes of `memtrace report`; `memtrace run` passes the command's on. */
 enum mt_exit {
 	MT_EXIT_OK = 0,
@@ -13,11 +15,13 @@ enum mt_exit {
 	MT_EXIT_TORN = 3,      /* last block torn: report of the blocks before it */
 };
 
-enum mt_format { MT_FMT_TEXT, MT_FMT_JSON };
+enum mt_format { MT_FMT_TEXT, MT_FMT_JSON, MT_FMT_HTML, MT_FMT_FOLDED };
 
 /* Reports on the trace at path, to out_path (stdout when NULL); diagnostics
  * go to stderr.  Returns an enum mt_exit. */
 int report_trace(const char *path, enum mt_format fmt, const char *out_path);
+/* The same for several traces: each report and a combined summary. */
+int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *out_path);
 
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);

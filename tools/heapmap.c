@@ -3,18 +3,50 @@
  * deletion.  A trace is mostly malloc/free churn: tombstones would pile up
  * and force periodic rehashes, while backward shifting keeps every probe
  * sequence as short as the live keys alone make it.  The table grows past
- * 1/2 load (linear probing slows sharply above that) and shrinks below 1/8,
- * so its size follows the live key count.
+ * 1/2 load (linear probing slows sharply above that) and shrinks below
+ * 1/32 (to 1/4 load), so its size follows the live key count.
  */
 #include "heapmap.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define HM_MIN_CAP 64
 
+/* Tables of this size and more come straight from mmap, asking for huge
+ * pages: a table of millions of slots is touched all over, and with 4 KiB
+ * pages every first touch is a page fault (a quarter of the reporter's
+ * time on large Python traces). */
+#define HM_BIG_BYTES (2u << 20)
+
+static struct hm_slot *table_new(size_t cap)
+{
+	size_t bytes = cap * sizeof(struct hm_slot);
+	if (bytes < HM_BIG_BYTES)
+		return calloc(cap, sizeof(struct hm_slot));
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void table_free(struct hm_slot *slots, size_t cap)
+{
+	size_t bytes = cap * sizeof(struct hm_slot);
+	if (!slots)
+		return;
+	if (bytes < HM_BIG_BYTES)
+		free(slots);
+	else
+		munmap(slots, bytes);
+}
+
 static int alloc_table(struct heapmap *m, size_t cap)
 {
-	struct hm_slot *slots = calloc(cap, sizeof *slots);
+	struct hm_slot *slots = table_new(cap);
 	if (!slots)
 		return -1;
 	m->slots = slots;
@@ -33,7 +65,8 @@ int hm_init(struct heapmap *m)
 
 void hm_free(struct heapmap *m)
 {
-	free(m->slots);
+	if (m->slots)
+		table_free(m->slots, m->mask + 1);
 	m->slots = NULL;
 }
 
@@ -57,7 +90,7 @@ static int resize(struct heapmap *m, size_t cap)
 			m->used++;
 		}
 	}
-	free(old.slots);
+	table_free(old.slots, old.mask + 1);
 	return 0;
 }
 
@@ -100,6 +133,14 @@ bool hm_get(const struct heapmap *m, uint64_t key, uint64_t *val)
 	return true;
 }
 
+uint64_t *hm_ref(struct heapmap *m, uint64_t key)
+{
+	if (key == 0)
+		return m->has_zero ? &m->zero_val : NULL;
+	struct hm_slot *s = &m->slots[find(m, key)];
+	return s->key ? &s->val : NULL;
+}
+
 /* Fills the hole at i by pulling back later entries of the cluster that
  * may live there (their home is cyclically at or before i). */
 static void close_hole(struct heapmap *m, size_t i)
@@ -128,8 +169,14 @@ bool hm_del(struct heapmap *m, uint64_t key, uint64_t *val)
 	*val = m->slots[i].val;
 	close_hole(m, i);
 	m->used--;
-	/* Failing to shrink only costs memory, so the error is ignored. */
-	if (m->mask + 1 > HM_MIN_CAP && m->used * 8 < m->mask + 1)
-		(void)resize(m, (m->mask + 1) / 2);
+	/* Failing to shrink only costs memory, so the error is ignored.  The
+	 * new table is filled to a quarter: a heap that is being freed
+	 * shrinks its map in a few steps, not one halving after another. */
+	if (m->mask + 1 > HM_MIN_CAP && m->used * 32 < m->mask + 1) {
+		size_t cap = HM_MIN_CAP;
+		while (cap < m->used * 4)
+			cap *= 2;
+		(void)resize(m, cap);
+	}
 	return true;
 }

@@ -32,6 +32,9 @@ void hm_free(struct heapmap *m);
  * inserted, -1: out of memory (the map is unchanged). */
 int hm_put(struct heapmap *m, uint64_t key, uint64_t val, uint64_t *old);
 bool hm_get(const struct heapmap *m, uint64_t key, uint64_t *val);
+/* Where key's value is kept, to change it in place; NULL if key is absent.
+ * Valid until the next hm_put or hm_del. */
+uint64_t *hm_ref(struct heapmap *m, uint64_t key);
 /* Removes key, returning its value through *val; false if it was absent. */
 bool hm_del(struct heapmap *m, uint64_t key, uint64_t *val);
 

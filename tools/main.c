@@ -8,12 +8,12 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: memtrace run [-o TRACE] [--quiet] -- CMD [ARGS...]\n"
-	"       memtrace report [--format text|json] [-o FILE] TRACE\n"
+	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
+	"       memtrace report [--format text|json|html|folded] [-o FILE] [--quiet] TRACE...\n"
 	"       memtrace --version\n"
 	"\n"
 	"  run      run CMD with the allocation tracer preloaded, then report\n"
-	"  report   summarise a trace file\n"
+	"  report   summarise trace files\n"
 	"\n"
 	"'memtrace SUBCOMMAND --help' describes a subcommand.\n";
 

@@ -1,19 +1,42 @@
 /*
  * output.h - renderings of a struct mt_report: JSON for programs (a stable
- * schema, see output_json.c) and aligned text for people.
+ * schema, docs/report-schema.md, built by output_json.c) and aligned text
+ * for people.  Other renderers (HTML, folded stacks) draw from the same
+ * JSON object, mt_report_to_json(), so every output shows the same figures.
  */
 #ifndef MEMTRACE_OUTPUT_H
 #define MEMTRACE_OUTPUT_H
 
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "report.h"
 
-#define MT_REPORT_SCHEMA_VERSION 1
+#define MT_REPORT_SCHEMA_VERSION 2
+
+/* How many sites the lists of sites hold at most. */
+#define MT_JSON_SITES 50
+#define MT_JSON_PEAK_SITES 10
+
+/* The report as the JSON object of docs/report-schema.md (a new reference;
+ * json_decref it).  NULL only when out of memory. */
+json_t *mt_report_to_json(const struct mt_report *rep);
+
+/* Several reports: {"format": "memtrace-report-set", "reports": [...],
+ * "combined": {...}}.  names[i] titles reps[i] (may be NULL). */
+json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,
+			      size_t n);
 
 /* Both return 0, or -1 when writing failed. */
 int mt_output_json(const struct mt_report *rep, FILE *out);
 /* trace_name titles the report; NULL leaves the title out. */
 int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *out);
+
+/* Several traces: each report, then a combined summary. */
+int mt_output_json_set(const struct mt_report *const *reps, const char *const *names,
+		       size_t n, FILE *out);
+int mt_output_text_set(const struct mt_report *const *reps, const char *const *names,
+		       size_t n, FILE *out);
 
 #endif

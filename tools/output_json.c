@@ -1,8 +1,11 @@
 /*
- * output_json.c - the JSON report.  Key names are a contract with scripts:
- * add keys if needed, never rename or remove them without bumping
- * MT_REPORT_SCHEMA_VERSION.  A figure the trace did not carry is null.
+ * output_json.c - the JSON report (docs/report-schema.md).  Key names are a
+ * contract with scripts and with the HTML and folded renderers, which draw
+ * from mt_report_to_json(): add keys if needed, never rename or remove them
+ * without bumping MT_REPORT_SCHEMA_VERSION.  A figure the trace did not
+ * carry is null.
  */
+#define _GNU_SOURCE /* asprintf, qsort_r */
 #include "output.h"
 
 #include <stdint.h>
@@ -61,16 +64,60 @@ static json_t *argv_array(const struct mt_bytes *b)
 	return a;
 }
 
+static void set(json_t *o, const char *key, json_t *v)
+{
+	json_object_set_new(o, key, v ? v : json_null());
+}
+
+static json_t *snum(int64_t v)
+{
+	return json_integer((json_int_t)v);
+}
+
+/* A difference of two counters, as a signed number. */
+static json_t *delta(uint64_t end, uint64_t start)
+{
+	return end >= start ? num(end - start) : snum(-(int64_t)(start - end));
+}
+
+static json_t *cstr(const char *s)
+{
+	return str((const uint8_t *)s, strlen(s));
+}
+
+static json_t *python_json(const struct mt_process *p)
+{
+	char v[32];
+	static const char level[] = { 'a', 'b', 'c', 'f' };
+	uint64_t hex = p->py_version;
+	if (!(p->have & MT_HAVE_PYTHON))
+		return json_null();
+	int n = snprintf(v, sizeof v, "%u.%u.%u", (unsigned)(hex >> 24 & 0xff),
+			 (unsigned)(hex >> 16 & 0xff), (unsigned)(hex >> 8 & 0xff));
+	unsigned rl = (unsigned)(hex >> 4 & 0xf);
+	if (rl >= 0xa && rl <= 0xc) /* alpha, beta, candidate; 0xd, 0xe are not levels */
+		snprintf(v + n, sizeof v - (size_t)n, "%c%u", level[rl - 0xa],
+			 (unsigned)(hex & 0xf));
+	json_t *o = json_object();
+	set(o, "version", json_string(v));
+	set(o, "version_hex", num(hex));
+	set(o, "pool_size", num(p->pool_size));
+	set(o, "arena_size", num(p->arena_size));
+	set(o, "py_depth", num(p->py_depth));
+	return o;
+}
+
 static json_t *process_json(const struct mt_process *p)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
-	json_object_set_new(o, "ppid", num_if(p->have, MT_HAVE_PPID, p->ppid));
-	json_object_set_new(o, "exe", bytes(&p->exe));
-	json_object_set_new(o, "argv", argv_array(&p->argv));
-	json_object_set_new(o, "start_unix_ns", num_if(p->have, MT_HAVE_START, p->start_ns));
-	json_object_set_new(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
-	json_object_set_new(o, "version", bytes(&p->version));
+	set(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
+	set(o, "ppid", num_if(p->have, MT_HAVE_PPID, p->ppid));
+	set(o, "exe", bytes(&p->exe));
+	set(o, "argv", argv_array(&p->argv));
+	set(o, "start_unix_ns", num_if(p->have, MT_HAVE_START, p->start_ns));
+	set(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
+	set(o, "version", bytes(&p->version));
+	set(o, "python", python_json(p));
 	return o;
 }
 
@@ -78,51 +125,549 @@ static json_t *trace_json(const struct mt_report *rep)
 {
 	const char *reason = mt_end_reason_name(rep->trace.end_reason);
 	json_t *o = json_object();
-	json_object_set_new(o, "complete", json_boolean(rep->trace.complete));
-	json_object_set_new(o, "end_reason", reason ? json_string(reason) : json_null());
-	json_object_set_new(o, "blocks", num(rep->trace.blocks));
-	json_object_set_new(o, "duration_us", num(rep->trace.duration_us));
-	json_object_set_new(o, "threads", num(rep->trace.threads));
+	set(o, "complete", json_boolean(rep->trace.complete));
+	set(o, "end_reason", reason ? json_string(reason) : json_null());
+	set(o, "blocks", num(rep->trace.blocks));
+	set(o, "duration_us", num(rep->trace.duration_us));
+	set(o, "threads", num(rep->trace.threads));
 	return o;
 }
 
 static json_t *events_json(const struct mt_report *rep)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "total", num(rep->events.total));
-	json_object_set_new(o, "lost", num(rep->events.lost));
-	json_object_set_new(o, "producer_waits", num(rep->events.producer_waits));
+	set(o, "total", num(rep->events.total));
+	set(o, "lost", num(rep->events.lost));
+	set(o, "producer_waits", num(rep->events.producer_waits));
 	return o;
 }
 
 static json_t *domain_json(const struct mt_dom_stats *s)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "allocs", num(s->allocs));
-	json_object_set_new(o, "frees", num(s->frees));
-	json_object_set_new(o, "reallocs", num(s->reallocs));
-	json_object_set_new(o, "failed", num(s->failed));
-	json_object_set_new(o, "bytes_allocated", num(s->bytes_allocated));
-	json_object_set_new(o, "peak_bytes", num(s->peak_bytes));
-	json_object_set_new(o, "live_bytes_at_exit", num(s->live_bytes));
-	json_object_set_new(o, "live_blocks_at_exit", num(s->live_blocks));
-	json_object_set_new(o, "unmatched_frees", num(s->unmatched_frees));
-	json_object_set_new(o, "inconsistent", num(s->inconsistent));
+	set(o, "allocs", num(s->allocs));
+	set(o, "frees", num(s->frees));
+	set(o, "reallocs", num(s->reallocs));
+	set(o, "failed", num(s->failed));
+	set(o, "bytes_allocated", num(s->bytes_allocated));
+	set(o, "peak_bytes", num(s->peak_bytes));
+	set(o, "live_bytes_at_exit", num(s->live_bytes));
+	set(o, "live_blocks_at_exit", num(s->live_blocks));
+	set(o, "unmatched_frees", num(s->unmatched_frees));
+	set(o, "inconsistent", num(s->inconsistent));
 	return o;
+}
+
+/* ---- sites ------------------------------------------------------------- */
+
+static json_t *frame_json(const struct mt_report *rep, uint32_t f)
+{
+	json_t *o = json_object();
+	set(o, "file", cstr(mt_report_string(rep, rep->frames[f].file)));
+	set(o, "line", num(rep->frames[f].line));
+	set(o, "function", cstr(mt_report_string(rep, rep->frames[f].function)));
+	return o;
+}
+
+static void site_where(json_t *o, const struct mt_report *rep, const struct mt_site *s)
+{
+	set(o, "file", cstr(mt_site_file(rep, s)));
+	set(o, "line", num(mt_site_line(rep, s)));
+	set(o, "function", cstr(mt_site_function(rep, s)));
+}
+
+static json_t *stack_json(const struct mt_report *rep, uint32_t frame)
+{
+	json_t *a = json_array();
+	size_t depth = 0;
+	for (uint32_t f = frame; f && depth < rep->nframes; f = rep->frames[f].parent)
+		depth++;
+	/* outermost first */
+	for (size_t i = depth; i-- > 0;) {
+		uint32_t f = frame;
+		for (size_t k = 0; k < i; k++)
+			f = rep->frames[f].parent;
+		json_array_append_new(a, frame_json(rep, f));
+	}
+	return a;
+}
+
+static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
+{
+	json_t *o = json_object();
+	site_where(o, rep, s);
+	set(o, "stack", stack_json(rep, s->frame));
+	set(o, "domain", json_string(mt_domain_name(s->dom)));
+	set(o, "allocs", num(s->allocs));
+	set(o, "bytes", num(s->bytes));
+	set(o, "peak_bytes", num(s->peak_bytes));
+	set(o, "live_bytes_at_exit", num(s->live_bytes));
+	set(o, "live_blocks_at_exit", num(s->live_blocks));
+	set(o, "temporary_allocs", num(s->temp_allocs));
+	set(o, "temporary_bytes", num(s->temp_bytes));
+	return o;
+}
+
+static json_t *site_ref_json(const struct mt_report *rep, const struct mt_site *s)
+{
+	json_t *o = json_object();
+	site_where(o, rep, s);
+	set(o, "domain", json_string(mt_domain_name(s->dom)));
+	set(o, "bytes", num(s->peak_bytes));
+	return o;
+}
+
+static json_t *sites_json(const struct mt_report *rep, enum mt_site_order order, size_t max,
+			  bool ref)
+{
+	size_t n;
+	uint32_t *idx = mt_sites_sorted(rep, order, max, &n);
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_site *s = &rep->sites[idx[i]];
+		json_array_append_new(a, ref ? site_ref_json(rep, s) : site_json(rep, s));
+	}
+	free(idx);
+	return a;
+}
+
+/* ---- summary ------------------------------------------------------------ */
+
+static json_t *histogram_json(const struct mt_report *rep)
+{
+	json_t *a = json_array();
+	for (int k = 0; k < MT_HIST_BUCKETS; k++) {
+		const struct mt_hist_bucket *b = &rep->hist[k];
+		if (!b->allocs)
+			continue;
+		uint64_t lo = k ? 1ull << (k - 1) : 0, hi = k ? (lo << 1) - 1 : 0;
+		if (k == 64)
+			hi = UINT64_MAX;
+		json_t *o = json_object();
+		set(o, "min", num(lo));
+		set(o, "max", num(hi));
+		set(o, "allocs", num(b->allocs));
+		set(o, "bytes", num(b->bytes));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *summary_json(const struct mt_report *rep)
+{
+	json_t *o = json_object(), *peak = json_object(), *live = json_object(),
+	       *temp = json_object();
+	set(peak, "bytes", num(rep->heap.peak));
+	set(peak, "time_us", num(rep->heap.peak_time_us));
+	set(peak, "sites_time_us", num(rep->heap.snapshot_us));
+	set(peak, "top_sites", sites_json(rep, MT_AT_PEAK, MT_JSON_PEAK_SITES, true));
+	set(o, "heap_peak", peak);
+	set(live, "bytes", num(rep->heap.live));
+	set(live, "blocks", num(rep->heap.live_blocks));
+	set(o, "live_at_exit", live);
+	set(temp, "allocs", num(rep->temp_allocs));
+	set(temp, "bytes", num(rep->temp_bytes));
+	set(o, "temporary", temp);
+	set(o, "size_histogram", histogram_json(rep));
+	return o;
+}
+
+/* ---- pools, arenas, lists ------------------------------------------------ */
+
+static json_t *arenas_json(const struct mt_pools *p)
+{
+	json_t *o = json_object(), *other = json_object();
+	set(o, "arena_size", num(p->arena_size));
+	set(o, "allocated", num(p->arenas_allocated));
+	set(o, "freed", num(p->arenas_freed));
+	set(o, "peak", num(p->arenas_peak));
+	set(o, "live_at_exit", num(p->arenas_live));
+	set(other, "allocated", num(p->other_allocated));
+	set(other, "freed", num(p->other_freed));
+	set(other, "bytes_peak", num(p->other_bytes_peak));
+	set(other, "bytes_at_exit", num(p->other_bytes));
+	set(o, "other_blocks", other);
+	return o;
+}
+
+static json_t *frag_json(uint64_t arena_bytes, uint64_t object_bytes, uint64_t pools,
+			 uint64_t pool_size)
+{
+	json_t *o = json_object();
+	set(o, "arena_bytes", num(arena_bytes));
+	set(o, "object_bytes", num(object_bytes));
+	set(o, "pools", num(pools));
+	set(o, "pool_bytes", num(pools * pool_size));
+	return o;
+}
+
+static json_t *pools_json(const struct mt_pools *p)
+{
+	json_t *o = json_object(), *ret = json_array(), *frag = json_object(),
+	       *classes = json_array();
+	set(o, "pool_size", num(p->pool_size));
+	set(o, "pools_peak", num(p->pools_peak));
+	set(o, "pools_at_exit", num(p->pools_in_use));
+	for (size_t i = 0; i < p->nretained; i++) {
+		const struct mt_arena_info *a = &p->retained[i];
+		json_t *e = json_object();
+		set(e, "address", num(a->address));
+		set(e, "live_objects", num(a->live_objects));
+		set(e, "live_bytes", num(a->live_bytes));
+		set(e, "pools_in_use", num(a->pools_in_use));
+		json_array_append_new(ret, e);
+	}
+	set(o, "arenas_retained", ret);
+	set(frag, "at_peak", frag_json(p->at_peak.arena_bytes, p->at_peak.object_bytes,
+				       p->at_peak.pools, p->pool_size));
+	set(frag, "at_exit", frag_json(p->at_exit.arena_bytes, p->at_exit.object_bytes,
+				       p->at_exit.pools, p->pool_size));
+	set(o, "fragmentation", frag);
+	for (int c = 0; c < MT_SIZE_CLASSES; c++) {
+		const struct mt_size_class *sc = &p->classes[c];
+		if (!sc->allocs && !sc->live_objects_peak)
+			continue;
+		json_t *e = json_object();
+		set(e, "size", num(16u * (unsigned)(c + 1)));
+		set(e, "live_objects_peak", num(sc->live_objects_peak));
+		set(e, "pools_peak", num(sc->pools_peak));
+		set(e, "live_objects_at_exit", num(sc->live_objects));
+		set(e, "pools_at_exit", num(sc->pools));
+		set(e, "allocs", num(sc->allocs));
+		json_array_append_new(classes, e);
+	}
+	set(o, "size_classes", classes);
+	return o;
+}
+
+static json_t *lists_json(const struct mt_report *rep)
+{
+	const struct mt_lists *l = &rep->lists;
+	json_t *o = json_object(), *sites = json_array();
+	set(o, "resizes", num(l->resizes));
+	set(o, "buffers", num(l->buffers));
+	set(o, "bytes_copied", num(l->bytes_copied));
+	set(o, "slack_bytes_at_exit", num(l->slack_bytes_live));
+	set(o, "slack_bytes_at_peak", num(l->slack_bytes_at_peak));
+	for (size_t i = 0; i < l->nsites; i++) {
+		const struct mt_list_site *ls = &l->sites[i];
+		json_t *e = json_object(), *chain = json_array();
+		site_where(e, rep, &rep->sites[ls->site]);
+		set(e, "resizes", num(ls->resizes));
+		set(e, "buffers", num(ls->buffers));
+		set(e, "final_capacity", num(ls->final_capacity));
+		set(e, "slack_slots", num(ls->slack_slots));
+		set(e, "slack_bytes", num(ls->slack_slots * 8));
+		set(e, "bytes_copied", num(ls->bytes_copied));
+		set(e, "longest_chain_resizes", num(ls->longest));
+		for (uint32_t k = 0; k < ls->chain_len; k++)
+			json_array_append_new(chain, num(ls->chain[k]));
+		set(e, "chain", chain);
+		set(e, "chain_skipped", num(ls->chain_skipped));
+		json_array_append_new(sites, e);
+	}
+	set(o, "sites", sites);
+	return o;
+}
+
+/* ---- timeline, marks ------------------------------------------------------ */
+
+static json_t *timeline_json(const struct mt_timeline *t)
+{
+	json_t *o = json_object(), *pts = json_array();
+	set(o, "interval_us", num(t->interval_us));
+	for (size_t i = 0; i < t->npoints; i++) {
+		const struct mt_tpoint *p = &t->points[i];
+		json_t *e = json_object();
+		set(e, "time_us", num(p->time_us));
+		set(e, "heap", num(p->heap));
+		for (int d = 0; d < MT_DOM_COUNT; d++)
+			set(e, mt_domain_name(d), num(p->dom[d]));
+		set(e, "arenas", num(p->arenas));
+		set(e, "pools", num(p->pools));
+		json_array_append_new(pts, e);
+	}
+	set(o, "points", pts);
+	return o;
+}
+
+static json_t *mark_json(const struct mt_report *rep, const struct mt_mark *m)
+{
+	const struct mt_counters *a = &m->start, *b = &m->end;
+	json_t *o = json_object(), *doms = json_object(), *classes = json_array();
+	set(o, "label", cstr(mt_mark_label(rep, m)));
+	set(o, "time_us", num(a->time_us));
+	set(o, "end_us", num(b->time_us));
+	set(o, "marks", num(m->count));
+	set(o, "allocs", delta(b->allocs, a->allocs));
+	set(o, "frees", delta(b->frees, a->frees));
+	set(o, "net_bytes", delta(b->heap, a->heap));
+	set(o, "heap_at_start", num(a->heap));
+	set(o, "heap_at_end", num(b->heap));
+	set(o, "heap_peak", num(m->heap_peak));
+	set(o, "arenas_delta", delta(b->arenas, a->arenas));
+	set(o, "pools_delta", delta(b->pools, a->pools));
+	set(o, "list_resizes", delta(b->list_resizes, a->list_resizes));
+	for (int d = 0; d < MT_DOM_COUNT; d++) {
+		json_t *e = json_object();
+		set(e, "allocs", delta(b->dom_allocs[d], a->dom_allocs[d]));
+		set(e, "frees", delta(b->dom_frees[d], a->dom_frees[d]));
+		set(e, "reallocs", delta(b->dom_reallocs[d], a->dom_reallocs[d]));
+		set(e, "bytes_allocated", delta(b->dom_bytes[d], a->dom_bytes[d]));
+		set(e, "bytes_copied", delta(b->dom_copied[d], a->dom_copied[d]));
+		set(e, "net_bytes", delta(b->dom_live[d], a->dom_live[d]));
+		set(doms, mt_domain_name(d), e);
+	}
+	set(o, "by_domain", doms);
+	for (int c = 0; c < MT_SIZE_CLASSES; c++) {
+		uint64_t al = b->class_allocs[c] - a->class_allocs[c];
+		uint64_t fr = b->class_frees[c] - a->class_frees[c];
+		if (!al && !fr)
+			continue;
+		json_t *e = json_object();
+		set(e, "size", num(16u * (unsigned)(c + 1)));
+		set(e, "allocs", num(al));
+		set(e, "frees", num(fr));
+		json_array_append_new(classes, e);
+	}
+	set(o, "size_classes", classes);
+	return o;
+}
+
+static json_t *marks_json(const struct mt_report *rep)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < rep->nmarks; i++)
+		json_array_append_new(a, mark_json(rep, &rep->marks[i]));
+	return a;
+}
+
+/* ---- flame ------------------------------------------------------------- */
+
+/* The Python frames form a tree already (FRAME records name their parent);
+ * frames of the same function and line under one parent are merged, so
+ * that each node of the flame graph is a distinct place. */
+struct flame {
+	const struct mt_report *rep;
+	uint64_t *value;          /* per frame, with its descendants */
+	uint32_t *child, *next;   /* first child, next sibling (0: none) */
+};
+
+static int cmp_place(const void *a, const void *b, void *arg)
+{
+	const struct mt_report *rep = arg;
+	const struct mt_frame *x = &rep->frames[*(const uint32_t *)a];
+	const struct mt_frame *y = &rep->frames[*(const uint32_t *)b];
+	int r = strcmp(mt_report_string(rep, x->function), mt_report_string(rep, y->function));
+	if (!r)
+		r = strcmp(mt_report_string(rep, x->file), mt_report_string(rep, y->file));
+	if (!r && x->line != y->line)
+		r = x->line < y->line ? -1 : 1;
+	return r;
+}
+
+static json_t *flame_children(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth);
+
+/* One node: the frames ids[0..n), all of the same place. */
+static json_t *flame_group(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth)
+{
+	const struct mt_report *rep = fl->rep;
+	const struct mt_frame *fr = &rep->frames[ids[0]];
+	uint64_t value = 0;
+	size_t nkids = 0;
+	json_t *o = json_object();
+	char *name = NULL;
+	if (asprintf(&name, "%s (%s:%llu)", mt_report_string(rep, fr->function),
+		     mt_report_string(rep, fr->file), (unsigned long long)fr->line) >= 0) {
+		set(o, "name", cstr(name));
+		free(name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		value += fl->value[ids[i]];
+		for (uint32_t c = fl->child[ids[i]]; c; c = fl->next[c])
+			nkids += fl->value[c] != 0;
+	}
+	set(o, "value", num(value));
+	uint32_t *kids = nkids && depth < 256 ? malloc(nkids * sizeof *kids) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; kids && i < n; i++)
+		for (uint32_t c = fl->child[ids[i]]; c; c = fl->next[c])
+			if (fl->value[c])
+				kids[k++] = c;
+	set(o, "children", flame_children(fl, kids, k, depth + 1));
+	free(kids);
+	return o;
+}
+
+/* The nodes for frames ids[0..n) (sorted here), one per place. */
+static json_t *flame_children(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth)
+{
+	json_t *a = json_array();
+	uint32_t *v = n ? malloc(n * sizeof *v) : NULL;
+	if (!v)
+		return a;
+	memcpy(v, ids, n * sizeof *v);
+	qsort_r(v, n, sizeof *v, cmp_place, (void *)fl->rep);
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && !cmp_place(&v[i], &v[j], (void *)fl->rep))
+			j++;
+		json_array_append_new(a, flame_group(fl, v + i, j - i, depth));
+		i = j;
+	}
+	free(v);
+	return a;
+}
+
+static json_t *flame_json(const struct mt_report *rep)
+{
+	struct flame fl = { rep, NULL, NULL, NULL };
+	json_t *root = json_object(), *kids = NULL;
+	uint64_t total = 0, native = 0;
+	size_t nf = rep->nframes ? rep->nframes : 1, ntop = 0;
+	uint32_t *top = NULL;
+	fl.value = calloc(nf, sizeof *fl.value);
+	fl.child = calloc(nf, sizeof *fl.child);
+	fl.next = calloc(nf, sizeof *fl.next);
+	top = calloc(nf, sizeof *top);
+	if (!fl.value || !fl.child || !fl.next || !top)
+		goto out;
+	for (size_t i = 0; i < rep->nsites; i++) {
+		const struct mt_site *s = &rep->sites[i];
+		total += s->bytes;
+		if (!s->frame) {
+			native += s->bytes;
+			continue;
+		}
+		size_t guard = 0;
+		for (uint32_t f = s->frame; f && guard++ < nf; f = rep->frames[f].parent)
+			fl.value[f] += s->bytes;
+	}
+	/* parents come before their children (sites.c), so no cycles */
+	for (size_t f = nf; f-- > 1;) {
+		uint32_t p = rep->frames[f].parent;
+		if (p && p < f) {
+			fl.next[f] = fl.child[p];
+			fl.child[p] = (uint32_t)f;
+		} else if (fl.value[f]) {
+			top[ntop++] = (uint32_t)f;
+		}
+	}
+	kids = flame_children(&fl, top, ntop, 0);
+	if (native) {
+		json_t *o = json_object();
+		set(o, "name", json_string("<native>"));
+		set(o, "value", num(native));
+		set(o, "children", json_array());
+		json_array_append_new(kids, o);
+	}
+out:
+	set(root, "name", json_string("all"));
+	set(root, "value", num(total));
+	set(root, "children", kids ? kids : json_array());
+	free(fl.value);
+	free(fl.child);
+	free(fl.next);
+	free(top);
+	return root;
+}
+
+/* ---- the report ----------------------------------------------------------- */
+
+json_t *mt_report_to_json(const struct mt_report *rep)
+{
+	json_t *root = json_object(), *doms = json_object();
+	if (!root || !doms) {
+		json_decref(root);
+		json_decref(doms);
+		return NULL;
+	}
+	for (int d = 0; d < MT_DOM_COUNT; d++)
+		set(doms, mt_domain_name(d), domain_json(&rep->dom[d]));
+	set(root, "format", json_string("memtrace-report"));
+	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
+	set(root, "process", process_json(&rep->process));
+	set(root, "trace", trace_json(rep));
+	set(root, "events", events_json(rep));
+	set(root, "domains", doms);
+	set(root, "summary", summary_json(rep));
+	set(root, "arenas", arenas_json(&rep->pools));
+	set(root, "pools", pools_json(&rep->pools));
+	set(root, "lists", lists_json(rep));
+	set(root, "sites", sites_json(rep, MT_BY_PEAK, MT_JSON_SITES, false));
+	set(root, "leaks", sites_json(rep, MT_BY_LIVE, MT_JSON_SITES, false));
+	set(root, "temporary_sites", sites_json(rep, MT_BY_TEMP, MT_JSON_SITES, false));
+	set(root, "timeline", timeline_json(&rep->timeline));
+	set(root, "marks", marks_json(rep));
+	set(root, "flame", flame_json(rep));
+	return root;
+}
+
+static json_t *combined_json(const struct mt_report *const *reps, const char *const *names,
+			     size_t n)
+{
+	json_t *o = json_object(), *procs = json_array();
+	uint64_t events = 0, peak_sum = 0, live = 0, lost = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_report *r = reps[i];
+		json_t *p = json_object();
+		set(p, "trace", names && names[i] ? cstr(names[i]) : json_null());
+		set(p, "pid", num_if(r->process.have, MT_HAVE_PID, r->process.pid));
+		set(p, "ppid", num_if(r->process.have, MT_HAVE_PPID, r->process.ppid));
+		set(p, "exe", bytes(&r->process.exe));
+		set(p, "events", num(r->events.total));
+		set(p, "duration_us", num(r->trace.duration_us));
+		set(p, "heap_peak", num(r->heap.peak));
+		set(p, "live_at_exit", num(r->heap.live));
+		set(p, "complete", json_boolean(r->trace.complete));
+		json_array_append_new(procs, p);
+		events += r->events.total;
+		lost += r->events.lost;
+		peak_sum += r->heap.peak;
+		live += r->heap.live;
+	}
+	set(o, "traces", num(n));
+	set(o, "events_total", num(events));
+	set(o, "events_lost", num(lost));
+	set(o, "heap_peak_sum", num(peak_sum));
+	set(o, "live_at_exit_sum", num(live));
+	set(o, "processes", procs);
+	return o;
+}
+
+json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,
+			      size_t n)
+{
+	json_t *root = json_object(), *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = mt_report_to_json(reps[i]);
+		if (r && names && names[i])
+			set(r, "trace_file", cstr(names[i]));
+		json_array_append_new(a, r ? r : json_null());
+	}
+	set(root, "format", json_string("memtrace-report-set"));
+	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
+	set(root, "reports", a);
+	set(root, "combined", combined_json(reps, names, n));
+	return root;
+}
+
+static int dump(json_t *root, FILE *out)
+{
+	if (!root)
+		return -1;
+	int r = json_dumpf(root, out, JSON_INDENT(2));
+	json_decref(root);
+	return r == 0 && fputc('\n', out) != EOF ? 0 : -1;
 }
 
 int mt_output_json(const struct mt_report *rep, FILE *out)
 {
-	json_t *root = json_object(), *doms = json_object();
-	for (int d = 0; d < MT_DOM_COUNT; d++)
-		json_object_set_new(doms, mt_domain_name(d), domain_json(&rep->dom[d]));
-	json_object_set_new(root, "format", json_string("memtrace-report"));
-	json_object_set_new(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
-	json_object_set_new(root, "process", process_json(&rep->process));
-	json_object_set_new(root, "trace", trace_json(rep));
-	json_object_set_new(root, "events", events_json(rep));
-	json_object_set_new(root, "domains", doms);
-	int r = json_dumpf(root, out, JSON_INDENT(2));
-	json_decref(root);
-	return r == 0 && fputc('\n', out) != EOF ? 0 : -1;
+	return dump(mt_report_to_json(rep), out);
+}
+
+int mt_output_json_set(const struct mt_report *const *reps, const char *const *names,
+		       size_t n, FILE *out)
+{
+	return dump(mt_report_set_to_json(reps, names, n), out);
 }

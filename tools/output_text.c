@@ -1,12 +1,17 @@
 /*
- * output_text.c - the report for people: labelled sections, numbers with
- * thousands separators, one column per allocator domain.  Scripts should
- * read the JSON instead; this layout may change.
+ * output_text.c - the report for people: the summary first (heap peak,
+ * when, and the sites that held it; live at exit and leaks; temporaries),
+ * then the process, the allocator domains side by side, CPython's pools and
+ * arenas, list buffers, the top sites and the marked steps.  Numbers have
+ * thousands separators and columns are aligned.  Scripts should read the
+ * JSON instead; this layout may change.
  */
+#define _GNU_SOURCE /* asprintf */
 #include "output.h"
 
 #include <ctype.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -197,13 +202,466 @@ static void domains_section(FILE *out, const struct mt_report *rep)
 	}
 }
 
+/* ---- helpers for the analysis sections ----------------------------------- */
+
+/* Bytes for people: "12.3 MiB"; buf must hold 32 bytes. */
+static const char *human(uint64_t v, char *buf)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	int u = 0;
+	while (d >= 1024 && u < 6) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, 32, "%llu B", (unsigned long long)v);
+	else
+		snprintf(buf, 32, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+/* A signed difference with separators and its sign. */
+static const char *signed_grouped(uint64_t end, uint64_t start, char *buf)
+{
+	char tmp[27];
+	if (end >= start) {
+		snprintf(buf, 28, "%s%s", end > start ? "+" : "", grouped(end - start, tmp));
+	} else {
+		snprintf(buf, 28, "-%s", grouped(start - end, tmp));
+	}
+	return buf;
+}
+
+static void line_bytes_val(FILE *out, const char *name, uint64_t v, const char *tail)
+{
+	char a[27], b[32];
+	label(out, name);
+	fprintf(out, "%s bytes (%s)%s\n", grouped(v, a), human(v, b), tail ? tail : "");
+}
+
+/* A table: right-aligned number columns, then a left-aligned text column
+ * (sites, labels: their length varies).  Cells are copied in. */
+#define TCOLS 10
+#define TCELL 40
+
+struct table {
+	int ncols;
+	const char *head[TCOLS];
+	bool left[TCOLS];
+	char (*cells)[TCOLS][TCELL];
+	char **text; /* the last column, any length */
+	size_t nrows, cap;
+};
+
+static void table_init(struct table *t, int ncols, const char *const *head)
+{
+	memset(t, 0, sizeof *t);
+	t->ncols = ncols;
+	for (int i = 0; i < ncols; i++)
+		t->head[i] = head[i];
+}
+
+/* Adds a row; the caller fills t->cells[row][0..ncols-2] and sets the text. */
+static size_t table_row(struct table *t, const char *text)
+{
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		void *c = realloc(t->cells, cap * sizeof *t->cells);
+		if (!c)
+			return SIZE_MAX;
+		t->cells = c;
+		void *x = realloc(t->text, cap * sizeof *t->text);
+		if (!x)
+			return SIZE_MAX;
+		t->text = x;
+		t->cap = cap;
+	}
+	memset(t->cells[t->nrows], 0, sizeof t->cells[0]);
+	t->text[t->nrows] = strdup(text ? text : "");
+	return t->nrows++;
+}
+
+static void table_num(struct table *t, size_t row, int col, uint64_t v)
+{
+	char buf[27];
+	if (row != SIZE_MAX)
+		snprintf(t->cells[row][col], TCELL, "%s", grouped(v, buf));
+}
+
+static void table_str(struct table *t, size_t row, int col, const char *s)
+{
+	if (row != SIZE_MAX)
+		snprintf(t->cells[row][col], TCELL, "%s", s);
+}
+
+static void table_print(FILE *out, struct table *t)
+{
+	int width[TCOLS];
+	int last = t->ncols - 1;
+	for (int c = 0; c < last; c++) {
+		width[c] = (int)strlen(t->head[c]);
+		for (size_t r = 0; r < t->nrows; r++) {
+			int w = (int)strlen(t->cells[r][c]);
+			width[c] = w > width[c] ? w : width[c];
+		}
+	}
+	bool text = *t->head[last];
+	fputs("   ", out);
+	for (int c = 0; c < last; c++)
+		fprintf(out, " %*s", width[c], t->head[c]);
+	fprintf(out, "%s%s\n", text ? "  " : "", t->head[last]);
+	for (size_t r = 0; r < t->nrows; r++) {
+		fputs("   ", out);
+		for (int c = 0; c < last; c++)
+			fprintf(out, " %*s", width[c], t->cells[r][c]);
+		if (text) {
+			fputs("  ", out);
+			put_bytes(out, (const uint8_t *)t->text[r], strlen(t->text[r]));
+		}
+		fputc('\n', out);
+	}
+	for (size_t r = 0; r < t->nrows; r++)
+		free(t->text[r]);
+	free(t->cells);
+	free(t->text);
+	memset(t, 0, sizeof *t);
+}
+
+/* "file:line (function)", or "<native>". */
+static char *site_name(const struct mt_report *rep, const struct mt_site *s, bool with_dom)
+{
+	char *p = NULL;
+	int n;
+	if (!s->frame)
+		n = asprintf(&p, "<native>%s%s", with_dom ? "  " : "",
+			     with_dom ? mt_domain_name(s->dom) : "");
+	else
+		n = asprintf(&p, "%s:%llu (%s)%s%s", mt_site_file(rep, s),
+			     (unsigned long long)mt_site_line(rep, s), mt_site_function(rep, s),
+			     with_dom ? "  " : "", with_dom ? mt_domain_name(s->dom) : "");
+	return n < 0 ? NULL : p;
+}
+
+/* A time since the start, in the unit that suits it. */
+static void seconds(char *buf, size_t n, uint64_t us)
+{
+	if (us < 1000)
+		snprintf(buf, n, "%llu us", (unsigned long long)us);
+	else if (us < 1000000)
+		snprintf(buf, n, "%.3f ms", (double)us / 1e3);
+	else
+		snprintf(buf, n, "%.3f s", (double)us / 1e6);
+}
+
+/* ---- summary -------------------------------------------------------------- */
+
+#define TEXT_SITES 10
+
+static void sites_table(FILE *out, const struct mt_report *rep, enum mt_site_order order,
+			size_t max)
+{
+	static const char *const head_peak[] = { "at peak", "allocs", "bytes", "live at exit",
+						 "site" };
+	static const char *const head_live[] = { "live bytes", "blocks", "allocs", "bytes",
+						 "site" };
+	static const char *const head_temp[] = { "temporary", "temp bytes", "allocs", "bytes",
+						 "site" };
+	struct table t;
+	size_t n;
+	uint32_t *idx = mt_sites_sorted(rep, order, max, &n);
+	table_init(&t, 5, order == MT_BY_LIVE ? head_live
+			  : order == MT_BY_TEMP ? head_temp
+						: head_peak);
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_site *s = &rep->sites[idx[i]];
+		char *name = site_name(rep, s, true);
+		size_t r = table_row(&t, name);
+		free(name);
+		if (order == MT_BY_LIVE) {
+			table_num(&t, r, 0, s->live_bytes);
+			table_num(&t, r, 1, s->live_blocks);
+		} else if (order == MT_BY_TEMP) {
+			table_num(&t, r, 0, s->temp_allocs);
+			table_num(&t, r, 1, s->temp_bytes);
+		} else {
+			table_num(&t, r, 0, s->peak_bytes);
+			table_num(&t, r, 3, s->live_bytes);
+		}
+		if (order != MT_BY_PEAK && order != MT_AT_PEAK) {
+			table_num(&t, r, 2, s->allocs);
+			table_num(&t, r, 3, s->bytes);
+		} else {
+			table_num(&t, r, 1, s->allocs);
+			table_num(&t, r, 2, s->bytes);
+		}
+	}
+	free(idx);
+	if (t.nrows)
+		table_print(out, &t);
+	else
+		fputs("    (none)\n", out);
+}
+
+static void summary_section(FILE *out, const struct mt_report *rep)
+{
+	char a[27], b[32], tail[96], when[32];
+	bool py = rep->process.have & MT_HAVE_PYTHON;
+	fputs("summary\n", out);
+	seconds(when, sizeof when, rep->heap.peak_time_us);
+	snprintf(tail, sizeof tail, " at %s", when);
+	line_bytes_val(out, "heap peak", rep->heap.peak, tail);
+	label(out, "");
+	fprintf(out, "heap = malloc%s\n",
+		py ? " + CPython arenas (pymalloc arenas, frame stacks)" : "");
+	label(out, "live at exit");
+	fprintf(out, "%s bytes (%s) in %s blocks\n", grouped(rep->heap.live, a),
+		human(rep->heap.live, b), grouped(rep->heap.live_blocks, tail));
+	label(out, "temporary");
+	fprintf(out, "%s allocations, %s bytes (freed by the same thread before its next "
+		"allocation)\n", grouped(rep->temp_allocs, a), grouped(rep->temp_bytes, tail));
+	fputs("\n  top sites at the heap peak (live bytes then)\n", out);
+	sites_table(out, rep, MT_AT_PEAK, TEXT_SITES);
+	fputs("\n  leaks: sites with blocks live at exit\n", out);
+	sites_table(out, rep, MT_BY_LIVE, TEXT_SITES);
+	if (rep->temp_allocs) {
+		fputs("\n  temporary allocations by site\n", out);
+		sites_table(out, rep, MT_BY_TEMP, 5);
+	}
+	fputc('\n', out);
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+static void pools_section(FILE *out, const struct mt_report *rep)
+{
+	const struct mt_pools *p = &rep->pools;
+	char a[27], b[27], c[27], d[27], h[32];
+	fputs("\npython pools and arenas\n", out);
+	label(out, "python");
+	fprintf(out, "%u.%u.%u, %s-byte pools in %s-byte arenas, %llu frame(s) per location\n",
+		(unsigned)(rep->process.py_version >> 24 & 0xff),
+		(unsigned)(rep->process.py_version >> 16 & 0xff),
+		(unsigned)(rep->process.py_version >> 8 & 0xff), grouped(p->pool_size, a),
+		grouped(p->arena_size, b), (unsigned long long)rep->process.py_depth);
+	label(out, "arenas");
+	fprintf(out, "%s allocated, %s freed, %s at peak, %s at exit\n",
+		grouped(p->arenas_allocated, a), grouped(p->arenas_freed, b),
+		grouped(p->arenas_peak, c), grouped(p->arenas_live, d));
+	label(out, "frame stacks");
+	fprintf(out, "%s allocated, %s freed, %s bytes at most (other arena-allocator blocks)\n",
+		grouped(p->other_allocated, a), grouped(p->other_freed, b),
+		grouped(p->other_bytes_peak, c));
+	label(out, "pools in use");
+	fprintf(out, "%s at peak, %s at exit\n", grouped(p->pools_peak, a),
+		grouped(p->pools_in_use, b));
+	label(out, "at the heap peak");
+	fprintf(out, "arenas %s, pools %s, objects %s bytes (%s)\n",
+		grouped(p->at_peak.arena_bytes, a), grouped(p->at_peak.pools * p->pool_size, b),
+		grouped(p->at_peak.object_bytes, c), human(p->at_peak.object_bytes, h));
+	label(out, "at exit");
+	fprintf(out, "arenas %s, pools %s, objects %s bytes (%s)\n",
+		grouped(p->at_exit.arena_bytes, a), grouped(p->at_exit.pools * p->pool_size, b),
+		grouped(p->at_exit.object_bytes, c), human(p->at_exit.object_bytes, h));
+
+	static const char *const head[] = { "size", "allocs", "objects peak", "pools peak",
+					    "objects at exit", "pools at exit", "" };
+	struct table t;
+	table_init(&t, 7, head);
+	for (int k = 0; k < MT_SIZE_CLASSES; k++) {
+		const struct mt_size_class *sc = &p->classes[k];
+		if (!sc->allocs && !sc->live_objects_peak)
+			continue;
+		size_t r = table_row(&t, "");
+		table_num(&t, r, 0, 16u * (unsigned)(k + 1));
+		table_num(&t, r, 1, sc->allocs);
+		table_num(&t, r, 2, sc->live_objects_peak);
+		table_num(&t, r, 3, sc->pools_peak);
+		table_num(&t, r, 4, sc->live_objects);
+		table_num(&t, r, 5, sc->pools);
+	}
+	if (t.nrows) {
+		fputs("\n  size classes (objects in pools)\n", out);
+		table_print(out, &t);
+	} else {
+		table_print(out, &t);
+	}
+	if (p->nretained) {
+		static const char *const rhead[] = { "live objects", "live bytes", "pools in use",
+						     "arena" };
+		table_init(&t, 4, rhead);
+		size_t shown = p->nretained < TEXT_SITES ? p->nretained : TEXT_SITES;
+		for (size_t i = 0; i < shown; i++) {
+			const struct mt_arena_info *ai = &p->retained[i];
+			char addr[32];
+			snprintf(addr, sizeof addr, "0x%llx", (unsigned long long)ai->address);
+			size_t r = table_row(&t, addr);
+			table_num(&t, r, 0, ai->live_objects);
+			table_num(&t, r, 1, ai->live_bytes);
+			table_num(&t, r, 2, ai->pools_in_use);
+		}
+		fprintf(out, "\n  arenas mapped at exit, fewest live objects first (%s)\n",
+			grouped(p->nretained, a));
+		table_print(out, &t);
+		if (shown < p->nretained)
+			fprintf(out, "    ... and %zu more\n", p->nretained - shown);
+	}
+}
+
+/* ---- lists ------------------------------------------------------------------- */
+
+/* Lists that cost the most first: bytes copied, then resizes. */
+static int cmp_lsite(const void *x, const void *y)
+{
+	const struct mt_list_site *a = x, *b = y;
+	if (a->bytes_copied != b->bytes_copied)
+		return a->bytes_copied < b->bytes_copied ? 1 : -1;
+	if (a->resizes != b->resizes)
+		return a->resizes < b->resizes ? 1 : -1;
+	return a->site < b->site ? -1 : a->site > b->site;
+}
+
+static void lists_section(FILE *out, const struct mt_report *rep)
+{
+	const struct mt_lists *l = &rep->lists;
+	char a[27], b[27], h[32];
+	fputs("\nlists (item buffers)\n", out);
+	label(out, "buffers");
+	fprintf(out, "%s, %s resizes\n", grouped(l->buffers, a), grouped(l->resizes, b));
+	line_bytes_val(out, "bytes copied", l->bytes_copied, " by reallocs that moved");
+	label(out, "slack");
+	fprintf(out, "%s bytes at the heap peak, %s bytes (%s) at exit\n",
+		grouped(l->slack_bytes_at_peak, a), grouped(l->slack_bytes_live, b),
+		human(l->slack_bytes_live, h));
+	struct mt_list_site *sorted = malloc(l->nsites * sizeof *sorted);
+	if (!sorted)
+		return;
+	memcpy(sorted, l->sites, l->nsites * sizeof *sorted);
+	qsort(sorted, l->nsites, sizeof *sorted, cmp_lsite);
+	static const char *const head[] = { "resizes", "buffers", "capacity", "slack",
+					    "bytes copied", "site" };
+	struct table t;
+	table_init(&t, 6, head);
+	size_t shown = l->nsites < TEXT_SITES ? l->nsites : TEXT_SITES;
+	for (size_t i = 0; i < shown; i++) {
+		const struct mt_list_site *ls = &sorted[i];
+		char *name = site_name(rep, &rep->sites[ls->site], false);
+		size_t r = table_row(&t, name);
+		free(name);
+		table_num(&t, r, 0, ls->resizes);
+		table_num(&t, r, 1, ls->buffers);
+		table_num(&t, r, 2, ls->final_capacity);
+		table_num(&t, r, 3, ls->slack_slots);
+		table_num(&t, r, 4, ls->bytes_copied);
+	}
+	fputs("\n  by site of the first resize; capacity and slack (slots) of the longest chain\n",
+	      out);
+	table_print(out, &t);
+	if (shown) {
+		const struct mt_list_site *ls = &sorted[0];
+		char *name = site_name(rep, &rep->sites[ls->site], false);
+		fprintf(out, "\n  longest chain at %s: %llu resizes, capacities\n    ",
+			name ? name : "?", (unsigned long long)ls->longest);
+		free(name);
+		for (uint32_t k = 0; k < ls->chain_len; k++) {
+			fprintf(out, "%s%s", k ? " " : "", grouped(ls->chain[k], a));
+			if (k + 1 == MT_CHAIN_HEAD && ls->chain_skipped)
+				fprintf(out, " ... (%s more) ...", grouped(ls->chain_skipped, b));
+		}
+		fprintf(out, "\n    final capacity %s, slack %s slots (%s bytes)\n",
+			grouped(ls->final_capacity, a), grouped(ls->slack_slots, b),
+			grouped(ls->slack_slots * 8, h));
+	}
+	free(sorted);
+}
+
+/* ---- marks -------------------------------------------------------------------- */
+
+static void marks_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "start", "allocs", "frees", "heap change", "arenas",
+					    "pools", "list resizes", "obj allocs", "step" };
+	struct table t;
+	char buf[32];
+	table_init(&t, 9, head);
+	for (size_t i = 0; i < rep->nmarks; i++) {
+		const struct mt_mark *m = &rep->marks[i];
+		const struct mt_counters *s = &m->start, *e = &m->end;
+		size_t r = table_row(&t, mt_mark_label(rep, m));
+		if (r == SIZE_MAX)
+			break;
+		seconds(buf, sizeof buf, s->time_us);
+		table_str(&t, r, 0, buf);
+		table_num(&t, r, 1, e->allocs - s->allocs);
+		table_num(&t, r, 2, e->frees - s->frees);
+		table_str(&t, r, 3, signed_grouped(e->heap, s->heap, buf));
+		table_str(&t, r, 4, signed_grouped(e->arenas, s->arenas, buf));
+		table_str(&t, r, 5, signed_grouped(e->pools, s->pools, buf));
+		table_num(&t, r, 6, e->list_resizes - s->list_resizes);
+		table_num(&t, r, 7, e->dom_allocs[MT_DOM_PYOBJ] - s->dom_allocs[MT_DOM_PYOBJ]);
+	}
+	fputs("\nsteps (marks)\n", out);
+	table_print(out, &t);
+	if (rep->marks_total > rep->nmarks)
+		fprintf(out, "    (%llu marks; the last step covers the ones past the limit)\n",
+			(unsigned long long)rep->marks_total);
+}
+
 int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *out)
 {
 	if (trace_name)
 		fprintf(out, "memtrace report: %s\n\n", trace_name);
+	summary_section(out, rep);
 	process_section(out, &rep->process);
 	trace_section(out, rep);
 	events_section(out, rep);
 	domains_section(out, rep);
+	if (rep->process.have & MT_HAVE_PYTHON)
+		pools_section(out, rep);
+	if (rep->lists.nsites)
+		lists_section(out, rep);
+	fputs("\ntop sites: live bytes at the heap peak, allocations (reallocs too), bytes\n", out);
+	sites_table(out, rep, MT_BY_PEAK, 2 * TEXT_SITES);
+	if (rep->nmarks)
+		marks_section(out, rep);
+	return ferror(out) ? -1 : 0;
+}
+
+int mt_output_text_set(const struct mt_report *const *reps, const char *const *names,
+		       size_t n, FILE *out)
+{
+	static const char *const head[] = { "pid", "events", "heap peak", "live at exit",
+					    "duration", "trace" };
+	struct table t;
+	uint64_t events = 0, lost = 0;
+	char buf[32];
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs("\n\n", out);
+		mt_output_text(reps[i], names ? names[i] : NULL, out);
+	}
+	table_init(&t, 6, head);
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_report *r = reps[i];
+		size_t row = table_row(&t, names && names[i] ? names[i] : "?");
+		if (r->process.have & MT_HAVE_PID) {
+			snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->process.pid);
+			table_str(&t, row, 0, buf);
+		} else {
+			table_str(&t, row, 0, "-");
+		}
+		table_num(&t, row, 1, r->events.total);
+		table_num(&t, row, 2, r->heap.peak);
+		table_num(&t, row, 3, r->heap.live);
+		seconds(buf, sizeof buf, r->trace.duration_us);
+		table_str(&t, row, 4, buf);
+		events += r->events.total;
+		lost += r->events.lost;
+	}
+	fprintf(out, "\n\ncombined: %zu traces\n", n);
+	line_num(out, "allocator calls", events);
+	line_num(out, "lost events", lost);
+	fputs("\n  per process\n", out);
+	table_print(out, &t);
 	return ferror(out) ? -1 : 0;
 }

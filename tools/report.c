@@ -1,34 +1,20 @@
 /*
  * report.c - builds a struct mt_report by streaming a trace: one block in
- * memory at a time, live heap state in per-domain hash maps, so memory
- * follows the live allocations and never the trace length.
+ * memory at a time (read and decompressed ahead on a second thread), live
+ * blocks in per-domain hash maps or, inside pymalloc arenas, in the
+ * arenas' own tables, so memory follows the live allocations (and the
+ * number of sites) and never the trace length.  This file does the
+ * per-domain accounting and hands every block that enters or leaves the
+ * heap to the analyses of analysis.h.
  */
 #include "report.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis.h"
 #include "codec.h"
-#include "heapmap.h"
-
-/* A moved realloc's OUT half, waiting for the IN half of the same thread. */
-struct pending {
-	bool active, found;
-	int dom;
-	uint64_t old, size; /* the block OUT took off the live map */
-};
-
-struct ctx {
-	struct mt_report *rep;
-	struct heapmap live[MT_DOM_COUNT]; /* address -> size */
-	struct heapmap tids;               /* tid -> index in pend */
-	struct pending *pend; /* pend[0] serves records before any THREAD */
-	size_t npend, pend_cap;
-	size_t cur; /* pend index of the thread the records belong to */
-	uint64_t lost_records, lost_footer;
-	int last_type;
-	bool oom;
-};
 
 const char *mt_domain_name(int dom)
 {
@@ -53,72 +39,293 @@ const char *mt_end_reason_name(int reason)
 	}
 }
 
-/* ---- live heap accounting ---------------------------------------------- */
+/* ---- live blocks ----------------------------------------------------------- */
 
-static void live_add(struct ctx *c, int dom, uint64_t addr, uint64_t size)
+static inline uint64_t pack(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag)
 {
-	struct mt_dom_stats *s = &c->rep->dom[dom];
-	uint64_t old;
-	int r = hm_put(&c->live[dom], addr, size, &old);
-	if (r < 0) {
-		c->oom = true;
-		return;
+	uint64_t unused;
+	if (__builtin_expect(size >= SIZE_BIG, 0)) {
+		if (hm_put(&c->big[dom], addr, size, &unused) < 0)
+			c->oom = true;
+		return SIZE_BIG << TAG_BITS | tag;
 	}
-	if (r == 1) {
-		s->inconsistent++;
-		s->live_bytes -= old;
-	}
-	s->live_bytes += size;
-	if (s->live_bytes > s->peak_bytes)
-		s->peak_bytes = s->live_bytes;
+	return size << TAG_BITS | tag;
 }
 
-static bool live_take(struct ctx *c, int dom, uint64_t addr, uint64_t *size)
+/* The size of a packed value; take: the block leaves the map. */
+static inline uint64_t unpack_size(struct ctx *c, int dom, uint64_t addr, uint64_t val, bool take)
 {
-	if (!hm_del(&c->live[dom], addr, size))
+	uint64_t size = val_size_field(val);
+	if (__builtin_expect(size == SIZE_BIG, 0)) {
+		bool ok = take ? hm_del(&c->big[dom], addr, &size)
+			       : hm_get(&c->big[dom], addr, &size);
+		if (!ok)
+			size = SIZE_BIG;
+	}
+	return size;
+}
+
+/* Where a PyMem/PyObject block lives: inside a pymalloc arena (its table
+ * entry and its pool) or not (w->a NULL: in the domain's live map). */
+struct where {
+	struct arena_slot *a;
+	uint64_t *pool;
+	uint64_t g;
+};
+
+static inline bool in_arena(struct ctx *c, int dom, uint64_t addr, struct where *w)
+{
+	w->a = NULL;
+	if (dom < MT_DOM_PYMEM || (addr & ((1u << GRANULE_SHIFT) - 1)) || !c->pools.pools.used)
 		return false;
-	c->rep->dom[dom].live_bytes -= *size;
+	uint64_t *pool = pools_ref(c, addr);
+	if (!pool)
+		return false;
+	struct arena_slot *a = &c->pools.slots[pool_slot(*pool)];
+	if (!a->tags && pools_tables(c, a))
+		return false;
+	w->a = a;
+	w->pool = pool;
+	w->g = (addr - a->base) >> GRANULE_SHIFT;
 	return true;
 }
 
-static void freed(struct ctx *c, int dom, uint64_t addr)
-{
-	uint64_t size;
-	c->rep->dom[dom].frees++;
-	if (!live_take(c, dom, addr, &size))
-		c->rep->dom[dom].unmatched_frees++;
-}
-
-static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr)
+/* The accounting of a block entering the heap (its entry is in place). */
+static inline void account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag,
+			      const struct where *w, bool keep_class)
 {
 	struct mt_dom_stats *s = &c->rep->dom[dom];
+	s->live_bytes += size;
+	if (s->live_bytes > s->peak_bytes)
+		s->peak_bytes = s->live_bytes;
+	if (dom == MT_DOM_MALLOC)
+		heap_up(c, size);
+	if (val_site(tag) != SITE_LAYERED)
+		site_add(c, val_site(tag), size);
+	if (w->a)
+		pools_block_add(c, w->pool, w->a, size, keep_class);
+}
+
+/* The accounting of a block leaving the heap (its entry is gone). */
+static inline void account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag,
+			       const struct where *w)
+{
+	c->rep->dom[dom].live_bytes -= size;
+	if (dom == MT_DOM_MALLOC)
+		heap_down(c, size);
+	if (val_site(tag) != SITE_LAYERED)
+		site_sub(c, val_site(tag), size);
+	if (w->a)
+		pools_block_del(c, w->pool, w->a, size);
+}
+
+/* An address already live: the block before was never freed in the
+ * trace.  It leaves the heap in favour of the new one. */
+static void evict(struct ctx *c, int dom, int odom, uint64_t addr, uint64_t osize, uint32_t otag,
+		  const struct where *w)
+{
+	c->rep->dom[dom].inconsistent++;
+	account_out(c, odom, osize, otag, w);
+	if (otag & TAG_CHAIN)
+		lists_end(c, addr, otag, osize);
+}
+
+/* Puts a block into its arena table or live map, and into the heap. */
+static void attach(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag,
+		   bool keep_class)
+{
+	struct where w;
+	uint64_t old;
+	if (size <= UINT16_MAX && in_arena(c, dom, addr, &w)) {
+		uint32_t *t = &w.a->tags[w.g];
+		if (__builtin_expect(*t & ATAG_LIVE, 0)) {
+			int odom = *t & ATAG_OBJ ? MT_DOM_PYOBJ : MT_DOM_PYMEM;
+			c->pools.table_blocks[odom]--;
+			evict(c, dom, odom, addr, w.a->sizes[w.g], *t & ((1u << TAG_BITS) - 1), &w);
+		}
+		*t = tag | ATAG_LIVE | (dom == MT_DOM_PYOBJ ? ATAG_OBJ : 0);
+		w.a->sizes[w.g] = (uint16_t)size;
+		c->pools.table_blocks[dom]++;
+		account_in(c, dom, size, tag, &w, keep_class);
+		return;
+	}
+	w.a = NULL;
+	int r = hm_put(&c->live[dom], addr, pack(c, dom, addr, size, tag), &old);
+	if (__builtin_expect(r != 0, 0)) {
+		if (r < 0) {
+			c->oom = true;
+			return;
+		}
+		uint64_t osize = val_size_field(old);
+		if (osize == SIZE_BIG && size < SIZE_BIG && !hm_del(&c->big[dom], addr, &osize))
+			osize = SIZE_BIG; /* else the new size replaced it: a hostile trace */
+		evict(c, dom, dom, addr, osize, val_tag(old), &w);
+	}
+	account_in(c, dom, size, tag, &w, keep_class);
+}
+
+/* Takes a block out of its table or map and the heap; false if it was not
+ * live. */
+static bool detach(struct ctx *c, int dom, uint64_t addr, uint64_t *val, uint64_t *size)
+{
+	struct where w;
+	if (in_arena(c, dom, addr, &w)) {
+		uint32_t t = w.a->tags[w.g];
+		if ((t & ATAG_LIVE) && !(t & ATAG_OBJ) == (dom == MT_DOM_PYMEM)) {
+			w.a->tags[w.g] = 0;
+			*size = w.a->sizes[w.g];
+			*val = *size << TAG_BITS | (t & ((1u << TAG_BITS) - 1));
+			c->pools.table_blocks[dom]--;
+			account_out(c, dom, *size, val_tag(*val), &w);
+			return true;
+		}
+	}
+	if (!hm_del(&c->live[dom], addr, val))
+		return false;
+	w.a = NULL;
+	*size = unpack_size(c, dom, addr, *val, true);
+	account_out(c, dom, *size, val_tag(*val), &w);
+	return true;
+}
+
+/* ---- what every new block goes through ---------------------------------------- */
+
+/* A new block of a domain above malloc at the address the thread's
+ * previous allocation got from a lower domain: that one is its layer, and
+ * its bytes are the new block's from now on. */
+static void layer_below(struct ctx *c, struct thread *t, int dom, uint64_t addr)
+{
+	uint64_t val, unused;
+	int low = t->last_dom;
+	/* PyMem and PyObject blocks are never under another one */
+	if (low < 0 || low >= dom || low > MT_DOM_PYRAW || t->last_addr != addr || !addr)
+		return;
+	if (!hm_get(&c->live[low], addr, &val) || val_site(val) == SITE_LAYERED)
+		return;
+	uint64_t size = unpack_size(c, low, addr, val, false);
+	struct mt_site *s = &c->rep->sites[val_site(val)];
+	site_sub(c, val_site(val), size);
+	s->allocs--;
+	s->bytes -= size;
+	hist_sub(c->rep, size);
+	c->cnt.allocs--;
+	hm_put(&c->live[low], addr, (val & ~(uint64_t)SITE_MASK) | SITE_LAYERED, &unused);
+}
+
+static inline void class_count(uint64_t *counts, int dom, uint64_t size)
+{
+	if (dom >= MT_DOM_PYMEM && size - 1 < 16 * MT_SIZE_CLASSES)
+		counts[(size - 1) >> 4]++;
+}
+
+/* A new block from malloc, calloc, the aligned family or realloc(NULL)
+ * (list_start: a PYMEM realloc(NULL), which may start a list buffer). */
+static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool list_start)
+{
+	struct mt_dom_stats *s = &c->rep->dom[dom];
+	struct thread *t = cur_thread(c);
 	if (!addr) {
 		s->failed++;
 		return;
 	}
 	s->allocs++;
 	s->bytes_allocated += size;
-	live_add(c, dom, addr, size);
+	c->cnt.dom_allocs[dom]++;
+	class_count(c->cnt.class_allocs, dom, size);
+	uint32_t site = site_of(c, t, dom), tag = site;
+	if (dom > MT_DOM_MALLOC)
+		layer_below(c, t, dom, addr);
+	if (list_start)
+		tag |= lists_realloc(c, 0, 0, 0, addr, size, site);
+	attach(c, dom, addr, size, tag, false);
+	struct mt_site *st = &c->rep->sites[site];
+	st->allocs++;
+	st->bytes += size;
+	hist_add(c->rep, size);
+	c->cnt.allocs++;
+	t->last_addr = addr;
+	t->last_dom = dom;
 }
 
-/* The new block of a successful realloc (the old one is already gone). */
-static void resized(struct ctx *c, int dom, uint64_t size, uint64_t addr)
+/* The end of a block: free, realloc(p, 0).  The block is already detached
+ * (found: it was live, with val and size). */
+static void released(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t val,
+		     uint64_t size)
 {
-	c->rep->dom[dom].reallocs++;
-	c->rep->dom[dom].bytes_allocated += size;
-	live_add(c, dom, addr, size);
+	struct mt_dom_stats *s = &c->rep->dom[dom];
+	struct thread *t = cur_thread(c);
+	s->frees++;
+	c->cnt.dom_frees[dom]++;
+	if (!found) {
+		s->unmatched_frees++;
+		return;
+	}
+	class_count(c->cnt.class_frees, dom, size);
+	uint32_t tag = val_tag(val);
+	if (tag & TAG_CHAIN)
+		lists_end(c, addr, tag, size);
+	if (val_site(tag) == SITE_LAYERED)
+		return;
+	c->cnt.frees++;
+	if (t->last_dom == dom && t->last_addr == addr) {
+		/* freed before the thread allocated anything else */
+		struct mt_site *st = &c->rep->sites[val_site(tag)];
+		st->temp_allocs++;
+		st->temp_bytes += size;
+		c->rep->temp_allocs++;
+		c->rep->temp_bytes += size;
+		t->last_dom = -1;
+	}
+}
+
+static void freed(struct ctx *c, int dom, uint64_t addr)
+{
+	uint64_t val = 0, size = 0;
+	bool found = detach(c, dom, addr, &val, &size);
+	released(c, dom, addr, found, val, size);
+}
+
+/* The new block of a successful realloc; the old one (old_val, old_size,
+ * when found) is already detached. */
+static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t old_val,
+		    uint64_t old_size, uint64_t size, uint64_t addr)
+{
+	struct thread *t = cur_thread(c);
+	struct mt_dom_stats *s = &c->rep->dom[dom];
+	s->reallocs++;
+	s->bytes_allocated += size;
+	if (found && addr != old)
+		c->cnt.dom_copied[dom] += old_size < size ? old_size : size;
+	uint32_t otag = found ? val_tag(old_val) : 0;
+	bool layered = found && val_site(otag) == SITE_LAYERED;
+	uint32_t site = layered ? SITE_LAYERED : site_of(c, t, dom), tag = site;
+	if (dom > MT_DOM_MALLOC && !layered)
+		layer_below(c, t, dom, addr);
+	if (dom == MT_DOM_PYMEM && !layered)
+		tag |= lists_realloc(c, found ? old : 0, otag, old_size, addr, size, site);
+	else if (otag & TAG_CHAIN)
+		lists_end(c, old, otag, old_size);
+	attach(c, dom, addr, size, tag, found && addr == old);
+	if (!layered) {
+		struct mt_site *st = &c->rep->sites[site];
+		st->allocs++;
+		st->bytes += size;
+		hist_add(c->rep, size);
+	}
+	t->last_addr = addr;
+	t->last_dom = dom;
 }
 
 /* An old block that is not live (a fork child's inherited heap) has no
  * size to give back; the new block is tracked from here on all the same. */
 static void on_realloc(struct ctx *c, const struct mt_rec *r)
 {
-	uint64_t size;
+	uint64_t val = 0, size = 0;
 	if (!r->old) {
-		allocated(c, r->dom, r->size, r->addr);
+		allocated(c, r->dom, r->size, r->addr, r->dom == MT_DOM_PYMEM);
 	} else if (r->addr) {
-		live_take(c, r->dom, r->old, &size);
-		resized(c, r->dom, r->size, r->addr);
+		bool found = detach(c, r->dom, r->old, &val, &size);
+		resized(c, r->dom, r->old, found, val, size, r->size, r->addr);
 	} else if (r->size) {
 		c->rep->dom[r->dom].failed++; /* the old block stays */
 	} else {
@@ -130,27 +337,28 @@ static void on_realloc(struct ctx *c, const struct mt_rec *r)
  * handed the same address before this thread's IN arrives. */
 static void on_realloc_out(struct ctx *c, const struct mt_rec *r)
 {
-	struct pending *p = &c->pend[c->cur];
+	struct pending *p = &cur_thread(c)->pend[r->dom];
 	p->active = true;
-	p->dom = r->dom;
 	p->old = r->addr;
-	p->found = live_take(c, r->dom, r->addr, &p->size);
+	p->val = p->size = 0;
+	p->found = detach(c, r->dom, r->addr, &p->val, &p->size);
 }
 
 static void on_realloc_in(struct ctx *c, const struct mt_rec *r)
 {
-	struct pending out = c->pend[c->cur];
+	struct pending out = cur_thread(c)->pend[r->dom];
 	struct mt_dom_stats *s = &c->rep->dom[r->dom];
-	c->pend[c->cur].active = false;
+	cur_thread(c)->pend[r->dom].active = false;
 	if (r->addr) {
-		resized(c, r->dom, r->size, r->addr);
+		/* without its OUT (lost): a new block */
+		resized(c, r->dom, out.old, out.active && out.found, out.val, out.size, r->size,
+			r->addr);
 	} else if (r->size || !out.active) {
 		s->failed++;
-		if (out.active && out.found)
-			live_add(c, out.dom, out.old, out.size);
+		if (out.active && out.found) /* the old block stays */
+			attach(c, r->dom, out.old, out.size, val_tag(out.val), true);
 	} else {
-		s->frees++; /* realloc(p, 0) freed p */
-		s->unmatched_frees += !out.found;
+		released(c, r->dom, out.old, out.found, out.val, out.size); /* realloc(p, 0) */
 	}
 }
 
@@ -161,21 +369,42 @@ static void on_thread(struct ctx *c, uint64_t tid)
 		c->cur = (size_t)idx;
 		return;
 	}
-	if (c->npend == c->pend_cap) {
-		struct pending *p = realloc(c->pend, 2 * c->pend_cap * sizeof *p);
+	if (c->nthreads == c->threads_cap) {
+		struct thread *p = realloc(c->threads, 2 * c->threads_cap * sizeof *p);
 		if (!p) {
 			c->oom = true;
 			return;
 		}
-		c->pend = p;
-		c->pend_cap *= 2;
+		c->threads = p;
+		c->threads_cap *= 2;
 	}
-	if (hm_put(&c->tids, tid, c->npend, &unused) < 0) {
+	if (hm_put(&c->tids, tid, c->nthreads, &unused) < 0) {
 		c->oom = true;
 		return;
 	}
-	c->pend[c->npend] = (struct pending){ 0 };
-	c->cur = c->npend++;
+	c->threads[c->nthreads] = (struct thread){ .last_dom = -1 };
+	memset(c->threads[c->nthreads].site, 0xff, sizeof c->threads[0].site);
+	c->cur = c->nthreads++;
+}
+
+static void on_loc(struct ctx *c, uint64_t frame)
+{
+	struct thread *t = cur_thread(c);
+	if (t->loc == frame)
+		return;
+	t->loc = frame;
+	t->site[MT_DOM_PYMEM] = t->site[MT_DOM_PYOBJ] = NO_SITE;
+}
+
+static void on_arena(struct ctx *c, const struct mt_rec *r)
+{
+	if (!r->addr)
+		return; /* a failed arena allocation */
+	if (r->kind == MT_REC_ARENA_ALLOC) {
+		pools_arena_alloc(c, r->size, r->addr);
+	} else {
+		pools_arena_free(c, r->size, r->addr);
+	}
 }
 
 static void apply(struct ctx *c, const struct mt_rec *r)
@@ -186,7 +415,7 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 	case MT_REC_CALLOC:
 	case MT_REC_ALIGNED:
 		rep->events.total++;
-		allocated(c, r->dom, r->size, r->addr);
+		allocated(c, r->dom, r->size, r->addr, false);
 		break;
 	case MT_REC_REALLOC:
 		rep->events.total++;
@@ -208,13 +437,36 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 		break;
 	case MT_REC_TIME:
 		rep->trace.duration_us += r->value;
+		c->cnt.time_us = rep->trace.duration_us;
+		timeline_time(c);
 		break;
 	case MT_REC_LOST:
 		c->lost_records += r->value;
 		break;
+	case MT_REC_LOC:
+		on_loc(c, r->value);
+		break;
+	case MT_REC_ARENA_ALLOC:
+	case MT_REC_ARENA_FREE:
+		on_arena(c, r);
+		break;
+	case MT_REC_STRING:
+		if (sites_string(c, r->value, r->bytes, r->n))
+			c->oom = true;
+		break;
+	case MT_REC_CODE:
+		if (sites_code(c, r->value, r->ref1, r->ref2))
+			c->oom = true;
+		break;
+	case MT_REC_FRAME:
+		if (sites_frame(c, r->value, r->ref1, r->ref2, r->line))
+			c->oom = true;
+		break;
+	case MT_REC_MARK:
+		if (marks_mark(c, r->value))
+			c->oom = true;
+		break;
 	default:
-		/* Python arenas and locations: pymalloc arenas hold the PYOBJ
-		 * blocks already counted, so they would count memory twice. */
 		break;
 	}
 }
@@ -261,6 +513,19 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 		return keep_bytes(c, &p->exe, kv);
 	case MT_H_ARGV:
 		return keep_bytes(c, &p->argv, kv);
+	case MT_H_PY_VERSION:
+		p->py_version = kv->u64;
+		p->have |= MT_HAVE_PYTHON;
+		return 0;
+	case MT_H_POOL_SIZE:
+		p->pool_size = kv->u64;
+		return 0;
+	case MT_H_ARENA_SIZE:
+		p->arena_size = kv->u64;
+		return 0;
+	case MT_H_PY_DEPTH:
+		p->py_depth = kv->u64;
+		return 0;
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -359,6 +624,8 @@ static int read_block(struct ctx *c, int type, const uint8_t *raw, size_t len)
 		else if (header_entry(c, &kv))
 			return -1;
 	}
+	if (type == MT_BLOCK_HEADER)
+		pools_geometry(c);
 	return st;
 }
 
@@ -374,7 +641,19 @@ static enum mt_report_status block_error(struct ctx *c, int type, uint64_t index
 	return c->oom ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
 
-static enum mt_report_status read_blocks(struct ctx *c, struct mt_reader *rd)
+static enum mt_report_status read_end(struct ctx *c, int st, const char *error)
+{
+	if (st == MT_READ_END)
+		return MT_REPORT_OK;
+	snprintf(c->rep->error, sizeof c->rep->error, "%s", error);
+	if (st == MT_READ_TRUNCATED)
+		return MT_REPORT_TORN;
+	return st == MT_READ_CORRUPT ? MT_REPORT_BAD_TRACE : MT_REPORT_FAILED;
+}
+
+/* One thread: read, decompress, account, in turn. */
+static enum mt_report_status read_blocks(struct ctx *c, struct mt_reader *rd,
+					 mt_progress_fn *progress, void *arg)
 {
 	int type, st;
 	uint64_t offset = rd->offset;
@@ -383,13 +662,140 @@ static enum mt_report_status read_blocks(struct ctx *c, struct mt_reader *rd)
 			return block_error(c, type, rd->blocks - 1, offset);
 		c->last_type = type;
 		offset = rd->offset;
+		if (progress)
+			progress(arg, offset);
 	}
-	if (st == MT_READ_END)
-		return MT_REPORT_OK;
-	snprintf(c->rep->error, sizeof c->rep->error, "%s", rd->error);
-	if (st == MT_READ_TRUNCATED)
-		return MT_REPORT_TORN;
-	return st == MT_READ_CORRUPT ? MT_REPORT_BAD_TRACE : MT_REPORT_FAILED;
+	return read_end(c, st, rd->error);
+}
+
+/* ---- reading ahead on a second thread -------------------------------------- */
+
+/* Decompressing a block takes a sixth of the time its accounting does; a
+ * reader thread does it for the next blocks meanwhile.  It hands over
+ * copies of the raw payloads through a small ring. */
+#define AHEAD 4
+
+struct ahead_block {
+	int type;
+	uint8_t *raw;
+	size_t len, cap;
+	uint64_t index, offset_before, offset_after;
+};
+
+struct ahead {
+	struct mt_reader *rd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ahead_block ring[AHEAD];
+	size_t head, count; /* ring[head] is the oldest */
+	bool done, stop;    /* the reader ended (with status); the consumer quit */
+	int status;
+	char error[sizeof ((struct mt_reader *)0)->error];
+};
+
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+	struct mt_reader *rd = a->rd;
+	int type, st;
+	uint64_t offset = rd->offset;
+	for (;;) {
+		st = mt_reader_next(rd, &type);
+		pthread_mutex_lock(&a->mu);
+		while (st == MT_READ_OK && a->count == AHEAD && !a->stop)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stop) {
+			pthread_mutex_unlock(&a->mu);
+			return NULL;
+		}
+		if (st == MT_READ_OK) {
+			struct ahead_block *b = &a->ring[(a->head + a->count) % AHEAD];
+			pthread_mutex_unlock(&a->mu);
+			/* the slot is ours until it is counted */
+			if (b->cap < rd->raw_len || !b->raw) { /* never NULL, even if empty */
+				uint8_t *p = realloc(b->raw, rd->raw_len ? rd->raw_len : 1);
+				if (!p) {
+					st = MT_READ_IO;
+					snprintf(rd->error, sizeof rd->error, "out of memory");
+					pthread_mutex_lock(&a->mu);
+					goto end;
+				}
+				b->raw = p;
+				b->cap = rd->raw_len;
+			}
+			if (rd->raw_len)
+				memcpy(b->raw, rd->raw, rd->raw_len);
+			b->len = rd->raw_len;
+			b->type = type;
+			b->index = rd->blocks - 1;
+			b->offset_before = offset;
+			b->offset_after = offset = rd->offset;
+			pthread_mutex_lock(&a->mu);
+			a->count++;
+			pthread_cond_broadcast(&a->cv);
+			pthread_mutex_unlock(&a->mu);
+			continue;
+		}
+end:
+		a->done = true;
+		a->status = st;
+		snprintf(a->error, sizeof a->error, "%s", rd->error);
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		return NULL;
+	}
+}
+
+/* The same as read_blocks, with the reading on a thread of its own; -1 if
+ * that thread could not be started (nothing was read). */
+static int read_blocks_ahead(struct ctx *c, struct mt_reader *rd, mt_progress_fn *progress,
+			     void *arg, enum mt_report_status *result)
+{
+	struct ahead a = { .rd = rd };
+	pthread_t thread;
+	enum mt_report_status st = MT_REPORT_OK;
+	bool failed = false;
+	pthread_mutex_init(&a.mu, NULL);
+	pthread_cond_init(&a.cv, NULL);
+	if (pthread_create(&thread, NULL, ahead_main, &a)) {
+		pthread_mutex_destroy(&a.mu);
+		pthread_cond_destroy(&a.cv);
+		return -1;
+	}
+	pthread_mutex_lock(&a.mu);
+	for (;;) {
+		while (!a.count && !a.done)
+			pthread_cond_wait(&a.cv, &a.mu);
+		if (!a.count)
+			break;
+		struct ahead_block *b = &a.ring[a.head];
+		pthread_mutex_unlock(&a.mu);
+		if (read_block(c, b->type, b->raw, b->len)) {
+			st = block_error(c, b->type, b->index, b->offset_before);
+			failed = true;
+			pthread_mutex_lock(&a.mu);
+			break;
+		}
+		c->last_type = b->type;
+		if (progress)
+			progress(arg, b->offset_after);
+		pthread_mutex_lock(&a.mu);
+		a.head = (a.head + 1) % AHEAD;
+		a.count--;
+		pthread_cond_broadcast(&a.cv);
+	}
+	a.stop = true;
+	pthread_cond_broadcast(&a.cv);
+	pthread_mutex_unlock(&a.mu);
+	pthread_join(thread, NULL);
+	if (!failed)
+		st = read_end(c, a.status, a.error);
+	for (int i = 0; i < AHEAD; i++)
+		free(a.ring[i].raw);
+	pthread_mutex_destroy(&a.mu);
+	pthread_cond_destroy(&a.cv);
+	*result = st;
+	return 0;
 }
 
 /* ---- the builder ------------------------------------------------------- */
@@ -399,21 +805,36 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	int err = 0;
 	memset(c, 0, sizeof *c);
 	c->rep = rep;
-	for (int d = 0; d < MT_DOM_COUNT; d++)
+	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		err |= hm_init(&c->live[d]);
+		err |= hm_init(&c->big[d]);
+	}
 	err |= hm_init(&c->tids);
-	c->pend_cap = 16;
-	c->npend = 1;
-	c->pend = calloc(c->pend_cap, sizeof *c->pend);
-	return err || !c->pend ? -1 : 0;
+	c->threads_cap = 16;
+	c->nthreads = 1;
+	c->threads = calloc(c->threads_cap, sizeof *c->threads);
+	if (c->threads) {
+		c->threads[0].last_dom = -1;
+		memset(c->threads[0].site, 0xff, sizeof c->threads[0].site);
+	}
+	err |= sites_init(c);
+	err |= pools_init(c);
+	err |= lists_init(c);
+	err |= timeline_init(c);
+	return err || !c->threads ? -1 : 0;
 }
 
 static void ctx_free(struct ctx *c)
 {
-	for (int d = 0; d < MT_DOM_COUNT; d++)
+	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		hm_free(&c->live[d]);
+		hm_free(&c->big[d]);
+	}
 	hm_free(&c->tids);
-	free(c->pend);
+	free(c->threads);
+	sites_free(c);
+	pools_free(c);
+	lists_free(c);
 }
 
 static void finish(struct ctx *c, enum mt_report_status st)
@@ -425,7 +846,14 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	rep->trace.threads = hm_count(&c->tids);
 	rep->events.lost = c->lost_footer + c->lost_records;
 	for (int d = 0; d < MT_DOM_COUNT; d++)
-		rep->dom[d].live_blocks = hm_count(&c->live[d]);
+		rep->dom[d].live_blocks = hm_count(&c->live[d]) + c->pools.table_blocks[d];
+	/* the order matters: the peak's last moment first */
+	peak_moment(c);
+	marks_finish(c);
+	pools_finish(c);
+	sites_finish(c);
+	timeline_finish(c);
+	rep->heap.live_blocks = rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks);
 }
 
 static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader *rd, int st,
@@ -436,7 +864,8 @@ static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader 
 	return st == MT_READ_IO ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
 
-enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
+enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
+					       mt_progress_fn *progress, void *arg)
 {
 	struct mt_reader rd;
 	struct ctx c;
@@ -452,12 +881,22 @@ enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 		st = MT_REPORT_FAILED;
 		ctx_free(&c);
 	} else {
-		st = read_blocks(&c, &rd);
+		if (read_blocks_ahead(&c, &rd, progress, arg, &st))
+			st = read_blocks(&c, &rd, progress, arg);
 		finish(&c, st);
+		if (c.oom && st != MT_REPORT_FAILED) {
+			snprintf(rep->error, sizeof rep->error, "out of memory");
+			st = MT_REPORT_FAILED;
+		}
 		ctx_free(&c);
 	}
 	mt_reader_close(&rd);
 	return st;
+}
+
+enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
+{
+	return mt_report_build_progress(f, rep, NULL, NULL);
 }
 
 void mt_report_free(struct mt_report *rep)
@@ -466,4 +905,22 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->process.argv.p);
 	free(rep->process.version.p);
 	rep->process.exe.p = rep->process.argv.p = rep->process.version.p = NULL;
+	for (size_t i = 0; i < rep->nstrings; i++)
+		free(rep->strings[i].p);
+	free(rep->strings);
+	free(rep->frames);
+	free(rep->sites);
+	free(rep->pools.retained);
+	free(rep->lists.sites);
+	free(rep->timeline.points);
+	free(rep->marks);
+	rep->strings = NULL;
+	rep->frames = NULL;
+	rep->sites = NULL;
+	rep->pools.retained = NULL;
+	rep->lists.sites = NULL;
+	rep->timeline.points = NULL;
+	rep->marks = NULL;
+	rep->nstrings = rep->nframes = rep->nsites = rep->pools.nretained = 0;
+	rep->lists.nsites = rep->timeline.npoints = rep->nmarks = 0;
 }

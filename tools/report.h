@@ -2,6 +2,12 @@
  * report.h - the figures memtrace reports about one trace, and the builder
  * that streams a trace file block by block to compute them.  Output
  * formatting lives in output.h; this module knows nothing about it.
+ *
+ * The analyses live in their own modules (analysis.h): Python pools and
+ * arenas (pools.c), list item buffers (lists.c), allocation sites, the heap
+ * peak and temporaries (sites.c), the timeline and size histogram
+ * (timeline.c) and the steps between marks (marks.c).  Their results are
+ * plain data in struct mt_report, so that every output is drawn from it.
  */
 #ifndef MEMTRACE_REPORT_H
 #define MEMTRACE_REPORT_H
@@ -33,6 +39,7 @@ enum mt_have {
 	MT_HAVE_PPID = 1 << 1,
 	MT_HAVE_START = 1 << 2,
 	MT_HAVE_PAGE_SIZE = 1 << 3,
+	MT_HAVE_PYTHON = 1 << 4, /* MT_H_PY_VERSION: a CPython process */
 };
 
 /* end_reason when no final footer says, or when it names an unknown one. */
@@ -43,6 +50,133 @@ struct mt_process {
 	unsigned have; /* enum mt_have */
 	uint64_t pid, ppid, start_ns, page_size;
 	struct mt_bytes exe, argv, version; /* argv: NUL-separated */
+	/* CPython: PY_VERSION_HEX, pymalloc geometry and frames per location.
+	 * pool_size and arena_size fall back to CPython's for the version
+	 * when the header lacks them. */
+	uint64_t py_version, pool_size, arena_size, py_depth;
+};
+
+/* ---- Python locations ------------------------------------------------- */
+
+/* A Python stack node (a FRAME record), resolved: its strings live in the
+ * report's string table.  parent is an index into mt_report.frames, 0 for
+ * an outermost frame (index 0 itself is unused). */
+struct mt_frame {
+	uint32_t parent;
+	uint32_t file, function; /* indexes into mt_report.strings */
+	uint64_t line;
+};
+
+/* One allocation site: a Python location (innermost frame) in one domain,
+ * or frame 0: no Python location ("<native>").  Every block is counted at
+ * the site of its topmost domain only: the malloc block under a large
+ * PyObject_Malloc belongs to the PyObject site, not to "<native>". */
+struct mt_site {
+	uint32_t frame; /* index into mt_report.frames; 0: native */
+	int dom;
+	uint64_t allocs, bytes;            /* allocations and reallocs made here */
+	uint64_t live_bytes, live_blocks;  /* at the end of the trace */
+	uint64_t peak_bytes;               /* live bytes at the heap peak */
+	uint64_t temp_allocs, temp_bytes;  /* temporary allocations */
+	uint64_t epoch;                    /* sites.c: when peak_bytes was taken */
+	uint32_t list;                     /* lists.c: 1 + its index in lists.sites */
+};
+
+/* ---- Python pools and arenas ------------------------------------------ */
+
+#define MT_SIZE_CLASSES 32 /* pymalloc's 16-byte classes, up to 512 bytes */
+
+struct mt_size_class {
+	uint64_t allocs;                       /* blocks handed out from pools */
+	uint64_t live_objects, pools;          /* now (at exit when done) */
+	uint64_t live_objects_peak, pools_peak;
+};
+
+struct mt_arena_info {
+	uint64_t address, live_objects, live_bytes, pools_in_use;
+};
+
+struct mt_pools {
+	uint64_t arena_size, pool_size;
+	uint64_t arenas_allocated, arenas_freed, arenas_live, arenas_peak;
+	uint64_t arena_bytes_live;                         /* all arena-allocator blocks */
+	uint64_t other_allocated, other_freed, other_bytes, other_bytes_peak;
+	uint64_t pools_in_use, pools_peak;
+	uint64_t object_bytes;                             /* live blocks inside arenas */
+	struct {
+		uint64_t arena_bytes, object_bytes, pools;
+	} at_peak, at_exit;                                /* at the heap peak, at exit */
+	struct mt_size_class classes[MT_SIZE_CLASSES];     /* [i]: size 16 * (i + 1) */
+	struct mt_arena_info *retained;                    /* arenas mapped at exit */
+	size_t nretained;                                  /* fewest live objects first */
+};
+
+/* ---- list item buffers ----------------------------------------------- */
+
+#define MT_CHAIN_MAX 64  /* capacities kept per chain: */
+#define MT_CHAIN_HEAD 16 /* the first ones, and the latest ones */
+
+struct mt_list_site {
+	uint32_t site;        /* index into mt_report.sites of its first resize */
+	uint64_t resizes, buffers, bytes_copied;
+	/* the longest chain seen here: its capacities (the first MT_CHAIN_HEAD
+	 * then, after chain_skipped left out, the latest), its resizes and its
+	 * slack after its last resize */
+	uint64_t chain[MT_CHAIN_MAX];
+	uint32_t chain_len;
+	uint64_t chain_skipped;
+	uint64_t longest;     /* resizes of that chain */
+	uint64_t final_capacity, slack_slots;
+};
+
+struct mt_lists {
+	uint64_t resizes, buffers, bytes_copied;
+	uint64_t slack_bytes_live, slack_bytes_at_peak;   /* live: at exit when done */
+	struct mt_list_site *sites;
+	size_t nsites;
+};
+
+/* ---- timeline, histogram, marks ---------------------------------------- */
+
+#define MT_TIMELINE_MAX 1000
+
+struct mt_tpoint {
+	uint64_t time_us, heap, dom[MT_DOM_COUNT], arenas, pools;
+};
+
+struct mt_timeline {
+	uint64_t interval_us;
+	struct mt_tpoint *points;
+	size_t npoints;
+};
+
+#define MT_HIST_BUCKETS 65 /* [0]: size 0; [k]: 2^(k-1) .. 2^k - 1 */
+struct mt_hist_bucket {
+	uint64_t allocs, bytes;
+};
+
+/* The figures the marks compare: counters that only grow, and levels. */
+struct mt_counters {
+	uint64_t time_us;
+	uint64_t allocs, frees;   /* each allocation once, at its topmost domain */
+	uint64_t heap;            /* malloc domain + arena blocks */
+	uint64_t arenas, pools, list_resizes;
+	uint64_t dom_allocs[MT_DOM_COUNT], dom_frees[MT_DOM_COUNT];
+	uint64_t dom_reallocs[MT_DOM_COUNT], dom_bytes[MT_DOM_COUNT]; /* bytes allocated */
+	uint64_t dom_copied[MT_DOM_COUNT]; /* by reallocs that moved: min(old, new) */
+	uint64_t dom_live[MT_DOM_COUNT];
+	/* PyMem and PyObject requests of 1 to 512 bytes, by pymalloc class */
+	uint64_t class_allocs[MT_SIZE_CLASSES], class_frees[MT_SIZE_CLASSES];
+};
+
+/* One step: from a mark to the next one, or to the end.  The first step
+ * is "(before first mark)" (label UINT32_MAX) when the trace starts with
+ * allocations before its first mark. */
+struct mt_mark {
+	uint32_t label; /* index into mt_report.strings; UINT32_MAX: none */
+	uint64_t count; /* marks folded into this step (see marks.c) */
+	struct mt_counters start, end;
+	uint64_t heap_peak; /* highest heap during the step */
 };
 
 struct mt_report {
@@ -57,6 +191,31 @@ struct mt_report {
 		uint64_t total, lost, producer_waits;
 	} events;
 	struct mt_dom_stats dom[MT_DOM_COUNT];
+
+	/* heap = malloc domain + CPython arena-allocator blocks */
+	struct {
+		uint64_t live, peak, peak_time_us;
+		uint64_t snapshot_us; /* when the sites were taken at the peak */
+		uint64_t live_blocks; /* malloc blocks + arena blocks at exit */
+	} heap;
+	uint64_t temp_allocs, temp_bytes;
+	struct mt_hist_bucket hist[MT_HIST_BUCKETS];
+
+	/* strings[i] for i >= 1: STRING definitions, NUL-terminated copies */
+	struct mt_bytes *strings;
+	size_t nstrings;
+	struct mt_frame *frames; /* [0] unused */
+	size_t nframes;
+	struct mt_site *sites;
+	size_t nsites;
+
+	struct mt_pools pools;
+	struct mt_lists lists;
+	struct mt_timeline timeline;
+	struct mt_mark *marks;
+	size_t nmarks;
+	uint64_t marks_total; /* MARK records, some maybe folded */
+
 	char error[200]; /* why the build failed or stopped early */
 };
 
@@ -67,14 +226,37 @@ enum mt_report_status {
 	MT_REPORT_FAILED,    /* read error or out of memory: no figures */
 };
 
+/* Called now and then while a trace is read: bytes read so far. */
+typedef void mt_progress_fn(void *arg, uint64_t offset);
+
 /* Streams the trace in f.  rep must be released with mt_report_free whatever
  * the result; on failure rep->error says why. */
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep);
+enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
+					       mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
 
 /* "malloc", "pymem_raw", ... as used in every output. */
 const char *mt_domain_name(int dom);
 /* "exit", "exec", "_exit", "unknown", or NULL for MT_REASON_NONE. */
 const char *mt_end_reason_name(int reason);
+
+/* Helpers for the outputs.  Strings of a site: "<native>" and "" for
+ * frame 0; never NULL. */
+const char *mt_report_string(const struct mt_report *rep, uint32_t idx);
+const char *mt_site_file(const struct mt_report *rep, const struct mt_site *s);
+const char *mt_site_function(const struct mt_report *rep, const struct mt_site *s);
+uint64_t mt_site_line(const struct mt_report *rep, const struct mt_site *s);
+/* The label of a step: its mark's text or "(before first mark)". */
+const char *mt_mark_label(const struct mt_report *rep, const struct mt_mark *m);
+
+/* Indexes of the sites with a nonzero key, best first, at most max: by
+ * peak bytes then bytes (sites that allocated anything), the same for the
+ * sites that held bytes at the peak, by live bytes at exit, by temporary
+ * allocations.  *n gets the count; the array is malloc'd (NULL when n is 0
+ * or on OOM). */
+enum mt_site_order { MT_BY_PEAK, MT_AT_PEAK, MT_BY_LIVE, MT_BY_TEMP };
+uint32_t *mt_sites_sorted(const struct mt_report *rep, enum mt_site_order order, size_t max,
+			  size_t *n);
 
 #endif

@@ -1,31 +1,110 @@
 /*
- * report_cmd.c - `memtrace report`: options, then trace file -> report on
- * stdout or a file, with the diagnostics and exit codes of cli.h.
+ * report_cmd.c - `memtrace report`: options, then trace file(s) -> report
+ * on stdout or a file, with the diagnostics and exit codes of cli.h.
+ * Several traces (a program and the children it forked or exec'd) give
+ * each report and a combined summary.  While a large trace is read, a
+ * progress bar goes to stderr if stderr is a terminal.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "output.h"
+#include "render.h"
 #include "report.h"
 
 static const char usage[] =
-	"usage: memtrace report [--format text|json] [-o FILE] TRACE\n"
+	"usage: memtrace report [--format text|json|html|folded] [-o FILE] [--quiet] TRACE...\n"
 	"\n"
-	"Summarises the allocator calls recorded in TRACE: calls, failures, bytes,\n"
-	"peak and live heap at exit, for each allocator domain.\n"
+	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
+	"sites that held it; what was live at exit; temporaries; each allocator\n"
+	"domain; in Python processes pymalloc's arenas, pools and size classes, list\n"
+	"item buffers, the Python lines behind allocations and the marked steps.\n"
+	"With several TRACEs each is reported, then a combined summary (text), or\n"
+	"one {\"format\": \"memtrace-report-set\", \"reports\": [...]} object (json).\n"
 	"\n"
 	"  -f, --format FMT    text (default) or json\n"
+	"                      html: one self-contained page with charts and a flame graph\n"
+	"                      folded: the flame graph's stacks, \"frame;frame BYTES\" lines,\n"
+	"                      for flamegraph.pl or speedscope\n"
+	"                      (html and folded take one TRACE)\n"
 	"  -o, --output FILE   write the report to FILE instead of stdout\n"
+	"  -q, --quiet         no progress bar (there is none unless stderr is a terminal)\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Exit status: 0 report written (also for a trace without footer, e.g. of a\n"
 	"killed process), 1 usage or I/O error, 2 not a readable trace (foreign,\n"
 	"newer format, corrupt), 3 the trace ends in a torn block (the report\n"
-	"covers the blocks before it).\n";
+	"covers the blocks before it).  With several TRACEs: the most severe of\n"
+	"theirs (1, then 2, then 3); unreadable ones are left out of the report.\n";
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Traces smaller than this read in well under a second: no bar. */
+#define PROGRESS_MIN_BYTES (16u << 20)
+
+struct progress {
+	const char *name;
+	uint64_t size;
+	int shown; /* percent last drawn, -1: nothing drawn */
+	struct timespec last;
+};
+
+static bool progress_wanted = true;
+
+static void progress_draw(void *arg, uint64_t offset)
+{
+	struct progress *p = arg;
+	struct timespec now;
+	int pct = p->size ? (int)(offset * 100 / p->size) : 100;
+	if (pct > 100)
+		pct = 100;
+	if (pct == p->shown)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (p->shown >= 0 && pct < 100 &&
+	    (now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) <
+		    100000000L)
+		return;
+	p->last = now;
+	p->shown = pct;
+	char bar[31];
+	int fill = pct * 30 / 100;
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(30 - fill));
+	bar[30] = 0;
+	fprintf(stderr, "\rmemtrace: reading %s [%s] %3d%%", p->name, bar, pct);
+	fflush(stderr);
+}
+
+static void progress_clear(struct progress *p)
+{
+	if (p->shown >= 0)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+/* Builds the report of the trace in f (opened from path), with a progress
+ * bar when it is worth one. */
+static enum mt_report_status build(FILE *f, const char *path, struct mt_report *rep)
+{
+	struct stat st;
+	struct progress p = { path, 0, -1, { 0, 0 } };
+	bool bar = progress_wanted && isatty(STDERR_FILENO) && fstat(fileno(f), &st) == 0 &&
+		   S_ISREG(st.st_mode) && (uint64_t)st.st_size >= PROGRESS_MIN_BYTES;
+	if (!bar)
+		return mt_report_build(f, rep);
+	p.size = (uint64_t)st.st_size;
+	enum mt_report_status r = mt_report_build_progress(f, rep, progress_draw, &p);
+	progress_clear(&p);
+	return r;
+}
 
 static int usage_error(const char *msg)
 {
@@ -42,6 +121,13 @@ static int write_report(const struct mt_report *rep, enum mt_format fmt, const c
 	if (!out) {
 		fprintf(stderr, "memtrace: %s: %s\n", out_path, strerror(errno));
 		return -1;
+	}
+	if (fmt == MT_FMT_HTML || fmt == MT_FMT_FOLDED) {
+		int rr = fmt == MT_FMT_HTML ? mt_output_html(rep, trace, out) : mt_output_folded(rep, out);
+		rr |= out_path ? fclose(out) : fflush(out);
+		if (rr)
+			fprintf(stderr, "memtrace: %s: write error\n", out_path ? out_path : "stdout");
+		return rr ? -1 : 0;
 	}
 	int r = fmt == MT_FMT_JSON ? mt_output_json(rep, out) : mt_output_text(rep, trace, out);
 	r |= out_path ? fclose(out) : fflush(out);
@@ -76,9 +162,8 @@ static int diagnose(const char *path, enum mt_report_status st, const struct mt_
 	}
 }
 
-int report_trace(const char *path, enum mt_format fmt, const char *out_path)
+static FILE *open_trace(const char *path)
 {
-	struct mt_report rep;
 	struct stat st_buf;
 	FILE *f = fopen(path, "rb");
 	if (f && fstat(fileno(f), &st_buf) == 0 && S_ISDIR(st_buf.st_mode)) {
@@ -86,11 +171,18 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 		f = NULL;
 		errno = EISDIR;
 	}
-	if (!f) {
+	if (!f)
 		fprintf(stderr, "memtrace: %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+int report_trace(const char *path, enum mt_format fmt, const char *out_path)
+{
+	struct mt_report rep;
+	FILE *f = open_trace(path);
+	if (!f)
 		return MT_EXIT_USAGE;
-	}
-	enum mt_report_status st = mt_report_build(f, &rep);
+	enum mt_report_status st = build(f, path, &rep);
 	fclose(f);
 	int code = MT_EXIT_OK;
 	if ((st == MT_REPORT_OK || st == MT_REPORT_TORN) &&
@@ -102,11 +194,78 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 	return code;
 }
 
+/* Exit codes from most to least severe. */
+static int worse(int a, int b)
+{
+	static const int rank[] = { [MT_EXIT_OK] = 0, [MT_EXIT_TORN] = 1,
+				    [MT_EXIT_BAD_TRACE] = 2, [MT_EXIT_USAGE] = 3 };
+	return rank[b] > rank[a] ? b : a;
+}
+
+static int write_set(const struct mt_report *const *reps, const char *const *names, size_t n,
+		     enum mt_format fmt, const char *out_path)
+{
+	FILE *out = out_path ? fopen(out_path, "w") : stdout;
+	if (!out) {
+		fprintf(stderr, "memtrace: %s: %s\n", out_path, strerror(errno));
+		return -1;
+	}
+	int r = fmt == MT_FMT_JSON ? mt_output_json_set(reps, names, n, out)
+				   : mt_output_text_set(reps, names, n, out);
+	r |= out_path ? fclose(out) : fflush(out);
+	if (r)
+		fprintf(stderr, "memtrace: %s: write error\n", out_path ? out_path : "stdout");
+	return r ? -1 : 0;
+}
+
+/* Several traces: the reports of those that could be read, together. */
+int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *out_path)
+{
+	struct mt_report *reps = calloc(n, sizeof *reps);
+	const struct mt_report **ok = calloc(n, sizeof *ok);
+	const char **names = calloc(n, sizeof *names);
+	enum mt_report_status *st = calloc(n, sizeof *st);
+	size_t nok = 0;
+	int code = MT_EXIT_OK;
+	if (!reps || !ok || !names || !st) {
+		fputs("memtrace: out of memory\n", stderr);
+		code = MT_EXIT_USAGE;
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		FILE *f = open_trace(paths[i]);
+		st[i] = MT_REPORT_FAILED;
+		if (!f) {
+			code = worse(code, MT_EXIT_USAGE);
+			continue;
+		}
+		st[i] = build(f, paths[i], &reps[i]);
+		fclose(f);
+		if (st[i] == MT_REPORT_OK || st[i] == MT_REPORT_TORN) {
+			ok[nok] = &reps[i];
+			names[nok++] = paths[i];
+		}
+	}
+	if (nok && write_set(ok, names, nok, fmt, out_path))
+		code = MT_EXIT_USAGE;
+	for (size_t i = 0; i < n; i++) {
+		if (code != MT_EXIT_USAGE || st[i] != MT_REPORT_FAILED)
+			code = worse(code, diagnose(paths[i], st[i], &reps[i]));
+		mt_report_free(&reps[i]);
+	}
+	free(reps);
+	free(ok);
+	free(names);
+	free(st);
+	return code;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -114,15 +273,22 @@ int cmd_report(int argc, char **argv)
 	const char *out = NULL;
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
+			if (!strcmp(optarg, "html") || !strcmp(optarg, "folded")) {
+				fmt = !strcmp(optarg, "html") ? MT_FMT_HTML : MT_FMT_FOLDED;
+				break;
+			}
 			if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-				return usage_error("--format takes text or json");
+				return usage_error("--format takes text, json, html or folded");
 			fmt = strcmp(optarg, "json") ? MT_FMT_TEXT : MT_FMT_JSON;
 			break;
 		case 'o':
 			out = optarg;
+			break;
+		case 'q':
+			progress_wanted = false;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -131,7 +297,11 @@ int cmd_report(int argc, char **argv)
 			return usage_error(NULL);
 		}
 	}
-	if (optind != argc - 1)
-		return usage_error(optind == argc ? "missing TRACE" : "more than one TRACE");
-	return report_trace(argv[optind], fmt, out);
+	if (optind == argc)
+		return usage_error("missing TRACE");
+	if (optind == argc - 1)
+		return report_trace(argv[optind], fmt, out);
+	if (fmt == MT_FMT_HTML || fmt == MT_FMT_FOLDED)
+		return usage_error("--format html and folded take one TRACE");
+	return report_traces(argv + optind, (size_t)(argc - optind), fmt, out);
 }

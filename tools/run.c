@@ -1,7 +1,8 @@
 /*
- * run.c - `memtrace run`: runs a command with libmemtrace.so preloaded,
- * prints the report of the trace it leaves, and exits with the command's
- * status so that memtrace can stand in for the command in scripts.
+ * run.c - `memtrace run`: runs a command with libmemtrace.so preloaded (and
+ * the tracer's settings its options name), prints the report of the trace
+ * it leaves, and exits with the command's status so that memtrace can stand
+ * in for the command in scripts.
  */
 #define _GNU_SOURCE /* asprintf, pipe2 */
 #include <errno.h>
@@ -22,13 +23,17 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: memtrace run [-o TRACE] [--quiet] -- CMD [ARGS...]\n"
+	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
 	"\n"
 	"Runs CMD with the allocation tracer (libmemtrace.so) preloaded, then prints\n"
 	"the report of its trace.  The exit status is CMD's (128+N if signal N\n"
-	"killed it).\n"
+	"killed it; 127 if CMD was not found, 126 if it could not be run), or 1\n"
+	"for a usage error or a missing library.\n"
 	"\n"
 	"  -o, --output TRACE  write the trace to TRACE (default memtrace.PID.trace)\n"
+	"  -n, --native        record native stacks too (sets MEMTRACE_NATIVE=1)\n"
+	"  -d, --py-depth N    Python frames kept per allocation, 0 to 128 (sets\n"
+	"                      MEMTRACE_PY_DEPTH; default 1, 0: no Python lines)\n"
 	"  -q, --quiet         print no report and no tracer messages, only errors\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -37,7 +42,8 @@ static const char usage[] =
 
 struct run_opts {
 	const char *output;
-	bool quiet;
+	const char *py_depth; /* NULL: the tracer's default */
+	bool quiet, native;
 	char **cmd;
 };
 
@@ -56,17 +62,31 @@ static int parse(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "native", no_argument, NULL, 'n' },
+		{ "py-depth", required_argument, NULL, 'd' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
+	char *end;
+	long depth;
 	argv[0] = (char *)"memtrace run"; /* getopt prefixes its messages with it */
 	/* '+': options end at CMD, whose own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+o:nd:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			o->output = optarg;
+			break;
+		case 'n':
+			o->native = true;
+			break;
+		case 'd':
+			errno = 0;
+			depth = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || depth < 0 || depth > 128)
+				return usage_error("--py-depth takes a number from 0 to 128");
+			o->py_depth = optarg;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -157,8 +177,9 @@ struct child_failure {
 };
 
 struct child {
-	const char *lib, *cwd, *output;
+	const char *lib, *cwd, *output, *py_depth;
 	bool quiet; /* the tracer's own messages too */
+	bool native;
 	char **cmd;
 	int errfd;
 	struct sigaction old_int, old_quit;
@@ -171,7 +192,9 @@ static int set_child_env(const struct child *c, const char *tmpl)
 	if (asprintf(&preload, "%s%s%s", c->lib, pre && *pre ? ":" : "", pre ? pre : "") < 0)
 		return -1;
 	int r = setenv("LD_PRELOAD", preload, 1) || setenv("MEMTRACE_OUTPUT", tmpl, 1) ||
-		(c->quiet && setenv("MEMTRACE_QUIET", "1", 1));
+		(c->quiet && setenv("MEMTRACE_QUIET", "1", 1)) ||
+		(c->native && setenv("MEMTRACE_NATIVE", "1", 1)) ||
+		(c->py_depth && setenv("MEMTRACE_PY_DEPTH", c->py_depth, 1));
 	free(preload);
 	return r ? -1 : 0;
 }
@@ -301,8 +324,8 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "memtrace: getcwd: %s\n", strerror(errno));
 		return MT_EXIT_USAGE;
 	}
-	struct child c = { .lib = lib, .cwd = cwd, .output = o.output,
-			   .quiet = o.quiet, .cmd = o.cmd };
+	struct child c = { .lib = lib, .cwd = cwd, .output = o.output, .py_depth = o.py_depth,
+			   .quiet = o.quiet, .native = o.native, .cmd = o.cmd };
 	struct timespec start;
 	/* Coarse, like file times: a file written after this is not older. */
 	clock_gettime(CLOCK_REALTIME_COARSE, &start);

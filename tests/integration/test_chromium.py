@@ -1,0 +1,288 @@
+"""The HTML report in a real browser: headless Chromium (Debian package
+`chromium`; skipped when it is not installed).
+
+A Python script with marks is traced by the real interpreter and its
+report loaded offline, with a fresh profile:
+  * the page's script sets <html data-memtrace="ok"> once every chart, table
+    and the flame graph are set up, "error" on any exception; no console
+    errors at all;
+  * a copy of the page with a test script appended drives it: sorts a
+    table, hovers a chart, zooms the flame graph in and out, searches it,
+    and reports what it saw;
+  * a screenshot (1400x3000) is written to $MEMTRACE_SCREENSHOTS (default:
+    a scratch directory) and must be a real, non-blank PNG.
+
+Run alone, this file exits 77 (ctest's SKIP_RETURN_CODE) when every test
+was skipped."""
+
+import html
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+from pathlib import Path
+
+from harness import CLI, REPO, TIMEOUT, TracerTestCase
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
+
+SCRIPT = """\
+import sys
+sys.path.insert(0, {python_dir!r})
+from memtrace import mark
+
+def square(i):
+    return i * i
+
+def build(n):
+    return [square(i) for i in range(n)]
+
+def nested(n):
+    return {{str(i): (i, [i, str(i)]) for i in range(n)}}
+
+def grow(n):
+    out = []
+    for i in range(n):
+        out.append(str(i))
+    return out
+
+mark("build the list")
+xs = build(300000)
+mark("build a dict")
+d = nested(20000)
+mark("grow a list")
+g = grow(50000)
+mark("free the list")
+del xs
+mark("end <script>alert(1)</script>")
+"""
+
+# Appended to a copy of the page: drives it and writes what it saw into
+# <html data-selftest>, as JSON.
+SELF_TEST = """
+<script>
+(function () {
+  var out = {};
+  function fire(el, type, x, y) {
+    el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y}));
+  }
+  try {
+    out.status = document.documentElement.getAttribute("data-memtrace");
+    // sort the sites by their first numeric column, twice
+    var table = document.querySelector("#sites table.sortable");
+    var th = table.querySelectorAll("th[data-sort=num]")[1];
+    var col = Array.prototype.indexOf.call(th.parentNode.cells, th);
+    function column() {
+      return Array.prototype.map.call(table.tBodies[0].rows, function (r) {
+        return parseFloat(r.cells[col].getAttribute("data-v"));
+      });
+    }
+    function sorted(values, dir) {
+      return values.length > 3 && values.every(function (v, i) {
+        return i === 0 || (dir === "ascending" ? values[i - 1] <= v : values[i - 1] >= v);
+      });
+    }
+    th.click();
+    var first = column(), dir1 = th.getAttribute("aria-sort");
+    th.click();
+    var second = column(), dir2 = th.getAttribute("aria-sort");
+    out.sort = {first: first.slice(0, 5), second: second.slice(0, 5), dir1: dir1, dir2: dir2,
+      ok1: sorted(first, dir1), ok2: sorted(second, dir2)};
+    // hover the heap chart in its middle
+    var chart = document.querySelector("#heap svg[data-hover]");
+    var box = chart.getBoundingClientRect();
+    fire(chart, "mousemove", box.left + box.width / 2, box.top + box.height / 2);
+    var tip = document.getElementById("mt-tip");
+    out.chartTip = tip.style.display === "block" ? tip.textContent : null;
+    // the flame graph: frames drawn, zoom into the widest child of the root, reset
+    var fg = document.querySelector("#fg svg");
+    var frames = fg.querySelectorAll("g");
+    out.frames = frames.length;
+    var best = null;
+    Array.prototype.forEach.call(frames, function (g) {
+      var r = g.querySelector("rect");
+      if (+r.getAttribute("y") > 0 && +r.getAttribute("y") < 20 &&
+          (!best || +r.getAttribute("width") > +best.querySelector("rect").getAttribute("width")))
+        best = g;
+    });
+    var rb = best.querySelector("rect").getBoundingClientRect();
+    fire(best.querySelector("rect"), "mousemove", rb.left + 2, rb.top + 2);
+    out.flameTip = tip.textContent;
+    var name = best.textContent;
+    best.querySelector("rect").dispatchEvent(new MouseEvent("click", {bubbles: true}));
+    var zoomed = Array.prototype.filter.call(fg.querySelectorAll("g"), function (g) {
+      return +g.querySelector("rect").getAttribute("y") > 0 &&
+             +g.querySelector("rect").getAttribute("y") < 20;
+    });
+    out.zoomedWidth = zoomed.length ? +zoomed[0].querySelector("rect").getAttribute("width") : 0;
+    out.svgWidth = fg.viewBox.baseVal.width;
+    out.zoomedName = zoomed.length ? zoomed[0].textContent : null;
+    out.clickedName = name;
+    document.getElementById("fg-reset").click();
+    out.framesAfterReset = fg.querySelectorAll("g").length;
+    var search = document.getElementById("fg-search");
+    search.value = "build";
+    search.dispatchEvent(new Event("input"));
+    out.match = document.getElementById("fg-match").textContent;
+    out.hits = fg.querySelectorAll("g.hit").length;
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+})();
+</script>
+"""
+
+
+def python():
+    for exe in ("/usr/bin/python3", shutil.which("python3")):
+        if exe and Path(exe).exists():
+            return subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
+                                  capture_output=True, text=True).stdout.strip()
+    raise unittest.SkipTest("no python3")
+
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR, after checking its signature."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise AssertionError("%s is not a PNG" % path)
+    return struct.unpack(">II", data[16:24]), data
+
+
+def png_colours(data):
+    """How many distinct colours the first rows of an 8-bit RGB(A) PNG hold
+    (a blank page has one)."""
+    width, height = struct.unpack(">II", data[16:24])
+    depth, ctype = data[24], data[25]
+    if depth != 8 or ctype not in (2, 6):
+        return None
+    idat, off = b"", 8
+    while off < len(data):
+        length, kind = struct.unpack(">I4s", data[off:off + 8])
+        if kind == b"IDAT":
+            idat += data[off + 8:off + 8 + length]
+        off += 12 + length
+    raw = zlib.decompress(idat)
+    bpp = 3 if ctype == 2 else 4
+    stride = width * bpp + 1
+    colours, prev = set(), bytearray(stride - 1)
+    for y in range(min(height, 600)):
+        line = raw[y * stride:(y + 1) * stride]
+        kind, cur = line[0], bytearray(line[1:])
+        for i in range(len(cur)):  # undo the PNG filters
+            a = cur[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                cur[i] = (cur[i] + a) & 0xFF
+            elif kind == 2:
+                cur[i] = (cur[i] + b) & 0xFF
+            elif kind == 3:
+                cur[i] = (cur[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                cur[i] = (cur[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        if y % 10 == 0:
+            colours.update(bytes(cur[i:i + 3]) for i in range(0, len(cur), bpp * 7))
+        prev = cur
+    return len(colours)
+
+
+@unittest.skipIf(CHROMIUM is None, "chromium is not installed (Debian package chromium)")
+class Browser(TracerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.work = Path(tempfile.mkdtemp(prefix="memtrace-chromium."))
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        script = cls.work / "steps.py"
+        script.write_text(SCRIPT.format(python_dir=str(REPO / "python")))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRACE_")}
+        env.update(LD_PRELOAD=os.environ.get("MEMTRACE_LIB", str(REPO / "build" / "libmemtrace.so")),
+                   MEMTRACE_OUTPUT=str(cls.work / "steps.trace"), MEMTRACE_QUIET="1",
+                   MEMTRACE_PY_DEPTH="16")
+        subprocess.run([python(), str(script)], env=env, check=True, timeout=TIMEOUT,
+                       capture_output=True)
+        cls.page = cls.work / "report.html"
+        subprocess.run([str(CLI), "report", "--format", "html", "-o", str(cls.page),
+                        str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
+
+    def chromium(self, *args, page=None):
+        profile = tempfile.mkdtemp(prefix="profile.", dir=self.tmp)
+        argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-extensions",
+                "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0",
+                *args, (page or self.page).as_uri()]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
+                              cwd=self.tmp)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+        self.assertEqual(console, [], "console messages")
+        return proc
+
+    def test_renders_without_errors(self):
+        dom = self.chromium("--dump-dom").stdout
+        m = re.search(r'<html[^>]*data-memtrace="([^"]*)"', dom)
+        self.assertIsNotNone(m, dom[:500])
+        self.assertEqual(m.group(1), "ok")
+        self.assertNotIn('id="mt-error"', dom)
+        # the script built the flame graph
+        self.assertRegex(dom, r'<div id="fg" class="fg"><svg[^>]*>.*<rect', )
+
+    def test_interactions(self):
+        page = self.tmp / "selftest.html"
+        page.write_text(self.page.read_text(encoding="utf-8").replace(
+            "</body>", SELF_TEST + "</body>"), encoding="utf-8")
+        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
+        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
+        self.assertIsNotNone(m, "the self-test did not run")
+        got = json.loads(html.unescape(m.group(1)))
+        self.assertNotIn("error", got, got.get("error"))
+        self.assertEqual(got["status"], "ok")
+        self.assertEqual({got["sort"]["dir1"], got["sort"]["dir2"]}, {"ascending", "descending"})
+        self.assertTrue(got["sort"]["ok1"] and got["sort"]["ok2"], got["sort"])
+        self.assertIsNotNone(got["chartTip"], "no read-out on the heap chart")
+        self.assertRegex(got["chartTip"], r"heap.*B")
+        self.assertGreater(got["frames"], 5)
+        self.assertIn("of all", got["flameTip"])
+        self.assertAlmostEqual(got["zoomedWidth"], got["svgWidth"], delta=1)
+        self.assertEqual(got["zoomedName"].split("…")[0][:10], got["clickedName"].split("…")[0][:10])
+        self.assertEqual(got["framesAfterReset"], got["frames"])
+        self.assertRegex(got["match"], r"matched .*B \(.*%\)")
+        self.assertGreater(got["hits"], 0)
+
+    def test_screenshot(self):
+        outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
+        outdir.mkdir(parents=True, exist_ok=True)
+        shot = outdir / "report.png"
+        shot.unlink(missing_ok=True)
+        self.chromium("--screenshot=" + str(shot), "--window-size=1400,3000",
+                      "--hide-scrollbars")
+        self.assertTrue(shot.exists(), "no screenshot")
+        (width, height), data = png_size(shot)
+        self.assertEqual((width, height), (1400, 3000))
+        self.assertGreater(len(data), 50_000, "the screenshot is nearly blank")
+        colours = png_colours(data)
+        if colours is not None:
+            self.assertGreater(colours, 20, "the screenshot is nearly blank")
+        shutil.copy(self.page, outdir / "report.html")
+        print("\nscreenshot: %s" % shot, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    sys.exit(77 if result.testsRun and len(result.skipped) == result.testsRun else 0)

@@ -1,0 +1,215 @@
+"""`memtrace report --format html` and `--format folded` on real traces.
+
+The HTML page must be one self-contained file (nothing fetched from
+anywhere), well formed, and show every string from the trace as text: a
+traced Python script whose file name, arguments and marks are full of
+markup must not get any of it into the page as markup or script.  The
+folded stacks must add up to the flame graph's total.  (The page's script
+is exercised in a real browser by test_chromium.)"""
+
+import html.parser
+import json
+import re
+import shutil
+import subprocess
+import unittest
+from pathlib import Path
+
+from harness import CLI, REPO, TIMEOUT, TracerTestCase, prog
+
+# Void elements need no end tag; everything else must be closed in order.
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+        "source", "track", "wbr"}
+# SVG elements the page writes self-closed (<path .../>).
+SVG_EMPTY = {"path", "line", "rect", "circle", "text", "polyline", "g"}
+
+EVIL = "</script><script>alert(1)</script><img src=x onerror=alert(2)>&amp;\u2028"
+
+SCRIPT = """\
+import sys
+sys.path.insert(0, {python_dir!r})
+from memtrace import mark
+
+def build(n):
+    return [i * 3 for i in range(n)]
+
+def table(n):
+    return {{str(i): (i, [i]) for i in range(n)}}
+
+mark("build the list " + sys.argv[1])
+xs = build(100000)
+mark("build a dict")
+d = table(5000)
+mark("free the list")
+del xs
+mark("end")
+"""
+
+
+def python():
+    """A real CPython executable (not pyenv's shim, which execs)."""
+    for exe in ("/usr/bin/python3", shutil.which("python3")):
+        if exe and Path(exe).exists():
+            return subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
+                                  capture_output=True, text=True).stdout.strip()
+    raise unittest.SkipTest("no python3")
+
+
+class Page(html.parser.HTMLParser):
+    """Collects what the checks need and checks that tags nest."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors = [], []
+        self.scripts, self.ids, self.text = [], set(), []
+        self.attrs = []
+        self._script = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.attrs.append((tag, a))
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "script":
+            self._script = [a.get("type"), a.get("id"), ""]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.attrs.append((tag, dict(attrs)))
+        if tag not in VOID and tag not in SVG_EMPTY:
+            self.errors.append("<%s/> is not a void element" % tag)
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._script is not None:
+            self.scripts.append(tuple(self._script))
+            self._script = None
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append("</%s> closes <%s>" % (tag, self.stack[-1] if self.stack else None))
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if self._script is not None:
+            self._script[2] += data
+        else:
+            self.text.append(data)
+
+
+class HtmlReport(TracerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.python = python()
+
+    def traced_python(self, *args, env=None):
+        workdir = self.tmp / "lab&<i>"  # the script's path is shown in the page
+        workdir.mkdir()
+        script = workdir / "lab<b>.py"
+        script.write_text(SCRIPT.format(python_dir=str(REPO / "python")))
+        run = self.run_traced_ok([self.python, str(script), *args],
+                                 env={"MEMTRACE_PY_DEPTH": "8", **(env or {})})
+        return run.traces[0]
+
+    def render(self, trace, fmt, expect_rc=0):
+        out = self.tmp / ("report." + fmt)
+        proc = subprocess.run([str(CLI), "report", "--format", fmt, "-o", str(out), str(trace)],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, expect_rc, proc.stderr)
+        return out.read_text(encoding="utf-8")
+
+    def parse(self, text):
+        page = Page()
+        page.feed(text)
+        page.close()
+        self.assertEqual(page.errors, [])
+        self.assertEqual(page.stack, [], "elements left open")
+        return page
+
+    def assert_self_contained(self, text, page):
+        for tag, attrs in page.attrs:
+            for name in ("src", "href", "action", "srcset", "poster"):
+                value = attrs.get(name)
+                if value is not None:
+                    self.assertTrue(value.startswith("#"),
+                                    "<%s %s=%r> points outside the page" % (tag, name, value))
+            self.assertNotEqual(tag, "link", "a <link> element")
+            self.assertNotIn(tag, ("iframe", "object", "embed", "img"))
+        self.assertNotRegex(text, r"@import|url\(|@font-face")
+        # the SVG namespace is a name, not a fetch; nothing else is a URL
+        urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
+        self.assertLessEqual(urls, {"http://www.w3.org/2000/svg"})
+
+    def test_python_page(self):
+        trace = self.traced_python(EVIL)
+        text = self.render(trace, "html")
+        page = self.parse(text)
+        self.assert_self_contained(text, page)
+
+        # the page's two scripts and no other; the data block is JSON
+        self.assertEqual([(t, i) for t, i, _ in page.scripts],
+                         [("application/json", "mt-data"), (None, None)])
+        data = json.loads(page.scripts[0][2])
+        self.assertIn("timeline", data)
+        self.assertIn("flame", data)
+        self.assertNotIn("\u2028", page.scripts[0][2])
+        self.assertNotIn("</", page.scripts[0][2])
+
+        # the hostile strings are there, as text
+        shown = "".join(page.text)
+        self.assertIn("build the list " + EVIL, shown)
+        self.assertIn("lab<b>.py", shown)
+        self.assertIn("lab&<i>", shown)
+        self.assertNotIn("<img", text)
+        self.assertEqual(text.count("<script"), 2)
+
+        for section in ("summary", "heap", "pools", "sizes", "lists", "sites", "leaks",
+                        "steps", "flame"):
+            self.assertIn(section, page.ids)
+        for label in ("build a dict", "free the list", "end"):
+            self.assertIn(label, shown)
+        self.assertNotIn("Not a Python process", shown)
+
+    def test_folded_adds_up(self):
+        trace = self.traced_python("x")
+        folded = self.render(trace, "folded")
+        rep = self.report_ok(trace)
+        total, stacks = 0, set()
+        for line in folded.splitlines():
+            m = re.fullmatch(r"(.+) (\d+)", line)
+            self.assertIsNotNone(m, "not a folded line: %r" % line)
+            self.assertNotIn(m.group(1), stacks, "stack printed twice")
+            stacks.add(m.group(1))
+            total += int(m.group(2))
+            self.assertTrue(all(f for f in m.group(1).split(";")), line)
+        self.assertEqual(total, rep["flame"]["value"])
+        # frames are "function (file:line)", stacks several deep
+        self.assertTrue(any(re.search(r"<listcomp> \(.*lab<b>\.py:\d+\)", s) for s in stacks))
+        self.assertTrue(any(s.count(";") >= 2 for s in stacks))
+
+    def test_not_python(self):
+        run = self.run_traced_ok([prog("every_call")])
+        text = self.render(run.traces[0], "html")
+        page = self.parse(text)
+        self.assert_self_contained(text, page)
+        self.assertIn("Not a Python process", "".join(page.text))
+        for section in ("pools", "lists", "steps"):
+            self.assertNotIn(section, page.ids)
+        for section in ("summary", "heap", "sizes", "sites", "flame"):
+            self.assertIn(section, page.ids)
+
+    def test_stdout_and_help(self):
+        run = self.run_traced_ok([prog("every_call")])
+        proc = subprocess.run([str(CLI), "report", "--format", "html", str(run.traces[0])],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(proc.stdout.startswith("<!DOCTYPE html>"))
+        self.assertTrue(proc.stdout.rstrip().endswith("</html>"))
+        proc = subprocess.run([str(CLI), "report", "--help"], capture_output=True, text=True)
+        self.assertIn("html", proc.stdout)
+        self.assertIn("folded", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

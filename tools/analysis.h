@@ -1,0 +1,342 @@
+/*
+ * analysis.h - the state the report builder (report.c) shares with the
+ * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
+ * timeline.c and marks.c.  Internal to tools/; the results go into struct
+ * mt_report (report.h).
+ *
+ * Every live block sits in its domain's map as address -> packed value
+ * (or, inside a pymalloc arena, in the arena's table: pools.c): the
+ * requested size in the top 40 bits and a tag in the low 24: the site the
+ * block is counted at and the list flags of lists.c.  A block that a
+ * higher domain handed out again (the malloc block under a
+ * PyMem_RawMalloc, the raw block under a large PyObject_Malloc) is
+ * LAYERED: it counts in its domain's figures but its bytes belong to the
+ * site of the topmost block, so that no byte is counted twice in sites,
+ * temporaries and the histogram.
+ */
+#ifndef MEMTRACE_ANALYSIS_H
+#define MEMTRACE_ANALYSIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "heapmap.h"
+#include "report.h"
+
+/* ---- packed live values -------------------------------------------------- */
+
+#define TAG_BITS 24
+#define SITE_MASK 0x1fffffu             /* site index */
+#define SITE_LAYERED SITE_MASK          /* counted at a higher domain's block */
+#define MAX_SITES (SITE_MASK - 1)       /* later sites fold into the last one */
+#define TAG_CHAINREC (1u << 21)         /* a list buffer with a chain record */
+#define TAG_CHAIN (1u << 22)            /* a list buffer (lists.c) */
+#define SIZE_BIG ((1ull << 40) - 1)     /* size field escape: see ctx.big */
+
+static inline uint64_t val_size_field(uint64_t v)
+{
+	return v >> TAG_BITS;
+}
+static inline uint32_t val_tag(uint64_t v)
+{
+	return (uint32_t)(v & ((1u << TAG_BITS) - 1));
+}
+static inline uint32_t val_site(uint64_t v)
+{
+	return (uint32_t)(v & SITE_MASK);
+}
+
+#define NO_SITE UINT32_MAX
+
+/* ---- per thread ------------------------------------------------------------ */
+
+/* A moved realloc's OUT half, waiting for the IN half of the same thread
+ * and domain. */
+struct pending {
+	bool active, found;
+	uint64_t old, val, size; /* the block OUT took off the live map */
+};
+
+struct thread {
+	struct pending pend[MT_DOM_COUNT];
+	uint64_t loc;                 /* LOC: the current Python frame id */
+	uint32_t site[MT_DOM_COUNT];  /* site of loc per domain, NO_SITE: look up */
+	uint64_t last_addr;           /* the last block allocated ... */
+	int last_dom;                 /* ... and its domain; -1: none */
+};
+
+/* ---- pools.c ----------------------------------------------------------------- */
+
+/* A block of CPython's arena allocator.  A pymalloc arena also holds the
+ * live blocks inside it, one entry per 16-byte granule: most events of a
+ * Python trace are small objects, and a table indexed by address is much
+ * faster (and, for a full arena, smaller) than a hash map entry each. */
+struct arena_slot {
+	uint64_t base, size;
+	uint64_t live_objects, live_bytes, pools_in_use;
+	uint32_t *tags;   /* per granule: tag | ATAG_* (0: no block there) */
+	uint16_t *sizes;  /* per granule: the requested size */
+	bool is_arena, used;
+	uint32_t next_free;
+};
+
+#define ATAG_OBJ (1u << 24)  /* the block is PYOBJ's, else PYMEM's */
+#define ATAG_LIVE (1u << 25)
+#define GRANULE_SHIFT 4
+
+struct pools_state {
+	struct heapmap blocks;   /* arena-allocator block address -> slot index */
+	struct heapmap pools;    /* pool address -> packed pool state */
+	struct arena_slot *slots;
+	uint32_t nslots, cap, free_head;
+	uint64_t pool_size, pool_mask, arena_size;
+	uint64_t cache_pool;     /* the pool looked up last, and its value */
+	uint64_t *cache_ref;
+	uint64_t table_blocks[MT_DOM_COUNT]; /* live blocks held in arena tables */
+};
+
+/* A pool's value: arena slot | size class << 32 | live blocks << 40. */
+#define POOL_NO_CLASS 0xffu
+
+static inline uint64_t pool_val(uint32_t slot, unsigned cls, uint64_t count)
+{
+	return (uint64_t)slot | (uint64_t)cls << 32 | count << 40;
+}
+static inline uint32_t pool_slot(uint64_t v)
+{
+	return (uint32_t)v;
+}
+static inline unsigned pool_class(uint64_t v)
+{
+	return (unsigned)(v >> 32) & 0xff;
+}
+static inline uint64_t pool_count(uint64_t v)
+{
+	return v >> 40;
+}
+
+/* ---- lists.c -------------------------------------------------------------------- */
+
+struct chain {
+	uint32_t lsite;      /* index into rep->lists.sites */
+	uint32_t ncaps, caps_alloc;
+	uint64_t *caps;      /* capacities: see push_cap */
+	uint64_t resizes, capacity, slack, skipped;
+	uint32_t next_free;
+	bool used;
+};
+
+struct lists_state {
+	struct heapmap chains;   /* buffer address -> chain index */
+	struct chain *v;
+	uint32_t n, cap, free_head;
+	size_t sites_cap;
+};
+
+/* ---- timeline.c ----------------------------------------------------------------- */
+
+struct tl_state {
+	struct mt_tpoint cur;    /* the highest heap seen in the current interval */
+	uint64_t bucket_end;
+	bool started;
+};
+
+/* ---- marks.c ----------------------------------------------------------------------- */
+
+struct marks_state {
+	size_t cap;
+	bool open; /* rep->marks[rep->nmarks - 1] is the current step */
+};
+
+/* ---- the builder's context --------------------------------------------------------- */
+
+struct code {
+	uint32_t file, name;
+};
+
+struct ctx {
+	struct mt_report *rep;
+	struct heapmap live[MT_DOM_COUNT]; /* address -> packed value */
+	struct heapmap big[MT_DOM_COUNT];  /* address -> size, for sizes >= SIZE_BIG */
+	struct heapmap tids;               /* tid -> index in threads */
+	struct thread *threads; /* threads[0] serves records before any THREAD */
+	size_t nthreads, threads_cap;
+	size_t cur;             /* index of the thread the records belong to */
+	uint64_t lost_records, lost_footer;
+	int last_type;
+	bool oom;
+	bool python;            /* arena geometry known: pools are tracked */
+
+	/* heap = malloc domain + arena blocks; the sites are taken at the
+	 * fullest moment of the plateau at its peak (see sites.c) */
+	bool in_plateau, snapped;
+	uint64_t epoch;
+	uint64_t sites_live;    /* live bytes of all sites */
+	uint64_t snap_total;    /* sites_live at the last snapshot */
+	struct mt_counters cnt; /* running counters: marks.c takes differences */
+
+	/* definitions and sites (sites.c) */
+	struct heapmap strmap, codemap, framemap; /* trace id -> index */
+	struct heapmap sitemap;                   /* frame id * 4 + domain -> site */
+	struct code *codes;
+	size_t ncodes, codes_cap, strings_cap, frames_cap, sites_cap;
+	uint32_t native[MT_DOM_COUNT];            /* the "<native>" site of each domain */
+
+	struct pools_state pools;
+	struct lists_state lists;
+	struct tl_state tl;
+	struct marks_state marks;
+};
+
+static inline struct thread *cur_thread(struct ctx *c)
+{
+	return &c->threads[c->cur];
+}
+
+/* ---- sites.c --------------------------------------------------------------------------- */
+
+int sites_init(struct ctx *c);
+void sites_free(struct ctx *c);
+/* Definitions; -1 when out of memory. */
+int sites_string(struct ctx *c, uint64_t id, const uint8_t *p, size_t n);
+int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name);
+int sites_frame(struct ctx *c, uint64_t id, uint64_t parent, uint64_t code, uint64_t line);
+/* The site of a new block of dom in thread t (a slow path: a lookup). */
+uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom);
+/* The peak figures are taken now (lazily, see site_touch). */
+void sites_snapshot(struct ctx *c);
+void sites_finish(struct ctx *c);
+
+static inline uint32_t site_of(struct ctx *c, struct thread *t, int dom)
+{
+	uint32_t s = t->site[dom];
+	return s != NO_SITE ? s : sites_lookup(c, t, dom);
+}
+
+/* Before a site's live bytes change: if they have not been looked at since
+ * the last snapshot, they still hold the value they had then. */
+static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
+{
+	struct mt_site *s = &c->rep->sites[idx];
+	if (s->epoch != c->epoch) {
+		s->peak_bytes = s->live_bytes;
+		s->epoch = c->epoch;
+	}
+	return s;
+}
+
+/* Before anything leaves the heap or a site at the heap's peak: if the
+ * sites hold more now than at the plateau's last snapshot, this is the
+ * moment to keep. */
+static inline void peak_moment(struct ctx *c)
+{
+	if (c->in_plateau && (!c->snapped || c->sites_live > c->snap_total))
+		sites_snapshot(c);
+}
+
+static inline void site_add(struct ctx *c, uint32_t idx, uint64_t size)
+{
+	struct mt_site *s = site_touch(c, idx);
+	s->live_bytes += size;
+	s->live_blocks++;
+	c->sites_live += size;
+}
+
+static inline void site_sub(struct ctx *c, uint32_t idx, uint64_t size)
+{
+	peak_moment(c);
+	struct mt_site *s = site_touch(c, idx);
+	s->live_bytes -= size;
+	s->live_blocks--;
+	c->sites_live -= size;
+}
+
+/* ---- heap level -------------------------------------------------------------------------- */
+
+void timeline_high(struct ctx *c);
+
+static inline void heap_up(struct ctx *c, uint64_t n)
+{
+	struct mt_report *rep = c->rep;
+	rep->heap.live += n;
+	if (rep->heap.live > rep->heap.peak) {
+		rep->heap.peak = rep->heap.live;
+		rep->heap.peak_time_us = c->cnt.time_us;
+		c->in_plateau = true;
+		c->snapped = false;
+	}
+	if (rep->heap.live > c->tl.cur.heap)
+		timeline_high(c);
+	if (c->marks.open && rep->heap.live > rep->marks[rep->nmarks - 1].heap_peak)
+		rep->marks[rep->nmarks - 1].heap_peak = rep->heap.live;
+}
+
+/* Before any site changes with it. */
+static inline void heap_down(struct ctx *c, uint64_t n)
+{
+	peak_moment(c);
+	c->in_plateau = false;
+	c->rep->heap.live -= n;
+}
+
+/* ---- pools.c ------------------------------------------------------------------------------- */
+
+int pools_init(struct ctx *c);
+void pools_free(struct ctx *c);
+/* Sets the geometry from the header (after it has been read). */
+void pools_geometry(struct ctx *c);
+void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr);
+void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr);
+/* A block enters or leaves pool *pool (a pools_ref() result) of arena a;
+ * keep_class: an in-place realloc, the pool keeps its size class. */
+void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size,
+		     bool keep_class);
+void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size);
+/* Makes the tables of a; -1 when out of memory. */
+int pools_tables(struct ctx *c, struct arena_slot *a);
+void pools_finish(struct ctx *c);
+
+/* The value of the pool holding addr, NULL when addr is in no pool.  Valid
+ * until the next arena event. */
+static inline uint64_t *pools_ref(struct ctx *c, uint64_t addr)
+{
+	uint64_t pool = addr & c->pools.pool_mask;
+	if (pool == c->pools.cache_pool)
+		return c->pools.cache_ref;
+	uint64_t *v = hm_ref(&c->pools.pools, pool);
+	if (v) {
+		c->pools.cache_pool = pool;
+		c->pools.cache_ref = v;
+	}
+	return v;
+}
+
+/* ---- lists.c ------------------------------------------------------------------------------- */
+
+int lists_init(struct ctx *c);
+void lists_free(struct ctx *c);
+/* A PYMEM realloc at site: from old (0: NULL, or not live) with old_tag
+ * and old_size to new_addr of size.  Returns the TAG_CHAIN* flags of the
+ * new block: 0 when it is not (or no longer) a list's item buffer. */
+uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t old_size,
+		       uint64_t new_addr, uint64_t size, uint32_t site);
+/* A block with TAG_CHAIN is gone (freed, or not a list buffer any more). */
+void lists_end(struct ctx *c, uint64_t addr, uint32_t tag, uint64_t size);
+
+/* ---- timeline.c ---------------------------------------------------------------------------- */
+
+int timeline_init(struct ctx *c);
+/* Time moved on to c->cnt.time_us. */
+void timeline_time(struct ctx *c);
+void timeline_finish(struct ctx *c);
+void hist_add(struct mt_report *rep, uint64_t size);
+void hist_sub(struct mt_report *rep, uint64_t size);
+
+/* ---- marks.c ------------------------------------------------------------------------------- */
+
+int marks_mark(struct ctx *c, uint64_t label_id);
+void marks_finish(struct ctx *c);
+/* The running counters with the levels filled in. */
+void counters_now(struct ctx *c, struct mt_counters *out);
+
+#endif
