@@ -58,12 +58,21 @@ void mt_tracer_fail(const char *fmt, ...)
 	mt_log("%s; tracing is off, the program runs on", msg);
 }
 
+int mt_fd_off_std(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return high;
+}
+
 /* ---- the header ------------------------------------------------------- */
 
 /* Reads a small /proc file into buf; returns its length (0 on failure). */
 static size_t read_proc(const char *path, char *buf, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC));
 	size_t len = 0;
 	if (fd < 0)
 		return 0;
@@ -103,7 +112,7 @@ static int create_unique(char *path, size_t cap)
 	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 	int fd = open(path, flags, 0600);
 	if (fd >= 0 || errno != EEXIST)
-		return fd;
+		return mt_fd_off_std(fd);
 	char base[sizeof mt_cfg.output];
 	size_t len = strlen(path);
 	const char *ext = len > 6 && !strcmp(path + len - 6, ".trace") ? ".trace" : "";
@@ -113,7 +122,7 @@ static int create_unique(char *path, size_t cap)
 			break;
 		fd = open(path, flags, 0600);
 	}
-	return fd;
+	return mt_fd_off_std(fd);
 }
 
 /* Creates the trace file (never through a symlink, never over an existing

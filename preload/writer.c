@@ -114,7 +114,7 @@ static int write_fd(int fd, const void *buf, size_t len)
 static int write_all(const void *buf, size_t len)
 {
 	struct stat st;
-	int fd = open(w.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	int fd = mt_fd_off_std(open(w.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
 	if (fd < 0 || fstat(fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino) {
 		mt_tracer_fail("cannot reopen the trace file %s (%s)", w.path,
 			       fd < 0 ? strerror(errno) : "replaced by another file");
@@ -426,7 +426,7 @@ static int serve_sync(void)
 static int proc_threads(int *leader_gone)
 {
 	char buf[1024], path[64];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	int fd = mt_fd_off_std(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
 	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
 	if (fd >= 0)
 		close(fd);
@@ -438,7 +438,7 @@ static int proc_threads(int *leader_gone)
 	if (!p || (threads = strtol(p + 1, NULL, 10)) <= 0)
 		return -1;
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC));
 	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
 	if (fd >= 0)
 		close(fd);

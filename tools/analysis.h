@@ -63,6 +63,7 @@ struct thread {
 	uint32_t site[MT_DOM_COUNT];  /* site of loc per domain, NO_SITE: look up */
 	uint64_t last_addr;           /* the last block allocated ... */
 	int last_dom;                 /* ... and its domain; -1: none */
+	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
 };
 
 /* ---- pools.c ----------------------------------------------------------------- */
@@ -186,6 +187,7 @@ struct ctx {
 	struct lists_state lists;
 	struct tl_state tl;
 	struct marks_state marks;
+	struct stacks_state *stacks; /* stacks.c; NULL until a native record */
 };
 
 static inline struct thread *cur_thread(struct ctx *c)

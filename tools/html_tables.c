@@ -163,6 +163,8 @@ void html_marks_section(struct page *p)
 		he_jtext(&p->e, jg(o, "label"), "");
 		he_fmt(&p->e, "</b><span class=\"when\">at %s, for %s", hf_time(start).s,
 		       hf_time(end - start).s);
+		if (hp_num(o, "marks") > 1) /* the builder folds marks past its limit */
+			he_fmt(&p->e, "; %s marks", hf_count(hp_num(o, "marks")).s);
 		if (jg_has_num(o, "heap_peak"))
 			he_fmt(&p->e, "; heap peak %s", hf_bytes(hp_num(o, "heap_peak")).s);
 		he_raw(&p->e, "</span></td>");

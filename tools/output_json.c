@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "stacks.h"
+
 /* JSON integers are signed; only a hostile trace gets near the limit. */
 static json_t *num(uint64_t v)
 {
@@ -196,7 +198,8 @@ static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 {
 	json_t *o = json_object();
 	site_where(o, rep, s);
-	set(o, "stack", stack_json(rep, s->frame));
+	set(o, "stack", s->stack && rep->native ? mt_native_stack_json(rep, s)
+							: stack_json(rep, s->frame));
 	set(o, "domain", json_string(mt_domain_name(s->dom)));
 	set(o, "allocs", num(s->allocs));
 	set(o, "bytes", num(s->bytes));
@@ -599,7 +602,7 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "temporary_sites", sites_json(rep, MT_BY_TEMP, MT_JSON_SITES, false));
 	set(root, "timeline", timeline_json(&rep->timeline));
 	set(root, "marks", marks_json(rep));
-	set(root, "flame", flame_json(rep));
+	set(root, "flame", rep->native ? mt_native_flame_json(rep) : flame_json(rep));
 	return root;
 }
 
@@ -656,7 +659,7 @@ static int dump(json_t *root, FILE *out)
 {
 	if (!root)
 		return -1;
-	int r = json_dumpf(root, out, JSON_INDENT(2));
+	int r = json_dumpf(root, out, JSON_COMPACT); /* flame trees nest deep: no indentation */
 	json_decref(root);
 	return r == 0 && fputc('\n', out) != EOF ? 0 : -1;
 }

@@ -333,7 +333,7 @@ static char *site_name(const struct mt_report *rep, const struct mt_site *s, boo
 {
 	char *p = NULL;
 	int n;
-	if (!s->frame)
+	if (!s->frame && !s->stack)
 		n = asprintf(&p, "<native>%s%s", with_dom ? "  " : "",
 			     with_dom ? mt_domain_name(s->dom) : "");
 	else

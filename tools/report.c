@@ -15,6 +15,7 @@
 
 #include "analysis.h"
 #include "codec.h"
+#include "stacks.h"
 
 const char *mt_domain_name(int dom)
 {
@@ -394,6 +395,8 @@ static void on_loc(struct ctx *c, uint64_t frame)
 		return;
 	t->loc = frame;
 	t->site[MT_DOM_PYMEM] = t->site[MT_DOM_PYOBJ] = NO_SITE;
+	if (t->stack) /* native sites are per (stack, location): stacks.c */
+		t->site[MT_DOM_MALLOC] = t->site[MT_DOM_PYRAW] = NO_SITE;
 }
 
 static void on_arena(struct ctx *c, const struct mt_rec *r)
@@ -464,6 +467,13 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 		break;
 	case MT_REC_MARK:
 		if (marks_mark(c, r->value))
+			c->oom = true;
+		break;
+	case MT_REC_MODULE:
+	case MT_REC_MODULE_GONE:
+	case MT_REC_NATIVE_FRAME:
+	case MT_REC_STACK:
+		if (stacks_record(c, r))
 			c->oom = true;
 		break;
 	default:
@@ -833,6 +843,7 @@ static void ctx_free(struct ctx *c)
 	hm_free(&c->tids);
 	free(c->threads);
 	sites_free(c);
+	stacks_free(c);
 	pools_free(c);
 	lists_free(c);
 }
@@ -852,6 +863,7 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	marks_finish(c);
 	pools_finish(c);
 	sites_finish(c);
+	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
 	rep->heap.live_blocks = rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks);
 }
@@ -914,6 +926,8 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
+	mt_native_free(rep->native);
+	rep->native = NULL;
 	rep->strings = NULL;
 	rep->frames = NULL;
 	rep->sites = NULL;

@@ -80,6 +80,7 @@ struct mt_site {
 	uint64_t temp_allocs, temp_bytes;  /* temporary allocations */
 	uint64_t epoch;                    /* sites.c: when peak_bytes was taken */
 	uint32_t list;                     /* lists.c: 1 + its index in lists.sites */
+	uint32_t stack;                    /* stacks.h: native stack node, 0: none */
 };
 
 /* ---- Python pools and arenas ------------------------------------------ */
@@ -215,6 +216,8 @@ struct mt_report {
 	struct mt_mark *marks;
 	size_t nmarks;
 	uint64_t marks_total; /* MARK records, some maybe folded */
+
+	struct mt_native *native; /* stacks.h: native stacks, NULL when not recorded */
 
 	char error[200]; /* why the build failed or stopped early */
 };

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "analysis.h"
+#include "stacks.h"
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
@@ -152,6 +153,10 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 {
 	uint32_t s;
 	uint64_t v;
+	if (t->stack && (s = stacks_site(c, t, dom)) != NO_SITE) {
+		t->site[dom] = s; /* native stacks: see stacks.h */
+		return s;
+	}
 	if (dom < MT_DOM_PYMEM || !t->loc) {
 		if (c->native[dom] == NO_SITE)
 			c->native[dom] = new_site(c, 0, dom);
@@ -193,6 +198,11 @@ void sites_finish(struct ctx *c)
 			rep->sites[i].peak_bytes = rep->sites[i].live_bytes;
 }
 
+uint32_t sites_new(struct ctx *c, uint32_t frame, int dom)
+{
+	return new_site(c, frame, dom);
+}
+
 /* ---- for the outputs -------------------------------------------------------- */
 
 const char *mt_report_string(const struct mt_report *rep, uint32_t idx)
@@ -204,6 +214,9 @@ const char *mt_report_string(const struct mt_report *rep, uint32_t idx)
 
 const char *mt_site_file(const struct mt_report *rep, const struct mt_site *s)
 {
+	struct mt_mframe nf;
+	if (s->stack && mt_native_where(rep, s, &nf))
+		return nf.file[0] ? nf.file : nf.module ? nf.module : "<native>";
 	return s->frame && s->frame < rep->nframes
 		       ? mt_report_string(rep, rep->frames[s->frame].file)
 		       : "<native>";
@@ -211,6 +224,9 @@ const char *mt_site_file(const struct mt_report *rep, const struct mt_site *s)
 
 const char *mt_site_function(const struct mt_report *rep, const struct mt_site *s)
 {
+	struct mt_mframe nf;
+	if (s->stack && mt_native_where(rep, s, &nf))
+		return nf.function;
 	return s->frame && s->frame < rep->nframes
 		       ? mt_report_string(rep, rep->frames[s->frame].function)
 		       : "";
@@ -218,6 +234,9 @@ const char *mt_site_function(const struct mt_report *rep, const struct mt_site *
 
 uint64_t mt_site_line(const struct mt_report *rep, const struct mt_site *s)
 {
+	struct mt_mframe nf;
+	if (s->stack && mt_native_where(rep, s, &nf))
+		return nf.line;
 	return s->frame && s->frame < rep->nframes ? rep->frames[s->frame].line : 0;
 }
 

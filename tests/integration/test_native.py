@@ -1,0 +1,213 @@
+"""Native stacks (MEMTRACE_NATIVE=1) in the report: symbolized frames with
+exact functions and lines, inlined functions as frames of their own, a
+library loaded with dlopen, and for Python the merged stack (Python frames
+in place of CPython's evaluation loop, native frames above and below).
+
+The lines are found in the sources by their markers (SITE_B, ...), so the
+tests do not depend on line numbers.
+"""
+
+import os
+import subprocess
+import textwrap
+import unittest
+
+from harness import CLI, PROGS, REPO, TracerTestCase, clean_env, prog
+
+SRC = REPO / "tests" / "progs"
+LIB_SO = PROGS / "libnstack_lib.so"
+PYTHONS = [p for p in ("/usr/bin/python3", "/root/.pyenv/versions/3.11.7/bin/python3")
+           if os.access(p, os.X_OK)]
+NATIVE_ENV = {"MEMTRACE_NATIVE": "1", "MEMTRACE_PY_DEPTH": "128"}
+# What libunwind and the symbolizer must see for the stacks to be complete.
+EVAL_NAMES = ("_PyEval_EvalFrameDefault", "_PyEval_Vector", "PyEval_EvalCode")
+
+
+def marker_line(path, marker):
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if marker in text:
+            return number
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
+def frame_tuple(f):
+    return (f["function"], os.path.basename(f["file"]), f["line"])
+
+
+def site_by_function(rep, function):
+    for s in rep["sites"]:
+        if s["function"] == function:
+            return s
+    raise AssertionError("no site %s in %s" % (function, [s["function"] for s in rep["sites"]]))
+
+
+def folded(trace):
+    proc = subprocess.run([str(CLI), "report", "--format", "folded", str(trace)],
+                          capture_output=True, text=True, timeout=120, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class NativeStacksC(TracerTestCase):
+    """native_stacks.c: main -> level_a -> level_b -> malloc, main ->
+    level_a -> inlined_c (always inlined) -> malloc, main ->
+    nstack_lib_alloc (dlopen) -> malloc."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not (PROGS / "native_stacks").exists() or not LIB_SO.exists():
+            raise AssertionError("native_stacks is missing: build the project first")
+
+    def setUp(self):
+        super().setUp()
+        run = self.run_traced_ok([prog("native_stacks"), str(LIB_SO)], env=NATIVE_ENV)
+        self.assertIn("done", run.stdout)
+        self.trace = run.traces[0]
+        self.rep = self.report_ok(self.trace)
+        src = SRC / "native_stacks.c"
+        self.line = {m: marker_line(src, m) for m in
+                     ("SITE_A", "SITE_B", "SITE_C", "SITE_MAIN_B", "SITE_MAIN_C", "SITE_MAIN_LIB")}
+        self.lib_line = marker_line(SRC / "nstack_lib.c", "SITE_LIB")
+
+    def user_frames(self, site):
+        """The frames from main inwards."""
+        names = [f["function"] for f in site["stack"]]
+        self.assertIn("main", names, site["stack"])
+        return [frame_tuple(f) for f in site["stack"][names.index("main"):]]
+
+    def test_call_path(self):
+        site = site_by_function(self.rep, "level_b")
+        self.assertEqual((os.path.basename(site["file"]), site["line"]),
+                         ("native_stacks.c", self.line["SITE_B"]))
+        self.assertEqual(site["bytes"], 100000)
+        self.assertEqual(site["allocs"], 1)
+        self.assertEqual(site["domain"], "malloc")
+        self.assertEqual(self.user_frames(site), [
+            ("main", "native_stacks.c", self.line["SITE_MAIN_B"]),
+            ("level_a", "native_stacks.c", self.line["SITE_A"]),
+            ("level_b", "native_stacks.c", self.line["SITE_B"]),
+        ])
+        top = site["stack"][-1]
+        self.assertTrue(top["module"].endswith("/native_stacks"), top)
+
+    def test_inlined_function_is_a_frame(self):
+        site = site_by_function(self.rep, "inlined_c")
+        self.assertEqual(site["line"], self.line["SITE_C"])
+        self.assertEqual(site["bytes"], 200000)
+        self.assertEqual(self.user_frames(site), [
+            ("main", "native_stacks.c", self.line["SITE_MAIN_C"]),
+            ("level_a", "native_stacks.c", self.line["SITE_A"]),
+            ("inlined_c", "native_stacks.c", self.line["SITE_C"]),
+        ])
+
+    def test_dlopened_library(self):
+        site = site_by_function(self.rep, "nstack_lib_alloc")
+        self.assertEqual((os.path.basename(site["file"]), site["line"]),
+                         ("nstack_lib.c", self.lib_line))
+        self.assertEqual(site["bytes"], 300000)
+        self.assertEqual(self.user_frames(site), [
+            ("main", "native_stacks.c", self.line["SITE_MAIN_LIB"]),
+            ("nstack_lib_alloc", "nstack_lib.c", self.lib_line),
+        ])
+        self.assertTrue(site["stack"][-1]["module"].endswith("/libnstack_lib.so"))
+
+    def test_flame_and_folded(self):
+        lines = folded(self.trace).splitlines()
+        want = {
+            "level_b": 100000, "inlined_c": 200000, "nstack_lib_alloc": 300000,
+        }
+        for function, size in want.items():
+            hits = [l for l in lines if l.rsplit(" ", 1)[0].split(";")[-1].startswith(function + " (")]
+            self.assertEqual(len(hits), 1, (function, hits))
+            stack, value = hits[0].rsplit(" ", 1)
+            self.assertEqual(int(value), size)
+            self.assertIn(";main (", stack)
+        self.assertIn(";level_a (%s:%d);inlined_c (%s:%d)" % (
+            SRC / "native_stacks.c", self.line["SITE_A"], SRC / "native_stacks.c",
+            self.line["SITE_C"]), "\n".join(lines))
+        self.assertEqual(self.rep["flame"]["value"],
+                         sum(s["bytes"] for s in self.rep["sites"]))
+
+    def test_text_report_names_the_sites(self):
+        proc = subprocess.run([str(CLI), "report", str(self.trace)], capture_output=True,
+                              text=True, timeout=120, env=clean_env())
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        for function in ("level_b", "inlined_c", "nstack_lib_alloc"):
+            self.assertIn(function, proc.stdout)
+
+
+class NativeStacksPython(TracerTestCase):
+    """A Python script calls nstack_lib_alloc through ctypes: the merged
+    stack reads main ... script.py lines ... ctypes/libffi ->
+    nstack_lib_alloc."""
+
+    SCRIPT = textwrap.dedent("""\
+        import ctypes, sys
+        lib = ctypes.CDLL(sys.argv[1])
+        lib.nstack_lib_alloc.restype = ctypes.c_void_p
+        lib.nstack_lib_alloc.argtypes = [ctypes.c_size_t]
+
+        def work():
+            return lib.nstack_lib_alloc(len([0] * 5) * 100000)  # CALL
+
+        keep = work()  # MODULE
+        data = [str(i) for i in range(5000)]  # LISTCOMP
+        """)
+
+    def setUp(self):
+        super().setUp()
+        if not PYTHONS:
+            self.skipTest("no CPython found")
+        self.script = self.tmp / "native_ext.py"
+        self.script.write_text(self.SCRIPT)
+        self.line = {m: marker_line(self.script, "# " + m) for m in ("CALL", "MODULE", "LISTCOMP")}
+
+    def check(self, python):
+        run = self.run_traced_ok([python, str(self.script), str(LIB_SO)], env=NATIVE_ENV)
+        rep = self.report_ok(run.traces[0])
+        site = site_by_function(rep, "nstack_lib_alloc")
+        self.assertEqual(site["domain"], "malloc")
+        self.assertEqual(site["bytes"], 500000)
+        self.assertEqual(site["line"], marker_line(SRC / "nstack_lib.c", "SITE_LIB"))
+        stack = site["stack"]
+        names = [f["function"] for f in stack]
+        # no evaluation loop left: the Python frames took its place
+        for name in EVAL_NAMES:
+            self.assertNotIn(name, names)
+        script = str(self.script)
+        py = [(f["function"], f["line"]) for f in stack if f["file"] == script]
+        self.assertEqual(py, [("<module>", self.line["MODULE"]), ("work", self.line["CALL"])])
+        for f in stack:
+            if f["file"] == script:
+                self.assertIsNone(f["module"])
+        # Python frames, then native frames down to the C function
+        first_py = next(i for i, f in enumerate(stack) if f["file"] == script)
+        self.assertEqual(stack[first_py + 1]["file"], script)
+        self.assertEqual(stack[-1]["function"], "nstack_lib_alloc")
+        self.assertTrue(stack[-1]["module"].endswith("/libnstack_lib.so"))
+        self.assertTrue(all(f["module"] for f in stack[first_py + 2:]), stack)
+        # native frames above: the interpreter's main
+        self.assertIn("Py_BytesMain", names[:first_py])
+        # a pure Python allocation keeps its Python line as its site
+        lc = [s for s in rep["sites"] if s["file"] == script and s["line"] == self.line["LISTCOMP"]
+              and s["domain"] == "pymem_obj"]
+        self.assertEqual(len(lc), 1, [(s["file"], s["line"]) for s in rep["sites"]])
+        self.assertIn(("<module>", self.line["LISTCOMP"]),
+                      [(f["function"], f["line"]) for f in lc[0]["stack"]])
+        # the folded output has the whole merged path
+        want = "<module> (%s:%d);work (%s:%d);" % (script, self.line["MODULE"], script,
+                                                   self.line["CALL"])
+        hits = [l for l in folded(run.traces[0]).splitlines()
+                if want in l and "nstack_lib_alloc (" in l]
+        self.assertEqual(len(hits), 1)
+        self.assertTrue(hits[0].endswith(" 500000"), hits[0])
+
+    def test_merged_stack(self):
+        for python in PYTHONS:
+            with self.subTest(python=python):
+                self.check(python)
+
+
+if __name__ == "__main__":
+    unittest.main()
