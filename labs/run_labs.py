@@ -196,8 +196,8 @@ def lab5(rep):
                   build["list_resizes"], n(cap)))
     explain = [
         "Building the list allocated %s int objects in pymalloc's 32-byte class (a 28-byte "
-        "int rounded up), which took %+d arenas of 1 MiB and %+d pools of 16 KiB."
-        % (n(ints), build["arenas_delta"], build["pools_delta"]),
+        "int rounded up), which took %d new arenas of 1 MiB and %s new pools of 16 KiB."
+        % (n(ints), build["arenas_delta"], n(build["pools_delta"])),
         "The list's item buffer grew by reallocation %d times, following CPython's "
         "over-allocation rule, to a capacity of %s slots for 1,000,000 items (%s slots, "
         "%s bytes of slack); reallocations that moved the buffer copied %s bytes."

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds memtrace and traces the demo program,
-# printing its report.
+# Installs what is missing, builds memtrace, runs the six labs under the
+# tracer with every CPython on the machine and writes their reports to
+# reports/ (labN.txt, labN.html, labN.json), then prints an overview.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
-mkdir -p reports
-build/memtrace run -o reports/demo.trace -- build/memtrace_demo
+python3 labs/run_labs.py --build build --out reports
