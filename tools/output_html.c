@@ -102,6 +102,28 @@ static void start_time(struct page *p, double ns)
 		he_raw(&p->e, "unknown");
 }
 
+/* The notes given with --intro: one paragraph per blank-line-separated
+ * block, the first as the heading. */
+static void intro(struct page *p)
+{
+	const char *s = json_string_value(jg(p->r, "intro"));
+	if (!s || !*s)
+		return;
+	he_raw(&p->e, "<section class=\"intro\" id=\"intro\"><h2>");
+	for (int first = 1; *s; first = 0) {
+		const char *end = strstr(s, "\n\n");
+		size_t n = end ? (size_t)(end - s) : strlen(s);
+		if (!first)
+			he_raw(&p->e, "<p>");
+		he_text(&p->e, s, n);
+		he_raw(&p->e, first ? "</h2>" : "</p>");
+		s += n;
+		while (*s == '\n')
+			s++;
+	}
+	he_raw(&p->e, "</section>");
+}
+
 static void header(struct page *p, const char *trace_name)
 {
 	const json_t *proc = jg_obj(p->r, "process"), *trace = jg_obj(p->r, "trace"),
@@ -576,6 +598,7 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	}
 	head(&p);
 	header(&p, trace_name);
+	intro(&p);
 	nav(&p);
 	he_raw(&p.e, "<main>");
 	summary(&p);

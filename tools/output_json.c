@@ -589,6 +589,8 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 		set(doms, mt_domain_name(d), domain_json(&rep->dom[d]));
 	set(root, "format", json_string("memtrace-report"));
 	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
+	if (rep->intro)
+		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
 	set(root, "process", process_json(&rep->process));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));

@@ -609,6 +609,8 @@ static void marks_section(FILE *out, const struct mt_report *rep)
 
 int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *out)
 {
+	if (rep->intro)
+		fprintf(out, "%s\n\n", rep->intro);
 	if (trace_name)
 		fprintf(out, "memtrace report: %s\n\n", trace_name);
 	summary_section(out, rep);

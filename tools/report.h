@@ -220,6 +220,9 @@ struct mt_report {
 	struct mt_native *native; /* stacks.h: native stacks, NULL when not recorded */
 
 	char error[200]; /* why the build failed or stopped early */
+	/* Notes shown first by every rendering (`memtrace report --intro`):
+	 * paragraphs separated by blank lines.  Not owned; NULL: none. */
+	const char *intro;
 };
 
 enum mt_report_status {

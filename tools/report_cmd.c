@@ -36,6 +36,8 @@ static const char usage[] =
 	"                      (html and folded take one TRACE)\n"
 	"  -o, --output FILE   write the report to FILE instead of stdout\n"
 	"  -q, --quiet         no progress bar (there is none unless stderr is a terminal)\n"
+	"  -i, --intro FILE    notes to put first in the report (paragraphs separated by\n"
+	"                      blank lines; in HTML the first is the heading)\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Exit status: 0 report written (also for a trace without footer, e.g. of a\n"
@@ -92,17 +94,43 @@ static void progress_clear(struct progress *p)
 
 /* Builds the report of the trace in f (opened from path), with a progress
  * bar when it is worth one. */
+/* --intro: notes put first in every rendering. */
+static char *intro_text;
+
+static int read_intro(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	static char buf[64 * 1024];
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (!f || ferror(f)) {
+		fprintf(stderr, "memtrace report: --intro %s: %s\n", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	while (n && buf[n - 1] == '\n')
+		n--;
+	buf[n] = 0;
+	intro_text = buf;
+	return 0;
+}
+
 static enum mt_report_status build(FILE *f, const char *path, struct mt_report *rep)
 {
 	struct stat st;
 	struct progress p = { path, 0, -1, { 0, 0 } };
 	bool bar = progress_wanted && isatty(STDERR_FILENO) && fstat(fileno(f), &st) == 0 &&
 		   S_ISREG(st.st_mode) && (uint64_t)st.st_size >= PROGRESS_MIN_BYTES;
-	if (!bar)
-		return mt_report_build(f, rep);
-	p.size = (uint64_t)st.st_size;
-	enum mt_report_status r = mt_report_build_progress(f, rep, progress_draw, &p);
-	progress_clear(&p);
+	enum mt_report_status r;
+	if (bar) {
+		p.size = (uint64_t)st.st_size;
+		r = mt_report_build_progress(f, rep, progress_draw, &p);
+		progress_clear(&p);
+	} else {
+		r = mt_report_build(f, rep);
+	}
+	rep->intro = intro_text;
 	return r;
 }
 
@@ -266,6 +294,7 @@ int cmd_report(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "intro", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -273,8 +302,12 @@ int cmd_report(int argc, char **argv)
 	const char *out = NULL;
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
-	while ((c = getopt_long(argc, argv, "f:o:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:qhi:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'i':
+			if (read_intro(optarg))
+				return MT_EXIT_USAGE;
+			break;
 		case 'f':
 			if (!strcmp(optarg, "html") || !strcmp(optarg, "folded")) {
 				fmt = !strcmp(optarg, "html") ? MT_FMT_HTML : MT_FMT_FOLDED;
