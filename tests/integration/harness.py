@@ -60,6 +60,30 @@ def clean_env(**extra):
     return env
 
 
+# ---- interpreters ----------------------------------------------------------
+
+def _interpreters():
+    """{label: real executable} of the CPythons on the machine: Debian's
+    static /usr/bin/python3 and the shared-libpython one behind `python3` on
+    PATH (pyenv's `python3` is a shell script, never traced directly)."""
+    found = {}
+    for label, exe in (("static", "/usr/bin/python3"), ("path", shutil.which("python3"))):
+        if not exe or not os.access(exe, os.X_OK):
+            continue
+        try:
+            real = subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
+                                  capture_output=True, text=True, timeout=60,
+                                  env=clean_env()).stdout.strip()
+        except OSError:
+            continue
+        if real and Path(real).exists() and real not in found.values():
+            found[label] = real
+    return found
+
+
+PYTHONS = _interpreters()
+
+
 # ---- program output ------------------------------------------------------
 
 # The programs' names for the report's malloc-domain figures.

@@ -10,40 +10,16 @@ object's allocation size.
 """
 
 import json
-import os
-import shutil
 import subprocess
 import textwrap
 import unittest
-from pathlib import Path
 
-from harness import CLI, REPO, TracerTestCase, clean_env
+from harness import CLI, PYTHONS, REPO, TracerTestCase, clean_env
 
 PYTHON_DIR = REPO / "python"
 POOL_SIZE = 16384
 
 
-def interpreters():
-    """{label: real executable} of the CPythons to test with."""
-    found = {}
-    candidates = [("static", "/usr/bin/python3"),
-                  ("pyenv", "/root/.pyenv/versions/3.11.7/bin/python3"),
-                  ("path", shutil.which("python3"))]
-    for label, exe in candidates:
-        if not exe or not os.access(exe, os.X_OK):
-            continue
-        try:
-            real = subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
-                                  capture_output=True, text=True, timeout=60,
-                                  env=clean_env()).stdout.strip()
-        except OSError:
-            continue
-        if real and Path(real).exists() and real not in found.values():
-            found[label] = real
-    return found
-
-
-PYTHONS = interpreters()
 
 
 def list_capacities(n):

@@ -15,7 +15,7 @@ import textwrap
 import unittest
 from pathlib import Path
 
-from harness import TracerTestCase, clean_env
+from harness import PYTHONS as HARNESS_PYTHONS, TracerTestCase, clean_env
 
 MILLION = 1_000_000
 
@@ -24,24 +24,7 @@ MILLION = 1_000_000
 STARTUP_SLACK = 100_000
 
 
-def interpreters():
-    """The real interpreters (not pyenv's shell shims), by path."""
-    found = []
-    for candidate in ("/usr/bin/python3", shutil.which("python3")):
-        if not candidate:
-            continue
-        try:
-            exe = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"],
-                                 capture_output=True, text=True, timeout=60,
-                                 env=clean_env()).stdout.strip()
-        except OSError:
-            continue
-        if exe and Path(exe).exists() and exe not in found:
-            found.append(exe)
-    return found
-
-
-PYTHONS = interpreters()
+PYTHONS = list(HARNESS_PYTHONS.values())
 
 MILLION_INTS = """
 import gc
