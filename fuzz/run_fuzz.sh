@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets (fuzz/CMakeLists.txt) for a bounded time each
 # and fails on any crash, leak, sanitizer report or timeout.  ctest runs it
-# as fuzz.run, with the paths below in the environment; by hand:
+# as fuzz.run, with the paths below in the environment; for longer runs:
 #
-#   FUZZ_SECONDS=300 ctest --test-dir build -R fuzz.run --output-on-failure
+#   cmake -DMEMTRACE_FUZZ_SECONDS=600 build
+#   ctest --test-dir build -R fuzz.run --output-on-failure
 #
 # Seeds are made here: synthetic traces and real ones (the demo program and
 # a small Python script, traced), their JSON reports for fuzz_render, plus
