@@ -24,21 +24,6 @@
 #include "analysis.h"
 #include "stacks.h"
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 static uint32_t new_site(struct ctx *c, uint32_t frame, int dom);
 
 int sites_init(struct ctx *c)
@@ -47,9 +32,9 @@ int sites_init(struct ctx *c)
 	int err = hm_init(&c->strmap) | hm_init(&c->codemap) | hm_init(&c->framemap) |
 		  hm_init(&c->sitemap);
 	/* index 0 of strings, frames and codes means "none" */
-	err |= grow((void **)&rep->strings, &c->strings_cap, 1, sizeof *rep->strings);
-	err |= grow((void **)&rep->frames, &c->frames_cap, 1, sizeof *rep->frames);
-	err |= grow((void **)&c->codes, &c->codes_cap, 1, sizeof *c->codes);
+	err |= mt_grow((void **)&rep->strings, &c->strings_cap, 1, sizeof *rep->strings);
+	err |= mt_grow((void **)&rep->frames, &c->frames_cap, 1, sizeof *rep->frames);
+	err |= mt_grow((void **)&c->codes, &c->codes_cap, 1, sizeof *c->codes);
 	if (err)
 		return -1;
 	rep->strings[0] = (struct mt_bytes){ 0 };
@@ -85,7 +70,7 @@ int sites_string(struct ctx *c, uint64_t id, const uint8_t *p, size_t n)
 	uint64_t unused;
 	if (rep->nstrings >= UINT32_MAX - 1)
 		return 0;
-	if (grow((void **)&rep->strings, &c->strings_cap, rep->nstrings + 1, sizeof *rep->strings))
+	if (mt_grow((void **)&rep->strings, &c->strings_cap, rep->nstrings + 1, sizeof *rep->strings))
 		return -1;
 	uint8_t *copy = malloc(n + 1);
 	if (!copy)
@@ -105,7 +90,7 @@ int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name)
 	uint64_t unused;
 	if (c->ncodes >= UINT32_MAX - 1)
 		return 0;
-	if (grow((void **)&c->codes, &c->codes_cap, c->ncodes + 1, sizeof *c->codes) ||
+	if (mt_grow((void **)&c->codes, &c->codes_cap, c->ncodes + 1, sizeof *c->codes) ||
 	    hm_put(&c->codemap, id, c->ncodes, &unused) < 0)
 		return -1;
 	c->codes[c->ncodes++] = (struct code){ lookup(&c->strmap, file), lookup(&c->strmap, name) };
@@ -118,7 +103,7 @@ int sites_frame(struct ctx *c, uint64_t id, uint64_t parent, uint64_t code, uint
 	uint64_t unused;
 	if (rep->nframes >= UINT32_MAX - 1)
 		return 0;
-	if (grow((void **)&rep->frames, &c->frames_cap, rep->nframes + 1, sizeof *rep->frames) ||
+	if (mt_grow((void **)&rep->frames, &c->frames_cap, rep->nframes + 1, sizeof *rep->frames) ||
 	    hm_put(&c->framemap, id, rep->nframes, &unused) < 0)
 		return -1;
 	const struct code *co = &c->codes[lookup(&c->codemap, code)];
@@ -138,7 +123,7 @@ static uint32_t new_site(struct ctx *c, uint32_t frame, int dom)
 	struct mt_report *rep = c->rep;
 	if (rep->nsites >= MAX_SITES)
 		return MAX_SITES - 1; /* folded into the last one: millions of sites */
-	if (grow((void **)&rep->sites, &c->sites_cap, rep->nsites + 1, sizeof *rep->sites)) {
+	if (mt_grow((void **)&rep->sites, &c->sites_cap, rep->nsites + 1, sizeof *rep->sites)) {
 		c->oom = true;
 		return rep->nsites ? 0 : NO_SITE;
 	}

@@ -31,21 +31,6 @@ struct stacks_state {
 
 #define NODE_MAX (1u << 29) /* nodes beyond fall back to sites without a stack */
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 static struct stacks_state *state(struct ctx *c)
 {
 	if (c->stacks)
@@ -58,7 +43,7 @@ static struct stacks_state *state(struct ctx *c)
 		rep->native = calloc(1, sizeof *rep->native);
 	if (!rep->native || hm_init(&st->frame_ids) | hm_init(&st->module_ids) |
 				     hm_init(&st->sitemap) ||
-	    grow((void **)&rep->native->frames, &st->frames_cap, 1, sizeof(struct mt_nframe))) {
+	    mt_grow((void **)&rep->native->frames, &st->frames_cap, 1, sizeof(struct mt_nframe))) {
 		hm_free(&st->frame_ids);
 		hm_free(&st->module_ids);
 		hm_free(&st->sitemap);
@@ -134,7 +119,7 @@ static int on_module(struct ctx *c, struct stacks_state *st, const struct mt_rec
 	uint64_t unused;
 	if (n->nmodules >= UINT16_MAX)
 		return 0; /* symbolize.c caches per (object < 2^16, address) */
-	if (grow((void **)&n->modules, &st->modules_cap, n->nmodules + 1, sizeof *n->modules) ||
+	if (mt_grow((void **)&n->modules, &st->modules_cap, n->nmodules + 1, sizeof *n->modules) ||
 	    hm_put(&st->module_ids, r->value, n->nmodules, &unused) < 0)
 		return -1;
 	uint32_t path = string_index(c, r->ref1);
@@ -171,7 +156,7 @@ static int on_frame(struct ctx *c, struct stacks_state *st, const struct mt_rec 
 	uint64_t parent = 0, unused;
 	if (n->nframes >= NODE_MAX)
 		return 0;
-	if (grow((void **)&n->frames, &st->frames_cap, n->nframes + 1, sizeof *n->frames) ||
+	if (mt_grow((void **)&n->frames, &st->frames_cap, n->nframes + 1, sizeof *n->frames) ||
 	    hm_put(&st->frame_ids, r->value, n->nframes, &unused) < 0)
 		return -1;
 	if (r->ref1 && (!hm_get(&st->frame_ids, r->ref1, &parent) || parent >= n->nframes))
@@ -396,7 +381,7 @@ static int append_node(const struct mt_report *rep, uint32_t node, struct mt_mfr
 	const struct mt_sym *syms;
 	const char *module;
 	size_t ns = node_syms(rep, node, &syms, &module);
-	if (grow((void **)v, cap, *len + ns + 1, sizeof **v))
+	if (mt_grow((void **)v, cap, *len + ns + 1, sizeof **v))
 		return -1;
 	for (size_t j = 0; j < ns; j++)
 		(*v)[(*len)++] = (struct mt_mframe){ syms[j].function,
@@ -447,7 +432,7 @@ static size_t merged(const struct mt_report *rep, uint32_t stack, uint32_t frame
 		if (append_node(rep, nodes[i], &v, &len, &cap))
 			goto oom;
 	if (npy) {
-		if (grow((void **)&v, &cap, len + npy + 1, sizeof *v))
+		if (mt_grow((void **)&v, &cap, len + npy + 1, sizeof *v))
 			goto oom;
 		size_t k = len + npy;
 		for (uint32_t f = frame; f && k > len; f = rep->frames[f].parent) {
@@ -548,7 +533,7 @@ static uint32_t child_of(struct flame *fl, uint32_t parent, const struct mt_mfra
 	for (uint32_t k = fl->v[parent].child; k; k = fl->v[k].next)
 		if (same_place(&fl->v[k].f, f))
 			return k;
-	if (grow((void **)&fl->v, &fl->cap, fl->n + 1, sizeof *fl->v))
+	if (mt_grow((void **)&fl->v, &fl->cap, fl->n + 1, sizeof *fl->v))
 		return 0;
 	uint32_t k = (uint32_t)fl->n++;
 	fl->v[k] = (struct fnode){ *f, 0, 0, fl->v[parent].child };
@@ -619,7 +604,7 @@ json_t *mt_native_flame_json(const struct mt_report *rep)
 	const struct mt_native *n = rep->native;
 	struct flame fl = { 0 };
 	static const struct mt_mframe native = { "<native>", "", NULL, 0, false };
-	if (grow((void **)&fl.v, &fl.cap, 1, sizeof *fl.v))
+	if (mt_grow((void **)&fl.v, &fl.cap, 1, sizeof *fl.v))
 		return json_null();
 	fl.v[0] = (struct fnode){ { "all", "", NULL, 0, false }, 0, 0, 0 };
 	fl.n = 1;
