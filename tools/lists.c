@@ -210,6 +210,23 @@ static uint32_t first_resize(struct ctx *c, uint64_t size, uint32_t site)
 	return TAG_CHAIN;
 }
 
+/* A chain record for a buffer of old_size bytes made at `site`;
+ * UINT32_MAX when out of memory. */
+static uint32_t chain_start(struct ctx *c, uint32_t site, uint64_t old_size)
+{
+	uint32_t lsite = list_site(c, site);
+	uint32_t idx = lsite == UINT32_MAX ? UINT32_MAX : chain_new(c);
+	if (idx == UINT32_MAX) {
+		c->oom = true;
+		return UINT32_MAX;
+	}
+	struct chain *ch = &c->lists.v[idx];
+	ch->lsite = lsite;
+	ch->capacity = old_size / 8;
+	push_cap(ch, ch->capacity);
+	return idx;
+}
+
 uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t old_size,
 		       uint64_t new_addr, uint64_t size, uint32_t site)
 {
@@ -232,34 +249,18 @@ uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t o
 			lists_end(c, old, old_tag, old_size);
 			return 0;
 		}
-		uint32_t lsite = list_site(c, val_site(old_tag));
-		idx = lsite == UINT32_MAX ? UINT32_MAX : chain_new(c);
-		if (idx == UINT32_MAX) {
-			c->oom = true;
+		if ((idx = chain_start(c, val_site(old_tag), old_size)) == UINT32_MAX)
 			return 0;
-		}
-		struct chain *ch = &ls->v[idx];
-		ch->lsite = lsite;
-		ch->capacity = old_size / 8;
-		ch->slack = first_slack(old_size);
-		ch->resizes = 1;
-		push_cap(ch, ch->capacity);
+		ls->v[idx].slack = first_slack(old_size);
+		ls->v[idx].resizes = 1;
 	} else {
 		/* a buffer made at its size (PyList_New) grows */
 		if (!list_size(size) || !old_size || old_size % 8)
 			return 0;
-		uint32_t lsite = list_site(c, site);
-		idx = lsite == UINT32_MAX ? UINT32_MAX : chain_new(c);
-		if (idx == UINT32_MAX) {
-			c->oom = true;
+		if ((idx = chain_start(c, site, old_size)) == UINT32_MAX)
 			return 0;
-		}
-		struct chain *ch = &ls->v[idx];
-		ch->lsite = lsite;
-		ch->capacity = old_size / 8;
-		push_cap(ch, ch->capacity);
 		c->rep->lists.buffers++;
-		c->rep->lists.sites[lsite].buffers++;
+		c->rep->lists.sites[ls->v[idx].lsite].buffers++;
 	}
 	resize(c, (uint32_t)idx, size / 8, copied);
 	if (hm_put(&ls->chains, new_addr, idx, &unused) < 0) {
