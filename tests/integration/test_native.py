@@ -209,5 +209,52 @@ class NativeStacksPython(TracerTestCase):
                 self.check(python)
 
 
+class OuterFramesPython(TracerTestCase):
+    """The frames outward of CPython's outermost evaluation loop are unwound
+    once and reused while they stay the same: the same allocating function,
+    called from the main module, from a thread and from an atexit handler,
+    must show each its own outer frames, however the calls interleave."""
+
+    SCRIPT = textwrap.dedent("""\
+        import atexit, ctypes, sys, threading
+        lib = ctypes.CDLL(sys.argv[1])
+        lib.nstack_lib_alloc.restype = ctypes.c_void_p
+        lib.nstack_lib_alloc.argtypes = [ctypes.c_size_t]
+        atexit.register(lambda: lib.nstack_lib_alloc(700001))
+        for _ in range(3):
+            lib.nstack_lib_alloc(300001)
+            t = threading.Thread(target=lib.nstack_lib_alloc, args=(900001,))
+            t.start()
+            t.join()
+        """)
+
+    # the size each caller allocates, how often, and a function that must
+    # and one that must not be outward of the Python frames (exported ones:
+    # Debian's python3 is stripped)
+    CALLERS = {
+        300001: (3, "_PyRun_SimpleFileObject", "Py_FinalizeEx"),
+        700001: (1, "Py_FinalizeEx", "_PyRun_SimpleFileObject"),
+        900001: (3, "start_thread", "Py_BytesMain"),
+    }
+
+    def test_outer_frames_follow_the_caller(self):
+        if not PYTHONS:
+            self.skipTest("no CPython found")
+        script = self.tmp / "outer.py"
+        script.write_text(self.SCRIPT)
+        for python in PYTHONS:
+            with self.subTest(python=python):
+                run = self.run_traced_ok([python, str(script), str(LIB_SO)], env=NATIVE_ENV)
+                lines = [l for l in folded(run.traces[0]).splitlines() if "nstack_lib_alloc (" in l]
+                for size, (times, present, absent) in self.CALLERS.items():
+                    hits = [l for l in lines if l.endswith(" %d" % (times * size))]
+                    self.assertEqual(len(hits), 1, (size, lines))
+                    frames = hits[0].split(";")
+                    first_py = next(i for i, f in enumerate(frames) if ".py:" in f)
+                    outer = ";".join(frames[:first_py])
+                    self.assertIn(present, outer)
+                    self.assertNotIn(absent, outer)
+
+
 if __name__ == "__main__":
     unittest.main()
