@@ -18,6 +18,7 @@
 #include <elf.h>
 #include <libunwind.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,7 @@ static uint64_t whole_stack(void)
 
 static __thread struct {
 	uint64_t node, generation; /* the outer frames; node 0: none known */
+	uintptr_t stack_lo, stack_hi; /* the thread's stack */
 	int n;
 	int inner; /* frames to ask for: recent depth of the loop, and one */
 	unsigned calls;
@@ -298,15 +300,35 @@ static int in_eval(const void *ip)
 	return (uintptr_t)ip > nat.eval_lo && (uintptr_t)ip <= nat.eval_hi;
 }
 
+/* The test needs the outer frames to be on the stack the thread runs on:
+ * code that switches to a stack of its own (makecontext) leaves the old
+ * one intact below it. */
 static int outer_live(void)
 {
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 	if (!outer.node || outer.generation != __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE) ||
-	    (uintptr_t)outer.slot[0] <= (uintptr_t)__builtin_frame_address(0))
+	    here < outer.stack_lo || here >= (uintptr_t)outer.slot[0])
 		return 0;
 	for (int i = 0; i < outer.n; i++)
 		if (*outer.slot[i] != outer.ip[i])
 			return 0;
 	return 1;
+}
+
+static int stack_bounds(void)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &attr))
+		return -1;
+	int err = pthread_attr_getstack(&attr, &lo, &size);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return -1;
+	outer.stack_lo = (uintptr_t)lo;
+	outer.stack_hi = (uintptr_t)lo + size;
+	return 0;
 }
 
 /* Unwinds the whole stack, noting each frame's stack pointer, and keeps
@@ -319,6 +341,8 @@ static void fill_outer(void)
 	unw_cursor_t c;
 	int n = 0, last_eval = -1, end = 0;
 	outer.node = 0;
+	if (!outer.stack_hi && stack_bounds())
+		return;
 	if (nat.get_context(&ctx) || nat.init_local(&c, &ctx) < 0)
 		return;
 	while (n < nat.depth + SKIP_MAX) {
@@ -340,8 +364,9 @@ static void fill_outer(void)
 	outer.n = 0;
 	for (int i = last_eval + 1; i < n; i++) {
 		const uintptr_t *slot = (const uintptr_t *)(sp[i] - sizeof(uintptr_t));
-		if (*slot != ip[i])
-			return; /* not a plain call: a signal frame, say */
+		if ((uintptr_t)slot < outer.stack_lo || (uintptr_t)slot >= outer.stack_hi ||
+		    *slot != ip[i])
+			return; /* not a plain call on this stack: a signal frame, say */
 		outer.ip[outer.n] = ip[i];
 		outer.slot[outer.n++] = slot;
 	}
