@@ -64,6 +64,20 @@ static int env_flag(const char *name)
 	return 0;
 }
 
+/* MEMTRACE_NATIVE_UNWIND: how native stacks are walked (see native.h). */
+static int env_unwinder(void)
+{
+	static const char *const names[] = {"rules", "libunwind", "check"};
+	const char *s = getenv("MEMTRACE_NATIVE_UNWIND");
+	if (!s || !*s)
+		return MT_UNWIND_RULES;
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	mt_log("ignoring MEMTRACE_NATIVE_UNWIND=\"%s\": expected rules, libunwind or check", s);
+	return MT_UNWIND_RULES;
+}
+
 void mt_config_load(void)
 {
 	mt_cfg.quiet = env_flag("MEMTRACE_QUIET");
@@ -73,6 +87,7 @@ void mt_config_load(void)
 	mt_cfg.native_depth = env_flag("MEMTRACE_NATIVE")
 				      ? (int)env_u64("MEMTRACE_NATIVE_DEPTH", 64, 1, 256)
 				      : 0;
+	mt_cfg.unwinder = mt_cfg.native_depth ? env_unwinder() : MT_UNWIND_RULES;
 	uint64_t ring = env_u64("MEMTRACE_RING_EVENTS", 65536, 1024, 1u << 24);
 	if (ring & (ring - 1)) {
 		mt_log("ignoring MEMTRACE_RING_EVENTS=%llu: expected a power of two; using 65536",

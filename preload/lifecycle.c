@@ -204,6 +204,8 @@ static void finish(int reason, int stop)
 	if (mt_writer_sync(reason, stop) == 0 && !mt_cfg.quiet && !failed)
 		mt_log("wrote %s (%llu events)", mt_cfg.output,
 		       (unsigned long long)mt_writer_events());
+	if (stop)
+		mt_native_report();
 	mt_internal_leave(r);
 }
 

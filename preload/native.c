@@ -11,14 +11,11 @@
  * afresh: a later object at the same addresses must not inherit old nodes.
  */
 #define _GNU_SOURCE
-#define UNW_LOCAL_ONLY
 #include "native.h"
 
 #include <dlfcn.h>
 #include <elf.h>
-#include <libunwind.h>
 #include <link.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +25,7 @@
 #include "meta.h"
 #include "threads.h"
 #include "tracer.h"
+#include "unwind.h"
 
 #define SKIP_MAX 8  /* our own frames at the top of a stack */
 #define CACHE_SIZE 256
@@ -37,16 +35,12 @@ int mt_native_on;
 
 static struct {
 	int (*backtrace)(void **, int);
-	int (*get_context)(unw_context_t *);
-	int (*init_local)(unw_cursor_t *, unw_context_t *);
-	int (*step)(unw_cursor_t *);
-	int (*get_reg)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
-	uintptr_t eval_lo, eval_hi;   /* CPython's evaluation loop, if loaded */
 	int depth;
 	uintptr_t own_start, own_end; /* our text: frames there are skipped */
 	struct mt_idmap nodes;        /* (parent, ip) -> node id */
 	uint64_t next_node, next_module;
 	uint64_t generation;          /* bumped when the tree starts afresh */
+	unsigned long long checked, differ; /* MT_UNWIND_CHECK's counts */
 	unsigned long long adds, subs; /* dl_iterate_phdr's load counters */
 	struct {
 		uintptr_t base;
@@ -152,20 +146,6 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1; /* the counters are the same in every entry */
 }
 
-/* CPython's evaluation loop, once an object that has it is loaded; only
- * with the cursor interface, which the outer frames need. */
-static void find_eval(void)
-{
-	Dl_info info;
-	const ElfW(Sym) *sym = NULL;
-	void *f = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
-	if (nat.eval_lo || !nat.step || !f ||
-	    !dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
-		return;
-	nat.eval_hi = (uintptr_t)f + sym->st_size;
-	nat.eval_lo = (uintptr_t)f;
-}
-
 /* Under the meta lock: brings the module list up to date. */
 static void refresh_modules(int force)
 {
@@ -187,11 +167,11 @@ static void refresh_modules(int force)
 			mt_enc_value(e, MT_REC_MODULE_GONE, nat.modules[i].id);
 	}
 	if (kept != nat.nmodules) {
+		mt_unwind_forget();
 		mt_idmap_clear(&nat.nodes);
 		nat.generation++;
 	}
 	nat.nmodules = kept;
-	find_eval();
 }
 
 void mt_native_poll(void)
@@ -214,11 +194,10 @@ static int own_frames(void *const *ips, int n)
 	return skip;
 }
 
-/* Under the meta lock: the node of ips[0..n), innermost first, called from
- * the frames of node `parent`. */
-static uint64_t intern(uint64_t parent, void *const *ips, int n)
+/* Under the meta lock: the node of ips[0..n), innermost first. */
+static uint64_t intern(void *const *ips, int n)
 {
-	uint64_t node = parent;
+	uint64_t node = 0;
 	for (int i = n - 1; i >= 0; i--) {
 		uint64_t ip = (uintptr_t)ips[i];
 		uint64_t id = mt_idmap_get(&nat.nodes, node, ip, 0);
@@ -236,9 +215,9 @@ static uint64_t intern(uint64_t parent, void *const *ips, int n)
 }
 
 /* intern(), through the thread's cache of recent stacks. */
-static uint64_t cached_intern(uint64_t parent, void *const *ips, int n)
+static uint64_t cached_intern(void *const *ips, int n)
 {
-	uint64_t h = (0x9e3779b97f4a7c15ull * (uint64_t)n ^ parent) * 0x100000001b3ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)n;
 	for (int i = 0; i < n; i++)
 		h = (h ^ (uintptr_t)ips[i]) * 0x100000001b3ull;
 	uint64_t gen = __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE);
@@ -247,183 +226,58 @@ static uint64_t cached_intern(uint64_t parent, void *const *ips, int n)
 		return slot->node;
 	mt_meta_lock();
 	refresh_modules(0);
-	uint64_t node = gen == nat.generation ? intern(parent, ips, n) : 0;
+	uint64_t node = intern(ips, n);
 	gen = nat.generation;
 	mt_meta_unlock();
 	*slot = (typeof(*slot)){h, node, gen};
 	return node;
 }
 
-/* The whole stack, unwound in one go. */
-static uint64_t whole_stack(void)
+/* libunwind's stack, at *top inside ips (room for depth + SKIP_MAX). */
+static int libunwind_stack(void **ips, void ***top)
 {
-	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
 	int n = nat.backtrace(ips, nat.depth + SKIP_MAX);
 	int skip = own_frames(ips, n);
+	*top = ips + skip;
 	n -= skip;
-	return cached_intern(0, ips + skip, n > nat.depth ? nat.depth : n);
+	return n > nat.depth ? nat.depth : n;
 }
 
-/* ---- threads that run Python -------------------------------------------------
- *
- * Most of such a thread's stack is the interpreter's (main, Py_RunMain, ...
- * the evaluation loop, and the loop again for each call from C back into
- * Python), and the report shows the Python frames in place of everything
- * from the outermost to the innermost evaluation loop.  So the stack is
- * recorded as the frames inward of the innermost loop (the loop included)
- * called from the frames outward of the outermost loop.  The outer frames
- * seldom change: they are unwound once, together with the stack slot that
- * holds each of their return addresses, and reused while every one of those
- * slots still holds its address.  That is an exact test: the outermost frame
- * does not move, and a frame with the same return address and the same
- * stack pointer keeps its callee's return address in the same slot, so from
- * the outside in, each slot compared is a live frame's.  (A function whose
- * frame size varies between calls, with alloca, could defeat it; none of
- * the interpreter's outer frames does.)
- */
-
-#define INNER_DEPTH 12 /* frames first unwound in search of the innermost loop */
-#define OUTER_MAX 64
-
-static __thread struct {
-	uint64_t node, generation; /* the outer frames; node 0: none known */
-	uintptr_t stack_lo, stack_hi; /* the thread's stack */
-	int n;
-	int inner; /* frames to ask for: recent depth of the loop, and one */
-	unsigned calls;
-	uintptr_t ip[OUTER_MAX];
-	const uintptr_t *slot[OUTER_MAX]; /* where ip[i] is stored */
-} outer __attribute__((tls_model("initial-exec")));
-
-static int in_eval(const void *ip)
+/* MT_UNWIND_CHECK: both walks, counting where they differ. */
+static void check_stack(void *const *ips, int n, void *const *ref, int m)
 {
-	return (uintptr_t)ip > nat.eval_lo && (uintptr_t)ip <= nat.eval_hi;
+	int same = n == m;
+	for (int i = 0; same && i < n; i++)
+		same = ips[i] == ref[i];
+	__atomic_add_fetch(&nat.checked, 1, __ATOMIC_RELAXED);
+	if (!same)
+		__atomic_add_fetch(&nat.differ, 1, __ATOMIC_RELAXED);
 }
 
-/* The test needs the outer frames to be on the stack the thread runs on:
- * code that switches to a stack of its own (makecontext) leaves the old
- * one intact below it. */
-static int outer_live(void)
-{
-	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-	if (!outer.node || outer.generation != __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE) ||
-	    here < outer.stack_lo || here >= (uintptr_t)outer.slot[0])
-		return 0;
-	for (int i = 0; i < outer.n; i++)
-		if (*outer.slot[i] != outer.ip[i])
-			return 0;
-	return 1;
-}
-
-static int stack_bounds(void)
-{
-	pthread_attr_t attr;
-	void *lo;
-	size_t size;
-	if (pthread_getattr_np(pthread_self(), &attr))
-		return -1;
-	int err = pthread_attr_getstack(&attr, &lo, &size);
-	pthread_attr_destroy(&attr);
-	if (err)
-		return -1;
-	outer.stack_lo = (uintptr_t)lo;
-	outer.stack_hi = (uintptr_t)lo + size;
-	return 0;
-}
-
-/* Unwinds the whole stack, noting each frame's stack pointer, and keeps
- * the frames outward of the outermost evaluation loop.  Only a stack
- * unwound to its end qualifies: the test needs the outermost frame. */
-static void fill_outer(void)
-{
-	uintptr_t ip[MT_NATIVE_DEPTH_MAX + SKIP_MAX], sp[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
-	unw_context_t ctx;
-	unw_cursor_t c;
-	int n = 0, last_eval = -1, end = 0;
-	outer.node = 0;
-	if (!outer.stack_hi && stack_bounds())
-		return;
-	if (nat.get_context(&ctx) || nat.init_local(&c, &ctx) < 0)
-		return;
-	while (n < nat.depth + SKIP_MAX) {
-		unw_word_t w_ip, w_sp;
-		if (nat.get_reg(&c, UNW_REG_IP, &w_ip) || nat.get_reg(&c, UNW_REG_SP, &w_sp))
-			return;
-		ip[n] = w_ip;
-		sp[n] = w_sp;
-		last_eval = in_eval((void *)w_ip) ? n : last_eval;
-		n++;
-		int r = nat.step(&c);
-		if (r <= 0) {
-			end = r == 0;
-			break;
-		}
-	}
-	if (!end || last_eval < 0 || n - last_eval - 1 > OUTER_MAX || n - last_eval - 1 < 1)
-		return;
-	outer.n = 0;
-	for (int i = last_eval + 1; i < n; i++) {
-		const uintptr_t *slot = (const uintptr_t *)(sp[i] - sizeof(uintptr_t));
-		if ((uintptr_t)slot < outer.stack_lo || (uintptr_t)slot >= outer.stack_hi ||
-		    *slot != ip[i])
-			return; /* not a plain call on this stack: a signal frame, say */
-		outer.ip[outer.n] = ip[i];
-		outer.slot[outer.n++] = slot;
-	}
-	mt_meta_lock();
-	refresh_modules(0);
-	outer.node = intern(0, (void *const *)outer.ip, outer.n);
-	outer.generation = nat.generation;
-	mt_meta_unlock();
-}
-
-static int first_eval(void *const *ips, int from, int n)
-{
-	while (from < n && !in_eval(ips[from]))
-		from++;
-	return from;
-}
-
-/* The stack of a thread inside the evaluation loop; 0 when it is not, or
- * when the whole stack must be unwound after all.  unw_backtrace's cost
- * is in the frames it walks, and it cannot stop at the loop by itself: it
- * is asked for as many frames as the loop was deep last time, and a
- * second time, for the whole stack, when that was too few. */
-static inline __attribute__((always_inline)) uint64_t python_stack(void)
-{
-	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
-	int want = outer.inner ? outer.inner : INNER_DEPTH;
-	int n = nat.backtrace(ips, want);
-	int skip = own_frames(ips, n), e = first_eval(ips, skip, n);
-	if (e == n && n == want) {
-		n = nat.backtrace(ips, nat.depth + SKIP_MAX);
-		skip = own_frames(ips, n);
-		e = first_eval(ips, skip, n);
-	}
-	if (e == n) /* not in the loop: the whole stack, when it fits */
-		return n - skip <= nat.depth ? cached_intern(0, ips + skip, n - skip) : 0;
-	/* one frame to spare; when fewer are needed, shrinking slowly, since
-	 * a second unwind costs more than a few frames too many */
-	if (e + 2 >= want || !(++outer.calls % 32))
-		outer.inner = e + 2 > want - 1 ? e + 2 : want - 1;
-	if (!outer_live()) {
-		fill_outer();
-		if (!outer_live())
-			return 0;
-	}
-	if (outer.n + e + 1 - skip > nat.depth)
-		return 0;
-	return cached_intern(outer.node, ips + skip, e + 1 - skip);
-}
-
+/* The stack by the rules of unwind.c, or by libunwind where they do not
+ * do. */
 uint64_t mt_native_stack(void)
 {
+	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **top = ips;
+	void *ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **ref_top;
 	struct mt_ring *saved = mt_internal_enter();
-	uint64_t node = nat.eval_lo ? python_stack() : 0;
-	if (!node)
-		node = whole_stack();
+	int n = mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1 : mt_unwind_fast(ips, nat.depth);
+	if (n < 0)
+		n = libunwind_stack(ips, &top);
+	else if (mt_cfg.unwinder == MT_UNWIND_CHECK) {
+		int m = libunwind_stack(ref, &ref_top);
+		check_stack(ips, n, ref_top, m);
+	}
+	uint64_t node = cached_intern(top, n);
 	mt_internal_leave(saved);
 	return node;
+}
+
+void mt_native_report(void)
+{
+	if (mt_native_on && mt_cfg.unwinder == MT_UNWIND_CHECK)
+		mt_log("MEMTRACE_NATIVE_UNWIND=check: %llu stacks walked both ways, %llu differ",
+		       nat.checked, nat.differ);
 }
 
 static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
@@ -451,13 +305,10 @@ int mt_native_start(int depth)
 		       lib ? "no unw_backtrace" : dlerror());
 		return -1;
 	}
-	nat.get_context = (int (*)(unw_context_t *))dlsym(lib, "_Ux86_64_getcontext");
-	nat.init_local = (int (*)(unw_cursor_t *, unw_context_t *))dlsym(lib, "_ULx86_64_init_local");
-	nat.get_reg = (int (*)(unw_cursor_t *, unw_regnum_t, unw_word_t *))dlsym(lib, "_ULx86_64_get_reg");
-	if (nat.get_context && nat.init_local && nat.get_reg)
-		nat.step = (int (*)(unw_cursor_t *))dlsym(lib, "_ULx86_64_step");
 	nat.depth = depth > MT_NATIVE_DEPTH_MAX ? MT_NATIVE_DEPTH_MAX : depth;
 	dl_iterate_phdr(find_own, (void *)(uintptr_t)mt_native_stack);
+	if (mt_cfg.unwinder != MT_UNWIND_LIBUNWIND)
+		mt_unwind_start(nat.own_start, nat.own_end);
 	mt_meta_lock();
 	refresh_modules(1);
 	mt_meta_unlock();

@@ -18,5 +18,7 @@ uint64_t mt_native_stack(void);
 /* From the writer: notices objects loaded or unloaded since last time. */
 void mt_native_poll(void);
 void mt_native_fork_child(void);
+/* At exit: what MEMTRACE_NATIVE_UNWIND=check found, on stderr. */
+void mt_native_report(void);
 
 #endif

@@ -31,6 +31,11 @@ static inline uint64_t mt_clock_stamp_early(void)
 	return __rdtsc();
 }
 
+/* How native stacks are walked: by the rules of unwind.c where they do
+ * (falling back to libunwind), by libunwind only, or both, counting the
+ * stacks where they differ (a check of unwind.c, reported at exit). */
+enum mt_unwinder { MT_UNWIND_RULES = 0, MT_UNWIND_LIBUNWIND = 1, MT_UNWIND_CHECK = 2 };
+
 struct mt_config {
 	char output[4096];    /* MEMTRACE_OUTPUT with %p expanded */
 	int quiet;            /* MEMTRACE_QUIET */
@@ -39,6 +44,7 @@ struct mt_config {
 	int zstd_level;       /* MEMTRACE_ZSTD_LEVEL */
 	int py_depth;         /* MEMTRACE_PY_DEPTH: Python frames per location */
 	int native_depth;     /* MEMTRACE_NATIVE_DEPTH if MEMTRACE_NATIVE, else 0 */
+	int unwinder;         /* MEMTRACE_NATIVE_UNWIND: enum mt_unwinder */
 };
 extern struct mt_config mt_cfg;
 

@@ -8,11 +8,12 @@ tests do not depend on line numbers.
 """
 
 import os
+import re
 import subprocess
 import textwrap
 import unittest
 
-from harness import CLI, PROGS, REPO, TracerTestCase, clean_env, prog
+from harness import CLI, PROGS, REPO, STORM, TracerTestCase, clean_env, prog
 
 SRC = REPO / "tests" / "progs"
 LIB_SO = PROGS / "libnstack_lib.so"
@@ -254,6 +255,68 @@ class OuterFramesPython(TracerTestCase):
                     outer = ";".join(frames[:first_py])
                     self.assertIn(present, outer)
                     self.assertNotIn(absent, outer)
+
+
+def folded_stacks(text):
+    """folded output as {stack: bytes}."""
+    out = {}
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        out[stack] = out.get(stack, 0) + int(count)
+    return out
+
+
+CHECKED = re.compile(r"MEMTRACE_NATIVE_UNWIND=check: (\d+) stacks walked both ways, (\d+) differ")
+
+
+class Unwinders(TracerTestCase):
+    """The tracer walks stacks by the DWARF rules of each return address
+    (unwind.c), falling back to libunwind where they do not do.
+    MEMTRACE_NATIVE_UNWIND=check walks every stack both ways and counts the
+    ones that differ: there must be none."""
+
+    def checked(self, argv, at_least, **env):
+        run = self.run_traced_ok(argv, env={**NATIVE_ENV, **env,
+                                            "MEMTRACE_NATIVE_UNWIND": "check"})
+        m = CHECKED.search(run.stderr)
+        self.assertIsNotNone(m, run.stderr)
+        self.assertEqual(int(m.group(2)), 0, run.stderr)
+        self.assertGreaterEqual(int(m.group(1)), at_least, run.stderr)
+        return run
+
+    def test_hard_frames(self):
+        """unwind_cases.c: deep recursion, alloca, a realigned frame, a
+        signal handler and a thread; PER_PATH (3) blocks of one size each,
+        the same stacks with either unwinder."""
+        # (size, a function on the path, how often recurse is on it)
+        paths = [(101, "main", 41), (101, "thread_main", 6), (102, "with_alloca", 0),
+                 (103, "realigned", 0), (104, "on_signal", 0), (105, "thread_main", 0)]
+        for unwinder in ("rules", "libunwind"):
+            with self.subTest(unwinder=unwinder):
+                run = self.run_traced_ok([prog("unwind_cases")],
+                                         env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": unwinder})
+                stacks = folded_stacks(folded(run.traces[0]))
+                for size, function, depth in paths:
+                    hits = [s for s, n in stacks.items() if n == 3 * size
+                            and ";%s (" % function in s and s.count("recurse (") == depth]
+                    self.assertEqual(len(hits), 1, (size, function, stacks))
+                    self.assertTrue(hits[0].rsplit(";", 1)[-1].startswith("allocate ("), hits[0])
+        self.checked([prog("unwind_cases")], 10)
+
+    def test_cxx_and_threads(self):
+        self.checked([prog("cxx"), "3"], 40)
+        self.checked([str(STORM), "4", "20000"], 80000)
+
+    def test_python(self):
+        for python in PYTHONS:
+            with self.subTest(python=python):
+                self.checked([python, str(REPO / "bench" / "alloc_heavy.py"), "5000"], 200000)
+
+    def test_bad_setting(self):
+        run = self.run_traced_ok([prog("unwind_cases")],
+                                 env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": "fast"})
+        self.assertIn('ignoring MEMTRACE_NATIVE_UNWIND="fast"', run.stderr)
+        self.report_ok(run.traces[0])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,432 @@
+/*
+ * unwind.c - native stacks without a general unwinder (see unwind.h).
+ *
+ * libunwind's unw_backtrace costs about 30 ns a call and 6 ns a frame here:
+ * setting up its cursor, and a lookup in a large table for every frame,
+ * whose latency the next frame waits on.  Nearly every frame of compiled
+ * x86-64 code follows the simplest rule there is: CFA = rsp or rbp +
+ * offset, return address at CFA - 8, rbp unchanged or saved at a fixed
+ * offset from the CFA.  This module asks libdw for the rule at each return
+ * address once and keeps it in a table shared by all threads.  Each thread
+ * also keeps the rules of its last stack, by stack pointer: successive
+ * allocations share most of their callers, and those frames are walked
+ * with rules at hand, without a lookup.  The tracer's own frames keep
+ * frame pointers, so the walk starts in the program's code directly.
+ */
+#define _GNU_SOURCE
+#include "unwind.h"
+
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <fcntl.h>
+#include <libelf.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "meta.h"
+
+#define RULES_BITS 14
+#define RULES (1u << RULES_BITS)
+#define PROBES 8
+#define OBJECTS_MAX 1024
+#define OWN_FRAMES_MAX 16
+
+/* DWARF register numbers on x86-64 */
+#define REG_RBP 6
+#define REG_RSP 7
+#define REG_RA 16
+
+/* A rule, packed in one word so that readers need no lock:
+ * bits 0-31 the CFA's offset, 32-47 where the caller's rbp is saved
+ * (from the CFA; 0: unchanged, RBP_LOST: not recoverable), bit 48 set when
+ * the CFA is rbp-based, bits 56-63 the kind. */
+enum { RULE_NONE = 1, RULE_CALL = 2, RULE_LAST = 3 };
+#define RBP_LOST INT16_MIN
+#define RULE(kind, cfa_rbp, cfa_off, rbp_off)                                       \
+	((uint64_t)(kind) << 56 | (uint64_t)!!(cfa_rbp) << 48 |                        \
+	 (uint64_t)(uint16_t)(rbp_off) << 32 | (uint32_t)(cfa_off))
+#define RULE_KIND(w) ((int)((w) >> 56))
+#define RULE_CFA_RBP(w) ((int)(((w) >> 48) & 1))
+#define RULE_CFA_OFF(w) ((int32_t)(uint32_t)(w))
+#define RULE_RBP_OFF(w) ((int16_t)(uint16_t)((w) >> 32))
+
+static struct {
+	int on;
+	uintptr_t own_start, own_end;
+	struct {
+		uintptr_t ip; /* a return address; 0: empty */
+		uint64_t rule;
+	} rules[RULES];
+	struct {
+		const void *map; /* the object's link_map */
+		Elf *elf;
+		Dwarf_CFI *cfi;  /* NULL: the object has none we can read */
+	} objects[OBJECTS_MAX];
+	int nobjects;
+	unsigned generation; /* bumped when rules are forgotten */
+	/* libdw and libelf, loaded privately */
+	unsigned (*elf_version)(unsigned);
+	Elf *(*elf_begin)(int, Elf_Cmd, Elf *);
+	int (*elf_cntl)(Elf *, Elf_Cmd);
+	int (*elf_end)(Elf *);
+	Dwarf_CFI *(*getcfi_elf)(Elf *);
+	int (*cfi_end)(Dwarf_CFI *);
+	int (*cfi_addrframe)(Dwarf_CFI *, Dwarf_Addr, Dwarf_Frame **);
+	int (*frame_info)(Dwarf_Frame *, Dwarf_Addr *, Dwarf_Addr *, bool *);
+	int (*frame_cfa)(Dwarf_Frame *, Dwarf_Op **, size_t *);
+	int (*frame_register)(Dwarf_Frame *, int, Dwarf_Op *, Dwarf_Op **, size_t *);
+} uw;
+
+#define LOCAL_RULES 256 /* a thread's cache of rules, by return address */
+#define LAST_MAX 64      /* frames of a thread's last stack kept */
+
+/* A frame of the last stack: its stack pointer, return address, the rbp
+ * it sees (valid if RBP_VALID is set in rule) and its rule. */
+struct frame {
+	uintptr_t sp, ip, rbp;
+	uint64_t rule;
+};
+#define RBP_VALID (1ull << 49)
+
+static __thread struct {
+	uintptr_t lo, hi; /* the thread's stack; hi 0: not known yet */
+	int failed;
+	unsigned generation; /* of uw.rules when the rules below were taken */
+	struct {
+		uintptr_t ip;
+		uint64_t rule;
+	} rules[LOCAL_RULES];
+	struct frame last[2][LAST_MAX]; /* the last stack, and room for the next */
+	int nlast, which;
+	int last_whole; /* the last stack ended in its outermost frame */
+} stack __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's stack, found once: the walk reads nothing outside. */
+static int thread_stack(void)
+{
+	if (!stack.hi && !stack.failed) {
+		pthread_attr_t attr;
+		void *base;
+		size_t size;
+		stack.failed = 1;
+		if (!pthread_getattr_np(pthread_self(), &attr)) {
+			if (!pthread_attr_getstack(&attr, &base, &size)) {
+				stack.lo = (uintptr_t)base;
+				stack.hi = (uintptr_t)base + size;
+				stack.failed = 0;
+			}
+			pthread_attr_destroy(&attr);
+		}
+	}
+	return stack.failed ? -1 : 0;
+}
+
+/* ---- learning rules (under the meta lock) ------------------------------------ */
+
+static Dwarf_CFI *object_cfi(const struct link_map *map)
+{
+	for (int i = 0; i < uw.nobjects; i++)
+		if (uw.objects[i].map == map)
+			return uw.objects[i].cfi;
+	if (uw.nobjects == OBJECTS_MAX)
+		return NULL;
+	Elf *elf = NULL;
+	Dwarf_CFI *cfi = NULL;
+	int fd = mt_fd_off_std(open(map->l_name[0] ? map->l_name : "/proc/self/exe",
+				    O_RDONLY | O_CLOEXEC));
+	if (fd >= 0) {
+		elf = uw.elf_begin(fd, ELF_C_READ_MMAP, NULL);
+		cfi = elf ? uw.getcfi_elf(elf) : NULL;
+		/* the object stays mapped, not open: programs count their fds
+		 * (ELF_C_FDREAD also lets go of the descriptor) */
+		if (elf && uw.elf_cntl(elf, ELF_C_FDREAD)) {
+			if (cfi)
+				uw.cfi_end(cfi);
+			cfi = NULL;
+		}
+		close(fd);
+	}
+	uw.objects[uw.nobjects++] = (typeof(uw.objects[0])){map, elf, cfi};
+	return cfi;
+}
+
+/* DW_OP_call_frame_cfa, DW_OP_plus_uconst N: saved at CFA + N. */
+static int cfa_offset(const Dwarf_Op *ops, size_t n, int64_t *off)
+{
+	if (n != 2 || ops[0].atom != DW_OP_call_frame_cfa || ops[1].atom != DW_OP_plus_uconst)
+		return -1;
+	*off = (int64_t)ops[1].number;
+	return 0;
+}
+
+static uint64_t frame_rule(Dwarf_Frame *f)
+{
+	bool signal;
+	Dwarf_Op mem[3], *ops;
+	size_t n;
+	int64_t ra_off, rbp_off = 0;
+	if (uw.frame_info(f, NULL, NULL, &signal) != REG_RA || signal ||
+	    uw.frame_cfa(f, &ops, &n) || n != 1 || ops[0].atom != DW_OP_bregx ||
+	    (ops[0].number != REG_RSP && ops[0].number != REG_RBP) ||
+	    (int64_t)ops[0].number2 != (int32_t)ops[0].number2)
+		return RULE(RULE_NONE, 0, 0, 0);
+	int cfa_rbp = ops[0].number == REG_RBP;
+	int32_t cfa_off = (int32_t)ops[0].number2;
+	if (uw.frame_register(f, REG_RA, mem, &ops, &n))
+		return RULE(RULE_NONE, 0, 0, 0);
+	if (n == 0 && ops == mem) /* no return address: the outermost frame */
+		return RULE(RULE_LAST, 0, 0, 0);
+	if (cfa_offset(ops, n, &ra_off) || ra_off != -8 ||
+	    uw.frame_register(f, REG_RBP, mem, &ops, &n))
+		return RULE(RULE_NONE, 0, 0, 0);
+	if (n == 0)
+		rbp_off = ops == mem ? RBP_LOST : 0;
+	else if (cfa_offset(ops, n, &rbp_off) || !rbp_off || rbp_off != (int16_t)rbp_off ||
+		 rbp_off == RBP_LOST)
+		return RULE(RULE_NONE, 0, 0, 0);
+	return RULE(RULE_CALL, cfa_rbp, cfa_off, rbp_off);
+}
+
+/* The rule at return address ip: the call instruction's, just before it. */
+static uint64_t describe(uintptr_t ip)
+{
+	Dl_info info;
+	struct link_map *map = NULL;
+	Dwarf_Frame *f;
+	if (!dladdr1((void *)(ip - 1), &info, (void **)&map, RTLD_DL_LINKMAP) || !map)
+		return RULE(RULE_NONE, 0, 0, 0);
+	Dwarf_CFI *cfi = object_cfi(map);
+	if (!cfi || uw.cfi_addrframe(cfi, ip - 1 - map->l_addr, &f))
+		return RULE(RULE_NONE, 0, 0, 0);
+	uint64_t rule = frame_rule(f);
+	free(f);
+	return rule;
+}
+
+static uint32_t rule_slot(uintptr_t ip)
+{
+	return (uint32_t)((ip * 0x9e3779b97f4a7c15ull) >> (64 - RULES_BITS));
+}
+
+static uint64_t learn(uintptr_t ip)
+{
+	mt_meta_lock();
+	uint64_t rule = describe(ip);
+	for (uint32_t p = 0, h = rule_slot(ip); p < PROBES; p++) {
+		typeof(uw.rules[0]) *s = &uw.rules[(h + p) & (RULES - 1)];
+		if (s->ip == ip)
+			break;
+		if (!s->ip) {
+			__atomic_store_n(&s->rule, rule, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->ip, ip, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	mt_meta_unlock();
+	return rule;
+}
+
+void mt_unwind_forget(void)
+{
+	for (uint32_t i = 0; i < RULES; i++) {
+		__atomic_store_n(&uw.rules[i].ip, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&uw.rules[i].rule, 0, __ATOMIC_RELEASE);
+	}
+	for (int i = 0; i < uw.nobjects; i++) {
+		if (uw.objects[i].cfi)
+			uw.cfi_end(uw.objects[i].cfi);
+		if (uw.objects[i].elf)
+			uw.elf_end(uw.objects[i].elf);
+	}
+	uw.nobjects = 0;
+	__atomic_add_fetch(&uw.generation, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- walking ----------------------------------------------------------------- */
+
+/* The rule of ip in the shared table; a slot being reused under us reads
+ * as kind 0. */
+static uint64_t shared_rule(uintptr_t ip)
+{
+	for (uint32_t p = 0, h = rule_slot(ip); p < PROBES; p++) {
+		typeof(uw.rules[0]) *s = &uw.rules[(h + p) & (RULES - 1)];
+		uintptr_t key = __atomic_load_n(&s->ip, __ATOMIC_ACQUIRE);
+		if (key == ip) {
+			uint64_t rule = __atomic_load_n(&s->rule, __ATOMIC_ACQUIRE);
+			return __atomic_load_n(&s->ip, __ATOMIC_RELAXED) == ip ? rule : 0;
+		}
+		if (!key)
+			break;
+	}
+	return learn(ip);
+}
+
+static uint64_t local_rule(uintptr_t ip)
+{
+	typeof(stack.rules[0]) *s = &stack.rules[(ip ^ ip >> 8) & (LOCAL_RULES - 1)];
+	if (s->ip == ip)
+		return s->rule;
+	uint64_t rule = shared_rule(ip);
+	if (rule)
+		*s = (typeof(*s)){ip, rule};
+	return rule;
+}
+
+/* The thread's cached rules hold while no object was unloaded. */
+static void check_generation(void)
+{
+	unsigned gen = __atomic_load_n(&uw.generation, __ATOMIC_ACQUIRE);
+	if (stack.generation != gen) {
+		memset(stack.rules, 0, sizeof stack.rules);
+		stack.nlast = 0;
+		stack.generation = gen;
+	}
+}
+
+/* The frame that called into the tracer: up its frame-pointer chain. */
+static int first_frame(uintptr_t *ip, uintptr_t *sp, uintptr_t *rbp)
+{
+	const uintptr_t *fp = __builtin_frame_address(0);
+	for (int k = 0;; k++) {
+		if ((uintptr_t)fp < stack.lo || (uintptr_t)fp > stack.hi - 2 * sizeof *fp ||
+		    k == OWN_FRAMES_MAX)
+			return -1;
+		if (fp[1] < uw.own_start || fp[1] >= uw.own_end)
+			break;
+		fp = (const uintptr_t *)fp[0];
+	}
+	*ip = fp[1];
+	*sp = (uintptr_t)(fp + 2);
+	*rbp = fp[0];
+	return 0;
+}
+
+/*
+ * Whether the stack above a frame that matches frame k of the last stack
+ * (same stack pointer, return address and rbp) is still the last one.
+ * Applying the rules again would reach the same addresses and compare
+ * what they hold; since the addresses are known, the loads are checked
+ * all at once instead of one after the other: each return address, and
+ * each saved rbp that a later rule could depend on.
+ */
+static int last_holds(const struct frame *last, int k, int nlast)
+{
+	int same = 1;
+	for (int j = k; j + 1 < nlast; j++) {
+		const struct frame *up = &last[j + 1];
+		int16_t rbp_off = RULE_RBP_OFF(last[j].rule);
+		same &= *(const uintptr_t *)(up->sp - sizeof up->ip) == up->ip;
+		if (rbp_off && rbp_off != RBP_LOST)
+			same &= *(const uintptr_t *)(up->sp + rbp_off) == up->rbp;
+	}
+	return same;
+}
+
+/* Registers of a frame as the walk knows them. */
+struct regs {
+	uintptr_t ip, sp, rbp;
+	int rbp_ok;
+};
+
+/* From a frame to its caller by the frame's rule: 1 when the frame was
+ * the outermost, -1 when the rule does not do (or leads off the stack). */
+static int step(struct regs *r, uint64_t rule)
+{
+	if (RULE_KIND(rule) == RULE_LAST)
+		return 1;
+	if (RULE_KIND(rule) != RULE_CALL || (RULE_CFA_RBP(rule) && !r->rbp_ok))
+		return -1;
+	uintptr_t cfa = (RULE_CFA_RBP(rule) ? r->rbp : r->sp) + (intptr_t)RULE_CFA_OFF(rule);
+	if (cfa <= r->sp || cfa > stack.hi)
+		return -1;
+	int16_t rbp_off = RULE_RBP_OFF(rule);
+	if (rbp_off == RBP_LOST) {
+		r->rbp_ok = 0;
+	} else if (rbp_off) {
+		uintptr_t at = cfa + rbp_off;
+		if (at < r->sp || at > stack.hi - sizeof r->rbp)
+			return -1;
+		r->rbp = *(const uintptr_t *)at;
+		r->rbp_ok = 1;
+	}
+	r->ip = *(const uintptr_t *)(cfa - sizeof r->ip);
+	r->sp = cfa;
+	return r->ip ? 0 : 1;
+}
+
+/* Whether frame k of the last stack is the frame at r, and the frames
+ * above it are still those of the last stack. */
+static int same_as_last(const struct frame *last, int k, int nlast, const struct regs *r)
+{
+	return k < nlast && last[k].sp == r->sp && last[k].ip == r->ip && r->rbp_ok &&
+	       (last[k].rule & RBP_VALID) && last[k].rbp == r->rbp && last_holds(last, k, nlast);
+}
+
+int mt_unwind_fast(void **ips, int max)
+{
+	struct regs r = {.rbp_ok = 1};
+	if (!uw.on || thread_stack() || first_frame(&r.ip, &r.sp, &r.rbp))
+		return -1;
+	check_generation();
+	const struct frame *last = stack.last[stack.which];
+	struct frame *next = stack.last[!stack.which];
+	int nlast = stack.last_whole ? stack.nlast : 0;
+	int n = 0, k = 0, end = 0;
+	while (n < max && !end) {
+		while (k < nlast && last[k].sp < r.sp)
+			k++;
+		if (same_as_last(last, k, nlast, &r)) {
+			for (; k < nlast && n < max; k++, n++) {
+				if (n < LAST_MAX)
+					next[n] = last[k];
+				ips[n] = (void *)last[k].ip;
+			}
+			end = k == nlast;
+			break;
+		}
+		uint64_t rule = local_rule(r.ip);
+		if (n < LAST_MAX)
+			next[n] = (struct frame){r.sp, r.ip, r.rbp, rule | (r.rbp_ok ? RBP_VALID : 0)};
+		ips[n++] = (void *)r.ip;
+		end = step(&r, rule);
+		if (end < 0)
+			return -1;
+	}
+	stack.nlast = n < LAST_MAX ? n : LAST_MAX;
+	stack.last_whole = end && n <= LAST_MAX;
+	stack.which = !stack.which;
+	return n;
+}
+
+int mt_unwind_start(uintptr_t own_start, uintptr_t own_end)
+{
+	void *lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return -1;
+	uw.elf_version = (unsigned (*)(unsigned))dlsym(lib, "elf_version");
+	uw.elf_begin = (Elf * (*)(int, Elf_Cmd, Elf *)) dlsym(lib, "elf_begin");
+	uw.elf_cntl = (int (*)(Elf *, Elf_Cmd))dlsym(lib, "elf_cntl");
+	uw.elf_end = (int (*)(Elf *))dlsym(lib, "elf_end");
+	uw.getcfi_elf = (Dwarf_CFI * (*)(Elf *)) dlsym(lib, "dwarf_getcfi_elf");
+	uw.cfi_end = (int (*)(Dwarf_CFI *))dlsym(lib, "dwarf_cfi_end");
+	uw.cfi_addrframe =
+		(int (*)(Dwarf_CFI *, Dwarf_Addr, Dwarf_Frame **))dlsym(lib, "dwarf_cfi_addrframe");
+	uw.frame_info = (int (*)(Dwarf_Frame *, Dwarf_Addr *, Dwarf_Addr *, bool *))dlsym(
+		lib, "dwarf_frame_info");
+	uw.frame_cfa = (int (*)(Dwarf_Frame *, Dwarf_Op **, size_t *))dlsym(lib, "dwarf_frame_cfa");
+	uw.frame_register = (int (*)(Dwarf_Frame *, int, Dwarf_Op *, Dwarf_Op **, size_t *))dlsym(
+		lib, "dwarf_frame_register");
+	if (!uw.elf_version || !uw.elf_begin || !uw.elf_cntl || !uw.elf_end || !uw.getcfi_elf ||
+	    !uw.cfi_end || !uw.cfi_addrframe || !uw.frame_info || !uw.frame_cfa ||
+	    !uw.frame_register || uw.elf_version(EV_CURRENT) == EV_NONE)
+		return -1;
+	uw.own_start = own_start;
+	uw.own_end = own_end;
+	uw.on = 1;
+	return 0;
+}

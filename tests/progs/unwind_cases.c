@@ -1,0 +1,78 @@
+/*
+ * unwind_cases - allocations under the frames that a native stack walk
+ * finds hard, for comparing memtrace's own walk with libunwind's:
+ *   - a deep recursion (the same callers again and again);
+ *   - a frame sized at run time (alloca: its CFA follows rbp);
+ *   - a frame realigned to 64 bytes (its CFA is a DWARF expression);
+ *   - a signal handler (a signal frame in the stack);
+ *   - a thread (the stack ends in clone3, not _start).
+ * Each path allocates PER_PATH blocks of its own size and frees them.
+ */
+#define _GNU_SOURCE
+#include <alloca.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PER_PATH 3
+
+static void *volatile sink;
+
+static __attribute__((noinline)) void allocate(size_t size)
+{
+	for (int i = 0; i < PER_PATH; i++) {
+		sink = malloc(size);
+		free(sink);
+	}
+}
+
+static __attribute__((noinline)) int recurse(int depth)
+{
+	if (depth == 0) {
+		allocate(101);
+		return 0;
+	}
+	return recurse(depth - 1) + 1;
+}
+
+static __attribute__((noinline)) void with_alloca(size_t n)
+{
+	char *buf = alloca(n);
+	memset(buf, 1, n);
+	allocate(102 + (size_t)buf[n - 1] - 1);
+}
+
+static __attribute__((noinline)) void realigned(void)
+{
+	_Alignas(64) char buf[64];
+	memset(buf, 2, sizeof buf);
+	allocate(103 + (size_t)buf[5] - 2);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	allocate(104);
+}
+
+static void *thread_main(void *arg)
+{
+	(void)arg;
+	recurse(5);
+	allocate(105);
+	return NULL;
+}
+
+int main(void)
+{
+	recurse(40);
+	with_alloca(300);
+	realigned();
+	signal(SIGUSR1, on_signal);
+	raise(SIGUSR1);
+	pthread_t t;
+	if (pthread_create(&t, NULL, thread_main, NULL) || pthread_join(t, NULL))
+		return 1;
+	return 0;
+}
