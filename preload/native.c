@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "idmap.h"
@@ -50,9 +51,40 @@ static struct {
 	int nmodules;
 } nat;
 
+/* What a thread keeps between stacks.  It lives in a mapping of its own,
+ * made at the thread's first stack, not in TLS: glibc carves every
+ * thread's TLS out of its stack, and a thread asked for with a small
+ * stack could no longer be created. */
+struct thread_state {
+	struct {
+		uint64_t hash, node, generation;
+	} cache[CACHE_SIZE]; /* recent stacks by hash */
+	struct mt_unwind_thread unwind;
+};
+
 static __thread struct {
-	uint64_t hash, node, generation;
-} cache[CACHE_SIZE] __attribute__((tls_model("initial-exec")));
+	struct thread_state *state;
+	int gone; /* past its exit, or no memory: no state any more */
+} self __attribute__((tls_model("initial-exec")));
+
+static struct thread_state *thread_state(void)
+{
+	if (!self.state && !self.gone) {
+		void *p = mmap(NULL, sizeof *self.state, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		self.state = p == MAP_FAILED ? NULL : p;
+		self.gone = !self.state;
+	}
+	return self.state;
+}
+
+void mt_native_thread_exit(void)
+{
+	if (self.state)
+		munmap(self.state, sizeof *self.state);
+	self.state = NULL;
+	self.gone = 1;
+}
 
 /* ---- objects ------------------------------------------------------------ */
 
@@ -214,22 +246,23 @@ static uint64_t intern(void *const *ips, int n)
 	return node;
 }
 
-/* intern(), through the thread's cache of recent stacks. */
-static uint64_t cached_intern(void *const *ips, int n)
+/* intern(), through the thread's cache of recent stacks if it has one. */
+static uint64_t cached_intern(struct thread_state *t, void *const *ips, int n)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)n;
 	for (int i = 0; i < n; i++)
 		h = (h ^ (uintptr_t)ips[i]) * 0x100000001b3ull;
 	uint64_t gen = __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE);
-	typeof(cache[0]) *slot = &cache[h % CACHE_SIZE];
-	if (slot->hash == h && slot->generation == gen && slot->node)
+	typeof(t->cache[0]) *slot = t ? &t->cache[h % CACHE_SIZE] : NULL;
+	if (slot && slot->hash == h && slot->generation == gen && slot->node)
 		return slot->node;
 	mt_meta_lock();
 	refresh_modules(0);
 	uint64_t node = intern(ips, n);
 	gen = nat.generation;
 	mt_meta_unlock();
-	*slot = (typeof(*slot)){h, node, gen};
+	if (slot)
+		*slot = (typeof(*slot)){h, node, gen};
 	return node;
 }
 
@@ -261,14 +294,16 @@ uint64_t mt_native_stack(void)
 	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **top = ips;
 	void *ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **ref_top;
 	struct mt_ring *saved = mt_internal_enter();
-	int n = mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1 : mt_unwind_fast(ips, nat.depth);
+	struct thread_state *t = thread_state();
+	int n = !t || mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1
+							     : mt_unwind_fast(&t->unwind, ips, nat.depth);
 	if (n < 0)
 		n = libunwind_stack(ips, &top);
 	else if (mt_cfg.unwinder == MT_UNWIND_CHECK) {
 		int m = libunwind_stack(ref, &ref_top);
 		check_stack(ips, n, ref_top, m);
 	}
-	uint64_t node = cached_intern(top, n);
+	uint64_t node = cached_intern(t, top, n);
 	mt_internal_leave(saved);
 	return node;
 }

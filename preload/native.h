@@ -18,6 +18,8 @@ uint64_t mt_native_stack(void);
 /* From the writer: notices objects loaded or unloaded since last time. */
 void mt_native_poll(void);
 void mt_native_fork_child(void);
+/* From the thread-exit hook: the thread's own state goes. */
+void mt_native_thread_exit(void);
 /* At exit: what MEMTRACE_NATIVE_UNWIND=check found, on stderr. */
 void mt_native_report(void);
 

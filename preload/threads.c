@@ -20,6 +20,7 @@
 #include <memtrace/trace_format.h>
 
 #include "lifecycle.h"
+#include "native.h"
 #include "tracer.h"
 
 __thread struct mt_thread mt_self __attribute__((tls_model("initial-exec")));
@@ -58,6 +59,7 @@ static void on_thread_exit(void *arg)
 	struct mt_ring *r = arg;
 	mt_self.ring = NULL;
 	mt_self.state = MT_THREAD_EXITED;
+	mt_native_thread_exit();
 	__atomic_store_n(&r->exited, 1, __ATOMIC_RELEASE);
 }
 

@@ -82,48 +82,28 @@ static struct {
 	int (*frame_register)(Dwarf_Frame *, int, Dwarf_Op *, Dwarf_Op **, size_t *);
 } uw;
 
-#define LOCAL_RULES 256 /* a thread's cache of rules, by return address */
-#define LAST_MAX 64      /* frames of a thread's last stack kept */
-
-/* A frame of the last stack: its stack pointer, return address, the rbp
- * it sees (valid if RBP_VALID is set in rule) and its rule. */
-struct frame {
-	uintptr_t sp, ip, rbp;
-	uint64_t rule;
-};
-#define RBP_VALID (1ull << 49)
-
-static __thread struct {
-	uintptr_t lo, hi; /* the thread's stack; hi 0: not known yet */
-	int failed;
-	unsigned generation; /* of uw.rules when the rules below were taken */
-	struct {
-		uintptr_t ip;
-		uint64_t rule;
-	} rules[LOCAL_RULES];
-	struct frame last[2][LAST_MAX]; /* the last stack, and room for the next */
-	int nlast, which;
-	int last_whole; /* the last stack ended in its outermost frame */
-} stack __attribute__((tls_model("initial-exec")));
+#define LOCAL_RULES MT_UNWIND_LOCAL_RULES
+#define LAST_MAX MT_UNWIND_LAST_MAX
+#define RBP_VALID (1ull << 49) /* in a last frame's rule: its rbp is known */
 
 /* The calling thread's stack, found once: the walk reads nothing outside. */
-static int thread_stack(void)
+static int thread_stack(struct mt_unwind_thread *t)
 {
-	if (!stack.hi && !stack.failed) {
+	if (!t->hi && !t->failed) {
 		pthread_attr_t attr;
 		void *base;
 		size_t size;
-		stack.failed = 1;
+		t->failed = 1;
 		if (!pthread_getattr_np(pthread_self(), &attr)) {
 			if (!pthread_attr_getstack(&attr, &base, &size)) {
-				stack.lo = (uintptr_t)base;
-				stack.hi = (uintptr_t)base + size;
-				stack.failed = 0;
+				t->lo = (uintptr_t)base;
+				t->hi = (uintptr_t)base + size;
+				t->failed = 0;
 			}
 			pthread_attr_destroy(&attr);
 		}
 	}
-	return stack.failed ? -1 : 0;
+	return t->failed ? -1 : 0;
 }
 
 /* ---- learning rules (under the meta lock) ------------------------------------ */
@@ -266,9 +246,9 @@ static uint64_t shared_rule(uintptr_t ip)
 	return learn(ip);
 }
 
-static uint64_t local_rule(uintptr_t ip)
+static uint64_t local_rule(struct mt_unwind_thread *t, uintptr_t ip)
 {
-	typeof(stack.rules[0]) *s = &stack.rules[(ip ^ ip >> 8) & (LOCAL_RULES - 1)];
+	typeof(t->rules[0]) *s = &t->rules[(ip ^ ip >> 8) & (LOCAL_RULES - 1)];
 	if (s->ip == ip)
 		return s->rule;
 	uint64_t rule = shared_rule(ip);
@@ -278,22 +258,23 @@ static uint64_t local_rule(uintptr_t ip)
 }
 
 /* The thread's cached rules hold while no object was unloaded. */
-static void check_generation(void)
+static void check_generation(struct mt_unwind_thread *t)
 {
 	unsigned gen = __atomic_load_n(&uw.generation, __ATOMIC_ACQUIRE);
-	if (stack.generation != gen) {
-		memset(stack.rules, 0, sizeof stack.rules);
-		stack.nlast = 0;
-		stack.generation = gen;
+	if (t->generation != gen) {
+		memset(t->rules, 0, sizeof t->rules);
+		t->nlast = 0;
+		t->generation = gen;
 	}
 }
 
 /* The frame that called into the tracer: up its frame-pointer chain. */
-static int first_frame(uintptr_t *ip, uintptr_t *sp, uintptr_t *rbp)
+static int first_frame(const struct mt_unwind_thread *t, uintptr_t *ip, uintptr_t *sp,
+		       uintptr_t *rbp)
 {
 	const uintptr_t *fp = __builtin_frame_address(0);
 	for (int k = 0;; k++) {
-		if ((uintptr_t)fp < stack.lo || (uintptr_t)fp > stack.hi - 2 * sizeof *fp ||
+		if ((uintptr_t)fp < t->lo || (uintptr_t)fp > t->hi - 2 * sizeof *fp ||
 		    k == OWN_FRAMES_MAX)
 			return -1;
 		if (fp[1] < uw.own_start || fp[1] >= uw.own_end)
@@ -314,11 +295,11 @@ static int first_frame(uintptr_t *ip, uintptr_t *sp, uintptr_t *rbp)
  * all at once instead of one after the other: each return address, and
  * each saved rbp that a later rule could depend on.
  */
-static int last_holds(const struct frame *last, int k, int nlast)
+static int last_holds(const struct mt_unwind_frame *last, int k, int nlast)
 {
 	int same = 1;
 	for (int j = k; j + 1 < nlast; j++) {
-		const struct frame *up = &last[j + 1];
+		const struct mt_unwind_frame *up = &last[j + 1];
 		int16_t rbp_off = RULE_RBP_OFF(last[j].rule);
 		same &= *(const uintptr_t *)(up->sp - sizeof up->ip) == up->ip;
 		if (rbp_off && rbp_off != RBP_LOST)
@@ -335,21 +316,21 @@ struct regs {
 
 /* From a frame to its caller by the frame's rule: 1 when the frame was
  * the outermost, -1 when the rule does not do (or leads off the stack). */
-static int step(struct regs *r, uint64_t rule)
+static int step(struct regs *r, uint64_t rule, uintptr_t hi)
 {
 	if (RULE_KIND(rule) == RULE_LAST)
 		return 1;
 	if (RULE_KIND(rule) != RULE_CALL || (RULE_CFA_RBP(rule) && !r->rbp_ok))
 		return -1;
 	uintptr_t cfa = (RULE_CFA_RBP(rule) ? r->rbp : r->sp) + (intptr_t)RULE_CFA_OFF(rule);
-	if (cfa <= r->sp || cfa > stack.hi)
+	if (cfa <= r->sp || cfa > hi)
 		return -1;
 	int16_t rbp_off = RULE_RBP_OFF(rule);
 	if (rbp_off == RBP_LOST) {
 		r->rbp_ok = 0;
 	} else if (rbp_off) {
 		uintptr_t at = cfa + rbp_off;
-		if (at < r->sp || at > stack.hi - sizeof r->rbp)
+		if (at < r->sp || at > hi - sizeof r->rbp)
 			return -1;
 		r->rbp = *(const uintptr_t *)at;
 		r->rbp_ok = 1;
@@ -361,21 +342,21 @@ static int step(struct regs *r, uint64_t rule)
 
 /* Whether frame k of the last stack is the frame at r, and the frames
  * above it are still those of the last stack. */
-static int same_as_last(const struct frame *last, int k, int nlast, const struct regs *r)
+static int same_as_last(const struct mt_unwind_frame *last, int k, int nlast, const struct regs *r)
 {
 	return k < nlast && last[k].sp == r->sp && last[k].ip == r->ip && r->rbp_ok &&
 	       (last[k].rule & RBP_VALID) && last[k].rbp == r->rbp && last_holds(last, k, nlast);
 }
 
-int mt_unwind_fast(void **ips, int max)
+int mt_unwind_fast(struct mt_unwind_thread *t, void **ips, int max)
 {
 	struct regs r = {.rbp_ok = 1};
-	if (!uw.on || thread_stack() || first_frame(&r.ip, &r.sp, &r.rbp))
+	if (!uw.on || thread_stack(t) || first_frame(t, &r.ip, &r.sp, &r.rbp))
 		return -1;
-	check_generation();
-	const struct frame *last = stack.last[stack.which];
-	struct frame *next = stack.last[!stack.which];
-	int nlast = stack.last_whole ? stack.nlast : 0;
+	check_generation(t);
+	const struct mt_unwind_frame *last = t->last[t->which];
+	struct mt_unwind_frame *next = t->last[!t->which];
+	int nlast = t->last_whole ? t->nlast : 0;
 	int n = 0, k = 0, end = 0;
 	while (n < max && !end) {
 		while (k < nlast && last[k].sp < r.sp)
@@ -389,17 +370,18 @@ int mt_unwind_fast(void **ips, int max)
 			end = k == nlast;
 			break;
 		}
-		uint64_t rule = local_rule(r.ip);
+		uint64_t rule = local_rule(t, r.ip);
 		if (n < LAST_MAX)
-			next[n] = (struct frame){r.sp, r.ip, r.rbp, rule | (r.rbp_ok ? RBP_VALID : 0)};
+			next[n] = (struct mt_unwind_frame){r.sp, r.ip, r.rbp,
+							   rule | (r.rbp_ok ? RBP_VALID : 0)};
 		ips[n++] = (void *)r.ip;
-		end = step(&r, rule);
+		end = step(&r, rule, t->hi);
 		if (end < 0)
 			return -1;
 	}
-	stack.nlast = n < LAST_MAX ? n : LAST_MAX;
-	stack.last_whole = end && n <= LAST_MAX;
-	stack.which = !stack.which;
+	t->nlast = n < LAST_MAX ? n : LAST_MAX;
+	t->last_whole = end && n <= LAST_MAX;
+	t->which = !t->which;
 	return n;
 }
 

@@ -47,6 +47,24 @@ class Threads(TracerTestCase):
                          "the leak does not depend on the number of items")
 
 
+class SmallStack(TracerTestCase):
+    """A thread with a PTHREAD_STACK_MIN stack is created as without the
+    tracer (its TLS comes out of that stack), with and without native
+    stacks, and its 7 allocations of 40 bytes are recorded."""
+
+    def test_small_stack(self):
+        for native in ("0", "1"):
+            with self.subTest(native=native):
+                run = self.run_traced_ok([prog("small_stack")], env={"MEMTRACE_NATIVE": native})
+                self.assertEqual(run.stdout.strip(), "create=0")
+                rep = self.report_ok(run.traces[0])
+                # without native stacks all of malloc is one site; the
+                # thread's pairs are its only temporaries either way
+                mine = [(s["temporary_allocs"], s["temporary_bytes"]) for s in rep["sites"]
+                        if s["domain"] == "malloc" and s["temporary_allocs"]]
+                self.assertEqual(mine, [(7, 7 * 40)], rep["sites"])
+
+
 class Storm(TracerTestCase):
     """bench/storm.c at full speed on every core: nothing may be lost, and
     the live heap at exit must not depend on how many calls were made."""
