@@ -158,6 +158,8 @@ def main():
         print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
     preload = {"LD_PRELOAD": str(lib)}
     native = {"MEMTRACE_NATIVE": "1"}
+    # the same stacks, all of them walked by libunwind (see README: Native stacks)
+    native_lu = {**native, "MEMTRACE_NATIVE_UNWIND": "libunwind"}
 
     results = []
     workdir = tempfile.mkdtemp(prefix="memtrace-bench.")
@@ -167,6 +169,8 @@ def main():
             modes = [Mode("untraced", storm),
                      Mode("memtrace", storm, preload, tracer="memtrace"),
                      Mode("memtrace, native stacks", storm, {**preload, **native},
+                          tracer="memtrace"),
+                     Mode("memtrace, native, libunwind", storm, {**preload, **native_lu},
                           tracer="memtrace")]
             if heaptrack:
                 modes.append(Mode("heaptrack", storm, tracer="heaptrack", check_stdout=False))
@@ -181,6 +185,8 @@ def main():
                      Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
                           tracer="memtrace"),
                      Mode("memtrace, native stacks", py, {**preload, **native},
+                          tracer="memtrace"),
+                     Mode("memtrace, native, libunwind", py, {**preload, **native_lu},
                           tracer="memtrace"),
                      Mode("untraced, PYTHONMALLOC=malloc", py, sysmalloc),
                      Mode("memtrace, PYTHONMALLOC=malloc", py, {**preload, **sysmalloc},
