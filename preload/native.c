@@ -41,7 +41,7 @@ static struct {
 	struct mt_idmap nodes;        /* (parent, ip) -> node id */
 	uint64_t next_node, next_module;
 	uint64_t generation;          /* bumped when the tree starts afresh */
-	unsigned long long checked, differ; /* MT_UNWIND_CHECK's counts */
+	unsigned long long checked, differ, left; /* MT_UNWIND_CHECK's counts */
 	unsigned long long adds, subs; /* dl_iterate_phdr's load counters */
 	struct {
 		uintptr_t base;
@@ -297,9 +297,11 @@ uint64_t mt_native_stack(void)
 	struct thread_state *t = thread_state();
 	int n = !t || mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1
 							     : mt_unwind_fast(&t->unwind, ips, nat.depth);
-	if (n < 0)
+	if (n < 0) {
 		n = libunwind_stack(ips, &top);
-	else if (mt_cfg.unwinder == MT_UNWIND_CHECK) {
+		if (mt_cfg.unwinder == MT_UNWIND_CHECK)
+			__atomic_add_fetch(&nat.left, 1, __ATOMIC_RELAXED);
+	} else if (mt_cfg.unwinder == MT_UNWIND_CHECK) {
 		int m = libunwind_stack(ref, &ref_top);
 		check_stack(ips, n, ref_top, m);
 	}
@@ -311,8 +313,9 @@ uint64_t mt_native_stack(void)
 void mt_native_report(void)
 {
 	if (mt_native_on && mt_cfg.unwinder == MT_UNWIND_CHECK)
-		mt_log("MEMTRACE_NATIVE_UNWIND=check: %llu stacks walked both ways, %llu differ",
-		       nat.checked, nat.differ);
+		mt_log("MEMTRACE_NATIVE_UNWIND=check: %llu stacks walked both ways, %llu differ; "
+		       "%llu left to libunwind",
+		       nat.checked, nat.differ, nat.left);
 }
 
 static int find_own(struct dl_phdr_info *info, size_t size, void *arg)

@@ -266,7 +266,8 @@ def folded_stacks(text):
     return out
 
 
-CHECKED = re.compile(r"MEMTRACE_NATIVE_UNWIND=check: (\d+) stacks walked both ways, (\d+) differ")
+CHECKED = re.compile(r"MEMTRACE_NATIVE_UNWIND=check: (\d+) stacks walked both ways, "
+                     r"(\d+) differ; (\d+) left to libunwind")
 
 
 class Unwinders(TracerTestCase):
@@ -301,7 +302,9 @@ class Unwinders(TracerTestCase):
                             and ";%s (" % function in s and s.count("recurse (") == depth]
                     self.assertEqual(len(hits), 1, (size, function, stacks))
                     self.assertTrue(hits[0].rsplit(";", 1)[-1].startswith("allocate ("), hits[0])
-        self.checked([prog("unwind_cases")], 10)
+        run = self.checked([prog("unwind_cases")], 10)
+        # the signal handler's three allocations: a signal frame is libunwind's
+        self.assertEqual(int(CHECKED.search(run.stderr).group(3)), 3)
 
     def test_cxx_and_threads(self):
         self.checked([prog("cxx"), "3"], 40)
