@@ -287,22 +287,25 @@ class Unwinders(TracerTestCase):
 
     def test_hard_frames(self):
         """unwind_cases.c: deep recursion, alloca, a realigned frame, a
-        signal handler and a thread; PER_PATH (3) blocks of one size each,
-        the same stacks with either unwinder."""
+        signal handler, a thread and a library unloaded and loaded again;
+        PER_PATH (3) blocks of one size each, the same stacks with either
+        unwinder."""
         # (size, a function on the path, how often recurse is on it)
         paths = [(101, "main", 41), (101, "thread_main", 6), (102, "with_alloca", 0),
-                 (103, "realigned", 0), (104, "on_signal", 0), (105, "thread_main", 0)]
+                 (103, "realigned", 0), (104, "on_signal", 0), (105, "thread_main", 0),
+                 (2 * 106, "load_call_unload", 0)]
         for unwinder in ("rules", "libunwind"):
             with self.subTest(unwinder=unwinder):
-                run = self.run_traced_ok([prog("unwind_cases")],
+                run = self.run_traced_ok([prog("unwind_cases"), str(LIB_SO)],
                                          env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": unwinder})
                 stacks = folded_stacks(folded(run.traces[0]))
                 for size, function, depth in paths:
                     hits = [s for s, n in stacks.items() if n == 3 * size
                             and ";%s (" % function in s and s.count("recurse (") == depth]
                     self.assertEqual(len(hits), 1, (size, function, stacks))
-                    self.assertTrue(hits[0].rsplit(";", 1)[-1].startswith("allocate ("), hits[0])
-        run = self.checked([prog("unwind_cases")], 10)
+                    inner = "nstack_lib_alloc (" if size == 2 * 106 else "allocate ("
+                    self.assertTrue(hits[0].rsplit(";", 1)[-1].startswith(inner), hits[0])
+        run = self.checked([prog("unwind_cases"), str(LIB_SO)], 10)
         # the signal handler's three allocations: a signal frame is libunwind's
         self.assertEqual(int(CHECKED.search(run.stderr).group(3)), 3)
 

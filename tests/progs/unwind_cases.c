@@ -5,11 +5,15 @@
  *   - a frame sized at run time (alloca: its CFA follows rbp);
  *   - a frame realigned to 64 bytes (its CFA is a DWARF expression);
  *   - a signal handler (a signal frame in the stack);
- *   - a thread (the stack ends in clone3, not _start).
- * Each path allocates PER_PATH blocks of its own size and frees them.
+ *   - a thread (the stack ends in clone3, not _start);
+ *   - with a library path as argument: a library loaded, called, unloaded,
+ *     twice (what was learnt about its addresses must be forgotten).
+ * Each path allocates PER_PATH blocks of its own size (106 for each round
+ * of the library) and frees them.
  */
 #define _GNU_SOURCE
 #include <alloca.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -64,7 +68,18 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int main(void)
+static int load_call_unload(const char *path)
+{
+	void *h = dlopen(path, RTLD_NOW);
+	void *(*lib_alloc)(size_t) = h ? (void *(*)(size_t))dlsym(h, "nstack_lib_alloc") : NULL;
+	if (!lib_alloc)
+		return -1;
+	for (int i = 0; i < PER_PATH; i++)
+		free(lib_alloc(106));
+	return dlclose(h);
+}
+
+int main(int argc, char **argv)
 {
 	recurse(40);
 	with_alloca(300);
@@ -74,5 +89,8 @@ int main(void)
 	pthread_t t;
 	if (pthread_create(&t, NULL, thread_main, NULL) || pthread_join(t, NULL))
 		return 1;
+	for (int round = 0; argc > 1 && round < 2; round++)
+		if (load_call_unload(argv[1]))
+			return 1;
 	return 0;
 }
