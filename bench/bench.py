@@ -142,14 +142,16 @@ def main():
     ap.add_argument("--threads", type=int, default=4, help="storm threads (default 4)")
     ap.add_argument("--iterations", type=int, default=3_000_000,
                     help="storm malloc/free pairs per thread (default 3000000)")
-    ap.add_argument("--only", choices=("storm", "python"), help="run one workload only")
+    ap.add_argument("--depth", type=int, default=40, help="deep's call depth (default 40)")
+    ap.add_argument("--only", choices=("storm", "deep", "python"), help="run one workload only")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
     args = ap.parse_args()
 
     lib = (args.build / "libmemtrace.so").resolve()
     cli = (args.build / "memtrace").resolve()
     storm_bin = (args.build / "bench" / "storm").resolve()
-    for path in (lib, cli, storm_bin):
+    deep_bin = (args.build / "bench" / "deep").resolve()
+    for path in (lib, cli, storm_bin, deep_bin):
         if not path.exists():
             sys.exit("%s is missing: build the project first (cmake --build %s)"
                      % (path, args.build))
@@ -176,6 +178,19 @@ def main():
                 modes.append(Mode("heaptrack", storm, tracer="heaptrack", check_stdout=False))
             measure("storm", modes, args.reps, workdir, cli)
             results.append(("storm %dx%d" % (args.threads, args.iterations), modes))
+
+        if args.only in (None, "deep"):
+            deep = [str(deep_bin), str(args.depth), "2000000"]
+            modes = [Mode("untraced", deep),
+                     Mode("memtrace", deep, preload, tracer="memtrace"),
+                     Mode("memtrace, native stacks", deep, {**preload, **native},
+                          tracer="memtrace"),
+                     Mode("memtrace, native, libunwind", deep, {**preload, **native_lu},
+                          tracer="memtrace")]
+            if heaptrack:
+                modes.append(Mode("heaptrack", deep, tracer="heaptrack", check_stdout=False))
+            measure("deep", modes, args.reps, workdir, cli)
+            results.append(("deep %dx2000000" % args.depth, modes))
 
         if args.only in (None, "python"):
             py = [real_python(), str(BENCH / "alloc_heavy.py")]
