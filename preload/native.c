@@ -226,36 +226,64 @@ static int own_frames(void *const *ips, int n)
 	return skip;
 }
 
-/* Under the meta lock: the node of ips[0..n), innermost first. */
-static uint64_t intern(void *const *ips, int n)
+/* Under the meta lock: the node of ips[0..n), outermost first. */
+static uint64_t intern(const uintptr_t *ips, int n)
 {
 	uint64_t node = 0;
-	for (int i = n - 1; i >= 0; i--) {
-		uint64_t ip = (uintptr_t)ips[i];
-		uint64_t id = mt_idmap_get(&nat.nodes, node, ip, 0);
+	for (int i = 0; i < n; i++) {
+		uint64_t id = mt_idmap_get(&nat.nodes, node, ips[i], 0);
 		if (!id) {
 			struct mt_enc *e = mt_meta_room(mt_enc_def_size(0));
 			id = nat.next_node + 1;
-			if (!e || mt_idmap_put(&nat.nodes, node, ip, 0, id))
+			if (!e || mt_idmap_put(&nat.nodes, node, ips[i], 0, id))
 				return 0;
 			nat.next_node = id;
-			mt_enc_native_frame(e, id, node, ip);
+			mt_enc_native_frame(e, id, node, ips[i]);
 		}
 		node = id;
 	}
 	return node;
 }
 
-/* intern(), through the thread's cache of recent stacks if it has one. */
-static uint64_t cached_intern(struct thread_state *t, void *const *ips, int n)
+/* libunwind's stack, outermost first, into ips (room for depth + SKIP_MAX). */
+static int libunwind_stack(uintptr_t *ips)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)n;
+	void *buf[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
+	int n = nat.backtrace(buf, nat.depth + SKIP_MAX);
+	int skip = own_frames(buf, n);
+	n = n - skip > nat.depth ? nat.depth : n - skip;
 	for (int i = 0; i < n; i++)
-		h = (h ^ (uintptr_t)ips[i]) * 0x100000001b3ull;
+		ips[i] = (uintptr_t)buf[skip + n - 1 - i];
+	return n;
+}
+
+/* MT_UNWIND_CHECK: libunwind's walk too, counting where they differ. */
+static void check_stack(const struct mt_unwind_thread *u, int n)
+{
+	uintptr_t ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
+	int same = libunwind_stack(ref) == n;
+	for (int i = 0; same && i < n; i++)
+		same = u->stack[i].ip == ref[i];
+	__atomic_add_fetch(&nat.checked, 1, __ATOMIC_RELAXED);
+	if (!same)
+		__atomic_add_fetch(&nat.differ, 1, __ATOMIC_RELAXED);
+}
+
+/* The node of a stack of hash h, through the thread's cache of recent
+ * stacks.  Its return addresses, outermost first, are needed only when it
+ * is not there: in ips, or (ips NULL) in the thread's last walk. */
+static uint64_t stack_node(struct thread_state *t, uint64_t h, uintptr_t *ips, int n)
+{
 	uint64_t gen = __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE);
-	typeof(t->cache[0]) *slot = t ? &t->cache[h % CACHE_SIZE] : NULL;
+	typeof(t->cache[0]) *slot = t ? &t->cache[(h ^ h >> 32) % CACHE_SIZE] : NULL;
 	if (slot && slot->hash == h && slot->generation == gen && slot->node)
 		return slot->node;
+	uintptr_t walked[MT_NATIVE_DEPTH_MAX];
+	if (!ips) {
+		for (int i = 0; i < n; i++)
+			walked[i] = t->unwind.stack[i].ip;
+		ips = walked;
+	}
 	mt_meta_lock();
 	refresh_modules(0);
 	uint64_t node = intern(ips, n);
@@ -266,46 +294,29 @@ static uint64_t cached_intern(struct thread_state *t, void *const *ips, int n)
 	return node;
 }
 
-/* libunwind's stack, at *top inside ips (room for depth + SKIP_MAX). */
-static int libunwind_stack(void **ips, void ***top)
-{
-	int n = nat.backtrace(ips, nat.depth + SKIP_MAX);
-	int skip = own_frames(ips, n);
-	*top = ips + skip;
-	n -= skip;
-	return n > nat.depth ? nat.depth : n;
-}
-
-/* MT_UNWIND_CHECK: both walks, counting where they differ. */
-static void check_stack(void *const *ips, int n, void *const *ref, int m)
-{
-	int same = n == m;
-	for (int i = 0; same && i < n; i++)
-		same = ips[i] == ref[i];
-	__atomic_add_fetch(&nat.checked, 1, __ATOMIC_RELAXED);
-	if (!same)
-		__atomic_add_fetch(&nat.differ, 1, __ATOMIC_RELAXED);
-}
-
 /* The stack by the rules of unwind.c, or by libunwind where they do not
  * do. */
 uint64_t mt_native_stack(void)
 {
-	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **top = ips;
-	void *ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX], **ref_top;
+	uintptr_t buf[MT_NATIVE_DEPTH_MAX + SKIP_MAX], *ips = NULL;
+	uint64_t h = MT_UNWIND_HASH_SEED;
 	struct mt_ring *saved = mt_internal_enter();
 	struct thread_state *t = thread_state();
 	int n = !t || mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1
-							     : mt_unwind_fast(&t->unwind, ips, nat.depth);
-	if (n < 0) {
-		n = libunwind_stack(ips, &top);
+							     : mt_unwind_fast(&t->unwind, nat.depth);
+	if (n >= 0) {
+		if (mt_cfg.unwinder == MT_UNWIND_CHECK)
+			check_stack(&t->unwind, n);
+		h = n ? t->unwind.stack[n - 1].hash : h;
+	} else {
+		ips = buf;
+		n = libunwind_stack(ips);
 		if (mt_cfg.unwinder == MT_UNWIND_CHECK)
 			__atomic_add_fetch(&nat.left, 1, __ATOMIC_RELAXED);
-	} else if (mt_cfg.unwinder == MT_UNWIND_CHECK) {
-		int m = libunwind_stack(ref, &ref_top);
-		check_stack(ips, n, ref_top, m);
+		for (int i = 0; i < n; i++)
+			h = mt_unwind_hash(h, ips[i]);
 	}
-	uint64_t node = cached_intern(t, top, n);
+	uint64_t node = stack_node(t, h, ips, n);
 	mt_internal_leave(saved);
 	return node;
 }

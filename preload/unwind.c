@@ -83,8 +83,7 @@ static struct {
 } uw;
 
 #define LOCAL_RULES MT_UNWIND_LOCAL_RULES
-#define LAST_MAX MT_UNWIND_LAST_MAX
-#define RBP_VALID (1ull << 49) /* in a last frame's rule: its rbp is known */
+#define RBP_VALID (1ull << 49) /* in a walked frame's rule: its rbp is known */
 
 /* The calling thread's stack, found once: the walk reads nothing outside. */
 static int thread_stack(struct mt_unwind_thread *t)
@@ -263,7 +262,7 @@ static void check_generation(struct mt_unwind_thread *t)
 	unsigned gen = __atomic_load_n(&uw.generation, __ATOMIC_ACQUIRE);
 	if (t->generation != gen) {
 		memset(t->rules, 0, sizeof t->rules);
-		t->nlast = 0;
+		t->n = 0;
 		t->generation = gen;
 	}
 }
@@ -285,27 +284,6 @@ static int first_frame(const struct mt_unwind_thread *t, uintptr_t *ip, uintptr_
 	*sp = (uintptr_t)(fp + 2);
 	*rbp = fp[0];
 	return 0;
-}
-
-/*
- * Whether the stack above a frame that matches frame k of the last stack
- * (same stack pointer, return address and rbp) is still the last one.
- * Applying the rules again would reach the same addresses and compare
- * what they hold; since the addresses are known, the loads are checked
- * all at once instead of one after the other: each return address, and
- * each saved rbp that a later rule could depend on.
- */
-static int last_holds(const struct mt_unwind_frame *last, int k, int nlast)
-{
-	int same = 1;
-	for (int j = k; j + 1 < nlast; j++) {
-		const struct mt_unwind_frame *up = &last[j + 1];
-		int16_t rbp_off = RULE_RBP_OFF(last[j].rule);
-		same &= *(const uintptr_t *)(up->sp - sizeof up->ip) == up->ip;
-		if (rbp_off && rbp_off != RBP_LOST)
-			same &= *(const uintptr_t *)(up->sp + rbp_off) == up->rbp;
-	}
-	return same;
 }
 
 /* Registers of a frame as the walk knows them. */
@@ -340,49 +318,89 @@ static int step(struct regs *r, uint64_t rule, uintptr_t hi)
 	return r->ip ? 0 : 1;
 }
 
-/* Whether frame k of the last stack is the frame at r, and the frames
- * above it are still those of the last stack. */
-static int same_as_last(const struct mt_unwind_frame *last, int k, int nlast, const struct regs *r)
+/*
+ * Whether frame p of the last stack is the frame at r, and its callers are
+ * still those of the last stack.  Applying the rules again would reach
+ * the same addresses and compare what they hold; since the addresses are
+ * known, the loads are checked all at once instead of one after the
+ * other: each return address, and each saved rbp that a rule could use.
+ */
+static int same_as_last(const struct mt_unwind_frame *st, int p, const struct regs *r)
 {
-	return k < nlast && last[k].sp == r->sp && last[k].ip == r->ip && r->rbp_ok &&
-	       (last[k].rule & RBP_VALID) && last[k].rbp == r->rbp && last_holds(last, k, nlast);
+	if (st[p].sp != r->sp || st[p].ip != r->ip || !r->rbp_ok || !(st[p].rule & RBP_VALID) ||
+	    st[p].rbp != r->rbp)
+		return 0;
+	int same = 1;
+	for (int j = p - 1; j >= 0; j--) {
+		int16_t rbp_off = RULE_RBP_OFF(st[j + 1].rule);
+		same &= *(const uintptr_t *)(st[j].sp - sizeof st[j].ip) == st[j].ip;
+		if (rbp_off && rbp_off != RBP_LOST)
+			same &= *(const uintptr_t *)(st[j].sp + rbp_off) == st[j].rbp;
+	}
+	return same;
 }
 
-int mt_unwind_fast(struct mt_unwind_thread *t, void **ips, int max)
+/* Walks from r up to max frames into t->walked, innermost first, until
+ * the outermost frame or one whose callers are the last stack's (*join
+ * is its index there, else -1).  The number of frames walked, or -1. */
+static int walk(struct mt_unwind_thread *t, struct regs *r, int max, int *join, int *end)
+{
+	int p = t->whole ? t->n - 1 : -1, m = 0;
+	*join = -1;
+	*end = 0;
+	while (m < max && !*end) {
+		while (p >= 0 && t->stack[p].sp < r->sp)
+			p--;
+		if (p >= 0 && same_as_last(t->stack, p, r)) {
+			*join = p;
+			*end = 1;
+			break;
+		}
+		uint64_t rule = local_rule(t, r->ip);
+		t->walked[m++] = (struct mt_unwind_frame){r->sp, r->ip, r->rbp,
+							  rule | (r->rbp_ok ? RBP_VALID : 0), 0};
+		*end = step(r, rule, t->hi);
+		if (*end < 0)
+			return -1;
+	}
+	return m;
+}
+
+/* The new stack: `keep` frames of the last one, then the m walked ones,
+ * the innermost max of them, with their hashes. */
+static int assemble(struct mt_unwind_thread *t, int keep, int m, int max, int whole)
+{
+	int from = 0;
+	if (keep + m > max) { /* cut at the depth: the outermost frames go */
+		int drop = keep + m - max < keep ? keep + m - max : keep;
+		memmove(t->stack, t->stack + drop, (size_t)(keep - drop) * sizeof *t->stack);
+		keep -= drop;
+		whole = 0;
+		m = m < max ? m : max;
+	} else {
+		from = keep;
+	}
+	for (int i = 0; i < m; i++)
+		t->stack[keep + i] = t->walked[m - 1 - i];
+	uint64_t h = from ? t->stack[from - 1].hash : MT_UNWIND_HASH_SEED;
+	for (int i = from; i < keep + m; i++)
+		t->stack[i].hash = h = mt_unwind_hash(h, t->stack[i].ip);
+	t->n = keep + m;
+	t->whole = whole;
+	return t->n;
+}
+
+int mt_unwind_fast(struct mt_unwind_thread *t, int max)
 {
 	struct regs r = {.rbp_ok = 1};
+	int join, end;
 	if (!uw.on || thread_stack(t) || first_frame(t, &r.ip, &r.sp, &r.rbp))
 		return -1;
 	check_generation(t);
-	const struct mt_unwind_frame *last = t->last[t->which];
-	struct mt_unwind_frame *next = t->last[!t->which];
-	int nlast = t->last_whole ? t->nlast : 0;
-	int n = 0, k = 0, end = 0;
-	while (n < max && !end) {
-		while (k < nlast && last[k].sp < r.sp)
-			k++;
-		if (same_as_last(last, k, nlast, &r)) {
-			for (; k < nlast && n < max; k++, n++) {
-				if (n < LAST_MAX)
-					next[n] = last[k];
-				ips[n] = (void *)last[k].ip;
-			}
-			end = k == nlast;
-			break;
-		}
-		uint64_t rule = local_rule(t, r.ip);
-		if (n < LAST_MAX)
-			next[n] = (struct mt_unwind_frame){r.sp, r.ip, r.rbp,
-							   rule | (r.rbp_ok ? RBP_VALID : 0)};
-		ips[n++] = (void *)r.ip;
-		end = step(&r, rule, t->hi);
-		if (end < 0)
-			return -1;
-	}
-	t->nlast = n < LAST_MAX ? n : LAST_MAX;
-	t->last_whole = end && n <= LAST_MAX;
-	t->which = !t->which;
-	return n;
+	int m = walk(t, &r, max, &join, &end);
+	if (m < 0)
+		return -1;
+	return assemble(t, join + 1, m, max, end);
 }
 
 int mt_unwind_start(uintptr_t own_start, uintptr_t own_end)

@@ -318,6 +318,16 @@ class Unwinders(TracerTestCase):
             with self.subTest(python=python):
                 self.checked([python, str(REPO / "bench" / "alloc_heavy.py"), "5000"], 200000)
 
+    def test_cut_at_the_depth(self):
+        """Stacks deeper than MEMTRACE_NATIVE_DEPTH keep their innermost
+        frames, however the walk got them."""
+        for depth in ("3", "20"):
+            with self.subTest(depth=depth):
+                self.checked([prog("unwind_cases"), str(LIB_SO)], 10,
+                             MEMTRACE_NATIVE_DEPTH=depth)
+                self.checked([PYTHONS[0], str(REPO / "bench" / "alloc_heavy.py"), "2000"],
+                             50000, MEMTRACE_NATIVE_DEPTH=depth)
+
     def test_bad_setting(self):
         run = self.run_traced_ok([prog("unwind_cases")],
                                  env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": "fast"})
