@@ -7,11 +7,17 @@
  * x86-64 code follows the simplest rule there is: CFA = rsp or rbp +
  * offset, return address at CFA - 8, rbp unchanged or saved at a fixed
  * offset from the CFA.  This module asks libdw for the rule at each return
- * address once and keeps it in a table shared by all threads.  Each thread
- * also keeps the rules of its last stack, by stack pointer: successive
- * allocations share most of their callers, and those frames are walked
- * with rules at hand, without a lookup.  The tracer's own frames keep
- * frame pointers, so the walk starts in the program's code directly.
+ * address once and keeps it in a table shared by all threads, and in a
+ * small one of each thread's.
+ *
+ * Successive allocations of a thread share most of their callers.  So each
+ * thread keeps its last stack, outermost first, each frame with its stack
+ * pointer and a hash of it and its callers; a walk stops at the first
+ * frame that is that stack's frame at the same stack pointer with the same
+ * callers (checked against the stack's memory, all loads at once), and
+ * only the new frames are walked, stored and hashed.  The tracer's own
+ * frames keep frame pointers, so the walk starts in the program's code.
+ */
  */
 #define _GNU_SOURCE
 #include "unwind.h"
