@@ -18,7 +18,6 @@
  * only the new frames are walked, stored and hashed.  The tracer's own
  * frames keep frame pointers, so the walk starts in the program's code.
  */
- */
 #define _GNU_SOURCE
 #include "unwind.h"
 
