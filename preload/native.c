@@ -1,7 +1,8 @@
 /*
- * native.c - native call stacks (MEMTRACE_NATIVE=1).  Stacks are taken with
- * libunwind's unw_backtrace, which is loaded (privately, RTLD_LOCAL) only
- * when asked for, so other runs neither load it nor pay for it.
+ * native.c - native call stacks (MEMTRACE_NATIVE=1).  Stacks are walked by
+ * unwind.c, and by libunwind's unw_backtrace where its rules do not do;
+ * both libraries are loaded (privately, RTLD_LOCAL) only when asked for,
+ * so other runs neither load them nor pay for them.
  *
  * Stacks are interned as a tree of (parent node, return address) nodes;
  * each node and each loaded object (its address range, path and build id)
