@@ -166,29 +166,24 @@ def main():
     results = []
     workdir = tempfile.mkdtemp(prefix="memtrace-bench.")
     try:
-        if args.only in (None, "storm"):
-            storm = [str(storm_bin), str(args.threads), str(args.iterations)]
-            modes = [Mode("untraced", storm),
-                     Mode("memtrace", storm, preload, tracer="memtrace"),
-                     Mode("memtrace, native stacks", storm, {**preload, **native},
+        def c_modes(argv):
+            modes = [Mode("untraced", argv),
+                     Mode("memtrace", argv, preload, tracer="memtrace"),
+                     Mode("memtrace, native stacks", argv, {**preload, **native},
                           tracer="memtrace"),
-                     Mode("memtrace, native, libunwind", storm, {**preload, **native_lu},
+                     Mode("memtrace, native, libunwind", argv, {**preload, **native_lu},
                           tracer="memtrace")]
             if heaptrack:
-                modes.append(Mode("heaptrack", storm, tracer="heaptrack", check_stdout=False))
+                modes.append(Mode("heaptrack", argv, tracer="heaptrack", check_stdout=False))
+            return modes
+
+        if args.only in (None, "storm"):
+            modes = c_modes([str(storm_bin), str(args.threads), str(args.iterations)])
             measure("storm", modes, args.reps, workdir, cli)
             results.append(("storm %dx%d" % (args.threads, args.iterations), modes))
 
         if args.only in (None, "deep"):
-            deep = [str(deep_bin), str(args.depth), "2000000"]
-            modes = [Mode("untraced", deep),
-                     Mode("memtrace", deep, preload, tracer="memtrace"),
-                     Mode("memtrace, native stacks", deep, {**preload, **native},
-                          tracer="memtrace"),
-                     Mode("memtrace, native, libunwind", deep, {**preload, **native_lu},
-                          tracer="memtrace")]
-            if heaptrack:
-                modes.append(Mode("heaptrack", deep, tracer="heaptrack", check_stdout=False))
+            modes = c_modes([str(deep_bin), str(args.depth), "2000000"])
             measure("deep", modes, args.reps, workdir, cli)
             results.append(("deep %dx2000000" % args.depth, modes))
 
