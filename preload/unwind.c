@@ -35,9 +35,9 @@
 #include "lifecycle.h"
 #include "meta.h"
 
-#define RULES_BITS 14
+#define RULES_BITS 16 /* 65536 return addresses: large C++ programs have tens of thousands */
 #define RULES (1u << RULES_BITS)
-#define PROBES 8
+#define PROBES 16
 #define OBJECTS_MAX 1024
 #define OWN_FRAMES_MAX 16
 
