@@ -372,6 +372,7 @@ void mt_native_fork_child(void)
 		return;
 	mt_idmap_clear(&nat.nodes);
 	nat.next_node = nat.next_module = 0;
+	nat.checked = nat.differ = nat.left = 0; /* the child's own stacks */
 	nat.nmodules = 0;
 	nat.generation++;
 	refresh_modules(1);
