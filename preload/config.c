@@ -71,7 +71,7 @@ static int env_unwinder(void)
 	const char *s = getenv("MEMTRACE_NATIVE_UNWIND");
 	if (!s || !*s)
 		return MT_UNWIND_RULES;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
 		if (!strcmp(s, names[i]))
 			return i;
 	mt_log("ignoring MEMTRACE_NATIVE_UNWIND=\"%s\": expected rules, libunwind or check", s);

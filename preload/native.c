@@ -228,18 +228,19 @@ static int own_frames(void *const *ips, int n)
 }
 
 /* Under the meta lock: the node of ips[0..n), outermost first. */
-static uint64_t intern(const uintptr_t *ips, int n)
+static uint64_t intern(void *const *ips, int n)
 {
 	uint64_t node = 0;
 	for (int i = 0; i < n; i++) {
-		uint64_t id = mt_idmap_get(&nat.nodes, node, ips[i], 0);
+		uint64_t ip = (uintptr_t)ips[i];
+		uint64_t id = mt_idmap_get(&nat.nodes, node, ip, 0);
 		if (!id) {
 			struct mt_enc *e = mt_meta_room(mt_enc_def_size(0));
 			id = nat.next_node + 1;
-			if (!e || mt_idmap_put(&nat.nodes, node, ips[i], 0, id))
+			if (!e || mt_idmap_put(&nat.nodes, node, ip, 0, id))
 				return 0;
 			nat.next_node = id;
-			mt_enc_native_frame(e, id, node, ips[i]);
+			mt_enc_native_frame(e, id, node, ip);
 		}
 		node = id;
 	}
@@ -247,24 +248,27 @@ static uint64_t intern(const uintptr_t *ips, int n)
 }
 
 /* libunwind's stack, outermost first, into ips (room for depth + SKIP_MAX). */
-static int libunwind_stack(uintptr_t *ips)
+static int libunwind_stack(void **ips)
 {
-	void *buf[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
-	int n = nat.backtrace(buf, nat.depth + SKIP_MAX);
-	int skip = own_frames(buf, n);
+	int n = nat.backtrace(ips, nat.depth + SKIP_MAX);
+	int skip = own_frames(ips, n);
 	n = n - skip > nat.depth ? nat.depth : n - skip;
-	for (int i = 0; i < n; i++)
-		ips[i] = (uintptr_t)buf[skip + n - 1 - i];
+	for (int i = 0; i < n / 2; i++) {
+		void *outer = ips[skip + n - 1 - i];
+		ips[skip + n - 1 - i] = ips[skip + i];
+		ips[skip + i] = outer;
+	}
+	memmove(ips, ips + skip, (size_t)n * sizeof *ips);
 	return n;
 }
 
 /* MT_UNWIND_CHECK: libunwind's walk too, counting where they differ. */
 static void check_stack(const struct mt_unwind_thread *u, int n)
 {
-	uintptr_t ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
+	void *ref[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
 	int same = libunwind_stack(ref) == n;
 	for (int i = 0; same && i < n; i++)
-		same = u->stack[i].ip == ref[i];
+		same = u->stack[i].ip == (uintptr_t)ref[i];
 	__atomic_add_fetch(&nat.checked, 1, __ATOMIC_RELAXED);
 	if (!same)
 		__atomic_add_fetch(&nat.differ, 1, __ATOMIC_RELAXED);
@@ -272,19 +276,16 @@ static void check_stack(const struct mt_unwind_thread *u, int n)
 
 /* The node of a stack of hash h, through the thread's cache of recent
  * stacks.  Its return addresses, outermost first, are needed only when it
- * is not there: in ips, or (ips NULL) in the thread's last walk. */
-static uint64_t stack_node(struct thread_state *t, uint64_t h, uintptr_t *ips, int n)
+ * is not there: in ips, or, when `walked`, in the thread's last walk
+ * (copied into ips then). */
+static uint64_t stack_node(struct thread_state *t, uint64_t h, void **ips, int n, int walked)
 {
 	uint64_t gen = __atomic_load_n(&nat.generation, __ATOMIC_ACQUIRE);
 	typeof(t->cache[0]) *slot = t ? &t->cache[(h ^ h >> 32) % CACHE_SIZE] : NULL;
 	if (slot && slot->hash == h && slot->generation == gen && slot->node)
 		return slot->node;
-	uintptr_t walked[MT_NATIVE_DEPTH_MAX];
-	if (!ips) {
-		for (int i = 0; i < n; i++)
-			walked[i] = t->unwind.stack[i].ip;
-		ips = walked;
-	}
+	for (int i = 0; walked && i < n; i++)
+		ips[i] = (void *)t->unwind.stack[i].ip;
 	mt_meta_lock();
 	refresh_modules(0);
 	uint64_t node = intern(ips, n);
@@ -299,25 +300,25 @@ static uint64_t stack_node(struct thread_state *t, uint64_t h, uintptr_t *ips, i
  * do. */
 uint64_t mt_native_stack(void)
 {
-	uintptr_t buf[MT_NATIVE_DEPTH_MAX + SKIP_MAX], *ips = NULL;
+	void *ips[MT_NATIVE_DEPTH_MAX + SKIP_MAX];
 	uint64_t h = MT_UNWIND_HASH_SEED;
 	struct mt_ring *saved = mt_internal_enter();
 	struct thread_state *t = thread_state();
 	int n = !t || mt_cfg.unwinder == MT_UNWIND_LIBUNWIND ? -1
 							     : mt_unwind_fast(&t->unwind, nat.depth);
-	if (n >= 0) {
+	int walked = n >= 0;
+	if (walked) {
 		if (mt_cfg.unwinder == MT_UNWIND_CHECK)
 			check_stack(&t->unwind, n);
 		h = n ? t->unwind.stack[n - 1].hash : h;
 	} else {
-		ips = buf;
 		n = libunwind_stack(ips);
 		if (mt_cfg.unwinder == MT_UNWIND_CHECK)
 			__atomic_add_fetch(&nat.left, 1, __ATOMIC_RELAXED);
 		for (int i = 0; i < n; i++)
-			h = mt_unwind_hash(h, ips[i]);
+			h = mt_unwind_hash(h, (uintptr_t)ips[i]);
 	}
-	uint64_t node = stack_node(t, h, ips, n);
+	uint64_t node = stack_node(t, h, ips, n, walked);
 	mt_internal_leave(saved);
 	return node;
 }

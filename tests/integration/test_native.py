@@ -211,10 +211,10 @@ class NativeStacksPython(TracerTestCase):
 
 
 class OuterFramesPython(TracerTestCase):
-    """The frames outward of CPython's outermost evaluation loop are unwound
-    once and reused while they stay the same: the same allocating function,
-    called from the main module, from a thread and from an atexit handler,
-    must show each its own outer frames, however the calls interleave."""
+    """A thread's walk reuses the callers of its last stack while they are
+    still on the stack (unwind.c): the same allocating function, called
+    from the main module, from a thread and from an atexit handler, must
+    show each its own outer frames, however the calls interleave."""
 
     SCRIPT = textwrap.dedent("""\
         import atexit, ctypes, sys, threading
