@@ -37,13 +37,6 @@ static struct {
 	uint8_t maybe_code[8192]; /* bit per address hash: a code object lives there */
 } pf;
 
-/* The last lookup of each thread, for the common case of many allocations
- * from one instruction in a loop. */
-static __thread struct {
-	const void *code, *instr;
-	uint64_t generation, node;
-} last __attribute__((tls_model("initial-exec")));
-
 int mt_pyframes_init(void *(*sym)(const char *), int depth)
 {
 	pf.current = (PyThreadState * (*)(void)) sym("_PyThreadState_UncheckedGet");
@@ -174,14 +167,15 @@ uint64_t mt_pyframes_location(void)
 	_PyInterpreterFrame *f = complete(ts->cframe->current_frame);
 	if (!f)
 		return 0;
-	if (pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
-	    last.generation == pf.generation)
-		return last.node;
+	struct mt_py_cache *last = &mt_thread_self()->py; /* this thread's last lookup */
+	if (pf.depth == 1 && last->code == f->f_code && last->instr == f->prev_instr &&
+	    last->generation == pf.generation)
+		return last->node;
 	uint64_t node = stack_node(f);
-	last.code = f->f_code;
-	last.instr = f->prev_instr;
-	last.generation = pf.generation;
-	last.node = node;
+	last->code = f->f_code;
+	last->instr = f->prev_instr;
+	last->generation = pf.generation;
+	last->node = node;
 	return node;
 }
 

@@ -98,7 +98,7 @@ static int write_fd(int fd, const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			mt_tracer_fail("cannot write the trace file (%s)",
+			mt_tracer_fail("cannot write %s (%s)", w.path,
 				       n < 0 ? strerror(errno) : "no progress");
 			return -1;
 		}
@@ -135,7 +135,7 @@ static int write_block(int type, const void *raw, size_t len)
 	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, w.behind ? 1 : mt_cfg.zstd_level);
 	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
 	if (!n) {
-		mt_tracer_fail("cannot compress a trace block");
+		mt_tracer_fail("cannot compress a block of %s", w.path);
 		return -1;
 	}
 	return write_all(w.out, n);
@@ -163,6 +163,8 @@ static void write_footer(int reason)
 	n = mt_kv_put_u64(buf, n, MT_F_END_US, mono_us() - w.start_us);
 	n = mt_kv_put_u64(buf, n, MT_F_REASON, (uint64_t)reason);
 	n = mt_kv_put_u64(buf, n, MT_F_BLOCKS, w.blocks);
+	if (reason != MT_END_EXEC && mt_exit_status >= 0)
+		n = mt_kv_put_u64(buf, n, MT_F_EXIT_STATUS, (uint64_t)mt_exit_status);
 	write_block(MT_BLOCK_FOOTER, buf, n);
 }
 
@@ -249,6 +251,10 @@ static void encode(struct mt_ring *r, const struct mt_event *e)
 		put_held_out();
 		put_thread(r);
 		mt_enc_alloc(&w.enc, kind, dom, size, e->addr);
+		/* Arena blocks are not the program's allocator calls: the
+		 * report does not count them among its events either. */
+		if (kind == MT_REC_ARENA_ALLOC || kind == MT_REC_ARENA_FREE)
+			return;
 	}
 	w.events++;
 }
@@ -459,7 +465,7 @@ static void end_if_program_gone(void)
 static void *writer_main(void *arg)
 {
 	(void)arg;
-	mt_self.internal = 1;
+	mt_thread_self()->internal = 1;
 	for (;;) {
 		sleep_until_kicked();
 		end_if_program_gone();
@@ -525,7 +531,7 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 	mt_enc_reset(&w.enc);
 	w.tid_valid = 0;
 	if (alloc_state()) {
-		mt_tracer_fail("out of memory for the writer");
+		mt_tracer_fail("out of memory for the writer of %s", path);
 		return -1;
 	}
 	mt_preamble(pre);
@@ -533,7 +539,7 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 	if (write_fd(fd, pre, sizeof pre) || !n || write_fd(fd, w.out, n))
 		return -1;
 	if (spawn_thread()) {
-		mt_tracer_fail("cannot start the writer thread");
+		mt_tracer_fail("cannot start the writer thread of %s", path);
 		return -1;
 	}
 	return 0;

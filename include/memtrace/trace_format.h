@@ -162,6 +162,16 @@ enum mt_header_key {
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
 	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
+	/* The run: the tree of processes one traced command made.  Trace ids
+	 * are random and unique in their run; 0 stands for none. */
+	MT_H_TRACE_ID = MT_KEY_VARINT(13),
+	MT_H_PARENT_TRACE = MT_KEY_VARINT(14), /* the parent process's trace */
+	MT_H_EXEC_PRED = MT_KEY_VARINT(15),    /* the image this one's exec replaced */
+	MT_H_RUN_ID = MT_KEY_VARINT(16),
+	MT_H_RUN_TOP = MT_KEY_VARINT(17),      /* 1: an image of the run's top process */
+	MT_H_RUN_NAME = MT_KEY_BYTES(18),      /* the file name NAME.trace of the run's
+	                                          first trace; the others are
+	                                          NAME.PID.trace, NAME.PID.N.trace */
 };
 
 /* Footer keys. */
@@ -173,6 +183,7 @@ enum mt_footer_key {
 	MT_F_END_US = MT_KEY_VARINT(5),  /* microseconds since start */
 	MT_F_REASON = MT_KEY_VARINT(6),  /* enum mt_end_reason */
 	MT_F_BLOCKS = MT_KEY_VARINT(7),  /* event blocks before this footer */
+	MT_F_EXIT_STATUS = MT_KEY_VARINT(8), /* exit status, when the program called exit or _exit */
 };
 
 enum mt_end_reason {
