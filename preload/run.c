@@ -11,7 +11,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <memtrace/trace_format.h>
@@ -79,18 +78,17 @@ int mt_run_join(void)
 	return 1;
 }
 
-/* The executable's base name as run (a script's own name for a #! script)
- * and after symbolic links, for MEMTRACE_ONLY. */
+/* MEMTRACE_ONLY names executables by their file's base name, after
+ * symbolic links (python3 runs python3.11), and a #! script by its
+ * interpreter's. */
 static int only_matches(void)
 {
 	char exe[PATH_MAX];
-	const char *execfn = (const char *)getauxval(AT_EXECFN);
-	const char *slash = execfn ? strrchr(execfn, '/') : NULL;
-	if (execfn && mt_config_only_matches(slash ? slash + 1 : execfn))
+	if (!mt_cfg.only[0])
 		return 1;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	exe[n > 0 ? n : 0] = 0;
-	slash = strrchr(exe, '/');
+	const char *slash = strrchr(exe, '/');
 	return n > 0 && mt_config_only_matches(slash ? slash + 1 : exe);
 }
 
@@ -139,14 +137,15 @@ static int create(const char *path)
 	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
-/* The top's first image names the run: NAME.trace, or NAME.N.trace when
- * an older file has that name (the tracer never writes over a file).
- * Every other image takes NAME.PID.trace, then NAME.PID.N.trace. */
+/* The top process's first traced image names the run: NAME.trace, or
+ * NAME.N.trace when an older file has that name (the tracer never writes
+ * over a file).  Every other image takes NAME.PID.trace, then
+ * NAME.PID.N.trace. */
 static int create_named(char *path, size_t cap)
 {
 	char suffix[32];
 	const char *base = run.me.base;
-	int top = first_image();
+	int top = (run.me.flags & MT_RUN_TOP) && !run.me.last;
 	if (!base[0] || (size_t)snprintf(path, cap, "%s", base) >= cap) {
 		errno = ENAMETOOLONG;
 		return -1;

@@ -8,8 +8,11 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
-	"       memtrace report [--format text|json|html|folded] [-o FILE] [--quiet] TRACE...\n"
+	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--follow all|exec|none]\n"
+	"                    [--only NAME[,NAME...]] [--quiet] -- CMD [ARGS...]\n"
+	"       memtrace run [OPTIONS] SCRIPT.py [ARGS...]\n"
+	"       memtrace report [--format text|json|html|folded] [-o FILE] [--quiet]\n"
+	"                       [--pid PID] [--exe NAME] [--all] [--trace-only] TRACE...\n"
 	"       memtrace --version\n"
 	"\n"
 	"  run      run CMD with the allocation tracer preloaded, then report\n"

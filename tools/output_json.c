@@ -109,7 +109,31 @@ static json_t *python_json(const struct mt_process *p)
 	return o;
 }
 
-static json_t *process_json(const struct mt_process *p)
+json_t *mt_json_id(uint64_t id)
+{
+	char buf[17];
+	if (!id)
+		return json_null();
+	snprintf(buf, sizeof buf, "%016llx", (unsigned long long)id);
+	return json_string(buf);
+}
+
+/* Where the trace sits in its run; null for a trace that names no run. */
+static json_t *run_json(const struct mt_process *p)
+{
+	if (!p->run_id)
+		return json_null();
+	json_t *o = json_object();
+	set(o, "id", mt_json_id(p->run_id));
+	set(o, "name", bytes(&p->run_name));
+	set(o, "trace_id", mt_json_id(p->trace_id));
+	set(o, "parent", mt_json_id(p->parent_trace));
+	set(o, "exec_predecessor", mt_json_id(p->exec_pred));
+	set(o, "top", json_boolean(p->run_top));
+	return o;
+}
+
+json_t *mt_process_to_json(const struct mt_process *p)
 {
 	json_t *o = json_object();
 	set(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
@@ -120,6 +144,7 @@ static json_t *process_json(const struct mt_process *p)
 	set(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
 	set(o, "version", bytes(&p->version));
 	set(o, "python", python_json(p));
+	set(o, "run", run_json(p));
 	return o;
 }
 
@@ -132,6 +157,8 @@ static json_t *trace_json(const struct mt_report *rep)
 	set(o, "blocks", num(rep->trace.blocks));
 	set(o, "duration_us", num(rep->trace.duration_us));
 	set(o, "threads", num(rep->trace.threads));
+	set(o, "exit_status", rep->trace.exit_status >= 0 ? num((uint64_t)rep->trace.exit_status)
+							 : json_null());
 	return o;
 }
 
@@ -139,7 +166,8 @@ static json_t *events_json(const struct mt_report *rep)
 {
 	json_t *o = json_object();
 	set(o, "total", num(rep->events.total));
-	set(o, "lost", num(rep->events.lost));
+	/* without a footer, what could not be recorded is not known */
+	set(o, "lost", rep->trace.complete ? num(rep->events.lost) : json_null());
 	set(o, "producer_waits", num(rep->events.producer_waits));
 	return o;
 }
@@ -591,7 +619,7 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
 	if (rep->intro)
 		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
-	set(root, "process", process_json(&rep->process));
+	set(root, "process", mt_process_to_json(&rep->process));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));
 	set(root, "domains", doms);
@@ -613,6 +641,7 @@ static json_t *combined_json(const struct mt_report *const *reps, const char *co
 {
 	json_t *o = json_object(), *procs = json_array();
 	uint64_t events = 0, peak_sum = 0, live = 0, lost = 0;
+	bool lost_known = true;
 	for (size_t i = 0; i < n; i++) {
 		const struct mt_report *r = reps[i];
 		json_t *p = json_object();
@@ -628,12 +657,13 @@ static json_t *combined_json(const struct mt_report *const *reps, const char *co
 		json_array_append_new(procs, p);
 		events += r->events.total;
 		lost += r->events.lost;
+		lost_known &= r->trace.complete;
 		peak_sum += r->heap.peak;
 		live += r->heap.live;
 	}
 	set(o, "traces", num(n));
 	set(o, "events_total", num(events));
-	set(o, "events_lost", num(lost));
+	set(o, "events_lost", lost_known ? num(lost) : json_null());
 	set(o, "heap_peak_sum", num(peak_sum));
 	set(o, "live_at_exit_sum", num(live));
 	set(o, "processes", procs);
@@ -657,7 +687,7 @@ json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *c
 	return root;
 }
 
-static int dump(json_t *root, FILE *out)
+int mt_json_dump(json_t *root, FILE *out)
 {
 	if (!root)
 		return -1;
@@ -668,11 +698,11 @@ static int dump(json_t *root, FILE *out)
 
 int mt_output_json(const struct mt_report *rep, FILE *out)
 {
-	return dump(mt_report_to_json(rep), out);
+	return mt_json_dump(mt_report_to_json(rep), out);
 }
 
 int mt_output_json_set(const struct mt_report *const *reps, const char *const *names,
 		       size_t n, FILE *out)
 {
-	return dump(mt_report_set_to_json(reps, names, n), out);
+	return mt_json_dump(mt_report_set_to_json(reps, names, n), out);
 }

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* asprintf */
 #include "output.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@
 #define LABEL_WIDTH 20
 
 /* v with thousands separators; buf must hold 27 bytes. */
-static const char *grouped(uint64_t v, char *buf)
+const char *grouped(uint64_t v, char *buf)
 {
 	char digits[21];
 	int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), o = 0;
@@ -33,7 +34,7 @@ static const char *grouped(uint64_t v, char *buf)
 
 /* Header bytes come from the traced process: keep control characters off
  * the terminal. */
-static void put_bytes(FILE *out, const uint8_t *p, size_t n)
+void put_bytes(FILE *out, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] < 0x80 && !isprint(p[i]))
@@ -140,6 +141,8 @@ static void trace_section(FILE *out, const struct mt_report *rep)
 		fprintf(out, "yes, ended by %s\n", reason ? reason : "an unrecorded reason");
 	else
 		fputs("no (no final footer: the process did not finish)\n", out);
+	if (rep->trace.exit_status >= 0)
+		line_num(out, "exit status", (uint64_t)rep->trace.exit_status);
 	line_num(out, "event blocks", rep->trace.blocks);
 	label(out, "duration");
 	fprintf(out, "%s us (%.3f s)\n", grouped(rep->trace.duration_us, buf),
@@ -151,7 +154,12 @@ static void events_section(FILE *out, const struct mt_report *rep)
 {
 	fputs("\nevents\n", out);
 	line_num(out, "allocator calls", rep->events.total);
-	line_num(out, "lost", rep->events.lost);
+	if (rep->trace.complete) {
+		line_num(out, "lost", rep->events.lost);
+	} else {
+		label(out, "lost");
+		fputs("unknown (no footer)\n", out);
+	}
 	line_num(out, "producer waits", rep->events.producer_waits);
 }
 
@@ -240,21 +248,7 @@ static void line_bytes_val(FILE *out, const char *name, uint64_t v, const char *
 	fprintf(out, "%s bytes (%s)%s\n", grouped(v, a), human(v, b), tail ? tail : "");
 }
 
-/* A table: right-aligned number columns, then a left-aligned text column
- * (sites, labels: their length varies).  Cells are copied in. */
-#define TCOLS 10
-#define TCELL 40
-
-struct table {
-	int ncols;
-	const char *head[TCOLS];
-	bool left[TCOLS];
-	char (*cells)[TCOLS][TCELL];
-	char **text; /* the last column, any length */
-	size_t nrows, cap;
-};
-
-static void table_init(struct table *t, int ncols, const char *const *head)
+void table_init(struct table *t, int ncols, const char *const *head)
 {
 	memset(t, 0, sizeof *t);
 	t->ncols = ncols;
@@ -263,7 +257,7 @@ static void table_init(struct table *t, int ncols, const char *const *head)
 }
 
 /* Adds a row; the caller fills t->cells[row][0..ncols-2] and sets the text. */
-static size_t table_row(struct table *t, const char *text)
+size_t table_row(struct table *t, const char *text)
 {
 	if (t->nrows == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
@@ -282,20 +276,20 @@ static size_t table_row(struct table *t, const char *text)
 	return t->nrows++;
 }
 
-static void table_num(struct table *t, size_t row, int col, uint64_t v)
+void table_num(struct table *t, size_t row, int col, uint64_t v)
 {
 	char buf[27];
 	if (row != SIZE_MAX)
 		snprintf(t->cells[row][col], TCELL, "%s", grouped(v, buf));
 }
 
-static void table_str(struct table *t, size_t row, int col, const char *s)
+void table_str(struct table *t, size_t row, int col, const char *s)
 {
 	if (row != SIZE_MAX)
 		snprintf(t->cells[row][col], TCELL, "%s", s);
 }
 
-static void table_print(FILE *out, struct table *t)
+void table_print(FILE *out, struct table *t)
 {
 	int width[TCOLS];
 	int last = t->ncols - 1;
@@ -344,7 +338,7 @@ static char *site_name(const struct mt_report *rep, const struct mt_site *s, boo
 }
 
 /* A time since the start, in the unit that suits it. */
-static void seconds(char *buf, size_t n, uint64_t us)
+void seconds(char *buf, size_t n, uint64_t us)
 {
 	if (us < 1000)
 		snprintf(buf, n, "%llu us", (unsigned long long)us);

@@ -536,6 +536,23 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_H_PY_DEPTH:
 		p->py_depth = kv->u64;
 		return 0;
+	case MT_H_TRACE_ID:
+		p->trace_id = kv->u64;
+		return 0;
+	case MT_H_PARENT_TRACE:
+		p->parent_trace = kv->u64;
+		return 0;
+	case MT_H_EXEC_PRED:
+		p->exec_pred = kv->u64;
+		return 0;
+	case MT_H_RUN_ID:
+		p->run_id = kv->u64;
+		return 0;
+	case MT_H_RUN_TOP:
+		p->run_top = kv->u64 != 0;
+		return 0;
+	case MT_H_RUN_NAME:
+		return keep_bytes(c, &p->run_name, kv);
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -554,6 +571,9 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_F_REASON:
 		c->rep->trace.end_reason =
 			kv->u64 <= MT_END__EXIT ? (int)kv->u64 : MT_REASON_UNKNOWN;
+		break;
+	case MT_F_EXIT_STATUS:
+		c->rep->trace.exit_status = kv->u64 <= 255 ? (int)kv->u64 : -1;
 		break;
 	}
 }
@@ -626,8 +646,10 @@ static int read_block(struct ctx *c, int type, const uint8_t *raw, size_t len)
 		c->rep->trace.blocks++;
 		return read_events(c, raw, len);
 	}
-	if (type == MT_BLOCK_FOOTER)
+	if (type == MT_BLOCK_FOOTER) {
 		c->rep->trace.end_reason = MT_REASON_NONE;
+		c->rep->trace.exit_status = -1;
+	}
 	while ((st = mt_kv_next(raw, len, &pos, &kv)) == 1) {
 		if (type == MT_BLOCK_FOOTER)
 			footer_entry(c, &kv);
@@ -852,8 +874,10 @@ static void finish(struct ctx *c, enum mt_report_status st)
 {
 	struct mt_report *rep = c->rep;
 	rep->trace.complete = st == MT_REPORT_OK && c->last_type == MT_BLOCK_FOOTER;
-	if (!rep->trace.complete)
+	if (!rep->trace.complete) {
 		rep->trace.end_reason = MT_REASON_NONE;
+		rep->trace.exit_status = -1;
+	}
 	rep->trace.threads = hm_count(&c->tids);
 	rep->events.lost = c->lost_footer + c->lost_records;
 	for (int d = 0; d < MT_DOM_COUNT; d++)
@@ -885,6 +909,7 @@ enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
 	int rst;
 	memset(rep, 0, sizeof *rep);
 	rep->trace.end_reason = MT_REASON_NONE;
+	rep->trace.exit_status = -1;
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
 		st = open_error(rep, &rd, rst, f);
@@ -911,12 +936,41 @@ enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 	return mt_report_build_progress(f, rep, NULL, NULL);
 }
 
+int mt_report_read_header(FILE *f, struct mt_process *p)
+{
+	struct mt_reader rd;
+	struct mt_report rep;
+	struct ctx c = { .rep = &rep };
+	int type, rc = -1;
+	memset(&rep, 0, sizeof rep);
+	if (mt_reader_open(&rd, f) == MT_READ_OK && mt_reader_next(&rd, &type) == MT_READ_OK &&
+	    type == MT_BLOCK_HEADER) {
+		struct mt_kv kv;
+		size_t pos = 0;
+		int st;
+		while ((st = mt_kv_next(rd.raw, rd.raw_len, &pos, &kv)) == 1 && !header_entry(&c, &kv))
+			;
+		rc = st == 0 ? 0 : -1;
+	}
+	mt_reader_close(&rd);
+	*p = rep.process;
+	if (rc)
+		mt_process_free(p);
+	return rc;
+}
+
+void mt_process_free(struct mt_process *p)
+{
+	free(p->exe.p);
+	free(p->argv.p);
+	free(p->version.p);
+	free(p->run_name.p);
+	p->exe.p = p->argv.p = p->version.p = p->run_name.p = NULL;
+}
+
 void mt_report_free(struct mt_report *rep)
 {
-	free(rep->process.exe.p);
-	free(rep->process.argv.p);
-	free(rep->process.version.p);
-	rep->process.exe.p = rep->process.argv.p = rep->process.version.p = NULL;
+	mt_process_free(&rep->process);
 	for (size_t i = 0; i < rep->nstrings; i++)
 		free(rep->strings[i].p);
 	free(rep->strings);

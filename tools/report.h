@@ -54,6 +54,10 @@ struct mt_process {
 	 * pool_size and arena_size fall back to CPython's for the version
 	 * when the header lacks them. */
 	uint64_t py_version, pool_size, arena_size, py_depth;
+	/* Its place in its run: ids are 0 when the header lacks them. */
+	uint64_t trace_id, parent_trace, exec_pred, run_id;
+	bool run_top;            /* an image of the run's top process */
+	struct mt_bytes run_name; /* file name of the run's first trace */
 };
 
 /* ---- Python locations ------------------------------------------------- */
@@ -187,6 +191,7 @@ struct mt_report {
 		int end_reason; /* enum mt_end_reason or MT_REASON_* */
 		uint64_t blocks; /* event blocks */
 		uint64_t duration_us, threads;
+		int exit_status; /* from the footer; -1: not known */
 	} trace;
 	struct {
 		uint64_t total, lost, producer_waits;
@@ -241,6 +246,11 @@ enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep);
 enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
 					       mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
+
+/* Only the header of the trace in f, into *p (free with
+ * mt_process_free): 0, or -1 when it is no readable trace. */
+int mt_report_read_header(FILE *f, struct mt_process *p);
+void mt_process_free(struct mt_process *p);
 
 /* "malloc", "pymem_raw", ... as used in every output. */
 const char *mt_domain_name(int dom);
