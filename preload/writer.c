@@ -33,6 +33,7 @@
 #include "meta.h"
 #include "native.h"
 #include "pyshim.h"
+#include "run.h"
 #include "threads.h"
 #include "tracer.h"
 
@@ -124,6 +125,8 @@ static int write_all(const void *buf, size_t len)
 	}
 	int rc = write_fd(fd, buf, len);
 	close(fd);
+	if (rc && !w.blocks)
+		mt_run_drop_trace(w.path); /* a header alone is no trace worth keeping */
 	return rc;
 }
 

@@ -8,6 +8,8 @@ packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev libcmocka-
           libunwind-dev libdw-dev python3 python3-dev)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(valgrind)
+    # the run tests drive a Makefile
+    packages+=(make)
     # the fuzz test (libFuzzer: clang and its runtime) and the HTML report
     # in a headless browser
     packages+=(clang libclang-rt-14-dev chromium)

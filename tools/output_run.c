@@ -174,8 +174,9 @@ static json_t *node_json(const struct mt_run *run, size_t i)
 	json_t *o = mt_process_to_json(&p->process), *children = json_array();
 	char end[64];
 	bool ok = p->status == MT_REPORT_OK || p->status == MT_REPORT_TORN;
+	/* a child process by its first image; its next ones follow from it */
 	for (size_t j = 0; j < run->n; j++)
-		if (run->procs[j].parent == (int)i)
+		if (run->procs[j].parent == (int)i && run->procs[j].pred < 0)
 			json_array_append_new(children, id_of(run, (int)j));
 	json_object_del(o, "run");
 	json_object_set_new(o, "trace_id", id_of(run, (int)i));

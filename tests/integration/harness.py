@@ -15,7 +15,6 @@ Figures are checked against two independent oracles:
 """
 
 import dataclasses
-import functools
 import json
 import os
 import re
@@ -126,33 +125,6 @@ def _vg_int(s):
     return int(s.replace(",", ""))
 
 
-def _has_tls(path):
-    """Whether an ELF64 object has a PT_TLS program header."""
-    with open(path, "rb") as f:
-        ehdr = f.read(64)
-        phoff, = struct.unpack_from("<Q", ehdr, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 7  # PT_TLS
-               for i in range(phnum))
-
-
-@functools.lru_cache(maxsize=None)
-def _valgrind_preload():
-    """LD_PRELOAD for valgrind runs that gives the program the TLS module the
-    tracer adds (see tests/progs/tls_slot.c): glibc sizes every thread's TLS
-    vector, a live heap block, by the number of such modules."""
-    ldd = subprocess.run(["ldd", str(LIB)], capture_output=True, text=True, check=True)
-    deps = re.findall(r"=> (/\S+)", ldd.stdout)
-    extra = [p for p in [str(LIB)] + deps
-             if _has_tls(p) and not Path(p).name.startswith("libc.so.")]
-    if len(extra) > 1:
-        raise AssertionError("the tracer brings %d TLS modules (%s); the valgrind "
-                             "runs stand in for one only" % (len(extra), extra))
-    return str(PROGS / "libtls_slot.so") if extra else None
-
-
 @dataclasses.dataclass
 class ValgrindRun:
     pid: int         # of the process valgrind started
@@ -161,17 +133,13 @@ class ValgrindRun:
 
 
 def run_valgrind(argv, workdir, expect_rc=0):
-    """Runs argv under memcheck, each process logging on its own.
-
-    The programs are told they run under valgrind (PROGS_UNDER_VALGRIND) for
-    the one call valgrind cannot take, pvalloc.  They also get a stand-in for
-    the tracer's thread-local storage, so that libc allocates the same."""
+    """Runs argv, untraced, under plain memcheck, each process logging on
+    its own.  The programs are told they run under valgrind
+    (PROGS_UNDER_VALGRIND) for the one call valgrind cannot take, pvalloc."""
     if VALGRIND is None:
         raise unittest.SkipTest("valgrind is not installed")
     logdir = Path(tempfile.mkdtemp(prefix="vg.", dir=workdir))
     env = clean_env(PROGS_UNDER_VALGRIND="1")
-    if _valgrind_preload():
-        env["LD_PRELOAD"] = _valgrind_preload()
     proc = subprocess.Popen(
         [VALGRIND, "--run-libc-freeres=no", "--run-cxx-freeres=no",
          "--log-file=%s/%%p.log" % logdir, *argv],
@@ -203,8 +171,9 @@ class Run:
 
 
 def report(trace):
-    """(exit status, parsed JSON or None, stderr) of `memtrace report`."""
-    proc = subprocess.run([str(CLI), "report", "--format", "json", str(trace)],
+    """(exit status, parsed JSON or None, stderr) of `memtrace report` of
+    this trace alone (not the run it belongs to)."""
+    proc = subprocess.run([str(CLI), "report", "--trace-only", "--format", "json", str(trace)],
                           capture_output=True, text=True, timeout=TIMEOUT)
     data = None
     if proc.stdout.strip():

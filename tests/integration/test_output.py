@@ -63,9 +63,15 @@ class Messages(TracerTestCase):
         run = self.run_traced_ok([prog("every_call")], quiet=True)
         self.assertEqual(run.stderr, "")
 
-    def test_one_message_per_process(self):
+    def test_one_message_per_run(self):
+        # the parent says it for both: its trace, and the run's two so far
         run = self.run_traced_ok([prog("fork")], quiet=False, traces=2)
-        self.assertEqual(len(run.stderr.splitlines()), 2, run.stderr)
+        lines = run.stderr.splitlines()
+        self.assertEqual(len(lines), 1, run.stderr)
+        parent = run.traces[0].parent / ("%d.trace" % run.pid)
+        self.assertEqual(lines[0], "memtrace: wrote %s (%d events); its run has 2 traces so far: "
+                         "memtrace report %s" % (parent, self.report_ok(parent)["events"]["total"],
+                                                 parent))
 
     def test_unwritable_output(self):
         argv = [prog("every_call")]
