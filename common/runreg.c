@@ -149,13 +149,19 @@ int mt_run_entry_write(const char *dir, pid_t pid, const struct mt_run_entry *e)
 	return rc;
 }
 
+/* unlink, leaving errno as it was: the program may be reading it. */
+static void remove_file(const char *path)
+{
+	int saved = errno;
+	unlink(path);
+	errno = saved;
+}
+
 void mt_run_entry_remove(const char *dir, pid_t pid)
 {
 	char path[MT_RUN_DIR_MAX + 32];
-	int saved = errno;
 	entry_path(path, sizeof path, dir, pid);
-	unlink(path);
-	errno = saved;
+	remove_file(path);
 }
 
 static void state_path(char *path, size_t cap, const char *dir, uint64_t id)
@@ -204,10 +210,8 @@ void mt_run_state_unmap(struct mt_run_state *s)
 void mt_run_state_remove(const char *dir, uint64_t id)
 {
 	char path[MT_RUN_DIR_MAX + 32];
-	int saved = errno;
 	state_path(path, sizeof path, dir, id);
-	unlink(path);
-	errno = saved;
+	remove_file(path);
 }
 
 /* Whether the file `name` in dir belongs to a process that is gone. */
