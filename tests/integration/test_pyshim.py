@@ -15,7 +15,8 @@ import textwrap
 import unittest
 from pathlib import Path
 
-from harness import PYTHONS as HARNESS_PYTHONS, TracerTestCase, clean_env
+from harness import (PYTHONS as HARNESS_PYTHONS, REPORT_OK, REPORT_TORN, TracerTestCase,
+                     clean_env, report)
 
 MILLION = 1_000_000
 
@@ -153,7 +154,12 @@ class Concurrency(PyShimCase):
                     # file; the pool terminates its workers with SIGTERM, so
                     # only the parent's trace is sure to have its footer
                     self.assertGreaterEqual(len(run.traces), 3, [t.name for t in run.traces])
-                    reps = {rep["process"]["pid"]: rep for rep in self.reports(run)}
+                    # SIGTERM may also cut a worker's last block short
+                    reps = {}
+                    for trace in run.traces:
+                        rc, rep, stderr = report(trace)
+                        self.assertIn(rc, (REPORT_OK, REPORT_TORN), stderr)
+                        reps[rep["process"]["pid"]] = rep
                     self.assertTrue(reps[run.pid]["trace"]["complete"])
                     workers = [r for r in reps.values() if r["process"]["ppid"] == run.pid]
                     self.assertGreaterEqual(len(workers), 2)
