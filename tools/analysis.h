@@ -65,6 +65,7 @@ struct thread {
 	uint64_t last_addr;           /* the last block allocated ... */
 	int last_dom;                 /* ... and its domain; -1: none */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
+	uint64_t tid;                 /* its THREAD record's */
 };
 
 /* ---- pools.c ----------------------------------------------------------------- */
@@ -183,6 +184,10 @@ struct ctx {
 	struct code *codes;
 	size_t ncodes, codes_cap, strings_cap, frames_cap, sites_cap;
 	uint32_t native[MT_DOM_COUNT];            /* the "<native>" site of each domain */
+	/* MT_BUILD_PER_THREAD: the sites above name places; each thread
+	 * counts at a site of its own for each, site << 32 | thread -> site */
+	bool per_thread;
+	struct heapmap thread_sites;
 
 	struct pools_state pools;
 	struct lists_state lists;
@@ -223,6 +228,7 @@ static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 	struct mt_site *s = &c->rep->sites[idx];
 	if (s->epoch != c->epoch) {
 		s->peak_bytes = s->live_bytes;
+		s->peak_blocks = s->live_blocks;
 		s->epoch = c->epoch;
 	}
 	return s;
