@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "grow.h"
 #include "heapmap.h"
 #include "report.h"
 
@@ -347,22 +348,5 @@ int marks_mark(struct ctx *c, uint64_t label_id);
 void marks_finish(struct ctx *c);
 /* The running counters with the levels filled in. */
 void counters_now(struct ctx *c, struct mt_counters *out);
-
-/* Grows the array *p of *cap elements of `size` bytes to hold `need`,
- * doubling from 64; -1 when out of memory (the array is then unchanged). */
-static inline int mt_grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 #endif

@@ -191,6 +191,26 @@ def run_valgrind(argv, workdir, expect_rc=0):
     return ValgrindRun(proc.pid, summaries, stdout)
 
 
+# ---- headless Chromium -----------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def run_chromium(url, workdir, *args):
+    """Headless Chromium on url with a fresh profile under workdir and no
+    network of its own (no updates, sync, QUIC or extensions); WebGL, if
+    the page wants it, is software (SwiftShader).  Returns the finished
+    process; its stderr has the page's console lines ("CONSOLE")."""
+    profile = tempfile.mkdtemp(prefix="profile.", dir=workdir)
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            "--enable-unsafe-swiftshader", "--lang=en-US",
+            "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0", *args, url]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir)
+
+
 # ---- traced runs and reports ---------------------------------------------
 
 @dataclasses.dataclass
