@@ -195,14 +195,17 @@ static bool write_profile(const struct ss *s, size_t p, enum mt_inuse_at at, FIL
 	return ok && fputs("]}", out) >= 0;
 }
 
-/* The file's name: the command line's program and the pid. */
+/* The file's name: the program's and the pid. */
 static json_t *file_name(const struct mt_report *rep, const struct mt_export_opts *o)
 {
-	char name[512];
-	const char *exe = rep->process.exe.p ? (const char *)rep->process.exe.p : o->trace;
-	const char *base = exe ? strrchr(exe, '/') : NULL;
-	snprintf(name, sizeof name, "%s (pid %" PRIu64 ")", base ? base + 1 : exe ? exe : "memtrace",
-		 rep->process.pid);
+	char exe[256], name[300];
+	const struct mt_bytes *b = &rep->process.exe;
+	size_t n = b->p ? (b->n < sizeof exe - 1 ? b->n : sizeof exe - 1) : 0;
+	memcpy(exe, b->p ? (const char *)b->p : "", n);
+	exe[n] = 0; /* the header's bytes are not a C string */
+	const char *base = strrchr(exe, '/');
+	snprintf(name, sizeof name, "%s (pid %" PRIu64 ")",
+		 base ? base + 1 : *exe ? exe : o->trace ? o->trace : "memtrace", rep->process.pid);
 	return text(name);
 }
 
