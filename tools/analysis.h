@@ -66,7 +66,6 @@ struct thread {
 	uint64_t last_addr;           /* the last block allocated ... */
 	int last_dom;                 /* ... and its domain; -1: none */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
-	uint64_t tid;                 /* its THREAD record's */
 };
 
 /* ---- pools.c ----------------------------------------------------------------- */
@@ -166,6 +165,7 @@ struct ctx {
 	struct thread *threads; /* threads[0] serves records before any THREAD */
 	size_t nthreads, threads_cap;
 	size_t cur;             /* index of the thread the records belong to */
+	uint64_t cur_tid;       /* and its id */
 	uint64_t lost_records, lost_footer;
 	int last_type;
 	bool oom;

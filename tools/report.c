@@ -366,6 +366,7 @@ static void on_realloc_in(struct ctx *c, const struct mt_rec *r)
 static void on_thread(struct ctx *c, uint64_t tid)
 {
 	uint64_t idx, unused;
+	c->cur_tid = tid;
 	if (hm_get(&c->tids, tid, &idx)) {
 		c->cur = (size_t)idx;
 		return;
@@ -383,7 +384,7 @@ static void on_thread(struct ctx *c, uint64_t tid)
 		c->oom = true;
 		return;
 	}
-	c->threads[c->nthreads] = (struct thread){ .last_dom = -1, .tid = tid };
+	c->threads[c->nthreads] = (struct thread){ .last_dom = -1 };
 	memset(c->threads[c->nthreads].site, 0xff, sizeof c->threads[0].site);
 	c->cur = c->nthreads++;
 }

@@ -76,13 +76,16 @@ struct mt_site {
 	uint32_t frame; /* index into mt_report.frames; 0: native */
 	int dom;
 	uint64_t allocs, bytes;            /* allocations and reallocs made here */
-	uint64_t live_bytes, live_blocks;  /* at the end of the trace */
-	uint64_t peak_bytes, peak_blocks;  /* live at the heap peak */
+	/* live: at the end of the trace; peak: at the heap peak.  Bytes and
+	 * blocks apart: the compiler would pair their updates into vector
+	 * operations, which cost the reporter 1% more instructions */
+	uint64_t live_bytes, peak_bytes;
+	uint64_t live_blocks, peak_blocks;
 	uint64_t temp_allocs, temp_bytes;  /* temporary allocations */
-	uint64_t tid;                      /* MT_BUILD_PER_THREAD: who allocated */
 	uint64_t epoch;                    /* sites.c: when peak_bytes was taken */
 	uint32_t list;                     /* lists.c: 1 + its index in lists.sites */
 	uint32_t stack;                    /* stacks.h: native stack node, 0: none */
+	uint64_t tid;                      /* MT_BUILD_PER_THREAD: who allocated */
 };
 
 /* ---- Python pools and arenas ------------------------------------------ */

@@ -146,7 +146,7 @@ static uint32_t thread_site(struct ctx *c, uint32_t s)
 	if (own == NO_SITE || own == s || c->oom)
 		return s; /* no room for it: counted at the place's */
 	c->rep->sites[own].stack = place.stack;
-	c->rep->sites[own].tid = cur_thread(c)->tid;
+	c->rep->sites[own].tid = c->cur_tid;
 	if (hm_put(&c->thread_sites, key, own, &v) < 0)
 		c->oom = true;
 	return own;
@@ -197,10 +197,7 @@ void sites_finish(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	for (size_t i = 0; i < rep->nsites; i++)
-		if (rep->sites[i].epoch != c->epoch) {
-			rep->sites[i].peak_bytes = rep->sites[i].live_bytes;
-			rep->sites[i].peak_blocks = rep->sites[i].live_blocks;
-		}
+		site_touch(c, (uint32_t)i);
 }
 
 uint32_t sites_new(struct ctx *c, uint32_t frame, int dom)
