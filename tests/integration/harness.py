@@ -86,6 +86,14 @@ PYTHONS = _interpreters()
 
 # ---- program output ------------------------------------------------------
 
+def marker_line(path, marker):
+    """The number of the first line of a source file that holds marker."""
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
+        if marker in text:
+            return number
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
 # The programs' names for the report's malloc-domain figures.
 REPORT_KEYS = {"allocs": "allocs", "frees": "frees", "reallocs": "reallocs",
                "failed": "failed", "bytes": "bytes_allocated"}

@@ -23,24 +23,16 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import unittest
 from pathlib import Path
 
 from harness import (CLI, PROGS, PYTHONS, REPO, TIMEOUT, TracerTestCase, clean_env,
-                     parse_expect, prog)
+                     marker_line, parse_expect, prog)
 
 GO = shutil.which("go")
 SRC = REPO / "tests" / "progs"
 NATIVE_ENV = {"MEMTRACE_NATIVE": "1", "MEMTRACE_PY_DEPTH": "128"}
 VALUES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
-
-
-def marker_line(path, marker):
-    for number, text in enumerate(path.read_text().splitlines(), 1):
-        if marker in text:
-            return number
-    raise AssertionError("no %s in %s" % (marker, path))
 
 
 def build_id(path):
