@@ -101,8 +101,6 @@ static void progress_clear(struct progress *p)
 	fflush(stderr);
 }
 
-/* Builds the report of the trace in f (opened from path), with a progress
- * bar when it is worth one. */
 /* --intro: notes put first in every rendering. */
 static char *intro_text;
 
@@ -133,7 +131,9 @@ static bool is_export(enum mt_format fmt)
 	return fmt == MT_FMT_PPROF || fmt == MT_FMT_SPEEDSCOPE;
 }
 
-/* The exports want a sample per thread (report.h). */
+/* Builds the report of the trace in f (opened from path), with a progress
+ * bar when it is worth one; for the exports, with a site per thread
+ * (report.h). */
 static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt,
 				   struct mt_report *rep)
 {

@@ -13,7 +13,9 @@ into the test's scratch directory.
   * a Python script: the line that allocates 1,000 bytes objects has exactly
     1,000 allocations of 1,033 bytes, under its function and <module>; the
     totals are those of the report's size histogram; with native stacks the
-    Python frames sit inside the interpreter's native ones.
+    Python frames sit inside the interpreter's native ones;
+  * the options: a bad --at, an export of several traces, pprof's gzip
+    data to a terminal are refused with exit status 1 and a message.
 
 Run alone, this file exits 77 (ctest's SKIP_RETURN_CODE) when every test
 was skipped."""
@@ -153,6 +155,34 @@ class PprofC(PprofCase):
         self.assertIn("inuse: live at the heap peak, %d us after start"
                       % rep["summary"]["heap_peak"]["sites_time_us"],
                       self.pprof(profile, "-comments"))
+
+
+class ExportOptions(TracerTestCase):
+    """What `memtrace report` says about the exports' options (no go needed)."""
+
+    def test_usage_errors(self):
+        run = self.run_traced_ok([prog("every_call")])
+        trace = str(run.traces[0])
+        for args, message in (
+                (["--format", "pprof", "--at", "end"], "--at takes peak or exit"),
+                (["--format", "speedscope", trace], "take one TRACE"),
+                (["--format", "flamegraph"], "pprof or speedscope")):
+            proc = subprocess.run([str(CLI), "report", *args, trace], capture_output=True,
+                                  text=True, timeout=TIMEOUT)
+            self.assertEqual(proc.returncode, 1, args)
+            self.assertIn(message, proc.stderr)
+
+    def test_pprof_not_to_a_terminal(self):
+        run = self.run_traced_ok([prog("every_call")])
+        main, sub = os.openpty()
+        try:
+            proc = subprocess.run([str(CLI), "report", "--format", "pprof", str(run.traces[0])],
+                                  stdout=sub, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+        finally:
+            os.close(sub)
+            os.close(main)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("use -o FILE", proc.stderr)
 
 
 class PprofNative(PprofCase):
