@@ -289,7 +289,7 @@ static void drop_report(struct mt_run_proc *p)
 }
 
 /* Reads one trace; its report stays in p->report. */
-static void read_proc(struct mt_run_proc *p, mt_run_build_fn *build)
+static void read_proc(struct mt_run_proc *p, mt_run_build_fn *build, void *arg)
 {
 	FILE *f = fopen(p->path, "rb");
 	p->report = calloc(1, sizeof *p->report);
@@ -302,7 +302,7 @@ static void read_proc(struct mt_run_proc *p, mt_run_build_fn *build)
 		p->report = NULL;
 		return;
 	}
-	p->status = build(f, p->path, p->report);
+	p->status = build(f, p->path, p->report, arg);
 	fclose(f);
 	const struct mt_report *r = p->report;
 	if (!readable(p)) {
@@ -322,13 +322,13 @@ static void read_proc(struct mt_run_proc *p, mt_run_build_fn *build)
 /* Without selectors only two reports are kept while reading: the top's
  * last program's and the busiest so far. */
 int mt_run_load(struct mt_run *run, const struct mt_run_select *sel, mt_run_build_fn *build,
-		char *err, size_t errlen)
+		void *arg, char *err, size_t errlen)
 {
 	int top = top_last(run), busiest = -1;
 	bool any = any_selector(sel);
 	for (size_t i = 0; i < run->n; i++) {
 		struct mt_run_proc *p = &run->procs[i];
-		read_proc(p, build);
+		read_proc(p, build, arg);
 		if (!readable(p))
 			continue;
 		bool busier = busiest < 0 || p->events > run->procs[busiest].events;

@@ -59,13 +59,14 @@ struct mt_run_select {
  * run).  0, or -1 with a message in err. */
 int mt_run_find(const char *arg, struct mt_run *run, char *err, size_t errlen);
 /* Builds the report of the trace in f, opened from path. */
-typedef enum mt_report_status mt_run_build_fn(FILE *f, const char *path, struct mt_report *rep);
+typedef enum mt_report_status mt_run_build_fn(FILE *f, const char *path, struct mt_report *rep,
+					      void *arg);
 
 /* Reads every trace of the run, sets the lead and keeps the reports of
  * the chosen processes: the lead, or with selectors the selected ones.
  * 0, or -1 when a selector matched no readable trace (err says). */
 int mt_run_load(struct mt_run *run, const struct mt_run_select *sel, mt_run_build_fn *build,
-		char *err, size_t errlen);
+		void *arg, char *err, size_t errlen);
 void mt_run_free(struct mt_run *run);
 
 /* The executable's base name ("?" when the header lacked it). */
