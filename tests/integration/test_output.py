@@ -85,6 +85,28 @@ class Messages(TracerTestCase):
         self.assertEqual(run.traces, [])
 
 
+class FullDisk(TracerTestCase):
+    """A trace that cannot be written goes again: a full file system leaves
+    no empty trace behind, and says so once."""
+
+    def test_full_disk(self):
+        disk = self.tmp / "disk"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
+                          capture_output=True).returncode:
+            self.skipTest("cannot mount a small tmpfs here")
+        self.addCleanup(subprocess.run, ["umount", str(disk)])
+        (disk / "filler").write_bytes(b"x" * 4096)
+        argv = ["bash", "-c", "%s; %s" % (prog("every_call"), prog("every_call"))]
+        plain = self.run_plain(argv)
+        run = self.run_traced(argv, quiet=False, env={"MEMTRACE_OUTPUT": str(disk / "t.trace")})
+        self.assertEqual((run.returncode, run.stdout), (plain.returncode, plain.stdout))
+        self.assertEqual(run.stderr.splitlines(),
+                         ["memtrace: cannot write %s (No space left on device); tracing is "
+                          "off, the program runs on" % (disk / "t.trace")])
+        self.assertEqual(sorted(p.name for p in disk.iterdir()), ["filler"])
+
+
 class Files(TracerTestCase):
 
     def test_default_name_in_working_directory(self):

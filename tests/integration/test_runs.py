@@ -306,6 +306,17 @@ class Launchers(RunCase):
         direct = self.direct()
         self.assertEqual((figures["build"], figures["drop"]), (direct["build"], direct["drop"]))
 
+    def test_script_py(self):
+        # the python3 on PATH runs it, as memray's users expect
+        trace = self.tmp / "script.trace"
+        proc = self.cli("run", "-o", trace, "known.py", PYDIR)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(memtrace_lines(proc.stderr),
+                         ["memtrace: run %s: 1 process traced" % trace])
+        rep = self.report_ok(trace)
+        self.assertEqual(rep["process"]["argv"], ["python3", "known.py", PYDIR])
+        self.assertEqual(self.script_figures(rep), self.direct())
+
     def test_shell_wrapper(self):
         wrapper = self.script("wrapper.sh", WRAPPER.format(pydir=PYDIR))
         plain = self.plain(["sh", wrapper])
