@@ -248,12 +248,19 @@ static void before_exec(void)
 #define REAL(name) static __typeof__(name) *real_##name; \
 	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
-/* exit() records the status for the footer; main's return does not pass
- * through here (glibc calls its own exit), and its status stays unknown. */
+/* The status for the footer; main's return does not pass through here
+ * (glibc calls its own exit), and its status stays unknown.  A vfork child
+ * must leave its parent's alone. */
+static void exit_status(int status)
+{
+	if (getpid() == traced_pid)
+		mt_exit_status = status & 0xff;
+}
+
 EXPORT void exit(int status)
 {
 	REAL(exit);
-	mt_exit_status = status & 0xff;
+	exit_status(status);
 	real_exit(status);
 	__builtin_unreachable();
 }
@@ -261,7 +268,7 @@ EXPORT void exit(int status)
 EXPORT void _exit(int status)
 {
 	REAL(_exit);
-	mt_exit_status = status & 0xff;
+	exit_status(status);
 	finish_process(MT_END__EXIT);
 	real__exit(status);
 	__builtin_unreachable();
@@ -270,7 +277,7 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status)
 {
 	REAL(_Exit);
-	mt_exit_status = status & 0xff;
+	exit_status(status);
 	finish_process(MT_END__EXIT);
 	real__Exit(status);
 	__builtin_unreachable();
