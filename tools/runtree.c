@@ -39,9 +39,11 @@ static void split_path(const char *path, char **dir, const char **base)
 	*base = slash ? slash + 1 : path;
 }
 
+/* *p is set either way (empty on failure). */
 static int read_header(const char *path, struct mt_process *p)
 {
 	FILE *f = fopen(path, "rb");
+	memset(p, 0, sizeof *p);
 	int rc = f ? mt_report_read_header(f, p) : -1;
 	if (f)
 		fclose(f);
@@ -75,14 +77,13 @@ static int scan_dir(struct mt_run *run, const char *dir, const char *name)
 			continue;
 		if (asprintf(&path, "%s/%s", dir, e->d_name) < 0) {
 			rc = -1;
-		} else if (read_header(path, &p) == 0 && p.run_id) {
-			rc = add_proc(run, path, &p);
-			path = rc ? path : NULL;
-			if (rc)
-				mt_process_free(&p);
-		} else {
-			mt_process_free(&p);
+			break;
 		}
+		bool member = read_header(path, &p) == 0 && p.run_id;
+		if (member && add_proc(run, path, &p) == 0)
+			continue; /* the run keeps path and p */
+		rc = member ? -1 : 0;
+		mt_process_free(&p);
 		free(path);
 	}
 	closedir(d);
@@ -162,63 +163,85 @@ static int single(struct mt_run *run, const char *path, struct mt_process *p)
 	return run->name ? 0 : -1;
 }
 
-static int find_by_name(struct mt_run *run, const char *dir, const char *name)
+/* The traces of the run whose first trace is dir/name: of run `id`, or,
+ * when 0, of the run of dir/name itself if it exists, else of the one run
+ * such names hold. */
+static int find_by_name(struct mt_run *run, const char *dir, const char *name, uint64_t id,
+			const char *arg, char *err, size_t errlen)
 {
+	struct mt_process p;
+	if (asprintf(&run->name, "%s/%s", dir, name) < 0) {
+		run->name = NULL;
+		return -1;
+	}
+	if (!id && read_header(run->name, &p) == 0)
+		id = p.run_id;
+	mt_process_free(&p);
 	if (scan_dir(run, dir, name))
 		return -1;
-	if (asprintf(&run->name, "%s/%s", dir, name) < 0)
+	return one_run(run, id, id ? "" : arg, err, errlen);
+}
+
+static int find_in_dir(struct mt_run *run, const char *dir, char *err, size_t errlen)
+{
+	if (scan_dir(run, dir, NULL) || one_run(run, 0, dir, err, errlen))
+		return -1;
+	const struct mt_bytes *b = &run->procs[0].process.run_name;
+	if (asprintf(&run->name, "%s/%.*s", dir, (int)b->n, b->p ? (const char *)b->p : "") < 0) {
 		run->name = NULL;
-	return run->name ? 0 : -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* A trace: its run, found by the name and id in its header; a trace of no
+ * run, or renamed since, alone. */
+static int find_from_trace(struct mt_run *run, const char *dir, const char *base,
+			   const char *path, char *err, size_t errlen)
+{
+	struct mt_process p;
+	if (read_header(path, &p)) {
+		snprintf(err, errlen, "%s: not a readable trace", path);
+		return -1;
+	}
+	char *name = p.run_name.p ? strndup((const char *)p.run_name.p, p.run_name.n) : NULL;
+	int rc;
+	if (!p.run_id || !name || strchr(name, '/') || !member_name(name, base)) {
+		rc = single(run, path, &p);
+	} else {
+		rc = find_by_name(run, dir, name, p.run_id, path, err, errlen);
+		mt_process_free(&p);
+	}
+	free(name);
+	return rc;
 }
 
 int mt_run_find(const char *arg, struct mt_run *run, char *err, size_t errlen)
 {
 	struct stat st;
-	struct mt_process p;
-	char *dir = NULL, *name = NULL;
+	char *dir, *name = NULL;
 	const char *base;
-	uint64_t id = 0;
 	int rc;
 	memset(run, 0, sizeof *run);
 	run->lead = -1;
 	err[0] = 0;
-	if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-		rc = scan_dir(run, arg, NULL);
-		if (rc == 0 && (rc = one_run(run, 0, arg, err, errlen)) == 0) {
-			const struct mt_bytes *b = &run->procs[0].process.run_name;
-			rc = asprintf(&run->name, "%s/%.*s", arg, (int)b->n,
-				      b->p ? (const char *)b->p : "") < 0;
-		}
-		goto done;
-	}
 	split_path(arg, &dir, &base);
-	if (stat(arg, &st) == 0) {
-		if (read_header(arg, &p)) {
-			snprintf(err, errlen, "%s: not a readable trace", arg);
-			rc = -1;
-			goto done;
-		}
-		name = p.run_name.p ? strndup((const char *)p.run_name.p, p.run_name.n) : NULL;
-		/* renamed, or of no run: reported alone */
-		if (!p.run_id || !name || strchr(name, '/') || !member_name(name, base)) {
-			rc = single(run, arg, &p);
-			goto done;
-		}
-		id = p.run_id;
-		mt_process_free(&p);
-	} else if (asprintf(&name, ends_with(base, ".trace") ? "%s" : "%s.trace", base) < 0) {
-		name = NULL;
-	}
-	rc = name ? find_by_name(run, dir, name) : -1;
-	if (rc == 0)
-		rc = one_run(run, id, id ? "" : arg, err, errlen);
-done:
+	if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))
+		rc = find_in_dir(run, arg, err, errlen);
+	else if (stat(arg, &st) == 0)
+		rc = find_from_trace(run, dir, base, arg, err, errlen);
+	else if (asprintf(&name, ends_with(base, ".trace") ? "%s" : "%s.trace", base) < 0)
+		rc = -1, name = NULL;
+	else
+		rc = find_by_name(run, dir, name, 0, arg, err, errlen);
 	free(dir);
 	free(name);
-	if (rc && !err[0])
-		snprintf(err, errlen, "%s: %s", arg, strerror(errno ? errno : ENOMEM));
-	if (rc)
+	if (rc) {
+		if (!err[0])
+			snprintf(err, errlen, "%s: %s", arg, strerror(errno ? errno : ENOMEM));
+		mt_run_free(run);
 		return -1;
+	}
 	link_tree(run);
 	return 0;
 }
