@@ -89,7 +89,8 @@ mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux, int early)
 /* An allocation, with the thread's native stack and (for the PyMem and
  * PyObject domains) its Python location, each published only when it
  * differs from what this thread published last. */
-static inline void mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
+static inline __attribute__((always_inline)) void
+mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 				   int with_loc, uint64_t loc)
 {
 	int native = mt_unlikely(mt_native_on) && !mt_self.internal;
