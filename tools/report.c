@@ -99,8 +99,9 @@ static inline void account_in(struct ctx *c, int dom, uint64_t size, uint32_t ta
 	s->live_bytes += size;
 	if (s->live_bytes > s->peak_bytes)
 		s->peak_bytes = s->live_bytes;
-	if (dom == MT_DOM_MALLOC)
+	if (dom == MT_DOM_MALLOC || (tag & TAG_OWN))
 		heap_up(c, size);
+	c->own_live += (tag & TAG_OWN) != 0;
 	if (val_site(tag) != SITE_LAYERED)
 		site_add(c, val_site(tag), size);
 	if (w->a)
@@ -112,8 +113,9 @@ static inline void account_out(struct ctx *c, int dom, uint64_t size, uint32_t t
 			       const struct where *w)
 {
 	c->rep->dom[dom].live_bytes -= size;
-	if (dom == MT_DOM_MALLOC)
+	if (dom == MT_DOM_MALLOC || (tag & TAG_OWN))
 		heap_down(c, size);
+	c->own_live -= (tag & TAG_OWN) != 0;
 	if (val_site(tag) != SITE_LAYERED)
 		site_sub(c, val_site(tag), size);
 	if (w->a)
@@ -139,6 +141,7 @@ static void attach(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_
 	uint64_t old;
 	if (size <= UINT16_MAX && in_arena(c, dom, addr, &w)) {
 		uint32_t *t = &w.a->tags[w.g];
+		tag &= ~TAG_OWN; /* the arena is in the heap */
 		if (__builtin_expect(*t & ATAG_LIVE, 0)) {
 			int odom = *t & ATAG_OBJ ? MT_DOM_PYOBJ : MT_DOM_PYMEM;
 			c->pools.table_blocks[odom]--;
@@ -213,6 +216,23 @@ static void layer_below(struct ctx *c, struct thread *t, int dom, uint64_t addr)
 	hm_put(&c->live[low], addr, (val & ~(uint64_t)SITE_MASK) | SITE_LAYERED, &unused);
 }
 
+/* Whether a new PyMem/PyObject block lies inside the block the thread's
+ * previous allocation got from a lower domain: its bytes are that block's
+ * (pymalloc handing a large request to PyMem_RawMalloc, debug hooks adding
+ * guard bytes around it).  A block that is in neither such a block nor a
+ * pymalloc arena (attach) comes from an allocator whose memory the trace
+ * does not see, mimalloc on 3.13: it is TAG_OWN, in the heap by itself. */
+static inline bool from_below(const struct thread *t, int dom, uint64_t addr)
+{
+	return t->last_dom >= 0 && t->last_dom <= MT_DOM_PYRAW && t->last_dom < dom &&
+	       addr - t->last_addr < t->last_size;
+}
+
+static inline uint32_t own_tag(const struct thread *t, int dom, uint64_t addr)
+{
+	return dom >= MT_DOM_PYMEM && !from_below(t, dom, addr) ? TAG_OWN : 0;
+}
+
 static inline void class_count(uint64_t *counts, int dom, uint64_t size)
 {
 	if (dom >= MT_DOM_PYMEM && size - 1 < 16 * MT_SIZE_CLASSES)
@@ -233,7 +253,7 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	s->bytes_allocated += size;
 	c->cnt.dom_allocs[dom]++;
 	class_count(c->cnt.class_allocs, dom, size);
-	uint32_t site = site_of(c, t, dom), tag = site;
+	uint32_t site = site_of(c, t, dom), tag = site | own_tag(t, dom, addr);
 	if (dom > MT_DOM_MALLOC)
 		layer_below(c, t, dom, addr);
 	if (list_start)
@@ -244,8 +264,11 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	st->bytes += size;
 	hist_add(c->rep, size);
 	c->cnt.allocs++;
+	c->rep->heap.own_allocs += (tag & TAG_OWN) != 0;
 	t->last_addr = addr;
+	t->last_size = size;
 	t->last_dom = dom;
+	t->fresh = c->free_threaded && dom == MT_DOM_PYMEM ? addr : 0;
 }
 
 /* The end of a block: free, realloc(p, 0).  The block is already detached
@@ -283,6 +306,10 @@ static void freed(struct ctx *c, int dom, uint64_t addr)
 {
 	uint64_t val = 0, size = 0;
 	bool found = detach(c, dom, addr, &val, &size);
+	struct thread *t = cur_thread(c);
+	if (t->fresh && found && dom == MT_DOM_PYMEM)
+		lists_moved(c, t, addr, &val, size);
+	t->fresh = 0;
 	released(c, dom, addr, found, val, size);
 }
 
@@ -300,9 +327,10 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 	uint32_t otag = found ? val_tag(old_val) : 0;
 	bool layered = found && val_site(otag) == SITE_LAYERED;
 	uint32_t site = layered ? SITE_LAYERED : site_of(c, t, dom), tag = site;
+	tag |= own_tag(t, dom, addr);
 	if (dom > MT_DOM_MALLOC && !layered)
 		layer_below(c, t, dom, addr);
-	if (dom == MT_DOM_PYMEM && !layered)
+	if (dom == MT_DOM_PYMEM && !layered && !c->free_threaded)
 		tag |= lists_realloc(c, found ? old : 0, otag, old_size, addr, size, site);
 	else if (otag & TAG_CHAIN)
 		lists_end(c, old, otag, old_size);
@@ -314,7 +342,9 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 		hist_add(c->rep, size);
 	}
 	t->last_addr = addr;
+	t->last_size = size;
 	t->last_dom = dom;
+	t->fresh = 0;
 }
 
 /* An old block that is not live (a fork child's inherited heap) has no
@@ -323,7 +353,8 @@ static void on_realloc(struct ctx *c, const struct mt_rec *r)
 {
 	uint64_t val = 0, size = 0;
 	if (!r->old) {
-		allocated(c, r->dom, r->size, r->addr, r->dom == MT_DOM_PYMEM);
+		allocated(c, r->dom, r->size, r->addr,
+			  r->dom == MT_DOM_PYMEM && !c->free_threaded);
 	} else if (r->addr) {
 		bool found = detach(c, r->dom, r->old, &val, &size);
 		resized(c, r->dom, r->old, found, val, size, r->size, r->addr);
@@ -535,6 +566,11 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 		return 0;
 	case MT_H_PY_DEPTH:
 		p->py_depth = kv->u64;
+		return 0;
+	case MT_H_PY_FREE_THREADED:
+		if (kv->u64)
+			p->have |= MT_HAVE_FREE_THREADED;
+		c->free_threaded = kv->u64 != 0;
 		return 0;
 	default:
 		return 0; /* a key from a later minor version */
@@ -865,7 +901,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	sites_finish(c);
 	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
-	rep->heap.live_blocks = rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks);
+	rep->heap.live_blocks =
+		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
 }
 
 static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader *rd, int st,
