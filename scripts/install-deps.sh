@@ -11,6 +11,9 @@ if [[ "${1:-}" == "--test" ]]; then
     # the fuzz test (libFuzzer: clang and its runtime) and the HTML report
     # in a headless browser
     packages+=(clang libclang-rt-14-dev chromium)
+    # CPython 3.13 and 3.13t, built by scripts/pythons.sh: the modules the
+    # tests use (ctypes, zlib, bz2, lzma) need these
+    packages+=(libffi-dev zlib1g-dev libbz2-dev liblzma-dev)
 fi
 
 missing=()

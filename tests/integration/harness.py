@@ -62,26 +62,71 @@ def clean_env(**extra):
 
 # ---- interpreters ----------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class Python:
+    """A CPython the tests run on."""
+    label: str            # "3.11 static", "3.11 path", "3.13", "3.13t"
+    exe: str              # the real executable (never a shell shim)
+    version: tuple        # (3, 13)
+    free_threaded: bool   # --disable-gil: no pymalloc, no GIL
+
+    @property
+    def pymalloc(self):
+        return not self.free_threaded
+
+
+_PROBE = ("import sys, sysconfig; print(sys.executable); print(*sys.version_info[:2]);"
+          "print(int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))")
+
+
+def _extra_pythons():
+    """The interpreters scripts/pythons.sh built: the paths scripts/test.sh
+    passes in MEMTRACE_TEST_PYTHONS (colon-separated), or, when a test runs
+    by hand, the ones already in pythons.sh's cache."""
+    given = os.environ.get("MEMTRACE_TEST_PYTHONS")
+    if given is not None:
+        return [p for p in given.split(":") if p]
+    out = subprocess.run([str(REPO / "scripts" / "pythons.sh"), "--cached"],
+                         capture_output=True, text=True, timeout=60)
+    return out.stdout.split() if out.returncode == 0 else []
+
+
 def _interpreters():
-    """{label: real executable} of the CPythons on the machine: Debian's
-    static /usr/bin/python3 and the shared-libpython one behind `python3` on
-    PATH (pyenv's `python3` is a shell script, never traced directly)."""
+    """{label: Python} of the CPythons on the machine: Debian's static
+    /usr/bin/python3 and the shared-libpython one behind `python3` on PATH
+    (pyenv's `python3` is a shell script, never traced directly), both
+    3.11, then 3.13 and 3.13t from scripts/pythons.sh."""
     found = {}
-    for label, exe in (("static", "/usr/bin/python3"), ("path", shutil.which("python3"))):
+    candidates = [("static", "/usr/bin/python3"), ("path", shutil.which("python3"))]
+    candidates += [(None, p) for p in _extra_pythons()]
+    for kind, exe in candidates:
         if not exe or not os.access(exe, os.X_OK):
             continue
         try:
-            real = subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
-                                  capture_output=True, text=True, timeout=60,
-                                  env=clean_env()).stdout.strip()
+            out = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True,
+                                 timeout=60, env=clean_env()).stdout.split()
         except OSError:
             continue
-        if real and Path(real).exists() and real not in found.values():
-            found[label] = real
+        if len(out) != 4 or not Path(out[0]).exists():
+            continue
+        real, major, minor, ft = out[0], int(out[1]), int(out[2]), out[3] == "1"
+        if real in (p.exe for p in found.values()):
+            continue
+        label = "%d.%d%s" % (major, minor, "t" if ft else "")
+        if kind:
+            label += " " + kind
+        found[label] = Python(label, real, (major, minor), ft)
     return found
 
 
-PYTHONS = _interpreters()
+INTERPRETERS = _interpreters()
+# {label: executable}
+PYTHONS = {label: p.exe for label, p in INTERPRETERS.items()}
+
+
+def python_of(exe):
+    """The Python record of an executable in PYTHONS."""
+    return next(p for p in INTERPRETERS.values() if p.exe == exe)
 
 
 # ---- program output ------------------------------------------------------
