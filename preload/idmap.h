@@ -1,14 +1,18 @@
 /*
  * idmap.h - a small open-addressing hash map from a three-word key to an
  * id, for the tracer's own interning tables (code objects, Python stack
- * nodes, strings).  Callers serialise access; memory comes from the real
- * allocator inside the tracer's internal sections.
+ * nodes, strings).  Writers (put, del, clear) are serialised by the
+ * caller; mt_idmap_get may run at the same time as a put or del, from any
+ * thread, without a lock.  Memory comes from the real allocator inside the
+ * tracer's internal sections.
  */
 #ifndef MEMTRACE_IDMAP_H
 #define MEMTRACE_IDMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define MT_IDMAP_RETIRED 48 /* enough for every doubling of a size_t */
 
 struct mt_idmap_slot {
 	uint64_t a, b, c;
@@ -18,6 +22,11 @@ struct mt_idmap_slot {
 struct mt_idmap {
 	struct mt_idmap_slot *slots;
 	size_t cap, used; /* used counts deleted slots too */
+	/* slot arrays a grow replaced: a reader may still be in one, so they
+	 * are freed only by mt_idmap_clear (their sizes add up to less than
+	 * the current one's) */
+	struct mt_idmap_slot *retired[MT_IDMAP_RETIRED];
+	int nretired;
 };
 
 /* The id stored for the key, or 0. */
@@ -25,6 +34,7 @@ uint64_t mt_idmap_get(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t
 /* Stores id (non-zero) for a key not in the map; -1 when out of memory. */
 int mt_idmap_put(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_t id);
 void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c);
+/* Empties the map; no reader may be in it. */
 void mt_idmap_clear(struct mt_idmap *m);
 
 #endif

@@ -4,12 +4,13 @@
  * 3.11 headers on 3.11, refused otherwise.
  */
 #define _GNU_SOURCE
-#define Py_BUILD_CORE 1
-#include <Python.h>
-#include <internal/pycore_frame.h>
-#include <internal/pycore_pymem.h>
+#include "pydesc_311.h"
 
 #include "pydesc.h"
+
+#ifdef MT_PYDESC_311
+#include <internal/pycore_pymem.h>
+#endif
 
 /*
  * CPython 3.13's _Py_DebugOffsets (Include/internal/pycore_runtime.h), up
@@ -132,7 +133,7 @@ static int from_debug_offsets(struct mt_pydesc *d, void *(*sym)(const char *),
 	return 0;
 }
 
-#if PY_VERSION_HEX >> 16 == 0x030b
+#ifdef MT_PYDESC_311
 /* A build with Py_TRACE_REFS has two more pointers in every object
  * header than the headers here say; it exports what prints them. */
 static int from_headers_311(struct mt_pydesc *d, void *(*sym)(const char *), const char **why)
@@ -141,24 +142,8 @@ static int from_headers_311(struct mt_pydesc *d, void *(*sym)(const char *), con
 		*why = "a Py_TRACE_REFS build lays its objects out unlike the 3.11 headers";
 		return -1;
 	}
-	d->source = "the 3.11 headers";
-	d->free_threaded = 0;
+	*d = MT_PYDESC_311;
 	d->tstate = (void *(*)(void))sym("_PyThreadState_UncheckedGet");
-	d->ts_frame[0] = offsetof(PyThreadState, cframe);
-	d->ts_frame[1] = offsetof(_PyCFrame, current_frame);
-	d->ts_hops = 2;
-	d->f_previous = offsetof(_PyInterpreterFrame, previous);
-	d->f_code = offsetof(_PyInterpreterFrame, f_code);
-	d->f_instr = offsetof(_PyInterpreterFrame, prev_instr);
-	d->f_owner = offsetof(_PyInterpreterFrame, owner);
-	d->owner_cstack = -1;
-	d->co_filename = offsetof(PyCodeObject, co_filename);
-	d->co_qualname = offsetof(PyCodeObject, co_qualname);
-	d->co_firstlineno = offsetof(PyCodeObject, co_firstlineno);
-	d->co_linetable = offsetof(PyCodeObject, co_linetable);
-	d->co_code = offsetof(PyCodeObject, co_code_adaptive);
-	d->ob_type = offsetof(PyObject, ob_type);
-	d->bytes_size = offsetof(PyVarObject, ob_size);
 	return 0;
 }
 
@@ -179,7 +164,7 @@ int mt_pydesc_load(struct mt_pydesc *d, void *(*sym)(const char *), unsigned lon
 	*why = "Python lines are read on 3.11 and 3.13 only";
 	if (version >> 16 == 0x030d && version >= 0x030d00f0)
 		r = from_debug_offsets(d, sym, version, why);
-#if PY_VERSION_HEX >> 16 == 0x030b
+#ifdef MT_PYDESC_311
 	else if (version >> 16 == 0x030b)
 		r = from_headers_311(d, sym, why);
 #endif
@@ -213,7 +198,7 @@ mt_pydesc_probe mt_pydesc_tracemalloc(void *(*sym)(const char *), unsigned long 
 	gil_check = (int (*)(void))sym("PyGILState_Check");
 	if (version >= 0x030d0000 && get_ref_tracer && gil_check)
 		return tracing_ref_tracer;
-#if PY_VERSION_HEX >> 16 == 0x030b
+#ifdef MT_PYDESC_311
 	if (version >> 16 == 0x030b && (tm_config = sym("_Py_tracemalloc_config")))
 		return tracing_311;
 #endif
