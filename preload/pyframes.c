@@ -63,7 +63,7 @@ static int maybe_code(const void *p)
 
 void mt_pyframes_freed(const void *p)
 {
-	if (!maybe_code(p))
+	if (!maybe_code(p) || !mt_idmap_get(&pf.codes, (uintptr_t)p, 0, 0))
 		return;
 	mt_meta_lock();
 	if (mt_idmap_get(&pf.codes, (uintptr_t)p, 0, 0)) {
