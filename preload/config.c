@@ -39,6 +39,14 @@ void mt_log(const char *fmt, ...)
 	errno = saved;
 }
 
+int mt_stderr_is_terminal(void)
+{
+	int saved = errno;
+	int tty = isatty(STDERR_FILENO);
+	errno = saved;
+	return tty;
+}
+
 /* An unsigned setting in [lo, hi]; anything else is reported and replaced
  * by the default. */
 static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi)

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import os
+import pty
 import re
 import shutil
 import struct
@@ -274,10 +275,29 @@ def trace_blocks(path):
     return blocks
 
 
-def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None):
+def _read_terminal(master):
+    """What a process wrote to the terminal whose master end this is, once
+    every writer has closed it ("\r\n" back to "\n")."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: no writer left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+
+
+def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None,
+               terminal=False):
     """Runs argv with the tracer.  Its traces go to a fresh directory under
     workdir (output is the MEMTRACE_OUTPUT file name in there, or None to
-    leave MEMTRACE_OUTPUT unset) and are all returned, oldest first."""
+    leave MEMTRACE_OUTPUT unset) and are all returned, oldest first.  With
+    terminal, stderr is a terminal (the tracer says where the trace went
+    only to a terminal)."""
     outdir = Path(tempfile.mkdtemp(prefix="run.", dir=workdir))
     settings = {"LD_PRELOAD": str(LIB)}
     if output is not None:
@@ -285,9 +305,17 @@ def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None)
     if quiet:
         settings["MEMTRACE_QUIET"] = "1"
     settings.update(env or {})
+    master = slave = None
+    if terminal:
+        master, slave = pty.openpty()
     proc = subprocess.Popen(argv, env=clean_env(**settings), cwd=cwd or outdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE,
+                            stderr=slave if terminal else subprocess.PIPE, text=True)
+    if terminal:
+        os.close(slave)
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    if terminal:
+        stderr = _read_terminal(master)
     traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
     return Run(proc.returncode, stdout, stderr, proc.pid, traces)
 
