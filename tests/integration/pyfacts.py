@@ -43,16 +43,19 @@ def comprehension_function(py, enclosing):
         "<listcomp>" if enclosing == "<module>" else enclosing + ".<locals>.<listcomp>")
 
 
+def range_iterator_size(py):
+    """A range iterator: a PyObject_HEAD and three longs."""
+    return object_size(py) + 24
+
+
 def range_loop_objects(py):
     """(objects, bytes) that `[... for i in range(n)]` makes at its line
     around the loop when comprehensions are inline: the range object (a
     PyObject_HEAD and four pointers), the int holding its length
-    (compute_range_length) and the range iterator (a PyObject_HEAD and
-    three longs)."""
+    (compute_range_length) and the range iterator."""
     if not inline(py):
         return 0, 0
-    header = object_size(py) - 16
-    return 3, (48 + header) + int_block(py) + (40 + header)
+    return 3, (object_size(py) + 32) + int_block(py) + range_iterator_size(py)
 
 
 def list_capacities(n):
@@ -64,6 +67,23 @@ def list_capacities(n):
             cap = (size + (size >> 3) + 6) & ~3
             caps.append(cap)
     return caps
+
+
+def comprehension_peak(py, n):
+    """The live bytes of `[i for i in range(n)]`'s objects at the heap's
+    peak.  On the default build that is the end, with every int made (the
+    range and its iterator are gone by then).  On a free-threaded build the
+    last resize may be higher: the old and the new item arrays are both
+    alive then (8 bytes of header and 8 per slot each), with the ints made
+    so far and the iterator."""
+    block = int_block(py)
+    end = (n - CACHED_INTS) * block
+    if not py.free_threaded:
+        return end
+    caps = list_capacities(n)
+    items = caps[-2] + 1  # the append that made the last resize
+    at_resize = (items - CACHED_INTS) * block + range_iterator_size(py)
+    return at_resize if 8 * caps[-2] > end - at_resize else end
 
 
 def list_resizes(py, n):
