@@ -290,7 +290,7 @@ const char *mt_no_pymalloc_reason(const struct mt_report *rep)
 	if (!(rep->process.have & MT_HAVE_PYTHON) || rep->pools.arenas_allocated)
 		return NULL;
 	if (rep->process.have & MT_HAVE_FREE_THREADED)
-		return "a free-threaded CPython has no pymalloc: its objects come from mimalloc, "
+		return "A free-threaded CPython has no pymalloc: its objects come from mimalloc, "
 		       "so there are no arenas or pools, and every PyObject and PyMem block "
 		       "counts in the heap by itself";
 	if (rep->heap.own_allocs)
