@@ -173,6 +173,7 @@ struct ctx {
 	bool oom;
 	bool python;            /* arena geometry known: pools are tracked */
 	bool free_threaded;     /* lists grow by malloc and free (lists.c) */
+	bool mimalloc;          /* 3.13 on: PyMem/PyObject blocks may be TAG_OWN */
 	uint64_t own_live;      /* live TAG_OWN blocks */
 
 	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are

@@ -219,18 +219,20 @@ static void layer_below(struct ctx *c, struct thread *t, int dom, uint64_t addr)
 /* Whether a new PyMem/PyObject block lies inside the block the thread's
  * previous allocation got from a lower domain: its bytes are that block's
  * (pymalloc handing a large request to PyMem_RawMalloc, debug hooks adding
- * guard bytes around it).  A block that is in neither such a block nor a
- * pymalloc arena (attach) comes from an allocator whose memory the trace
- * does not see, mimalloc on 3.13: it is TAG_OWN, in the heap by itself. */
+ * guard bytes around it).  From 3.13 on, a block that is in neither such a
+ * block nor a pymalloc arena (attach) comes from an allocator whose memory
+ * the trace does not see, mimalloc: it is TAG_OWN, in the heap by itself.
+ * Before 3.13 there was no such allocator. */
 static inline bool from_below(const struct thread *t, int dom, uint64_t addr)
 {
 	return t->last_dom >= 0 && t->last_dom <= MT_DOM_PYRAW && t->last_dom < dom &&
 	       addr - t->last_addr < t->last_size;
 }
 
-static inline uint32_t own_tag(const struct thread *t, int dom, uint64_t addr)
+static inline uint32_t own_tag(const struct ctx *c, const struct thread *t, int dom,
+			       uint64_t addr)
 {
-	return dom >= MT_DOM_PYMEM && !from_below(t, dom, addr) ? TAG_OWN : 0;
+	return c->mimalloc && dom >= MT_DOM_PYMEM && !from_below(t, dom, addr) ? TAG_OWN : 0;
 }
 
 static inline void class_count(uint64_t *counts, int dom, uint64_t size)
@@ -253,7 +255,7 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	s->bytes_allocated += size;
 	c->cnt.dom_allocs[dom]++;
 	class_count(c->cnt.class_allocs, dom, size);
-	uint32_t site = site_of(c, t, dom), tag = site | own_tag(t, dom, addr);
+	uint32_t site = site_of(c, t, dom), tag = site | own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC)
 		layer_below(c, t, dom, addr);
 	if (list_start)
@@ -327,7 +329,7 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 	uint32_t otag = found ? val_tag(old_val) : 0;
 	bool layered = found && val_site(otag) == SITE_LAYERED;
 	uint32_t site = layered ? SITE_LAYERED : site_of(c, t, dom), tag = site;
-	tag |= own_tag(t, dom, addr);
+	tag |= own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC && !layered)
 		layer_below(c, t, dom, addr);
 	if (dom == MT_DOM_PYMEM && !layered && !c->free_threaded)
@@ -557,6 +559,7 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_H_PY_VERSION:
 		p->py_version = kv->u64;
 		p->have |= MT_HAVE_PYTHON;
+		c->mimalloc = kv->u64 >= 0x030d0000; /* CPython has mimalloc since 3.13 */
 		return 0;
 	case MT_H_POOL_SIZE:
 		p->pool_size = kv->u64;
