@@ -4,10 +4,9 @@
  * Readers take no lock.  A slot is written once: its key first, then its
  * id with release order, and a deleted slot stays deleted until a grow
  * drops it, so a reader that sees an id sees the key that goes with it.  A
- * grow fills the new array before it publishes it, the array before the
- * capacity; a reader loads the capacity first, so it never indexes past
- * the array it then loads (at worst it probes a larger array with a
- * smaller mask, and misses).
+ * grow fills a new table before it publishes it, with its size, through
+ * one pointer; a reader works in the table it loaded, which holds every
+ * key put before it was loaded.
  */
 #include "idmap.h"
 
@@ -29,13 +28,12 @@ static size_t hash3(uint64_t a, uint64_t b, uint64_t c)
 
 static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
-	size_t cap = __atomic_load_n(&m->cap, __ATOMIC_ACQUIRE);
-	if (!cap)
+	struct mt_idmap_table *t = __atomic_load_n(&m->table, __ATOMIC_ACQUIRE);
+	if (!t)
 		return NULL;
-	struct mt_idmap_slot *slots = __atomic_load_n(&m->slots, __ATOMIC_ACQUIRE);
-	size_t mask = cap - 1;
+	size_t mask = t->cap - 1;
 	for (size_t i = hash3(a, b, c) & mask;; i = (i + 1) & mask) {
-		struct mt_idmap_slot *s = &slots[i];
+		struct mt_idmap_slot *s = &t->slots[i];
 		uint64_t id = __atomic_load_n(&s->id, __ATOMIC_ACQUIRE);
 		if (id == 0)
 			return NULL;
@@ -50,49 +48,49 @@ uint64_t mt_idmap_get(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t
 	return s ? __atomic_load_n(&s->id, __ATOMIC_RELAXED) : 0;
 }
 
-static void insert(struct mt_idmap_slot *slots, size_t cap, uint64_t a, uint64_t b, uint64_t c,
-		   uint64_t id)
+static void insert(struct mt_idmap_table *t, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
 {
-	size_t mask = cap - 1;
+	size_t mask = t->cap - 1;
 	size_t i = hash3(a, b, c) & mask;
-	while (slots[i].id != 0)
+	while (t->slots[i].id != 0)
 		i = (i + 1) & mask;
-	slots[i].a = a;
-	slots[i].b = b;
-	slots[i].c = c;
-	__atomic_store_n(&slots[i].id, id, __ATOMIC_RELEASE);
+	t->slots[i].a = a;
+	t->slots[i].b = b;
+	t->slots[i].c = c;
+	__atomic_store_n(&t->slots[i].id, id, __ATOMIC_RELEASE);
 }
 
 static int grow(struct mt_idmap *m)
 {
+	struct mt_idmap_table *old = m->table;
+	size_t old_cap = old ? old->cap : 0, live = 0;
 	if (m->nretired == MT_IDMAP_RETIRED)
 		return -1;
-	size_t live = 0;
-	for (size_t i = 0; i < m->cap; i++)
-		live += m->slots[i].id != 0 && m->slots[i].id != DELETED;
-	size_t cap = m->cap ? m->cap : 256;
+	for (size_t i = 0; i < old_cap; i++)
+		live += old->slots[i].id != 0 && old->slots[i].id != DELETED;
+	size_t cap = old_cap ? old_cap : 256;
 	while (cap < 4 * (live + 1))
 		cap *= 2;
-	struct mt_idmap_slot *slots = calloc(cap, sizeof *slots);
-	if (!slots)
+	struct mt_idmap_table *t = calloc(1, sizeof *t + cap * sizeof t->slots[0]);
+	if (!t)
 		return -1;
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i].id != 0 && m->slots[i].id != DELETED)
-			insert(slots, cap, m->slots[i].a, m->slots[i].b, m->slots[i].c,
-			       m->slots[i].id);
-	if (m->slots)
-		m->retired[m->nretired++] = m->slots;
-	__atomic_store_n(&m->slots, slots, __ATOMIC_RELEASE);
-	__atomic_store_n(&m->cap, cap, __ATOMIC_RELEASE);
+	t->cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old->slots[i].id != 0 && old->slots[i].id != DELETED)
+			insert(t, old->slots[i].a, old->slots[i].b, old->slots[i].c,
+			       old->slots[i].id);
+	if (old)
+		m->retired[m->nretired++] = old;
+	__atomic_store_n(&m->table, t, __ATOMIC_RELEASE);
 	m->used = live;
 	return 0;
 }
 
 int mt_idmap_put(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
 {
-	if (2 * (m->used + 1) > m->cap && grow(m))
+	if ((!m->table || 2 * (m->used + 1) > m->table->cap) && grow(m))
 		return -1;
-	insert(m->slots, m->cap, a, b, c, id);
+	insert(m->table, a, b, c, id);
 	m->used++;
 	return 0;
 }
@@ -108,6 +106,6 @@ void mt_idmap_clear(struct mt_idmap *m)
 {
 	for (int i = 0; i < m->nretired; i++)
 		free(m->retired[i]);
-	free(m->slots);
+	free(m->table);
 	*m = (struct mt_idmap){ 0 };
 }

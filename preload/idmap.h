@@ -19,13 +19,19 @@ struct mt_idmap_slot {
 	uint64_t id; /* 0: empty, UINT64_MAX: deleted */
 };
 
+/* One array of slots with its size, published as a whole. */
+struct mt_idmap_table {
+	size_t cap; /* a power of two */
+	struct mt_idmap_slot slots[];
+};
+
 struct mt_idmap {
-	struct mt_idmap_slot *slots;
-	size_t cap, used; /* used counts deleted slots too */
-	/* slot arrays a grow replaced: a reader may still be in one, so they
-	 * are freed only by mt_idmap_clear (their sizes add up to less than
-	 * the current one's) */
-	struct mt_idmap_slot *retired[MT_IDMAP_RETIRED];
+	struct mt_idmap_table *table; /* NULL while empty */
+	size_t used;                  /* slots taken, deleted ones too */
+	/* tables a grow replaced: a reader may still be in one, so they are
+	 * freed only by mt_idmap_clear (their sizes add up to less than the
+	 * current one's) */
+	struct mt_idmap_table *retired[MT_IDMAP_RETIRED];
 	int nretired;
 };
 

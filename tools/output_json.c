@@ -162,6 +162,7 @@ static json_t *domain_json(const struct mt_dom_stats *s)
 	set(o, "live_blocks_at_exit", num(s->live_blocks));
 	set(o, "unmatched_frees", num(s->unmatched_frees));
 	set(o, "inconsistent", num(s->inconsistent));
+	set(o, "freed_below", num(s->freed_below));
 	return o;
 }
 

@@ -169,6 +169,7 @@ static const struct {
 	{ "live blocks at exit", offsetof(struct mt_dom_stats, live_blocks) },
 	{ "unmatched frees", offsetof(struct mt_dom_stats, unmatched_frees) },
 	{ "inconsistent", offsetof(struct mt_dom_stats, inconsistent) },
+	{ "freed below", offsetof(struct mt_dom_stats, freed_below) },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -304,10 +304,29 @@ static void released(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t
 	}
 }
 
+/* A layered block was freed: the blocks above it at its address are gone
+ * with it, whether or not the trace showed their frees.  CPython frees
+ * some blocks of its start-up and shutdown through the default raw
+ * allocator it switches to for a moment, not through the one that
+ * allocated them; with the tracer's hook on the raw domain that free is
+ * seen only in malloc. */
+static void free_layers_above(struct ctx *c, int dom, uint64_t addr)
+{
+	uint64_t val, size;
+	for (int up = MT_DOM_PYOBJ; up > dom; up--)
+		if (detach(c, up, addr, &val, &size)) {
+			c->rep->dom[up].freed_below++;
+			if (val_tag(val) & TAG_CHAIN)
+				lists_end(c, addr, val_tag(val), size);
+		}
+}
+
 static void freed(struct ctx *c, int dom, uint64_t addr)
 {
 	uint64_t val = 0, size = 0;
 	bool found = detach(c, dom, addr, &val, &size);
+	if (found && val_site(val) == SITE_LAYERED)
+		free_layers_above(c, dom, addr);
 	struct thread *t = cur_thread(c);
 	if (t->fresh && found && dom == MT_DOM_PYMEM)
 		lists_moved(c, t, addr, &val, size);

@@ -31,6 +31,8 @@ struct mt_dom_stats {
 	uint64_t live_bytes, live_blocks; /* at the end of the trace */
 	uint64_t unmatched_frees;         /* frees of addresses never seen live */
 	uint64_t inconsistent;            /* allocs of addresses already live */
+	uint64_t freed_below;             /* blocks that ended with the block under
+					   * them, their own free unseen (report.c) */
 };
 
 /* Which numeric header keys the trace carried. */
