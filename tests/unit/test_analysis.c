@@ -493,6 +493,30 @@ static void test_layered_blocks(void **state)
 	mt_report_free(&rep);
 }
 
+/* A raw block freed past the tracer's hook (through CPython's default raw
+ * allocator): its malloc block's free ends it, and the address can be
+ * handed out again without an inconsistency. */
+static void test_freed_below(void **state)
+{
+	(void)state;
+	struct tg t;
+	py_trace(&t);
+	tg_malloc(&t, MT_DOM_MALLOC, 80, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 80, HEAP);
+	tg_free_rec(&t, MT_DOM_MALLOC, HEAP);
+	tg_malloc(&t, MT_DOM_MALLOC, 16, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 16, HEAP);
+	struct mt_report rep = build(&t);
+	const struct mt_dom_stats *raw = &rep.dom[MT_DOM_PYRAW];
+	assert_int_equal(raw->freed_below, 1);
+	assert_int_equal(raw->inconsistent, 0);
+	assert_int_equal(raw->frees, 0);
+	assert_int_equal(raw->live_bytes, 16);
+	assert_int_equal(raw->live_blocks, 1);
+	assert_int_equal(rep.heap.live, 16);
+	mt_report_free(&rep);
+}
+
 /* A free-threaded list_resize: a new array (8 bytes of capacity, then the
  * items) and, with nothing between in the thread, the old one's free. */
 static void test_free_threaded_lists(void **state)
@@ -832,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_long_chain),
 		cmocka_unit_test(test_sites_and_peak),
 		cmocka_unit_test(test_layered_blocks),
+		cmocka_unit_test(test_freed_below),
 		cmocka_unit_test(test_free_threaded_lists),
 		cmocka_unit_test(test_heap_without_pymalloc),
 		cmocka_unit_test(test_temporaries),
