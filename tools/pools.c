@@ -282,7 +282,7 @@ const char *mt_object_allocator(const struct mt_report *rep)
 {
 	if (rep->pools.arenas_allocated)
 		return "pymalloc";
-	return rep->heap.own_allocs ? "mimalloc" : "malloc";
+	return rep->heap.own_in ? "mimalloc" : "malloc";
 }
 
 const char *mt_no_pymalloc_reason(const struct mt_report *rep)
@@ -293,7 +293,7 @@ const char *mt_no_pymalloc_reason(const struct mt_report *rep)
 		return "A free-threaded CPython has no pymalloc: its objects come from mimalloc, "
 		       "so there are no arenas or pools, and every PyObject and PyMem block "
 		       "counts in the heap by itself";
-	if (rep->heap.own_allocs)
+	if (rep->heap.own_in)
 		return "pymalloc was not in use (PYTHONMALLOC=mimalloc): objects came from "
 		       "mimalloc, and every PyObject and PyMem block counts in the heap by itself";
 	return "pymalloc was not in use (PYTHONMALLOC=malloc): objects are malloc blocks";

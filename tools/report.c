@@ -92,16 +92,21 @@ static inline bool in_arena(struct ctx *c, int dom, uint64_t addr, struct where 
 }
 
 /* The accounting of a block entering the heap (its entry is in place). */
-static inline void account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag,
-			      const struct where *w, bool keep_class)
+static inline __attribute__((always_inline)) void
+account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct where *w,
+	   bool keep_class)
 {
 	struct mt_dom_stats *s = &c->rep->dom[dom];
 	s->live_bytes += size;
 	if (s->live_bytes > s->peak_bytes)
 		s->peak_bytes = s->live_bytes;
-	if (dom == MT_DOM_MALLOC || (tag & TAG_OWN))
+	if (dom == MT_DOM_MALLOC) {
 		heap_up(c, size);
-	c->own_live += (tag & TAG_OWN) != 0;
+	} else if (tag & TAG_OWN) {
+		c->own_live++;
+		c->rep->heap.own_in++;
+		heap_up(c, size);
+	}
 	if (val_site(tag) != SITE_LAYERED)
 		site_add(c, val_site(tag), size);
 	if (w->a)
@@ -109,13 +114,16 @@ static inline void account_in(struct ctx *c, int dom, uint64_t size, uint32_t ta
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */
-static inline void account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag,
-			       const struct where *w)
+static inline __attribute__((always_inline)) void
+account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct where *w)
 {
 	c->rep->dom[dom].live_bytes -= size;
-	if (dom == MT_DOM_MALLOC || (tag & TAG_OWN))
+	if (dom == MT_DOM_MALLOC) {
 		heap_down(c, size);
-	c->own_live -= (tag & TAG_OWN) != 0;
+	} else if (tag & TAG_OWN) {
+		c->own_live--;
+		heap_down(c, size);
+	}
 	if (val_site(tag) != SITE_LAYERED)
 		site_sub(c, val_site(tag), size);
 	if (w->a)
@@ -266,11 +274,11 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	st->bytes += size;
 	hist_add(c->rep, size);
 	c->cnt.allocs++;
-	c->rep->heap.own_allocs += (tag & TAG_OWN) != 0;
 	t->last_addr = addr;
 	t->last_size = size;
 	t->last_dom = dom;
-	t->fresh = c->free_threaded && dom == MT_DOM_PYMEM ? addr : 0;
+	if (c->free_threaded)
+		t->fresh = dom == MT_DOM_PYMEM ? addr : 0;
 }
 
 /* The end of a block: free, realloc(p, 0).  The block is already detached
@@ -321,16 +329,26 @@ static void free_layers_above(struct ctx *c, int dom, uint64_t addr)
 		}
 }
 
-static void freed(struct ctx *c, int dom, uint64_t addr)
+/* Free-threaded builds: a PyMem free right after the thread's last
+ * allocation may be list_resize() moving a list (lists.c). */
+static uint64_t freed_fresh(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t val,
+			    uint64_t size)
 {
-	uint64_t val = 0, size = 0;
-	bool found = detach(c, dom, addr, &val, &size);
-	if (found && val_site(val) == SITE_LAYERED)
-		free_layers_above(c, dom, addr);
 	struct thread *t = cur_thread(c);
 	if (t->fresh && found && dom == MT_DOM_PYMEM)
 		lists_moved(c, t, addr, &val, size);
 	t->fresh = 0;
+	return val;
+}
+
+static inline void freed(struct ctx *c, int dom, uint64_t addr)
+{
+	uint64_t val = 0, size = 0;
+	bool found = detach(c, dom, addr, &val, &size);
+	if (__builtin_expect(found && val_site(val) == SITE_LAYERED, 0))
+		free_layers_above(c, dom, addr);
+	if (c->free_threaded)
+		val = freed_fresh(c, dom, addr, found, val, size);
 	released(c, dom, addr, found, val, size);
 }
 
@@ -365,7 +383,8 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 	t->last_addr = addr;
 	t->last_size = size;
 	t->last_dom = dom;
-	t->fresh = 0;
+	if (c->free_threaded)
+		t->fresh = 0;
 }
 
 /* An old block that is not live (a fork child's inherited heap) has no

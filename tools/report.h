@@ -202,7 +202,8 @@ struct mt_report {
 		uint64_t live, peak, peak_time_us;
 		uint64_t snapshot_us; /* when the sites were taken at the peak */
 		uint64_t live_blocks; /* those blocks at exit */
-		uint64_t own_allocs;  /* PyMem/PyObject blocks counted by themselves */
+		uint64_t own_in;      /* PyMem/PyObject blocks that came into the heap
+				       * by themselves (allocs and reallocs) */
 	} heap;
 	uint64_t temp_allocs, temp_bytes;
 	struct mt_hist_bucket hist[MT_HIST_BUCKETS];
