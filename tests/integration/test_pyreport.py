@@ -16,7 +16,7 @@ import textwrap
 import unittest
 
 import pyfacts
-from harness import CLI, INTERPRETERS, PYTHONS, REPO, TracerTestCase, clean_env
+from harness import CLI, INTERPRETERS, PYTHONS, REPO, TracerTestCase, clean_env, marker_line
 
 PYTHON_DIR = REPO / "python"
 POOL_SIZE = 16384
@@ -24,13 +24,6 @@ POOL_SIZE = 16384
 # its header (POOL_OVERHEAD, Objects/obmalloc.c)
 INTS_PER_POOL = (POOL_SIZE - 48) // 32
 
-
-def line_of(script, marker):
-    """The 1-based line of the script that holds marker."""
-    for number, text in enumerate(script.splitlines(), 1):
-        if marker in text:
-            return number
-    raise AssertionError("%r not in the script" % marker)
 
 
 def find_site(report, path, line, domain):
@@ -124,7 +117,7 @@ class PythonReport(TracerTestCase):
         text = template.format(python_dir=str(PYTHON_DIR), **params)
         path = self.tmp / name
         path.write_text(text)
-        return path, text
+        return path
 
     def traced_report(self, python, path, args=(), env=None):
         run = self.run_traced_ok([python, *args, str(path)], env=env)
@@ -142,8 +135,8 @@ class PythonReport(TracerTestCase):
 
     def test_list_growth_chain(self):
         n = 1000
-        path, text = self.script("appends.py", APPENDS, n=n)
-        line = line_of(text, "# APPEND")
+        path = self.script("appends.py", APPENDS, n=n)
+        line = marker_line(path, "# APPEND")
         caps = pyfacts.list_capacities(n)
         for py in INTERPRETERS.values():
             with self.subTest(python=py.label):
@@ -169,8 +162,8 @@ class PythonReport(TracerTestCase):
         the default builds they fill pymalloc pools of their size class."""
         n = 100_000
         ints = n - pyfacts.CACHED_INTS
-        path, text = self.script("slots.py", SLOTS, n=n)
-        line = line_of(text, "# OBJECTS")
+        path = self.script("slots.py", SLOTS, n=n)
+        line = marker_line(path, "# OBJECTS")
         for py in INTERPRETERS.values():
             with self.subTest(python=py.label):
                 run, rep = self.traced_report(py.exe, path)
@@ -204,8 +197,8 @@ class PythonReport(TracerTestCase):
     def test_million_ints(self):
         n = pyfacts.MILLION
         made = n - pyfacts.CACHED_INTS
-        path, text = self.script("million.py", MILLION, n=n)
-        line = line_of(text, "# BUILD")
+        path = self.script("million.py", MILLION, n=n)
+        line = marker_line(path, "# BUILD")
         caps = pyfacts.list_capacities(n)
         for py in INTERPRETERS.values():
             with self.subTest(python=py.label):
@@ -272,8 +265,8 @@ class PythonReport(TracerTestCase):
         their Python line) or mimalloc blocks (counted by themselves)."""
         n = 100_000
         made = n - pyfacts.CACHED_INTS
-        path, text = self.script("modes.py", MILLION, n=n)
-        line = line_of(text, "# BUILD")
+        path = self.script("modes.py", MILLION, n=n)
+        line = marker_line(path, "# BUILD")
         for py in INTERPRETERS.values():
             modes = {m: v for m, v in pyfacts.allocator_modes(py).items()
                      if v[2] != "pymalloc" and "tracemalloc" not in m.lower()}
@@ -298,8 +291,7 @@ class PythonReport(TracerTestCase):
         frames only, outermost first, on every interpreter."""
         path = self.tmp / "stacks.py"
         path.write_text(STACKS.lstrip("\n"))
-        text = path.read_text()
-        lines = {m: line_of(text, "# " + m) for m in ("INIT", "KEY", "BOXES", "INNER", "OUTER")}
+        lines = {m: marker_line(path, "# " + m) for m in ("INIT", "KEY", "BOXES", "INNER", "OUTER")}
         for py in INTERPRETERS.values():
             with self.subTest(python=py.label):
                 run, rep = self.traced_report(py.exe, path, env={"MEMTRACE_PY_DEPTH": "4"})

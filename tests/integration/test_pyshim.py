@@ -15,7 +15,7 @@ import textwrap
 import unittest
 
 import pyfacts
-from harness import INTERPRETERS, REPO, TracerTestCase
+from harness import INTERPRETERS, REPO, TracerTestCase, marker_line
 
 PYTHONS = list(INTERPRETERS.values())
 N = 200_000
@@ -110,12 +110,6 @@ print(sys.getsizeof(built) == before)
 """
 
 
-def line_of(script, marker):
-    for number, text in enumerate(script.splitlines(), 1):
-        if marker in text:
-            return number
-    raise AssertionError("%r not in the script" % marker)
-
 
 def sites_at(rep, path, line, domain="pymem_obj"):
     return [s for s in rep["sites"] if s["file"] == str(path) and s["line"] == line
@@ -162,7 +156,7 @@ class ManyInts(PyShimCase):
 
     def test_modes(self):
         path = self.script(MANY_INTS)
-        line = line_of(path.read_text(), "# BUILD")
+        line = marker_line(path, "# BUILD")
         for py in PYTHONS:
             extra, extra_bytes = pyfacts.range_loop_objects(py)
             function = pyfacts.comprehension_function(py, "<module>")
@@ -199,7 +193,7 @@ class Concurrency(PyShimCase):
         """Four threads make 100,000 objects each at one line; the main
         thread frees them.  On 3.13t they run in parallel."""
         path = self.script(OBJECTS)
-        line = line_of(path.read_text(), "# WORK")
+        line = marker_line(path, "# WORK")
         for py in PYTHONS:
             with self.subTest(python=py.label):
                 rep, = self.traced_python(py.exe, path)
@@ -212,7 +206,7 @@ class Concurrency(PyShimCase):
         for method in ("fork", "spawn"):
             text = MULTIPROCESSING.format(method=method)
             path = self.script(text, "mp_%s.py" % method)
-            line = line_of(path.read_text(), "# MAKE")
+            line = marker_line(path, "# MAKE")
             for py in PYTHONS:
                 with self.subTest(python=py.label, method=method):
                     run = self.run_traced([py.exe, str(path)])
@@ -262,7 +256,7 @@ class Coexistence(PyShimCase):
         """tracemalloc.start() wraps the shim's hooks: both see every
         object, the shim once."""
         path = self.script(TRACEMALLOC)
-        line = line_of(path.read_text(), "# TRACED")
+        line = marker_line(path, "# TRACED")
         for py in PYTHONS:
             with self.subTest(python=py.label):
                 rep, = self.traced_python(py.exe, path)
@@ -333,7 +327,7 @@ class Messages(PyShimCase):
         where the trace went, and with MEMTRACE_QUIET=1 nothing at all;
         MEMTRACE_PY_DEPTH=0 turns the lines off."""
         path = self.script(MANY_INTS)
-        line = line_of(path.read_text(), "# BUILD")
+        line = marker_line(path, "# BUILD")
         for py in PYTHONS:
             with self.subTest(python=py.label):
                 run = self.run_traced_ok([py.exe, str(path)], quiet=False, terminal=True)
