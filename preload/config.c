@@ -21,8 +21,13 @@ static const char *output_template = default_output;
  * process says what is wrong with them. */
 static int warn_bad;
 
+/* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
+ * program whose stderr is checked (a test suite) sees what it would see
+ * untraced. */
 void mt_log(const char *fmt, ...)
 {
+	if (mt_cfg.quiet)
+		return;
 	char line[1024];
 	int saved = errno;
 	va_list ap;
@@ -36,6 +41,14 @@ void mt_log(const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
 	errno = saved;
+}
+
+int mt_stderr_is_terminal(void)
+{
+	int saved = errno;
+	int tty = isatty(STDERR_FILENO);
+	errno = saved;
+	return tty;
 }
 
 #define bad(...) do { if (warn_bad) mt_log(__VA_ARGS__); } while (0)

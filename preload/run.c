@@ -253,12 +253,15 @@ void mt_run_say(const char *msg)
 }
 
 /* The top process's line: what it wrote, and how many traces its run has
- * so far. */
+ * so far.  Where the traces went is news for a person at a terminal only: a
+ * program reading its child's stderr must see what the child wrote. */
 static void say_run(const char *trace, uint64_t events)
 {
 	struct mt_run_state *s = run.state;
 	unsigned traces = s ? __atomic_load_n(&s->traces, __ATOMIC_ACQUIRE) : trace != NULL;
 	const char *first = s && s->first[0] ? s->first : trace;
+	if ((trace || traces) && !mt_stderr_is_terminal())
+		return;
 	if (trace && traces <= 1)
 		mt_log("wrote %s (%llu events)", trace, (unsigned long long)events);
 	else if (trace)

@@ -74,7 +74,10 @@ int mt_config_expand_output(char *out, size_t cap);
 /* Whether an executable's base name matches MEMTRACE_ONLY. */
 int mt_config_only_matches(const char *name);
 
-/* One line on stderr, prefixed "memtrace: "; never allocates. */
+/* One line on stderr, prefixed "memtrace: ", unless MEMTRACE_QUIET=1; never
+ * allocates. */
 void mt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether stderr is a terminal (errno is kept). */
+int mt_stderr_is_terminal(void);
 
 #endif

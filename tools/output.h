@@ -22,8 +22,9 @@
 /* The report as the JSON object of docs/report-schema.md (a new reference;
  * json_decref it).  NULL only when out of memory. */
 json_t *mt_report_to_json(const struct mt_report *rep);
-/* Its "process" member alone. */
-json_t *mt_process_to_json(const struct mt_process *p);
+/* Its "process" member alone; object_allocator ("pymalloc", "mimalloc",
+ * "malloc") is known from a whole trace only, NULL otherwise. */
+json_t *mt_process_to_json(const struct mt_process *p, const char *object_allocator);
 /* A trace or run id as 16 hex digits (JSON numbers lose 64-bit ids); null
  * for 0. */
 json_t *mt_json_id(uint64_t id);

@@ -87,7 +87,8 @@ static json_t *cstr(const char *s)
 	return str((const uint8_t *)s, strlen(s));
 }
 
-static json_t *python_json(const struct mt_process *p)
+/* object_allocator: how its objects were served, NULL when not known */
+static json_t *python_json(const struct mt_process *p, const char *object_allocator)
 {
 	char v[32];
 	static const char level[] = { 'a', 'b', 'c', 'f' };
@@ -102,10 +103,13 @@ static json_t *python_json(const struct mt_process *p)
 			 (unsigned)(hex & 0xf));
 	json_t *o = json_object();
 	set(o, "version", json_string(v));
+	bool ft = p->have & MT_HAVE_FREE_THREADED;
 	set(o, "version_hex", num(hex));
-	set(o, "pool_size", num(p->pool_size));
-	set(o, "arena_size", num(p->arena_size));
+	set(o, "free_threaded", json_boolean(ft));
+	set(o, "pool_size", ft ? json_null() : num(p->pool_size));
+	set(o, "arena_size", ft ? json_null() : num(p->arena_size));
 	set(o, "py_depth", num(p->py_depth));
+	set(o, "object_allocator", object_allocator ? cstr(object_allocator) : json_null());
 	return o;
 }
 
@@ -133,7 +137,7 @@ static json_t *run_json(const struct mt_process *p)
 	return o;
 }
 
-json_t *mt_process_to_json(const struct mt_process *p)
+json_t *mt_process_to_json(const struct mt_process *p, const char *object_allocator)
 {
 	json_t *o = json_object();
 	set(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
@@ -143,7 +147,7 @@ json_t *mt_process_to_json(const struct mt_process *p)
 	set(o, "start_unix_ns", num_if(p->have, MT_HAVE_START, p->start_ns));
 	set(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
 	set(o, "version", bytes(&p->version));
-	set(o, "python", python_json(p));
+	set(o, "python", python_json(p, object_allocator));
 	set(o, "run", run_json(p));
 	return o;
 }
@@ -185,6 +189,7 @@ static json_t *domain_json(const struct mt_dom_stats *s)
 	set(o, "live_blocks_at_exit", num(s->live_blocks));
 	set(o, "unmatched_frees", num(s->unmatched_frees));
 	set(o, "inconsistent", num(s->inconsistent));
+	set(o, "freed_below", num(s->freed_below));
 	return o;
 }
 
@@ -306,9 +311,11 @@ static json_t *summary_json(const struct mt_report *rep)
 
 /* ---- pools, arenas, lists ------------------------------------------------ */
 
-static json_t *arenas_json(const struct mt_pools *p)
+/* absent: why there are no arenas or pools, or NULL */
+static json_t *arenas_json(const struct mt_pools *p, const char *absent)
 {
 	json_t *o = json_object(), *other = json_object();
+	set(o, "absent", absent ? cstr(absent) : json_null());
 	set(o, "arena_size", num(p->arena_size));
 	set(o, "allocated", num(p->arenas_allocated));
 	set(o, "freed", num(p->arenas_freed));
@@ -333,10 +340,11 @@ static json_t *frag_json(uint64_t arena_bytes, uint64_t object_bytes, uint64_t p
 	return o;
 }
 
-static json_t *pools_json(const struct mt_pools *p)
+static json_t *pools_json(const struct mt_pools *p, const char *absent)
 {
 	json_t *o = json_object(), *ret = json_array(), *frag = json_object(),
 	       *classes = json_array();
+	set(o, "absent", absent ? cstr(absent) : json_null());
 	set(o, "pool_size", num(p->pool_size));
 	set(o, "pools_peak", num(p->pools_peak));
 	set(o, "pools_at_exit", num(p->pools_in_use));
@@ -620,13 +628,13 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
 	if (rep->intro)
 		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
-	set(root, "process", mt_process_to_json(&rep->process));
+	set(root, "process", mt_process_to_json(&rep->process, mt_object_allocator(rep)));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));
 	set(root, "domains", doms);
 	set(root, "summary", summary_json(rep));
-	set(root, "arenas", arenas_json(&rep->pools));
-	set(root, "pools", pools_json(&rep->pools));
+	set(root, "arenas", arenas_json(&rep->pools, mt_no_pymalloc_reason(rep)));
+	set(root, "pools", pools_json(&rep->pools, mt_no_pymalloc_reason(rep)));
 	set(root, "lists", lists_json(rep));
 	set(root, "sites", sites_json(rep, MT_BY_PEAK, MT_JSON_SITES, false));
 	set(root, "leaks", sites_json(rep, MT_BY_LIVE, MT_JSON_SITES, false));

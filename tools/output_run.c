@@ -171,7 +171,7 @@ static json_t *string(const char *s)
 static json_t *node_json(const struct mt_run *run, size_t i)
 {
 	const struct mt_run_proc *p = &run->procs[i];
-	json_t *o = mt_process_to_json(&p->process), *children = json_array();
+	json_t *o = mt_process_to_json(&p->process, p->object_allocator), *children = json_array();
 	char end[64];
 	bool ok = p->status == MT_REPORT_OK || p->status == MT_REPORT_TORN;
 	/* a child process by its first image; its next ones follow from it */

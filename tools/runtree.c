@@ -339,6 +339,7 @@ static void read_proc(struct mt_run_proc *p, mt_run_build_fn *build, void *arg)
 	p->events = r->events.total;
 	p->heap_peak = r->heap.peak;
 	p->live = r->heap.live;
+	p->object_allocator = r->process.have & MT_HAVE_PYTHON ? mt_object_allocator(r) : NULL;
 	p->complete = r->trace.complete;
 	p->end_reason = r->trace.end_reason;
 	p->exit_status = r->trace.exit_status;

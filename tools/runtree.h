@@ -28,6 +28,7 @@ struct mt_run_proc {
 	char error[200];           /* when status is not OK */
 	/* from the report */
 	uint64_t events, heap_peak, live;
+	const char *object_allocator; /* a Python process's, else NULL */
 	bool complete;
 	int end_reason, exit_status;
 	/* links: indexes into mt_run.procs, -1 for none */

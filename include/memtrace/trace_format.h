@@ -162,14 +162,16 @@ enum mt_header_key {
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
 	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
+	MT_H_PY_FREE_THREADED = MT_KEY_VARINT(13), /* 1: a free-threaded CPython (no
+						    * pymalloc: no pool or arena size) */
 	/* The run: the tree of processes one traced command made.  Trace ids
 	 * are random and unique in their run; 0 stands for none. */
-	MT_H_TRACE_ID = MT_KEY_VARINT(13),
-	MT_H_PARENT_TRACE = MT_KEY_VARINT(14), /* the parent process's trace */
-	MT_H_EXEC_PRED = MT_KEY_VARINT(15),    /* the image this one's exec replaced */
-	MT_H_RUN_ID = MT_KEY_VARINT(16),
-	MT_H_RUN_TOP = MT_KEY_VARINT(17),      /* 1: an image of the run's top process */
-	MT_H_RUN_NAME = MT_KEY_BYTES(18),      /* the file name NAME.trace of the run's
+	MT_H_TRACE_ID = MT_KEY_VARINT(14),
+	MT_H_PARENT_TRACE = MT_KEY_VARINT(15), /* the parent process's trace */
+	MT_H_EXEC_PRED = MT_KEY_VARINT(16),    /* the image this one's exec replaced */
+	MT_H_RUN_ID = MT_KEY_VARINT(17),
+	MT_H_RUN_TOP = MT_KEY_VARINT(18),      /* 1: an image of the run's top process */
+	MT_H_RUN_NAME = MT_KEY_BYTES(19),      /* the file name NAME.trace of the run's
 	                                          first trace; the others are
 	                                          NAME.PID.trace, NAME.PID.N.trace */
 };
