@@ -302,19 +302,26 @@ def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None,
     if quiet:
         settings["MEMTRACE_QUIET"] = "1"
     settings.update(env or {})
+    rc, stdout, stderr, pid = run_capturing(argv, clean_env(**settings), cwd or outdir,
+                                            terminal)
+    traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
+    return Run(rc, stdout, stderr, pid, traces)
+
+
+def run_capturing(argv, env, cwd, terminal=False, timeout=TIMEOUT):
+    """Runs argv to its end: (exit status, stdout, stderr, pid), with stderr
+    a terminal if asked."""
     master = slave = None
     if terminal:
         master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=clean_env(**settings), cwd=cwd or outdir,
-                            stdout=subprocess.PIPE,
+    proc = subprocess.Popen(list(map(str, argv)), env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=slave if terminal else subprocess.PIPE, text=True)
     if terminal:
         os.close(slave)
-    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    stdout, stderr = proc.communicate(timeout=timeout)
     if terminal:
         stderr = _read_terminal(master)
-    traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
-    return Run(proc.returncode, stdout, stderr, proc.pid, traces)
+    return proc.returncode, stdout, stderr, proc.pid
 
 
 class TracerTestCase(unittest.TestCase):

@@ -15,7 +15,7 @@ import textwrap
 import unittest
 from pathlib import Path
 
-from harness import CLI, LIB, PYTHONS, REPO, TracerTestCase, clean_env, prog
+from harness import CLI, LIB, PYTHONS, REPO, TracerTestCase, clean_env, prog, run_capturing
 
 KNOWN = """\
 import sys
@@ -98,10 +98,12 @@ class RunCase(TracerTestCase):
                               timeout=300, cwd=cwd or self.work,
                               env=clean_env(PATH=self.path, **(env or {})))
 
-    def preloaded(self, argv, env=None, cwd=None):
-        return subprocess.run(list(map(str, argv)), capture_output=True, text=True,
-                              timeout=300, cwd=cwd or self.work,
-                              env=clean_env(PATH=self.path, LD_PRELOAD=str(LIB), **(env or {})))
+    def preloaded(self, argv, env=None, cwd=None, terminal=False):
+        """argv under a bare LD_PRELOAD; with terminal, stderr is a terminal
+        (where the traces went is said to one only)."""
+        env = clean_env(PATH=self.path, LD_PRELOAD=str(LIB), **(env or {}))
+        rc, stdout, stderr, _ = run_capturing(argv, env, cwd or self.work, terminal, 300)
+        return subprocess.CompletedProcess(argv, rc, stdout, stderr)
 
     def plain(self, argv, cwd=None):
         return subprocess.run(list(map(str, argv)), capture_output=True, text=True,
@@ -205,7 +207,8 @@ class PyenvLikeChain(RunCase):
     def test_bare_preload(self):
         shim = self.shim()
         proc = self.preloaded([shim, "known.py", PYDIR],
-                              env={"MEMTRACE_OUTPUT": str(self.tmp / "bare.%p.trace")})
+                              env={"MEMTRACE_OUTPUT": str(self.tmp / "bare.%p.trace")},
+                              terminal=True)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         (line,) = memtrace_lines(proc.stderr)
         # the run's first trace: bare.PID.trace; the others bare.PID.PID2[.N].trace
@@ -237,7 +240,7 @@ class PyenvLikeChain(RunCase):
         shim = self.shim()
         proc = self.preloaded([shim, "known.py", PYDIR],
                               env={"MEMTRACE_OUTPUT": str(self.tmp / "s.%p.trace"),
-                                   "MEMTRACE_FLUSH_MS": "often", "MEMTRACE_QUIET": "1"})
+                                   "MEMTRACE_FLUSH_MS": "often"})
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(memtrace_lines(proc.stderr),
                          ['memtrace: ignoring MEMTRACE_FLUSH_MS="often": expected a whole '
@@ -259,13 +262,17 @@ def pyenv_shim():
     return None
 
 
-@unittest.skipUnless(pyenv_shim() and "path" in PYTHONS, "python3 on PATH is not pyenv's shim")
+# the interpreter behind python3 on PATH, as the harness found it
+PATH_PYTHON = next((exe for label, exe in PYTHONS.items() if label.endswith(" path")), None)
+
+
+@unittest.skipUnless(pyenv_shim() and PATH_PYTHON, "python3 on PATH is not pyenv's shim")
 class RealPyenvShim(RunCase):
     """`memtrace run known.py` runs the python3 on PATH: here pyenv's bash
     shim, its some 77 helpers, then the interpreter."""
 
     def test_script_through_the_shim(self):
-        interpreter = PYTHONS["path"]
+        interpreter = PATH_PYTHON
         trace = self.tmp / "pyenv.trace"
         path = "%s:%s" % (os.path.dirname(pyenv_shim()), os.environ["PATH"])
         proc = subprocess.run([str(CLI), "run", "-o", str(trace), "known.py", PYDIR],
@@ -382,7 +389,7 @@ class Make(RunCase):
 
     def test_bare_preload(self):
         self.clean()
-        proc = self.preloaded(self.argv)
+        proc = self.preloaded(self.argv, terminal=True)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         (line,) = memtrace_lines(proc.stderr)
         self.assertRegex(line, r"^memtrace: wrote %s/memtrace\.\d+\.trace \(\d+ events\); "
@@ -454,6 +461,30 @@ class ProgramTrees(TracerTestCase):
         self.assertEqual(sorted(parent["children"]), sorted(c["trace_id"] for c in children))
         for c in children:
             self.assertEqual((c["parent"], c["exec_predecessor"]), (parent["trace_id"], None))
+
+    def test_killed_child(self):
+        # a child killed with SIGKILL leaves a trace without its footer:
+        # the tree says so, and knows neither its exit status nor its losses
+        argv = ["sh", "-c", "%s 1; echo after $?" % prog("killed")]
+        run = self.run_traced_ok(argv, traces=2)
+        self.assertEqual(run.stdout.splitlines()[-1], "after 137")
+        tree = self.run_json(run)
+        shell, killed = tree["processes"]
+        self.assertEqual((shell["ended"], shell["exit_status"], shell["complete"]), ("0", 0, True))
+        self.assertEqual((killed["parent"], killed["ended"], killed["exit_status"],
+                          killed["complete"], killed["readable"]),
+                         (shell["trace_id"], "no footer", None, False, True))
+        self.assertEqual((killed["events"], killed["live_at_exit"]), (1, 1))
+        # the shell leads, the command's last program; the killed process
+        # sits in the table below it
+        self.assertEqual(tree["lead"], shell["trace_id"])
+        proc = subprocess.run([str(CLI), "report", str(run.traces[0])],
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        rest = proc.stdout[proc.stdout.index("the rest of the run, by executable"):]
+        self.assertRegex(rest, r"\n +1 +1 +1 no footer x1  killed\n")
+        rep = self.report_ok(killed["trace_file"])
+        self.assertEqual((rep["trace"]["complete"], rep["events"]["lost"]), (False, None))
 
     def test_report_selectors(self):
         run = self.run_traced_ok([prog("spawn"), prog("exec_target")], traces=3)
