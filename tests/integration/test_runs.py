@@ -169,14 +169,15 @@ class PyenvLikeChain(RunCase):
     """A bash shim runs four helpers (each a fork of bash that execs the
     helper), then execs env, which execs the interpreter: 11 traces."""
 
-    def shim(self):
+    def shim(self, python=None):
         (self.work / "version").write_text("3.11\n")
-        return self.script("shim.sh", SHIM.format(python=self.python))
+        return self.script("shim.sh", SHIM.format(python=python or self.python))
 
-    def check_tree(self, run):
+    def check_tree(self, run, python=None):
         nodes, chain = self.tree(run)
         self.assertEqual(run["run"]["traces"], 11)
-        self.assertEqual(chain, ["bash", "env", os.path.basename(os.path.realpath(self.python))])
+        self.assertEqual(chain, ["bash", "env",
+                                 os.path.basename(os.path.realpath(python or self.python))])
         top = nodes[run["run"]["processes"][0]["trace_id"]]
         helpers = [nodes[c] for c in top["children"]]
         self.assertEqual([exe_name(h) for h in helpers], ["bash"] * 4)
@@ -189,20 +190,24 @@ class PyenvLikeChain(RunCase):
                              (top["trace_id"], h["trace_id"]))
 
     def test_memtrace_run(self):
-        shim = self.shim()
-        trace = self.tmp / "chain.trace"
-        proc = self.cli("run", "-o", trace, "--", shim, "known.py", PYDIR)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(memtrace_lines(proc.stderr),
-                         ["memtrace: run %s: 11 processes traced" % trace])
-        first = proc.stdout.splitlines()[:2]
-        self.assertEqual(first[0], "memtrace report: run %s, 11 traces" % trace)
-        self.assertRegex(first[1], r"^leading with python3[.\d]* \(pid \d+, .*\): the last "
-                                   r"program the command ran$")
-        self.assertIn("the rest of the run, by executable", proc.stdout)
-        run = self.run_report(trace)
-        self.check_tree(run)
-        self.assert_leads_with_script(run, "last_program")
+        # on every interpreter: 3.13t's threads run in parallel, each with
+        # the tracer's state of its own
+        for label, python in PYTHONS.items():
+            with self.subTest(python=label):
+                shim = self.shim(python)
+                trace = self.tmp / ("chain.%s.trace" % label.replace(" ", "_"))
+                proc = self.cli("run", "-o", trace, "--", shim, "known.py", PYDIR)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                self.assertEqual(memtrace_lines(proc.stderr),
+                                 ["memtrace: run %s: 11 processes traced" % trace])
+                first = proc.stdout.splitlines()[:2]
+                self.assertEqual(first[0], "memtrace report: run %s, 11 traces" % trace)
+                self.assertRegex(first[1], r"^leading with python3[.\d]*t? \(pid \d+, .*\): "
+                                           r"the last program the command ran$")
+                self.assertIn("the rest of the run, by executable", proc.stdout)
+                run = self.run_report(trace)
+                self.check_tree(run, python)
+                self.assert_leads_with_script(run, "last_program", python)
 
     def test_bare_preload(self):
         shim = self.shim()
