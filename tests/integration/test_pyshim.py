@@ -269,8 +269,8 @@ class Coexistence(PyShimCase):
         prints pymalloc's statistics only while PyObject_Malloc is pymalloc
         itself.  Under any hook CPython takes pymalloc to be off
         (_PyMem_PymallocEnabled compares the OBJ allocator with
-        _PyObject_Malloc, Objects/obmalloc.c) and leaves the section out;
-        only a guessed layout could put it back.  A free-threaded build
+        _PyObject_Malloc, Objects/obmalloc.c) and leaves the section out
+        (README: why the tracer leaves sys alone).  A free-threaded build
         prints mimalloc's statistics whatever the hooks
         (_PyMem_MimallocEnabled is always true there)."""
         code = ["-c", "import sys; sys._debugmallocstats()"]
