@@ -1,9 +1,10 @@
 /*
  * idmap.c - linear-probing hash map for the interning tables (idmap.h).
+ * Its slots are the tracer's own mappings (ownmem.h), not heap blocks.
  */
 #include "idmap.h"
 
-#include <stdlib.h>
+#include "ownmem.h"
 
 #define DELETED UINT64_MAX
 
@@ -56,7 +57,7 @@ static int grow(struct mt_idmap *m)
 		cap *= 2;
 	struct mt_idmap_slot *old = m->slots;
 	size_t old_cap = m->cap;
-	m->slots = calloc(cap, sizeof *m->slots);
+	m->slots = mt_own_map(cap * sizeof *m->slots);
 	if (!m->slots) {
 		m->slots = old;
 		return -1;
@@ -66,7 +67,7 @@ static int grow(struct mt_idmap *m)
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i].id != 0 && old[i].id != DELETED)
 			insert(m, old[i].a, old[i].b, old[i].c, old[i].id);
-	free(old);
+	mt_own_unmap(old, old_cap * sizeof *old);
 	return 0;
 }
 
@@ -87,7 +88,7 @@ void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 
 void mt_idmap_clear(struct mt_idmap *m)
 {
-	free(m->slots);
+	mt_own_unmap(m->slots, m->cap * sizeof *m->slots);
 	m->slots = NULL;
 	m->cap = m->used = 0;
 }

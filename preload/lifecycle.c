@@ -24,7 +24,9 @@
 #include "codec.h"
 #include "meta.h"
 #include "native.h"
+#include "ownmem.h"
 #include "pyshim.h"
+#include "sampler.h"
 #include "threads.h"
 #include "tracer.h"
 #include "writer.h"
@@ -100,6 +102,7 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 	n = mt_kv_put_bytes(buf, n, MT_H_ARGV, scratch, argv);
 	if (mt_native_on)
 		n = mt_kv_put_u64(buf, n, MT_H_NATIVE_DEPTH, (uint64_t)mt_cfg.native_depth);
+	n = mt_sampler_header(buf, n);
 	return mt_py_header(buf, n);
 }
 
@@ -139,14 +142,16 @@ static void open_trace(void)
 		mt_tracer_fail("cannot create %s (%s)", mt_cfg.output, strerror(errno));
 		return;
 	}
-	char *scratch = malloc(HEADER_ARGV_MAX);
-	uint8_t *hdr = malloc(HEADER_ARGV_MAX + 8192);
+	/* Not heap blocks: freeing a block this large would raise glibc's mmap
+	 * threshold for the rest of the program. */
+	char *scratch = mt_own_map(HEADER_ARGV_MAX);
+	uint8_t *hdr = mt_own_map(HEADER_ARGV_MAX + 8192);
 	if (!scratch || !hdr)
 		mt_tracer_fail("out of memory");
 	else
 		mt_writer_start(mt_cfg.output, fd, hdr, build_header(hdr, scratch, HEADER_ARGV_MAX));
-	free(scratch);
-	free(hdr);
+	mt_own_unmap(scratch, HEADER_ARGV_MAX);
+	mt_own_unmap(hdr, HEADER_ARGV_MAX + 8192);
 	close(fd);
 }
 
@@ -155,15 +160,18 @@ static void open_trace(void)
 static void fork_prepare(void)
 {
 	mt_threads_fork_prepare();
+	mt_own_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	mt_own_fork_parent();
 	mt_threads_fork_parent();
 }
 
 static void fork_child(void)
 {
+	mt_own_fork_child();
 	mt_threads_fork_child();
 	mt_writer_fork_child();
 	mt_meta_fork_child();
@@ -181,6 +189,7 @@ __attribute__((constructor)) static void mt_init(void)
 	struct mt_ring *r = mt_internal_enter();
 	if (mt_tracer_start()) {
 		mt_config_load();
+		mt_sampler_start();
 		mt_threads_init();
 		mt_py_start();
 		if (mt_cfg.native_depth)
