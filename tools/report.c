@@ -42,6 +42,14 @@ const char *mt_end_reason_name(int reason)
 
 /* ---- live blocks ----------------------------------------------------------- */
 
+static inline uint64_t unpack_size(struct ctx *c, int dom, uint64_t addr, uint64_t val,
+				   bool take);
+
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val)
+{
+	return unpack_size(c, dom, addr, val, false);
+}
+
 static inline uint64_t pack(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag)
 {
 	uint64_t unused;
@@ -468,6 +476,19 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 	case MT_REC_MARK:
 		if (marks_mark(c, r->value))
 			c->oom = true;
+		memory_mark(c);
+		break;
+	case MT_REC_MMAP:
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_IN:
+		rep->events.total++;
+		mappings_record(c, r);
+		break;
+	case MT_REC_MREMAP_OUT:
+		mappings_record(c, r);
+		break;
+	case MT_REC_SAMPLE:
+		memory_sample(c, r);
 		break;
 	case MT_REC_MODULE:
 	case MT_REC_MODULE_GONE:
@@ -536,6 +557,16 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_H_PY_DEPTH:
 		p->py_depth = kv->u64;
 		return 0;
+	case MT_H_RSS_MS:
+		c->rep->memory.rss_ms = kv->u64;
+		c->rep->memory.have_rss_ms = true;
+		return 0;
+	case MT_H_START_BRK:
+		c->rep->memory.start_brk = kv->u64;
+		return 0;
+	case MT_H_MALLOC:
+		c->rep->memory.malloc_kind = kv->u64 <= MT_MALLOC_OTHER ? (int)kv->u64 : 0;
+		return 0;
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -554,6 +585,12 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_F_REASON:
 		c->rep->trace.end_reason =
 			kv->u64 <= MT_END__EXIT ? (int)kv->u64 : MT_REASON_UNKNOWN;
+		break;
+	case MT_F_SAMPLES:
+		c->rep->memory.samples = kv->u64;
+		break;
+	case MT_F_SAMPLE_US:
+		c->rep->memory.sample_us = kv->u64;
 		break;
 	}
 }
@@ -831,6 +868,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	err |= pools_init(c);
 	err |= lists_init(c);
 	err |= timeline_init(c);
+	err |= mappings_init(c);
 	return err || !c->threads ? -1 : 0;
 }
 
@@ -846,6 +884,7 @@ static void ctx_free(struct ctx *c)
 	stacks_free(c);
 	pools_free(c);
 	lists_free(c);
+	mappings_free(c);
 }
 
 static void finish(struct ctx *c, enum mt_report_status st)
@@ -865,6 +904,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	sites_finish(c);
 	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
+	mappings_finish(c);
+	memory_finish(c);
 	rep->heap.live_blocks = rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks);
 }
 
@@ -926,6 +967,14 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
+	free(rep->mappings.largest);
+	free(rep->memory.points);
+	free(rep->memory.at_marks);
+	free(rep->memory.marks_top);
+	rep->mappings.largest = NULL;
+	rep->memory.points = rep->memory.at_marks = NULL;
+	rep->memory.marks_top = NULL;
+	rep->mappings.nlargest = rep->memory.npoints = rep->memory.nat_marks = 0;
 	mt_native_free(rep->native);
 	rep->native = NULL;
 	rep->strings = NULL;
