@@ -80,6 +80,8 @@ struct thread {
 struct arena_slot {
 	uint64_t base, size;
 	uint64_t live_objects, live_bytes, pools_in_use;
+	uint64_t pools_touched; /* pymalloc uses an arena's pools in address order:
+				   those below this one have been written to */
 	uint32_t *tags;   /* per granule: tag | ATAG_* (0: no block there) */
 	uint16_t *sizes;  /* per granule: the requested size */
 	bool is_arena, used;
@@ -324,8 +326,8 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr);
 void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr);
 /* A block enters or leaves pool *pool (a pools_ref() result) of arena a;
  * keep_class: an in-place realloc, the pool keeps its size class. */
-void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size,
-		     bool keep_class);
+void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t addr,
+		     uint64_t size, bool keep_class);
 void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size);
 /* Makes the tables of a; -1 when out of memory. */
 int pools_tables(struct ctx *c, struct arena_slot *a);

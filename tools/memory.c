@@ -46,6 +46,7 @@ static void point_now(struct ctx *c, const struct mt_rec *r, struct mt_mem_point
 	p->arenas = rep->pools.arenas_live * rep->pools.arena_size;
 	p->pools = rep->pools.pools_in_use * rep->pools.pool_size;
 	p->empty_arenas = rep->pools.arenas_empty * rep->pools.arena_size;
+	p->touched = rep->pools.pools_touched * rep->pools.pool_size;
 	p->frame_stacks = rep->pools.other_bytes;
 	p->mmap_anon = rep->mappings.anon_bytes;
 	p->mmap_file = rep->mappings.file_bytes;
@@ -233,7 +234,8 @@ void memory_finish(struct ctx *c)
 static const char *const part_keys[MT_PART_COUNT] = {
 	"file_backed", "glibc_free_top", "glibc_free_below_top", "glibc_overhead",
 	"pymalloc_pools_free", "pymalloc_empty_pools", "pymalloc_empty_arenas",
-	"frame_stacks", "mmap_anonymous", "memtrace", "brk_not_resident", "rest",
+	"frame_stacks", "mmap_anonymous", "memtrace", "brk_not_resident", "arenas_untouched",
+	"rest",
 };
 
 static const char *const part_texts[MT_PART_COUNT] = {
@@ -249,9 +251,32 @@ static const char *const part_texts[MT_PART_COUNT] = {
 	"the program's anonymous mappings (mmap domain)",
 	"memtrace's own memory (rings, buffers, compressor)",
 	"minus: brk heap pages not resident (never touched, or given back by malloc_trim)",
+	"minus: pymalloc arena pages never touched (pools it has not used yet)",
 	"the rest of RssAnon: thread stacks, static data, the interpreter's own mappings, "
 	"less pages never touched outside the brk heap (not told apart)",
 };
+
+/* Short, for text tables. */
+static const char *const part_labels[MT_PART_COUNT] = {
+	"file-backed pages (code, libraries, files)",
+	"glibc: free at its heap top",
+	"glibc: freed blocks kept below live ones",
+	"glibc: chunk headers, caches, pre-trace blocks",
+	"pymalloc: free space in pools in use",
+	"pymalloc: empty pools in arenas with objects",
+	"pymalloc: arenas with no pool in use",
+	"CPython's frame stacks",
+	"the program's anonymous mappings",
+	"memtrace's own (rings, buffers, compressor)",
+	"minus: brk heap pages not resident",
+	"minus: arena pools never touched",
+	"the rest (stacks, static data; not told apart)",
+};
+
+const char *mt_part_label(int part)
+{
+	return part_labels[part];
+}
 
 const char *mt_part_key(int part)
 {
@@ -300,6 +325,7 @@ void mt_memory_breakdown(const struct mt_report *rep, const struct mt_mem_point 
 		uint64_t size = ((v[MT_S_BRK] + mask) & ~mask) - start;
 		part(b, MT_PART_BRK_UNTOUCHED, true, -(int64_t)(size - v[MT_S_BRK_RESIDENT]));
 	}
+	part(b, MT_PART_ARENA_UNTOUCHED, true, (int64_t)p->touched - (int64_t)p->arenas);
 	bool all = b->have_rss;
 	int64_t rest = (int64_t)b->anon - (int64_t)b->requested;
 	for (int k = MT_PART_GLIBC_TOP; k < MT_PART_REST; k++) {

@@ -604,6 +604,7 @@ static json_t *mem_point_json(const struct mt_report *rep, const struct mt_mem_p
 	set(o, "arenas", num(p->arenas));
 	set(o, "pools", num(p->pools));
 	set(o, "empty_arenas", num(p->empty_arenas));
+	set(o, "arenas_touched", num(p->touched));
 	set(o, "frame_stacks", num(p->frame_stacks));
 	set(o, "mmap", num(p->mmap_anon + p->mmap_file));
 	set(o, "mmap_anonymous", num(p->mmap_anon));

@@ -112,7 +112,8 @@ static inline void account_in(struct ctx *c, int dom, uint64_t size, uint32_t ta
 	if (val_site(tag) != SITE_LAYERED)
 		site_add(c, val_site(tag), size);
 	if (w->a)
-		pools_block_add(c, w->pool, w->a, size, keep_class);
+		pools_block_add(c, w->pool, w->a, w->a->base + (w->g << GRANULE_SHIFT), size,
+				keep_class);
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */

@@ -103,6 +103,7 @@ struct mt_pools {
 	uint64_t arena_size, pool_size;
 	uint64_t arenas_allocated, arenas_freed, arenas_live, arenas_peak;
 	uint64_t arenas_empty;                             /* mapped, no pool in use */
+	uint64_t pools_touched;   /* pools of mapped arenas that ever held a block */
 	uint64_t arena_bytes_live;                         /* all arena-allocator blocks */
 	uint64_t other_allocated, other_freed, other_bytes, other_bytes_peak;
 	uint64_t pools_in_use, pools_peak;
@@ -219,6 +220,7 @@ struct mt_mem_point {
 	uint64_t arenas;        /* pymalloc arenas mapped, in bytes */
 	uint64_t pools;         /* bytes of pools in use */
 	uint64_t empty_arenas;  /* bytes of arenas without a pool in use */
+	uint64_t touched;       /* bytes of arena pools ever used (written to) */
 	uint64_t frame_stacks;  /* CPython's other arena-allocator blocks */
 	uint64_t mmap_anon, mmap_file; /* the mmap domain */
 };
@@ -269,6 +271,7 @@ enum mt_part {
 	MT_PART_MMAP,          /* the program's anonymous mappings */
 	MT_PART_MEMTRACE,      /* memtrace's own resident memory */
 	MT_PART_BRK_UNTOUCHED, /* minus: brk heap pages not resident */
+	MT_PART_ARENA_UNTOUCHED, /* minus: arena pages pymalloc never used */
 	MT_PART_REST,          /* the rest of RssAnon, not told apart */
 	MT_PART_COUNT,
 };
@@ -287,6 +290,7 @@ void mt_memory_breakdown(const struct mt_report *rep, const struct mt_mem_point 
 /* "file_backed", ... as used in every output; and what a part is. */
 const char *mt_part_key(int part);
 const char *mt_part_text(int part);
+const char *mt_part_label(int part); /* short: for tables */
 /* The sample's RSS, false when it has none. */
 bool mt_mem_rss(const struct mt_mem_point *p, uint64_t *rss);
 
