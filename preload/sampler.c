@@ -11,7 +11,9 @@
  * free chunks here), during which the program's mallocs wait.  The writer
  * therefore takes the allocator figures only while they cost at most 1%
  * of the time since it last took them; /proc/self/status (10-15 us) and
- * the program break come with every sample.
+ * the program break come with every sample.  Costs are the writer's CPU
+ * time: on a loaded machine a descheduled writer would otherwise look
+ * expensive and stop taking them.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
@@ -40,11 +42,21 @@ static struct {
 	uint64_t samples, cost_us;
 } smp;
 
-static uint64_t mono_us(void)
+static uint64_t clock_us(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t mono_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
+}
+
+static uint64_t cpu_us(void)
+{
+	return clock_us(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /* A small /proc file into buf, NUL-terminated; its length, 0 on failure. */
@@ -149,21 +161,21 @@ static void allocator(struct mt_sample *s, uint64_t brk)
 void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full)
 {
 	int saved = errno;
+	uint64_t start = full ? 0 : cpu_us();
 	uint64_t brk = (uint64_t)(uintptr_t)sbrk(0);
 	s->mask = 0;
 	resident(s);
 	if (brk != (uint64_t)-1)
 		put(s, MT_S_BRK, brk);
 	if (full || now_us >= smp.next_alloc_us) {
-		uint64_t t0 = mono_us();
+		uint64_t t0 = full ? 0 : cpu_us();
 		allocator(s, brk);
-		uint64_t cost = mono_us() - t0;
 		if (!full)
-			smp.next_alloc_us = now_us + BUDGET * cost;
+			smp.next_alloc_us = now_us + BUDGET * (cpu_us() - t0);
 	}
 	if (!full) {
 		smp.samples++;
-		smp.cost_us += mono_us() - now_us;
+		smp.cost_us += cpu_us() - start;
 		uint64_t step = mt_cfg.rss_ms * 1000ull;
 		/* on a fixed grid, so that a late round does not shift the rest */
 		smp.next_us = smp.next_us + step > now_us ? smp.next_us + step : now_us + step;

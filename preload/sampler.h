@@ -29,7 +29,7 @@ uint64_t mt_sampler_wait_us(uint64_t now_us);
  * cost would exceed 1% of the time between them.  Counts the writer's
  * samples and their cost unless full. */
 void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full);
-/* Samples taken by the writer, and microseconds it spent on them. */
+/* Samples taken by the writer, and the CPU microseconds it spent on them. */
 void mt_sampler_totals(uint64_t *samples, uint64_t *us);
 
 /* A MARK event with the label's string id and, right behind it in the

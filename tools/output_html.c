@@ -181,6 +181,8 @@ static void nav(struct page *p)
 {
 	const json_t *r = p->r;
 	he_raw(&p->e, "<nav><a href=\"#summary\">Summary</a><a href=\"#heap\">Heap</a>");
+	if (jg_len(jg_arr(jg_obj(r, "timeline"), "samples")))
+		he_raw(&p->e, "<a href=\"#memory\">Memory</a>");
 	if (p->python)
 		he_raw(&p->e, "<a href=\"#pools\">Arenas and pools</a>");
 	he_raw(&p->e, "<a href=\"#sizes\">Sizes</a>");
@@ -564,6 +566,7 @@ static void page_data(struct page *p, const struct hp_timeline *tl)
 		json_object_set_new(t, hp_timeline_keys[k], col);
 	}
 	json_object_set_new(d, "timeline", t);
+	html_memory_data(p, d);
 	if (f && hp_num(f, "value") > 0) {
 		json_t *tree = flame_data(f, hp_num(f, "value") * FLAME_MIN_SHARE, 0);
 		json_object_set_new(d, "flame", tree ? tree : json_null());
@@ -603,6 +606,7 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	he_raw(&p.e, "<main>");
 	summary(&p);
 	heap_charts(&p, &tl);
+	html_memory_section(&p);
 	if (!p.python)
 		he_raw(&p.e, "<section class=\"slim\"><p class=\"note\">Not a Python process: no "
 			     "pymalloc arenas, pools or list buffers to show.</p></section>");

@@ -234,7 +234,7 @@ enum mt_footer_key {
 	MT_F_REASON = MT_KEY_VARINT(6),  /* enum mt_end_reason */
 	MT_F_BLOCKS = MT_KEY_VARINT(7),  /* event blocks before this footer */
 	MT_F_SAMPLES = MT_KEY_VARINT(8), /* SAMPLE records written */
-	MT_F_SAMPLE_US = MT_KEY_VARINT(9), /* microseconds spent taking them */
+	MT_F_SAMPLE_US = MT_KEY_VARINT(9), /* the writer's CPU microseconds for them */
 };
 
 enum mt_end_reason {
