@@ -23,6 +23,7 @@
 
 #include "codec.h"
 #include "meta.h"
+#include "mappings.h"
 #include "native.h"
 #include "ownmem.h"
 #include "pyshim.h"
@@ -190,6 +191,7 @@ __attribute__((constructor)) static void mt_init(void)
 	if (mt_tracer_start()) {
 		mt_config_load();
 		mt_sampler_start();
+		mt_mappings_start();
 		mt_threads_init();
 		mt_py_start();
 		if (mt_cfg.native_depth)

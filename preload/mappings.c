@@ -7,8 +7,12 @@
  * (Python's mmap module, a JIT, a custom allocator).  glibc's own mappings
  * (large malloc chunks, thread stacks) and the loader's never do.  Calls
  * are not recorded when they come from the tracer itself (by return
- * address), from inside its internal sections, or from a thread inside an
- * allocator recorded otherwise (mt_mappings_hide).
+ * address), from inside its internal sections, from a thread inside an
+ * allocator recorded otherwise (mt_mappings_hide), or from the code of a
+ * CPython interpreter: its arena allocator's blocks are ARENA events, and
+ * the mimalloc of free-threaded builds reserves 1 GiB at a time with
+ * MAP_NORESERVE and commits it page by page without mmap, so that what it
+ * maps says nothing of what it uses (its pages are in RSS).
  *
  * The order across threads follows malloc's: munmap is recorded before the
  * call, like free, since another thread may be handed the same pages once
@@ -22,6 +26,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -47,6 +52,9 @@ static struct {
 	mremap_fn *mremap;
 	int resolving;
 } real;
+
+/* The code of the interpreter, in a CPython process: [start, end). */
+static uintptr_t interp_start, interp_end;
 
 /* Threads inside an allocator whose mappings are recorded otherwise. */
 static struct {
@@ -94,7 +102,44 @@ static inline int traced(const void *ra)
 {
 	if ((const char *)ra >= __ehdr_start && (const char *)ra < etext)
 		return 0;
+	if ((uintptr_t)ra - interp_start < interp_end - interp_start)
+		return 0;
 	return !__atomic_load_n(&hide.count, __ATOMIC_ACQUIRE) || !hidden_thread();
+}
+
+/* The executable segment of the loaded object that holds data->addr. */
+struct segment {
+	uintptr_t addr, start, end;
+};
+
+static int find_segment(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct segment *s = arg;
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && s->addr - lo < ph->p_memsz) {
+			s->start = lo;
+			s->end = lo + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void mt_mappings_start(void)
+{
+	void *api = dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+	if (!api) {
+		dlerror(); /* formats the message: see pyshim.c's sym() */
+		dlerror(); /* frees it */
+		return;
+	}
+	struct segment s = {(uintptr_t)api, 0, 0};
+	dl_iterate_phdr(find_segment, &s);
+	interp_start = s.start;
+	interp_end = s.end;
 }
 
 static void resolve(void)

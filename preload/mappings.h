@@ -14,4 +14,10 @@
 int mt_mappings_hide(void);
 void mt_mappings_show(int slot);
 
+/* At start-up: in a CPython process, the calls the interpreter's own code
+ * makes are its allocators' (pymalloc's arenas, mimalloc's reservations
+ * in free-threaded and PYTHONMALLOC=mimalloc builds), not the program's
+ * mappings. */
+void mt_mappings_start(void);
+
 #endif
