@@ -162,7 +162,9 @@ static void series_add(struct ctx *c, const struct mt_mem_point *p)
 static void at_mark(struct ctx *c, const struct mt_mem_point *p)
 {
 	struct mt_memory *m = &c->rep->memory;
-	if (!c->rep->nmarks)
+	/* a step keeps the sample of its first mark (past MT_MARKS_MAX, marks
+	 * extend the last step) */
+	if (!c->rep->nmarks || c->rep->marks[c->rep->nmarks - 1].mem)
 		return;
 	if (m->nat_marks == c->mem.marks_cap) {
 		size_t cap = c->mem.marks_cap;
