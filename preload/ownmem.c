@@ -165,10 +165,10 @@ uint64_t mt_own_mapped(void)
 	return n;
 }
 
-/* A vector's worth of pages at a time. */
+/* A vector's worth of pages (8 MiB) per system call. */
 uint64_t mt_resident_bytes(uintptr_t addr, size_t len)
 {
-	unsigned char vec[256];
+	unsigned char vec[2048];
 	uint64_t pages = 0;
 	while (len) {
 		size_t chunk = len < sizeof vec * PAGE ? len : sizeof vec * PAGE;

@@ -33,6 +33,8 @@
 #include "record.h"
 
 #define BUDGET 100 /* the allocator figures: at most 1/BUDGET of the time */
+#define OWN_US 1000000 /* the tracer's own resident pages change slowly: the
+			  writer measures them once a second (marks always) */
 
 static struct {
 	uint64_t start_brk; /* 0: unknown */
@@ -40,6 +42,7 @@ static struct {
 	/* the writer's schedule and costs */
 	uint64_t next_us, next_alloc_us;
 	uint64_t samples, cost_us;
+	uint64_t own_us, own_resident; /* the writer's last measure of its own */
 } smp;
 
 static uint64_t clock_us(clockid_t id)
@@ -139,7 +142,7 @@ static void resident(struct mt_sample *s)
 	status_field(s, MT_S_RSS_SHMEM, buf, "\nRssShmem:");
 }
 
-static void allocator(struct mt_sample *s, uint64_t brk)
+static void allocator(struct mt_sample *s, uint64_t brk, uint64_t now_us, int full)
 {
 	if (smp.start_brk && brk >= smp.start_brk) {
 		size_t page = (size_t)getpagesize();
@@ -155,7 +158,15 @@ static void allocator(struct mt_sample *s, uint64_t brk)
 		put(s, MT_S_GLIBC_TOP, mi.keepcost);
 	}
 	put(s, MT_S_OWN_MAPPED, mt_own_mapped());
-	put(s, MT_S_OWN_RESIDENT, mt_own_resident());
+	if (full) {
+		put(s, MT_S_OWN_RESIDENT, mt_own_resident());
+		return;
+	}
+	if (!smp.own_us || now_us - smp.own_us >= OWN_US) {
+		smp.own_resident = mt_own_resident();
+		smp.own_us = now_us;
+	}
+	put(s, MT_S_OWN_RESIDENT, smp.own_resident);
 }
 
 void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full)
@@ -169,7 +180,7 @@ void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full)
 		put(s, MT_S_BRK, brk);
 	if (full || now_us >= smp.next_alloc_us) {
 		uint64_t t0 = full ? 0 : cpu_us();
-		allocator(s, brk);
+		allocator(s, brk, now_us, full);
 		if (!full)
 			smp.next_alloc_us = now_us + BUDGET * (cpu_us() - t0);
 	}
@@ -198,7 +209,7 @@ void mt_sampler_totals(uint64_t *samples, uint64_t *us)
 
 void mt_sampler_fork_child(void)
 {
-	smp.next_us = smp.next_alloc_us = 0;
+	smp.next_us = smp.next_alloc_us = smp.own_us = 0;
 	smp.samples = smp.cost_us = 0;
 }
 
