@@ -737,7 +737,7 @@ static void memory_section(FILE *out, const struct mt_report *rep)
 {
 	static const char *const head[] = { "", "time", "RSS", "RssAnon", "file-backed",
 					    "requested", "glibc held", "arenas", "mmap",
-					    "memtrace", "step" };
+					    "memtrace", "mark" };
 	const struct mt_memory *m = &rep->memory;
 	char a[32];
 	struct table t;
