@@ -162,6 +162,14 @@ static void heap_top(struct page *p, const json_t *b, const char *when)
 	const json_t *top = jg_obj(b, "heap_top"), *by = jg_obj(top, "held_by");
 	if (!by)
 		return;
+	if (hp_num(top, "gap") > 0) {
+		he_fmt(&p->e, "<p class=\"note\">%s, the heap top is held by a chunk the trace "
+			      "does not show live (in glibc's caches, or from before tracing), up to "
+			      "%s above the highest live block; glibc keeps the %s freed below the "
+			      "top.</p>", when, hf_bytes(hp_num(top, "gap")).s,
+		       hf_bytes(hp_num(top, "free_below_top")).s);
+		return;
+	}
 	he_fmt(&p->e, "<p class=\"note\">%s, the heap top is held by a live block of %s at "
 		      "0x%llx, ", when, hf_bytes(hp_num(by, "size")).s,
 	       (unsigned long long)hp_num(by, "address"));

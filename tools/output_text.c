@@ -685,19 +685,23 @@ static const char *part_unmeasured(const struct mt_report *rep, int k)
 
 static void top_block_text(FILE *out, const struct mt_report *rep, const struct mt_top_block *tb)
 {
-	char a[27], b[27];
+	char a[27], b[27], c[27];
 	if (!tb->known || !tb->found)
 		return;
 	const struct mt_site *s = tb->site < rep->nsites ? &rep->sites[tb->site] : NULL;
 	char *name = s ? site_name(rep, s, true) : NULL;
-	fprintf(out, "    the heap top is held by a live block of %s bytes at 0x%llx (%s):\n"
-		"    while it lives, the %s free bytes below it stay with glibc\n",
-		grouped(tb->size, a), (unsigned long long)tb->address, name ? name : "?",
-		grouped(tb->below_free, b));
-	if (tb->gap)
-		fprintf(out, "    (%s bytes between it and the top are chunks the trace does not "
-			"show live: glibc's caches, or blocks from before tracing)\n",
-			grouped(tb->gap, a));
+	if (!tb->gap)
+		fprintf(out, "    the heap top is held by a live block of %s bytes at 0x%llx (%s):\n"
+			"    while it lives, the %s free bytes below it stay with glibc\n",
+			grouped(tb->size, a), (unsigned long long)tb->address, name ? name : "?",
+			grouped(tb->below_free, b));
+	else
+		fprintf(out, "    the heap top is held by a chunk the trace does not show live (in "
+			"glibc's caches, or from before tracing),\n    up to %s bytes above the "
+			"highest live block (%s bytes at 0x%llx, %s); %s free bytes below the top "
+			"stay with glibc\n",
+			grouped(tb->gap, a), grouped(tb->size, b), (unsigned long long)tb->address,
+			name ? name : "?", grouped(tb->below_free, c));
 	free(name);
 }
 
