@@ -1,8 +1,9 @@
 /*
  * sampler.c - what the OS sees of the process: resident memory by kind
- * (/proc/self/status), glibc's own view of its heap (mallinfo2 and the
- * program break), the brk heap's resident pages (mincore), and the
- * tracer's own mappings.  The writer thread samples every MEMTRACE_RSS_MS,
+ * (the sampling thread's /proc status: the writer reads it each round
+ * anyway, to see whether the program's threads are all gone), glibc's own
+ * view of its heap (mallinfo2 and the program break), the brk heap's
+ * resident pages (mincore), and the tracer's own mappings.  The writer thread samples every MEMTRACE_RSS_MS,
  * so the traced threads pay nothing for it; a thread that marks a step
  * samples at its mark, where the figures belong to the step.
  *
@@ -10,7 +11,7 @@
  * held: on a fragmented heap that takes milliseconds (48 ms for 500,000
  * free chunks here), during which the program's mallocs wait.  The writer
  * therefore takes the allocator figures only while they cost at most 1%
- * of the time since it last took them; /proc/self/status (10-15 us) and
+ * of the time since it last took them; the /proc status (10-15 us) and
  * the program break come with every sample.  Costs are the writer's CPU
  * time: on a loaded machine a descheduled writer would otherwise look
  * expensive and stop taking them.
@@ -62,8 +63,7 @@ static uint64_t cpu_us(void)
 	return clock_us(CLOCK_THREAD_CPUTIME_ID);
 }
 
-/* A small /proc file into buf, NUL-terminated; its length, 0 on failure. */
-static size_t read_proc(const char *path, char *buf, size_t cap)
+size_t mt_proc_read(const char *path, char *buf, size_t cap)
 {
 	int saved = errno;
 	int fd = mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC));
@@ -82,7 +82,7 @@ static size_t read_proc(const char *path, char *buf, size_t cap)
 static uint64_t start_brk(void)
 {
 	char buf[1024];
-	read_proc("/proc/self/stat", buf, sizeof buf);
+	mt_proc_read("/proc/self/stat", buf, sizeof buf);
 	char *p = strrchr(buf, ')');
 	for (int field = 2; p && field < 47; field++)
 		p = strchr(p + 1, ' ');
@@ -132,14 +132,16 @@ static void status_field(struct mt_sample *s, int field, const char *text, const
 		put(s, field, strtoull(p + strlen(name), NULL, 10) * 1024);
 }
 
-static void resident(struct mt_sample *s)
+static void resident(struct mt_sample *s, const char *status)
 {
 	char buf[4096];
-	if (!read_proc("/proc/self/status", buf, sizeof buf))
+	if (!status)
+		status = mt_proc_read(MT_PROC_STATUS, buf, sizeof buf) ? buf : NULL;
+	if (!status)
 		return;
-	status_field(s, MT_S_RSS_ANON, buf, "\nRssAnon:");
-	status_field(s, MT_S_RSS_FILE, buf, "\nRssFile:");
-	status_field(s, MT_S_RSS_SHMEM, buf, "\nRssShmem:");
+	status_field(s, MT_S_RSS_ANON, status, "\nRssAnon:");
+	status_field(s, MT_S_RSS_FILE, status, "\nRssFile:");
+	status_field(s, MT_S_RSS_SHMEM, status, "\nRssShmem:");
 }
 
 static void allocator(struct mt_sample *s, uint64_t brk, uint64_t now_us, int full)
@@ -169,13 +171,13 @@ static void allocator(struct mt_sample *s, uint64_t brk, uint64_t now_us, int fu
 	put(s, MT_S_OWN_RESIDENT, smp.own_resident);
 }
 
-void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full)
+void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full, const char *status)
 {
 	int saved = errno;
 	uint64_t start = full ? 0 : cpu_us();
 	uint64_t brk = (uint64_t)(uintptr_t)sbrk(0);
 	s->mask = 0;
-	resident(s);
+	resident(s, status);
 	if (brk != (uint64_t)-1)
 		put(s, MT_S_BRK, brk);
 	if (full || now_us >= smp.next_alloc_us) {
@@ -226,7 +228,7 @@ void mt_sampler_mark(uint64_t label)
 	struct mt_sample s = {0};
 	int n = mt_cfg.rss_ms ? MT_SAMPLE_PARTS : 0;
 	if (n)
-		mt_sampler_take(&s, mono_us(), 1);
+		mt_sampler_take(&s, mono_us(), 1, NULL);
 	struct mt_ring *r = mt_record_begin(1 + (uint64_t)n);
 	if (!r)
 		return;

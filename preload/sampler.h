@@ -27,8 +27,16 @@ uint64_t mt_sampler_wait_us(uint64_t now_us);
 /* Takes a sample.  full: every figure (a mark, the end); otherwise the
  * writer's periodic one, whose allocator figures are left out while their
  * cost would exceed 1% of the time between them.  Counts the writer's
- * samples and their cost unless full. */
-void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full);
+ * samples and their cost unless full.  status: the calling thread's
+ * MT_PROC_STATUS if it has just read it, else NULL. */
+void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full, const char *status);
+
+/* The calling thread's status: resident memory, and the process's number
+ * of threads (the thread group leader's would lack the memory once the
+ * leader has exited). */
+#define MT_PROC_STATUS "/proc/thread-self/status"
+/* A small /proc file into buf, NUL-terminated; its length, 0 on failure. */
+size_t mt_proc_read(const char *path, char *buf, size_t cap);
 /* Samples taken by the writer, and the CPU microseconds it spent on them. */
 void mt_sampler_totals(uint64_t *samples, uint64_t *us);
 

@@ -381,14 +381,15 @@ static struct cursor *cursors(size_t n)
 	return w.cur;
 }
 
-/* A periodic sample, after the ring heads were read (see drain_round). */
-static void sample_if_due(int multi)
+/* A periodic sample, after the ring heads were read (see drain_round):
+ * status, this round's read of /proc, if the round made one. */
+static void sample_if_due(int multi, const char *status)
 {
 	uint64_t now = mono_us();
 	if (w.sample_due || mt_sampler_wait_us(now))
 		return;
 	w.sample_ts = multi ? mt_clock_stamp() : 0;
-	mt_sampler_take(&w.sample, now, 0);
+	mt_sampler_take(&w.sample, now, 0, status);
 	w.sample_due = 1;
 }
 
@@ -400,7 +401,7 @@ static void put_due_sample(void)
 }
 
 /* One round: returns the number of events still visible but held back. */
-static uint64_t drain_round(void)
+static uint64_t drain_round(const char *status)
 {
 	int multi = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE);
 	uint64_t t0 = 0, horizon = UINT64_MAX, pending = 0;
@@ -441,7 +442,7 @@ static uint64_t drain_round(void)
 		any = cur[i].pos != cur[i].end;
 	if (any)
 		stamp_time();
-	sample_if_due(multi);
+	sample_if_due(multi, status);
 	if (w.sample_due) {
 		/* after the events stamped before it: with one thread, all that
 		 * were published when it was taken */
@@ -463,7 +464,7 @@ static uint64_t drain_round(void)
 /* For a sync: everything published before the request goes out. */
 static void drain_all(void)
 {
-	for (int i = 0; i < SYNC_ROUNDS && drain_round(); i++) {
+	for (int i = 0; i < SYNC_ROUNDS && drain_round(NULL); i++) {
 		struct timespec ts = {0, 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -498,7 +499,7 @@ static int serve_sync(void)
 		put_due_sample();
 	if (mt_cfg.rss_ms) {
 		/* the figures at the end */
-		mt_sampler_take(&w.sample, mono_us(), 1);
+		mt_sampler_take(&w.sample, mono_us(), 1, NULL);
 		put_due_sample();
 	}
 	flush_events();
@@ -508,38 +509,26 @@ static int serve_sync(void)
 	return stop;
 }
 
-/* Reads the number of threads of this process and whether its first
- * thread has exited (a zombie leader still counts in the number). */
-static int proc_threads(int *leader_gone)
+/* Whether the first thread has exited: a zombie leader still counts in
+ * the number of threads. */
+static int leader_gone(void)
 {
 	char buf[1024], path[64];
-	int fd = mt_fd_off_std(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	char *p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
-	long threads = 0;
-	/* after the command name: state, then 16 fields, then num_threads */
-	for (int field = 0; p && field < 18; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || (threads = strtol(p + 1, NULL, 10)) <= 0)
-		return -1;
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
-	fd = mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC));
-	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
-	*leader_gone = p && p[1] == ' ' && p[2] == 'Z';
-	return (int)threads;
+	char *p = mt_proc_read(path, buf, sizeof buf) ? strrchr(buf, ')') : NULL;
+	return p && p[1] == ' ' && p[2] == 'Z';
 }
 
 /* A process ends when its last thread calls pthread_exit; our threads must
- * not keep it alive.  When only they are left, end it as glibc would have. */
-static void end_if_program_gone(void)
+ * not keep it alive.  When only they are left, end it as glibc would have.
+ * status: this thread's /proc status, read once per round for this and
+ * for a sample (every file the tracer opens is, for a moment, a descriptor
+ * a program listing its own could see). */
+static void end_if_program_gone(const char *status)
 {
-	int leader_gone = 0, threads = proc_threads(&leader_gone);
-	if (threads > 0 && threads - leader_gone <= 1) /* this thread alone */
+	const char *p = status ? strstr(status, "\nThreads:") : NULL;
+	long threads = p ? strtol(p + 9, NULL, 10) : 0;
+	if (threads > 0 && threads <= 2 && threads - leader_gone() <= 1) /* this thread alone */
 		exit(0);
 }
 
@@ -548,14 +537,16 @@ static void *writer_main(void *arg)
 	(void)arg;
 	mt_self.internal = 1;
 	for (;;) {
+		char status[4096];
 		sleep_until_kicked();
-		end_if_program_gone();
+		const char *st = mt_proc_read(MT_PROC_STATUS, status, sizeof status) ? status : NULL;
+		end_if_program_gone(st);
 		if (serve_sync())
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 			continue; /* keep answering syncs so no one waits forever */
 		mt_native_poll();
-		drain_round();
+		drain_round(st);
 		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
 			flush_events();
 	}
