@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "grow.h"
 #include "heapmap.h"
 #include "report.h"
 
@@ -196,6 +197,7 @@ struct ctx {
 	struct thread *threads; /* threads[0] serves records before any THREAD */
 	size_t nthreads, threads_cap;
 	size_t cur;             /* index of the thread the records belong to */
+	uint64_t cur_tid;       /* and its id */
 	uint64_t lost_records, lost_footer;
 	int last_type;
 	bool oom;
@@ -215,6 +217,10 @@ struct ctx {
 	struct code *codes;
 	size_t ncodes, codes_cap, strings_cap, frames_cap, sites_cap;
 	uint32_t native[MT_DOM_COUNT];            /* the "<native>" site of each domain */
+	/* MT_BUILD_PER_THREAD: the sites above name places; each thread
+	 * counts at a site of its own for each, site << 32 | thread -> site */
+	bool per_thread;
+	struct heapmap thread_sites;
 
 	struct pools_state pools;
 	struct lists_state lists;
@@ -257,6 +263,7 @@ static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 	struct mt_site *s = &c->rep->sites[idx];
 	if (s->epoch != c->epoch) {
 		s->peak_bytes = s->live_bytes;
+		s->peak_blocks = s->live_blocks;
 		s->epoch = c->epoch;
 	}
 	return s;
@@ -393,22 +400,5 @@ void memory_mark(struct ctx *c);
 void memory_finish(struct ctx *c);
 /* report.c: the requested size of a live block of dom (val: its packed value). */
 uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);
-
-/* Grows the array *p of *cap elements of `size` bytes to hold `need`,
- * doubling from 64; -1 when out of memory (the array is then unchanged). */
-static inline int mt_grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 #endif

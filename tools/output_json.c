@@ -204,6 +204,7 @@ static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 	set(o, "allocs", num(s->allocs));
 	set(o, "bytes", num(s->bytes));
 	set(o, "peak_bytes", num(s->peak_bytes));
+	set(o, "peak_blocks", num(s->peak_blocks));
 	set(o, "live_bytes_at_exit", num(s->live_bytes));
 	set(o, "live_blocks_at_exit", num(s->live_blocks));
 	set(o, "temporary_allocs", num(s->temp_allocs));

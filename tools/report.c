@@ -375,6 +375,7 @@ static void on_realloc_in(struct ctx *c, const struct mt_rec *r)
 static void on_thread(struct ctx *c, uint64_t tid)
 {
 	uint64_t idx, unused;
+	c->cur_tid = tid;
 	if (hm_get(&c->tids, tid, &idx)) {
 		c->cur = (size_t)idx;
 		return;
@@ -853,6 +854,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	int err = 0;
 	memset(c, 0, sizeof *c);
 	c->rep = rep;
+	c->per_thread = rep->per_thread;
 	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		err |= hm_init(&c->live[d]);
 		err |= hm_init(&c->big[d]);
@@ -918,8 +920,8 @@ static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader 
 	return st == MT_READ_IO ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
 
-enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
-					       mt_progress_fn *progress, void *arg)
+enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsigned flags,
+					    mt_progress_fn *progress, void *arg)
 {
 	struct mt_reader rd;
 	struct ctx c;
@@ -927,6 +929,7 @@ enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
 	int rst;
 	memset(rep, 0, sizeof *rep);
 	rep->trace.end_reason = MT_REASON_NONE;
+	rep->per_thread = flags & MT_BUILD_PER_THREAD;
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
 		st = open_error(rep, &rd, rst, f);
@@ -948,9 +951,15 @@ enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
 	return st;
 }
 
+enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
+					       mt_progress_fn *progress, void *arg)
+{
+	return mt_report_build_flags(f, rep, 0, progress, arg);
+}
+
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 {
-	return mt_report_build_progress(f, rep, NULL, NULL);
+	return mt_report_build_flags(f, rep, 0, NULL, NULL);
 }
 
 void mt_report_free(struct mt_report *rep)

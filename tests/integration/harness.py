@@ -86,6 +86,14 @@ PYTHONS = _interpreters()
 
 # ---- program output ------------------------------------------------------
 
+def marker_line(path, marker):
+    """The number of the first line of a source file that holds marker."""
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
+        if marker in text:
+            return number
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
 # The programs' names for the report's malloc-domain figures.
 REPORT_KEYS = {"allocs": "allocs", "frees": "frees", "reallocs": "reallocs",
                "failed": "failed", "bytes": "bytes_allocated"}
@@ -189,6 +197,26 @@ def run_valgrind(argv, workdir, expect_rc=0):
             summaries[int(log.stem)] = Valgrind(
                 *(_vg_int(g) for g in in_use.groups() + total.groups()))
     return ValgrindRun(proc.pid, summaries, stdout)
+
+
+# ---- headless Chromium -----------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def run_chromium(url, workdir, *args):
+    """Headless Chromium on url with a fresh profile under workdir and no
+    network of its own (no updates, sync, QUIC or extensions); WebGL, if
+    the page wants it, is software (SwiftShader).  Returns the finished
+    process; its stderr has the page's console lines ("CONSOLE")."""
+    profile = tempfile.mkdtemp(prefix="profile.", dir=workdir)
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            "--enable-unsafe-swiftshader", "--lang=en-US",
+            "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0", *args, url]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir)
 
 
 # ---- traced runs and reports ---------------------------------------------

@@ -13,7 +13,7 @@ import subprocess
 import textwrap
 import unittest
 
-from harness import CLI, PROGS, REPO, STORM, TracerTestCase, clean_env, prog
+from harness import CLI, PROGS, REPO, STORM, TracerTestCase, clean_env, marker_line, prog
 
 SRC = REPO / "tests" / "progs"
 LIB_SO = PROGS / "libnstack_lib.so"
@@ -22,13 +22,6 @@ PYTHONS = [p for p in ("/usr/bin/python3", "/root/.pyenv/versions/3.11.7/bin/pyt
 NATIVE_ENV = {"MEMTRACE_NATIVE": "1", "MEMTRACE_PY_DEPTH": "128"}
 # What libunwind and the symbolizer must see for the stacks to be complete.
 EVAL_NAMES = ("_PyEval_EvalFrameDefault", "_PyEval_Vector", "PyEval_EvalCode")
-
-
-def marker_line(path, marker):
-    for number, text in enumerate(path.read_text().splitlines(), 1):
-        if marker in text:
-            return number
-    raise AssertionError("no %s in %s" % (marker, path))
 
 
 def frame_tuple(f):
