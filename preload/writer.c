@@ -536,11 +536,19 @@ static void *writer_main(void *arg)
 {
 	(void)arg;
 	mt_self.internal = 1;
+	uint64_t checked = 0;
 	for (;;) {
 		char status[4096];
+		const char *st = NULL;
 		sleep_until_kicked();
-		const char *st = mt_proc_read(MT_PROC_STATUS, status, sizeof status) ? status : NULL;
-		end_if_program_gone(st);
+		/* Kicked rounds come fast while the program is busy, so it is not
+		 * gone: the check comes with the samples, or every WAKE_MS. */
+		uint64_t now = mono_us();
+		if (!mt_sampler_wait_us(now) || now - checked >= WAKE_MS * 1000) {
+			st = mt_proc_read(MT_PROC_STATUS, status, sizeof status) ? status : NULL;
+			end_if_program_gone(st);
+			checked = now;
+		}
 		if (serve_sync())
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
