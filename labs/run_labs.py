@@ -4,12 +4,16 @@ writes reports/labN.{txt,html,json}, then prints a one-screen overview.
 
 Each lab's headline figures are read from its JSON report, step by step
 (the labs mark their steps), never typed in: if the tracer or the reporter
-got something wrong, the figures here show it.
+got something wrong, the figures here show it.  Where an interpreter's
+figures differ from another's by design (3.11 against 3.13, the
+free-threaded build against the default one), the report says so and why,
+from CPython's source (NOTES below).
 
-    labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...]
+    labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...] [--only-given]
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -21,21 +25,47 @@ REPO = LABS.parent
 CLASS = 16  # pymalloc size classes are multiples of 16 bytes
 
 
-def interpreters(extra):
-    """Debian's /usr/bin/python3 and the real interpreter behind `python3`
-    on PATH (pyenv's `python3` is a shell script), without duplicates."""
+@dataclasses.dataclass(frozen=True)
+class Python:
+    exe: str
+    version: str          # "3.13.5"
+    free_threaded: bool   # a --disable-gil build
+
+    @property
+    def name(self):
+        return self.version + (" free-threaded" if self.free_threaded else "")
+
+    @property
+    def minor(self):
+        return tuple(int(x) for x in self.version.split(".")[:2])
+
+
+_PROBE = ("import sys, sysconfig, platform; print(sys.executable); "
+          "print(platform.python_version()); "
+          "print(int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))")
+
+
+def interpreters(given, only_given):
+    """The interpreters to run the labs with: the ones given, then (unless
+    only_given) Debian's /usr/bin/python3, the real interpreter behind
+    `python3` on PATH (pyenv's `python3` is a shell script) and those
+    scripts/pythons.sh has built (3.13, 3.13t), without duplicates."""
+    cands = list(given)
+    if not only_given:
+        cands += ["/usr/bin/python3", shutil.which("python3")]
+        built = subprocess.run([str(REPO / "scripts" / "pythons.sh"), "--cached"],
+                               capture_output=True, text=True)
+        cands += built.stdout.split() if built.returncode == 0 else []
     found = []
-    for cand in list(extra) + ["/usr/bin/python3", shutil.which("python3")]:
+    for cand in cands:
         if not cand:
             continue
-        out = subprocess.run([cand, "-c", "import sys, platform; print(sys.executable);"
-                              "print(platform.python_version())"],
-                             capture_output=True, text=True)
+        out = subprocess.run([cand, "-c", _PROBE], capture_output=True, text=True)
         if out.returncode != 0:
             continue
-        exe, version = out.stdout.split()
-        if exe not in [f[0] for f in found]:
-            found.append((exe, version))
+        exe, version, ft = out.stdout.split()
+        if exe not in [f.exe for f in found]:
+            found.append(Python(exe, version, ft == "1"))
     return found
 
 
@@ -75,7 +105,7 @@ def n(x):
 # ---- the labs ----------------------------------------------------------------
 # Each returns (headline figures, one-line finding, explanation paragraphs).
 
-def lab1(rep, output):
+def lab1(rep, py, output):
     s = steps(rep)
     small, const = obj_allocs(s["small ints"]), obj_allocs(s["big ints, constants"])
     runtime = s["big ints, built at run time"]
@@ -92,14 +122,17 @@ def lab1(rep, output):
         "The usual explanation stops there and says large ints are always separate objects. "
         "They are not: `a = 9999; b = 9999` in one code object loads the same constant twice, "
         "and the trace shows %d allocations. Only ints made at run time are new objects: two "
-        "calls to int('9999') allocate %s, each %s bytes of object data rounded up to a "
-        "pymalloc size class." % (const, n(obj_allocs(runtime)),
-                                  "28" if 32 in figures["runtime_classes"] else "?"),
+        "calls to int('9999') allocate %s, %s." % (
+            const, n(obj_allocs(runtime)),
+            "each 28 bytes of object data rounded up to pymalloc's 32-byte size class"
+            if not py.free_threaded else
+            "each a 48-byte block from mimalloc (a free-threaded build's object header "
+            "is 16 bytes longer)"),
     ]
     return figures, finding, explain
 
 
-def lab2(rep, output):
+def lab2(rep, py, output):
     step = steps(rep)["bind a second name"]
     figures = {"allocs": step["allocs"], "frees": step["frees"]}
     finding = "binding a second name: %d allocations, %d frees" % (step["allocs"], step["frees"])
@@ -114,7 +147,7 @@ def lab2(rep, output):
     return figures, finding, explain
 
 
-def lab3(rep, output):
+def lab3(rep, py, output):
     s = steps(rep)
     small, big = s["small int plus one"], s["big int plus one"]
     append, grow = s["append to a list"], s["grow a string"]
@@ -150,7 +183,7 @@ def lab3(rep, output):
     return figures, finding, explain
 
 
-def lab4(rep, output):
+def lab4(rep, py, output):
     s = steps(rep)
     alias, shallow, deep = s["alias"], s["slice copy"], s["deep copy"]
     append = s["append through the original"]
@@ -208,8 +241,8 @@ def part(mem, key):
 def state(mem):
     """RSS, the requested heap and pymalloc's arenas at a sample."""
     s = mem["sample"]
-    return "RSS %s (requested heap %s, %d arenas)" % (mib(s["rss"]), mib(s["requested"]),
-                                                     s["arenas"] // MIB)
+    arenas = ", %d arenas" % (s["arenas"] // MIB) if s["arenas"] else ""
+    return "RSS %s (requested heap %s%s)" % (mib(s["rss"]), mib(s["requested"]), arenas)
 
 
 def changes(before, after, least=256 * 1024):
@@ -221,18 +254,19 @@ def changes(before, after, least=256 * 1024):
                      for d, what in moved)
 
 
-def lab5(rep, output):
+def lab5(rep, py, output):
     s = steps(rep)
     build, dele, collect = s["build a list of a million ints"], s["del the list"], s["gc.collect()"]
     site = list_site(rep, "lab5.py", "numbers = [")
-    ints = classes(build).get(32, 0)
+    block = 48 if py.free_threaded else 32  # a one-digit int's block
+    ints = classes(build).get(block, 0)
     before = at_start(rep, "build a list of a million ints")
     full, after_del = at_end(rep, "build a list of a million ints"), at_end(rep, "del the list")
     after_gc = at_end(rep, "gc.collect()")
     retained = rep["pools"]["arenas_retained"]
     empty = [a for a in retained if not a["live_objects"] and not a["pools_in_use"]]
     held = [a for a in retained if a["live_objects"]]
-    figures = {"int_objects_32": ints, "build_arenas": build["arenas_delta"],
+    figures = {"int_objects": ints, "int_block": block, "build_arenas": build["arenas_delta"],
                "build_pools": build["pools_delta"], "list_resizes": build["list_resizes"],
                "final_capacity": site["final_capacity"] if site else None,
                "bytes_copied": site["bytes_copied"] if site else None,
@@ -253,20 +287,18 @@ def lab5(rep, output):
     buffer = ("a block glibc had mapped on its own and unmapped when it was freed (glibc's "
               "mapped chunks shrank by %s)" % n(figures["glibc_unmapped_at_del"])
               if figures["glibc_unmapped_at_del"] >= 8 * cap else "freed with it")
-    finding = ("%s ints in the 32-byte class; %+d arenas while building, %+d at del, %+d at "
+    if py.free_threaded:
+        return figures, *lab5_mimalloc(figures, dele, collect, (before, full, after_del, after_gc))
+    finding = ("%s ints in the %d-byte class; %+d arenas while building, %+d at del, %+d at "
                "gc.collect(); buffer resized %d times to %s slots; RSS %s, %s, %s, %s"
-               % (n(ints), build["arenas_delta"], dele["arenas_delta"], collect["arenas_delta"],
-                  build["list_resizes"], n(cap), mib(before["rss"]), mib(full["rss"]),
-                  mib(after_del["rss"]), mib(after_gc["rss"])))
+               % (n(ints), block, build["arenas_delta"], dele["arenas_delta"],
+                  collect["arenas_delta"], build["list_resizes"], n(cap), mib(before["rss"]),
+                  mib(full["rss"]), mib(after_del["rss"]), mib(after_gc["rss"])))
     explain = [
         "Building the list allocated %s int objects in pymalloc's 32-byte class (a 28-byte "
         "int rounded up), which took %d new arenas of 1 MiB and %s new pools of 16 KiB."
         % (n(ints), build["arenas_delta"], n(build["pools_delta"])),
-        "The list's item buffer grew by reallocation %d times, following CPython's "
-        "over-allocation rule, to a capacity of %s slots for 1,000,000 items (%s slots, "
-        "%s bytes of slack); reallocations that moved the buffer copied %s bytes."
-        % (build["list_resizes"], n(cap), n(cap - 1_000_000), n(8 * (cap - 1_000_000)),
-           n(figures["bytes_copied"] or 0)),
+        lab5_buffer(figures),
         "The common explanation says gc.collect() frees the memory. The trace says "
         "otherwise: `del` dropped the last reference, reference counting freed %s blocks "
         "at once and %d arenas went back to the operating system in that step; "
@@ -286,6 +318,47 @@ def lab5(rep, output):
         exit_arenas(retained, empty, held),
     ]
     return figures, finding, explain
+
+
+def lab5_buffer(figures):
+    cap = figures["final_capacity"] or 0
+    return ("The list's item buffer was resized %d times, following CPython's "
+            "over-allocation rule, to a capacity of %s slots for 1,000,000 items (%s slots, "
+            "%s bytes of slack); resizes that moved the buffer copied %s bytes."
+            % (figures["list_resizes"], n(cap), n(cap - 1_000_000), n(8 * (cap - 1_000_000)),
+               n(figures["bytes_copied"] or 0)))
+
+
+def lab5_mimalloc(figures, dele, collect, seen):
+    """Lab 5's finding and explanation on a free-threaded build: the same
+    story without pymalloc's arenas.  seen: the breakdowns before the list,
+    with it, after del and after gc.collect()."""
+    rss = [mem["rss"] for mem in seen]
+    finding = ("%s ints in the 48-byte class (mimalloc: no arenas); %s freed at del, %s at "
+               "gc.collect(); buffer resized %d times to %s slots; RSS %s"
+               % (n(figures["int_objects"]), n(dele["frees"]), n(collect["frees"]),
+                  figures["list_resizes"], n(figures["final_capacity"] or 0),
+                  ", ".join(mib(r) for r in rss)))
+    explain = [
+        "Building the list allocated %s int objects of 48 bytes from mimalloc: a "
+        "free-threaded build has no pymalloc, so there are no arenas or pools to show, and "
+        "the report counts every object in the heap by itself." % n(figures["int_objects"]),
+        lab5_buffer(figures),
+        "The common explanation says gc.collect() frees the memory. The trace says "
+        "otherwise: `del` dropped the last reference and reference counting freed %s blocks "
+        "at once (%s bytes); gc.collect() then freed %s blocks. The garbage collector only "
+        "breaks reference cycles, and this list had none."
+        % (n(dele["frees"]), n(-dele["net_bytes"]), n(collect["frees"])),
+        "What the OS saw (RSS, memtrace's own included): before the list, %s; with the "
+        "list complete, %s; after `del`, %s; after gc.collect(), %s. The requested heap "
+        "fell by %s at `del`, RSS by %s: mimalloc gives the OS back only part of the pages "
+        "its freed objects leave, and when. memtrace does not see inside mimalloc's pages, "
+        "so the report counts the pages it keeps in the rest of RSS, not told apart."
+        % (tuple(state(mem) for mem in seen)
+           + (mib(seen[1]["sample"]["requested"] - seen[2]["sample"]["requested"]),
+              mib(rss[1] - rss[2]))),
+    ]
+    return finding, explain
 
 
 def exit_arenas(retained, empty, held):
@@ -318,40 +391,69 @@ def printed(output, what):
     return None
 
 
-# sys.getsizeof of a GC object is its __sizeof__ plus the GC header before it
-# (Python/sysmodule.c, _PySys_GetSizeOf): PyGC_Head is two pointers.  A
-# list's __sizeof__ is sizeof(PyListObject) plus a pointer per allocated slot
-# (Objects/listobject.c, list___sizeof___impl): PyObject_VAR_HEAD (reference
-# count, type, size) then ob_item and allocated, 5 words.  A tuple's is the
-# type's basic size, PyObject_VAR_HEAD (3 words), plus a pointer per item
-# (object.__sizeof__ with tp_itemsize).  64-bit builds: 8-byte words.
+# sys.getsizeof is __sizeof__ plus the type's pre-header (Python/sysmodule.c,
+# _PySys_GetSizeOf; Include/internal/pycore_object.h, _PyType_PreHeaderSize):
+# PyGC_Head (two pointers) for a GC type, but none on a free-threaded build,
+# whose GC state lives in the object header itself.  A list's __sizeof__ is
+# the type's basic size plus a pointer per allocated slot (Objects/
+# listobject.c, list___sizeof___impl): PyObject_VAR_HEAD then ob_item and
+# allocated.  A tuple's is its basic size, PyObject_VAR_HEAD, plus a pointer
+# per item (object.__sizeof__ with tp_itemsize).  PyObject_HEAD is 16 bytes
+# (reference count, type), on a free-threaded build 32 (Include/object.h:
+# ob_tid, flags, mutex, GC bits, ob_ref_local, ob_ref_shared, type), and
+# PyObject_VAR_HEAD adds the size.  A free-threaded list's items sit in a
+# _PyListArray, its capacity first.  64-bit builds: 8-byte words.
 WORD = 8
-GC_HEAD = 2 * WORD
-LIST_OBJECT = 5 * WORD
-TUPLE_HEAD = 3 * WORD
 
 
-def lab6(rep, output):
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    gc_head: int      # the pre-header sys.getsizeof adds
+    object_head: int  # PyObject_HEAD
+    array_head: int   # bytes before a list's items in its buffer
+
+    @property
+    def var_head(self):
+        return self.object_head + WORD
+
+    @property
+    def list_object(self):
+        return self.var_head + 2 * WORD
+
+
+def layout(py):
+    return Layout(0, 32, WORD) if py.free_threaded else Layout(2 * WORD, 2 * WORD, 0)
+
+
+def lab6(rep, py, output):
     s = steps(rep)
     lst, tup = s["build a list"], s["build a tuple"]
+    lay = layout(py)
     length = len(printed(output, "list").split(",")) if printed(output, "list") else 0
     buffer_bytes = lst["by_domain"]["pymem_mem"]["bytes_allocated"]
-    capacity = buffer_bytes // WORD
+    capacity = (buffer_bytes - lay.array_head) // WORD
     figures = {"list_allocs": lst["allocs"], "list_mem_allocs": lst["by_domain"]["pymem_mem"]["allocs"],
                "list_classes": classes(lst), "tuple_allocs": tup["allocs"],
                "tuple_mem_allocs": tup["by_domain"]["pymem_mem"]["allocs"],
                "tuple_classes": classes(tup), "length": length,
                "list_buffer_bytes": buffer_bytes, "list_capacity": capacity,
                "slack_slots": capacity - length, "slack_bytes": WORD * (capacity - length),
-               "getsizeof_list": GC_HEAD + LIST_OBJECT + WORD * capacity,
-               "getsizeof_tuple": GC_HEAD + TUPLE_HEAD + WORD * length,
+               "gc_head": lay.gc_head, "list_object": lay.list_object,
+               "tuple_head": lay.var_head,
+               "getsizeof_list": lay.gc_head + lay.list_object + WORD * capacity,
+               "getsizeof_tuple": lay.gc_head + lay.var_head + WORD * length,
                "printed_list": int(printed(output, "sys.getsizeof(list)") or -1),
                "printed_tuple": int(printed(output, "sys.getsizeof(tuple)") or -1)}
     finding = ("list: %d-slot buffer for %d items (%d slot, %d bytes of slack), getsizeof "
                "%d = %d + %d + 8 x %d; tuple: items inline, getsizeof %d = %d + %d + 8 x %d"
                % (capacity, length, capacity - length, WORD * (capacity - length),
-                  figures["getsizeof_list"], GC_HEAD, LIST_OBJECT, capacity,
-                  figures["getsizeof_tuple"], GC_HEAD, TUPLE_HEAD, length))
+                  figures["getsizeof_list"], lay.gc_head, lay.list_object, capacity,
+                  figures["getsizeof_tuple"], lay.gc_head, lay.var_head, length))
+    header = ("sys.getsizeof adds the 16-byte GC header (PyGC_Head: two pointers) to "
+              "__sizeof__" if lay.gc_head else
+              "sys.getsizeof adds no GC header on a free-threaded build (_PyType_PreHeaderSize "
+              "counts PyGC_Head only without Py_GIL_DISABLED), but every object header is "
+              "32 bytes instead of 16 (ob_tid, flags, ob_ref_local, ob_ref_shared, type)")
     explain = [
         "sys.getsizeof reports the list as its object plus its item buffer, and the tuple "
         "as one block with the items inline. The trace shows why: building the list "
@@ -359,20 +461,21 @@ def lab6(rep, output):
         "separate PyObject block, here reused from CPython's free list of lists), while the "
         "tuple step made %d PyMem allocations: a tuple has no separate buffer."
         % (figures["list_mem_allocs"], buffer_bytes, figures["tuple_mem_allocs"]),
-        "The buffer's %d bytes are %d slots of 8 bytes for %d items: %d slot (%d bytes) of "
+        "The buffer's %d bytes are %s%d slots of 8 bytes for %d items: %d slot (%d bytes) of "
         "slack. `[*source]` extends an empty list from an iterator whose length is known; "
-        "CPython 3.11's list_extend then calls list_preallocate_exact, which rounds the "
-        "length up to an even number of slots (Objects/listobject.c: pymalloc's 16-byte "
-        "granularity makes an odd slot free)."
-        % (buffer_bytes, capacity, length, capacity - length, WORD * (capacity - length)),
-        "sys.getsizeof adds the 16-byte GC header (PyGC_Head: two pointers) to __sizeof__. "
-        "For the list that is the 40-byte PyListObject (reference count, type, size, the "
-        "buffer pointer and its capacity) plus 8 bytes per slot of the buffer: "
-        "16 + 40 + 8 x %d = %d, and the program printed %d. For the tuple it is the 24-byte "
-        "variable-size header (reference count, type, size) plus 8 bytes per item: "
-        "16 + 24 + 8 x %d = %d, and it printed %d.%s"
-        % (capacity, figures["getsizeof_list"], figures["printed_list"], length,
-           figures["getsizeof_tuple"], figures["printed_tuple"],
+        "list_extend then calls list_preallocate_exact, which rounds the length up to an "
+        "even number of slots (Objects/listobject.c: the allocator's 16-byte granularity "
+        "makes an odd slot free)."
+        % (buffer_bytes, "the array's 8-byte capacity and " if lay.array_head else "",
+           capacity, length, capacity - length, WORD * (capacity - length)),
+        "%s. For the list that is the %d-byte PyListObject (header, size, the buffer "
+        "pointer and its capacity) plus 8 bytes per slot of the buffer: "
+        "%d + %d + 8 x %d = %d, and the program printed %d. For the tuple it is the %d-byte "
+        "variable-size header (header and size) plus 8 bytes per item: "
+        "%d + %d + 8 x %d = %d, and it printed %d.%s"
+        % (header, lay.list_object, lay.gc_head, lay.list_object, capacity,
+           figures["getsizeof_list"], figures["printed_list"], lay.var_head, lay.gc_head,
+           lay.var_head, length, figures["getsizeof_tuple"], figures["printed_tuple"],
            " The tuple step allocated no block of that size: the tuple came from CPython's "
            "free list of 5-item tuples, so its size is the source's, not the trace's."
            if figures["getsizeof_tuple"] not in classes(tup) else ""),
@@ -388,7 +491,7 @@ def top_holder(mem):
     return "%s:%d" % (Path(by["file"]).name, by["line"]), by["size"]
 
 
-def lab7(rep, output):
+def lab7(rep, py, output):
     c1 = ("case 1: a million floats", "case 1: keep every hundredth, drop the rest",
           "case 1: drop the survivors")
     c2 = ("case 2: a thousand 64 KiB bytes, then one more", "case 2: drop all but the last",
@@ -396,6 +499,9 @@ def lab7(rep, output):
     before, c2_before = at_start(rep, c1[0]), at_start(rep, c2[0])
     built, kept, dropped = (at_end(rep, label) for label in c1)
     c2_built, c2_freed, trimmed, released = (at_end(rep, label) for label in c2)
+    if py.free_threaded:
+        return lab7_mimalloc((built, kept, dropped), (c2_built, c2_freed, trimmed, released),
+                             output)
     holder = top_holder(c2_freed)
     figures = {
         "c1_objects_before": before["sample"]["pymalloc_objects"],
@@ -460,11 +566,125 @@ def lab7(rep, output):
     return figures, finding, explain
 
 
-LAB_FUNCS = [lab1, lab2, lab3, lab4, lab5, lab6, lab7]
-TITLES = ["Interning: is it the same object?", "Reference counts",
-          "Mutable and immutable identity", "Shallow and deep copies",
-          "Forcing the garbage collector", "sys.getsizeof: list and tuple",
-          "Why the OS still shows the memory"]
+def lab7_mimalloc(case1, case2, output):
+    """Lab 7 on a free-threaded build: both cases' objects are mimalloc's,
+    neither pymalloc's arenas nor glibc's heap.  case1, case2: the
+    breakdowns at the end of each step."""
+    rss = [mem["rss"] for mem in case1 + case2]
+    req = [mem["sample"]["requested"] for mem in case1 + case2]
+    glibc = [mem["sample"]["glibc_held"] for mem in case1 + case2]
+    keys = ["c1_built", "c1_kept", "c1_dropped", "c2_built", "c2_freed", "c2_trimmed",
+            "c2_released"]
+    figures = {"c1_survivors": int(printed(output, "case 1: survivors kept") or -1),
+               "c2_trim_returned": int(printed(output, "case 2: malloc_trim(0) returned") or -1)}
+    for k, r, q, g in zip(keys, rss, req, glibc):
+        figures.update({"rss_" + k: r, "requested_" + k: q, "glibc_" + k: g})
+    f = figures
+    finding = ("mimalloc's: case 1 RSS %s, %s with 1%% survivors, %s without; case 2 RSS %s, "
+               "%s after del, %s after malloc_trim(0), glibc holding %s"
+               % (tuple(mib(r) for r in rss[:3]) + (mib(rss[3]), mib(rss[4]), mib(rss[5]),
+                                                    mib(f["glibc_c2_built"]))))
+    explain = [
+        "On a free-threaded build both cases' objects come from mimalloc: there are no "
+        "pymalloc arenas, and the 64 KiB bytes objects are not in glibc's heap either "
+        "(mimalloc serves blocks of any size itself).",
+        "Case 1. A million floats: requested heap %s, RSS %s. Keeping every hundredth "
+        "(%s survivors) brings the requested heap to %s and RSS to %s; dropping them, to %s "
+        "and %s. The requested heap follows the objects; RSS follows what mimalloc keeps "
+        "of its pages, which memtrace does not see inside: the report counts those pages "
+        "in the rest of RSS, not told apart."
+        % (mib(f["requested_c1_built"]), mib(f["rss_c1_built"]), n(f["c1_survivors"]),
+           mib(f["requested_c1_kept"]), mib(f["rss_c1_kept"]), mib(f["requested_c1_dropped"]),
+           mib(f["rss_c1_dropped"])),
+        "Case 2. A thousand 64 KiB bytes and one more: requested heap %s, RSS %s, while "
+        "glibc holds %s: the blocks are mimalloc's. Deleting the thousand brings the "
+        "requested heap to %s and RSS to %s. malloc_trim(0) (it returned %d) works on "
+        "glibc's heap only: RSS after it is %s. Dropping the last block: RSS %s."
+        % (mib(f["requested_c2_built"]), mib(f["rss_c2_built"]), mib(f["glibc_c2_built"]),
+           mib(f["requested_c2_freed"]), mib(f["rss_c2_freed"]), f["c2_trim_returned"],
+           mib(f["rss_c2_trimmed"]), mib(f["rss_c2_released"])),
+    ]
+    return figures, finding, explain
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    number: int
+    script: str       # in labs/
+    title: str
+    analyse: object   # (report, Python, output) -> (figures, finding, explanation)
+
+
+# The labs, in order.  The seed's verbatim scripts join this list (with a
+# number of their own and a script name) and add their NOTES below.
+LAB_LIST = [Lab(1, "lab1.py", "Interning: is it the same object?", lab1),
+            Lab(2, "lab2.py", "Reference counts", lab2),
+            Lab(3, "lab3.py", "Mutable and immutable identity", lab3),
+            Lab(4, "lab4.py", "Shallow and deep copies", lab4),
+            Lab(5, "lab5.py", "Forcing the garbage collector", lab5),
+            Lab(6, "lab6.py", "sys.getsizeof: list and tuple", lab6),
+            Lab(7, "lab7.py", "Why the OS still shows the memory", lab7)]
+
+
+# ---- what differs by interpreter, and why ---------------------------------
+
+def free_threaded(py):
+    return py.free_threaded
+
+
+def inline_comprehensions(py):
+    return py.minor >= (3, 12)
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    labs: tuple       # the numbers of the labs it is about; () for every lab
+    applies: object   # Python -> bool
+    text: str         # the difference and its reason, from CPython's source
+
+
+NOTES = [
+    Note((), free_threaded,
+         "Free-threaded build: there is no pymalloc (Objects/obmalloc.c: \"Py_GIL_DISABLED "
+         "requires using mimalloc for 'mem' and 'obj' domains\"), so the report shows no "
+         "arenas or pools and counts every object in the heap by itself; and every object "
+         "header is 16 bytes longer (Include/object.h: ob_tid, ob_ref_local and "
+         "ob_ref_shared where the default build has ob_refcnt), so a small int is a 48-byte "
+         "block, not a 32-byte one."),
+    Note((3, 4), free_threaded,
+         "list_resize() on a free-threaded build does not realloc the item buffer: it "
+         "allocates a new array (_PyListArray: the capacity, then the items) and frees the "
+         "old one, so that a thread reading the list without a lock never sees a buffer "
+         "move under it (Objects/listobject.c).  A list that grows therefore shows an "
+         "allocation and a free where the default build shows a realloc: the append of lab 3 "
+         "counts one allocation, and deepcopy's keep-alive list in lab 4 one more of each; "
+         "the array's 8 bytes of capacity put the slice copy's 2-slot buffer (24 bytes) in "
+         "the 32-byte class."),
+    Note((3,), free_threaded,
+         "The growing string never reaches the raw allocator: mimalloc serves blocks of any "
+         "size itself, where pymalloc hands requests over 512 bytes to PyMem_RawMalloc "
+         "(Objects/obmalloc.c)."),
+    Note((5,), free_threaded,
+         "The item buffer shows one resize less than on the default build: the first array "
+         "is an allocation (list_allocate_array), not a realloc from NULL; the capacities are "
+         "the same, 4, 8, 16, ... 1,056,084."),
+    Note((5,), free_threaded,
+         "gc.collect() finds a few objects here and frees some dozen blocks, where the "
+         "default build finds none: the free-threaded collector is not generational and "
+         "starts only once the new objects outnumber a quarter of the live ones "
+         "(gc_should_collect in Python/gc_free_threading.c), so cycles that start-up left "
+         "were still waiting; the default build's generation-0 collections had freed them. "
+         "The million ints still go at `del`, not at gc.collect()."),
+    Note((5,), inline_comprehensions,
+         "3.12 and later run a list comprehension inline, in the function that contains it "
+         "(PEP 709): its allocations are reported at the module's line in <module>, where "
+         "3.11 reports them in a function of its own, <listcomp>."),
+]
+
+
+def notes_for(number, py):
+    return [note.text for note in NOTES
+            if (not note.labs or number in note.labs) and note.applies(py)]
 
 
 # ---- running -------------------------------------------------------------------
@@ -473,42 +693,47 @@ def memtrace(build, *args, **kw):
     return subprocess.run([str(build / "memtrace"), *args], capture_output=True, text=True, **kw)
 
 
-def run_lab(build, out, number, python, tag):
-    trace = out / "traces" / tag / ("lab%d.trace" % number)
+def run_lab(build, out, lab, python, tag):
+    trace = out / "traces" / tag / ("lab%d.trace" % lab.number)
     trace.parent.mkdir(parents=True, exist_ok=True)
     run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python,
-                   str(LABS / ("lab%d.py" % number)))
+                   str(LABS / lab.script))
     if run.returncode != 0:
-        sys.exit("lab %d with %s failed:\n%s" % (number, python, run.stderr))
+        sys.exit("lab %d with %s failed:\n%s" % (lab.number, python, run.stderr))
     rep = memtrace(build, "report", "--format", "json", str(trace))
     if rep.returncode != 0:
         sys.exit("memtrace report %s: %s" % (trace, rep.stderr))
     return trace, run.stdout, json.loads(rep.stdout)
 
 
-def write_lab(build, out, number, runs):
-    """runs: [(python, version, trace, output, report)], first one shown in full."""
-    title = "Lab %d: %s" % (number, TITLES[number - 1])
+def write_lab(build, out, lab, runs):
+    """runs: [(Python, trace, output, report)], the first one shown in full."""
+    title = "Lab %d: %s" % (lab.number, lab.title)
     entries, text = [], [title, "=" * len(title), ""]
-    for python, version, trace, output, rep in runs:
-        figures, finding, explain = LAB_FUNCS[number - 1](rep, output)
-        entries.append({"python": python, "version": version, "trace": str(trace),
+    for py, trace, output, rep in runs:
+        figures, finding, explain = lab.analyse(rep, py, output)
+        entries.append({"python": py.exe, "version": py.version,
+                        "free_threaded": py.free_threaded, "trace": str(trace),
                         "output": output, "finding": finding, "figures": figures,
-                        "explanation": explain, "report": rep})
+                        "explanation": explain, "notes": notes_for(lab.number, py),
+                        "report": rep})
     first = entries[0]
     text += [p + "\n" for p in first["explanation"]]
-    for e in entries:
-        text += ["Python %s (%s):" % (e["version"], e["python"]), e["output"].rstrip(),
-                 "  finding: " + e["finding"], ""]
-    report_text = memtrace(build, "report", str(runs[0][2])).stdout
-    text += ["Full report (Python %s)" % first["version"], "", report_text]
-    (out / ("lab%d.txt" % number)).write_text("\n".join(text))
-    (out / ("lab%d.json" % number)).write_text(json.dumps(
-        {"lab": number, "title": title, "interpreters": entries}, indent=1))
-    intro = out / "traces" / ("lab%d.intro.txt" % number)
+    for (py, *_), e in zip(runs, entries):
+        text += ["Python %s (%s):" % (py.name, e["python"]), e["output"].rstrip(),
+                 "  finding: " + e["finding"]]
+        text += ["  note: " + note for note in e["notes"]]
+        text.append("")
+    report_text = memtrace(build, "report", str(runs[0][1])).stdout
+    text += ["Full report (Python %s)" % runs[0][0].name, "", report_text]
+    name = "lab%d" % lab.number
+    (out / (name + ".txt")).write_text("\n".join(text))
+    (out / (name + ".json")).write_text(json.dumps(
+        {"lab": lab.number, "title": title, "interpreters": entries}, indent=1))
+    intro = out / "traces" / (name + ".intro.txt")
     intro.write_text(title + "\n\n" + "\n\n".join(first["explanation"]) + "\n")
     html = memtrace(build, "report", "--format", "html", "--intro", str(intro),
-                    "-o", str(out / ("lab%d.html" % number)), str(runs[0][2]))
+                    "-o", str(out / (name + ".html")), str(runs[0][1]))
     if html.returncode != 0:
         sys.exit("memtrace report --format html: %s" % html.stderr)
     return entries
@@ -520,22 +745,23 @@ def main():
     ap.add_argument("--out", type=Path, default=REPO / "reports")
     ap.add_argument("--python", action="append", default=[],
                     help="an interpreter to use besides the ones found")
+    ap.add_argument("--only-given", action="store_true",
+                    help="use the --python interpreters only")
     args = ap.parse_args()
-    pythons = interpreters(args.python)
+    pythons = interpreters(args.python, args.only_given)
     if not pythons:
         sys.exit("no Python interpreter found")
     args.out.mkdir(parents=True, exist_ok=True)
     overview = []
-    for number in range(1, len(LAB_FUNCS) + 1):
+    for lab in LAB_LIST:
         runs = []
-        for i, (python, version) in enumerate(pythons):
-            tag = "python%d-%s" % (i + 1, version)
-            trace, output, rep = run_lab(args.build, args.out, number, python, tag)
-            runs.append((python, version, trace, output, rep))
-        for e in write_lab(args.build, args.out, number, runs):
-            overview.append("lab %d, Python %-7s %s" % (number, e["version"], e["finding"]))
+        for i, py in enumerate(pythons):
+            tag = "python%d-%s%s" % (i + 1, py.version, "t" if py.free_threaded else "")
+            runs.append((py, *run_lab(args.build, args.out, lab, py.exe, tag)))
+        for (py, *_), e in zip(runs, write_lab(args.build, args.out, lab, runs)):
+            overview.append("lab %d, Python %-20s %s" % (lab.number, py.name, e["finding"]))
     print("\n".join(overview))
-    print("\nreports: %s/lab1..%d.{txt,html,json}" % (args.out, len(LAB_FUNCS)))
+    print("\nreports: %s/lab*.{txt,html,json}" % args.out)
 
 
 if __name__ == "__main__":

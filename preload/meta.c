@@ -112,5 +112,11 @@ EXPORT void memtrace_mark(const char *label)
 	mt_meta_unlock();
 	mt_internal_leave(saved);
 	if (id)
-		mt_sampler_mark(id);
+		mt_meta_mark(id);
+}
+
+/* The mark and, when samples are on, what the OS sees at it (sampler.h). */
+void mt_meta_mark(uint64_t id)
+{
+	mt_sampler_mark(id);
 }

@@ -26,14 +26,22 @@ extern int mt_py_watching;
 void mt_py_watch(void);
 void mt_py_fork_child(void);
 
-int mt_pyframes_init(void *(*sym)(const char *), int depth);
-void mt_py_strings_init(void *(*sym)(const char *));
-/* UTF-8 of a Python str (NUL-terminated), or NULL; GIL held. */
-const char *mt_py_utf8(void *str, size_t *len);
-/* With the GIL held: the stack-node id of the current Python location. */
+/* Python locations (pyframes.c), read as the interpreter describes its
+ * frames (pydesc.h); depth: frames kept per location. */
+struct mt_pydesc;
+void mt_pyframes_init(const struct mt_pydesc *desc, int depth);
+/* The stack-node id of the calling thread's current Python location (0:
+ * none), for an allocation it makes in the PyMem or PyObject domain. */
 uint64_t mt_pyframes_location(void);
 /* A PyObject block is being freed: forget it if it was a code object. */
 void mt_pyframes_freed(const void *p);
 void mt_pyframes_fork_child(void);
+
+/* The program's objects, read through the public C API (pyobj.c). */
+int mt_pyobj_init(void *(*sym)(const char *));
+/* A tuple's first item, or NULL. */
+void *mt_pyobj_first_item(void *tuple);
+/* Under the meta lock: the string id of a str's UTF-8, or 0. */
+uint64_t mt_pyobj_string_id(void *str);
 
 #endif

@@ -19,6 +19,9 @@ if [[ "${1:-}" == "--test" ]]; then
     packages+=(golang-go)
     # npm: Debian's, unless a Node.js with its own npm is installed
     command -v npm >/dev/null || packages+=(npm)
+    # CPython 3.13 and 3.13t, built by scripts/pythons.sh: the modules the
+    # tests use (ctypes, zlib, bz2, lzma) need these
+    packages+=(libffi-dev zlib1g-dev libbz2-dev liblzma-dev)
 fi
 
 missing=()

@@ -33,6 +33,7 @@
 #define MAX_SITES (SITE_MASK - 1)       /* later sites fold into the last one */
 #define TAG_CHAINREC (1u << 21)         /* a list buffer with a chain record */
 #define TAG_CHAIN (1u << 22)            /* a list buffer (lists.c) */
+#define TAG_OWN (1u << 23)              /* a PyMem/PyObject block in the heap by itself */
 #define SIZE_BIG ((1ull << 40) - 1)     /* size field escape: see ctx.big */
 
 static inline uint64_t val_size_field(uint64_t v)
@@ -64,7 +65,10 @@ struct thread {
 	uint64_t loc;                 /* LOC: the current Python frame id */
 	uint32_t site[MT_DOM_COUNT];  /* site of loc per domain, NO_SITE: look up */
 	uint64_t last_addr;           /* the last block allocated ... */
+	uint64_t last_size;
 	int last_dom;                 /* ... and its domain; -1: none */
+	uint64_t fresh;               /* free-threaded lists: the PyMem block the
+				       * thread's last event allocated, else 0 */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
 	struct {
 		bool active;          /* a MREMAP_OUT waits for its IN */
@@ -202,9 +206,13 @@ struct ctx {
 	int last_type;
 	bool oom;
 	bool python;            /* arena geometry known: pools are tracked */
+	bool free_threaded;     /* lists grow by malloc and free (lists.c) */
+	bool mimalloc;          /* 3.13 on: PyMem/PyObject blocks may be TAG_OWN */
+	uint64_t own_live;      /* live TAG_OWN blocks */
+	uint64_t own_bytes;     /* their requested bytes */
 
-	/* heap = malloc domain + arena blocks; the sites are taken at the
-	 * fullest moment of the plateau at its peak (see sites.c) */
+	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
+	 * taken at the fullest moment of the plateau at its peak (sites.c) */
 	bool in_plateau, snapped;
 	uint64_t epoch;
 	uint64_t sites_live;    /* live bytes of all sites */
@@ -366,6 +374,12 @@ uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t o
 		       uint64_t new_addr, uint64_t size, uint32_t site);
 /* A block with TAG_CHAIN is gone (freed, or not a list buffer any more). */
 void lists_end(struct ctx *c, uint64_t addr, uint32_t tag, uint64_t size);
+/* Free-threaded builds: the PyMem block at old (live value *old_val, size
+ * old_size) is freed right after its thread allocated t->fresh.  If that
+ * is list_resize() moving a list's items, the chain moves to the new block
+ * and *old_val loses its list flags. */
+void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_val,
+		 uint64_t old_size);
 
 /* ---- timeline.c ---------------------------------------------------------------------------- */
 

@@ -137,7 +137,7 @@ static void figures(struct page *p)
 		{ .head = "RSS", .num = true },
 		{ .head = "RssAnon", .num = true },
 		{ .head = "RssFile", .num = true, .tip = "file-backed pages: code, libraries, files" },
-		{ .head = "Requested", .num = true, .tip = "malloc + pymalloc objects" },
+		{ .head = "Requested", .num = true, .tip = "malloc + CPython's objects" },
 		{ .head = "glibc held", .num = true, .tip = "glibc's heaps + chunks it mapped" },
 		{ .head = "Arenas", .num = true, .tip = "pymalloc arenas" },
 		{ .head = "mmap", .num = true, .tip = "the program's own mappings" },
@@ -194,7 +194,7 @@ static void breakdown(struct page *p)
 	if (!at[0] && !at[1])
 		return;
 	he_raw(&p->e, "<h3>Why RSS is higher than the requested heap</h3><p class=\"note\">RSS "
-		      "minus the requested heap (malloc + pymalloc objects), in parts: each is "
+		      "minus the requested heap (malloc + CPython's objects), in parts: each is "
 		      "measured (the sample's <code>/proc/self/status</code>, glibc's "
 		      "<code>mallinfo2</code>, <code>mincore</code> of the brk heap, or the "
 		      "trace itself), and a part that could not be is marked “–”, never "

@@ -35,6 +35,11 @@ bool mt_mem_rss(const struct mt_mem_point *p, uint64_t *rss)
 	return true;
 }
 
+uint64_t mt_mem_requested(const struct mt_mem_point *p)
+{
+	return p->malloc_live + p->objects + p->unpooled;
+}
+
 static void point_now(struct ctx *c, const struct mt_rec *r, struct mt_mem_point *p)
 {
 	const struct mt_report *rep = c->rep;
@@ -43,6 +48,7 @@ static void point_now(struct ctx *c, const struct mt_rec *r, struct mt_mem_point
 	p->time_us = c->cnt.time_us;
 	p->malloc_live = rep->dom[MT_DOM_MALLOC].live_bytes;
 	p->objects = rep->pools.object_bytes;
+	p->unpooled = c->own_bytes;
 	p->arenas = rep->pools.arenas_live * rep->pools.arena_size;
 	p->pools = rep->pools.pools_in_use * rep->pools.pool_size;
 	p->empty_arenas = rep->pools.arenas_empty * rep->pools.arena_size;
@@ -254,8 +260,9 @@ static const char *const part_texts[MT_PART_COUNT] = {
 	"memtrace's own memory (rings, buffers, compressor)",
 	"minus: brk heap pages not resident (never touched, or given back by malloc_trim)",
 	"minus: pymalloc arena pages never touched (pools it has not used yet)",
-	"the rest of RssAnon: thread stacks, static data, the interpreter's own mappings, "
-	"less pages never touched outside the brk heap (not told apart)",
+	"the rest of RssAnon: thread stacks, static data, the interpreter's own mappings "
+	"(mimalloc's pages beyond its objects, when CPython uses it), less pages never "
+	"touched outside the brk heap (not told apart)",
 };
 
 /* Short, for text tables. */
@@ -272,7 +279,7 @@ static const char *const part_labels[MT_PART_COUNT] = {
 	"memtrace's own (rings, buffers, compressor)",
 	"minus: brk heap pages not resident",
 	"minus: arena pools never touched",
-	"the rest (stacks, static data; not told apart)",
+	"the rest (stacks, data, mimalloc: not told apart)",
 };
 
 const char *mt_part_label(int part)
@@ -305,7 +312,7 @@ void mt_memory_breakdown(const struct mt_report *rep, const struct mt_mem_point 
 	b->anon = v[MT_S_RSS_ANON];
 	b->file = v[MT_S_RSS_FILE];
 	b->shmem = have(p, MT_S_RSS_SHMEM) ? v[MT_S_RSS_SHMEM] : 0;
-	b->requested = p->malloc_live + p->objects;
+	b->requested = mt_mem_requested(p);
 	bool glibc = have(p, MT_S_GLIBC_ARENA) && have(p, MT_S_GLIBC_MMAP) &&
 		     have(p, MT_S_GLIBC_USED) && have(p, MT_S_GLIBC_FREE) && have(p, MT_S_GLIBC_TOP);
 	part(b, MT_PART_FILE, b->have_rss, (int64_t)(b->file + b->shmem));

@@ -33,6 +33,8 @@ struct mt_dom_stats {
 	uint64_t live_bytes, live_blocks; /* at the end of the trace */
 	uint64_t unmatched_frees;         /* frees of addresses never seen live */
 	uint64_t inconsistent;            /* allocs of addresses already live */
+	uint64_t freed_below;             /* blocks that ended with the block under
+					   * them, their own free unseen (report.c) */
 };
 
 /* Which numeric header keys the trace carried. */
@@ -42,6 +44,7 @@ enum mt_have {
 	MT_HAVE_START = 1 << 2,
 	MT_HAVE_PAGE_SIZE = 1 << 3,
 	MT_HAVE_PYTHON = 1 << 4, /* MT_H_PY_VERSION: a CPython process */
+	MT_HAVE_FREE_THREADED = 1 << 5, /* MT_H_PY_FREE_THREADED: no pymalloc */
 };
 
 /* end_reason when no final footer says, or when it names an unknown one. */
@@ -222,6 +225,7 @@ struct mt_mem_point {
 	uint64_t v[MT_S_COUNT]; /* its figures */
 	uint64_t malloc_live;   /* requested bytes live in the malloc domain */
 	uint64_t objects;       /* requested bytes of blocks in pymalloc's pools */
+	uint64_t unpooled;      /* of PyMem/PyObject blocks counted by themselves (mimalloc's) */
 	uint64_t arenas;        /* pymalloc arenas mapped, in bytes */
 	uint64_t pools;         /* bytes of pools in use */
 	uint64_t empty_arenas;  /* bytes of arenas without a pool in use */
@@ -290,6 +294,8 @@ struct mt_breakdown {
 	int64_t bytes[MT_PART_COUNT];
 };
 
+/* The requested heap at a sample: malloc and CPython's objects. */
+uint64_t mt_mem_requested(const struct mt_mem_point *p);
 void mt_memory_breakdown(const struct mt_report *rep, const struct mt_mem_point *p,
 			 struct mt_breakdown *b);
 /* "file_backed", ... as used in every output; and what a part is. */
@@ -312,11 +318,14 @@ struct mt_report {
 	} events;
 	struct mt_dom_stats dom[MT_DOM_COUNT];
 
-	/* heap = malloc domain + CPython arena-allocator blocks */
+	/* heap = malloc domain + CPython arena-allocator blocks + PyMem and
+	 * PyObject blocks that sit in neither (mimalloc's, report.c) */
 	struct {
 		uint64_t live, peak, peak_time_us;
 		uint64_t snapshot_us; /* when the sites were taken at the peak */
-		uint64_t live_blocks; /* malloc blocks + arena blocks at exit */
+		uint64_t live_blocks; /* those blocks at exit */
+		uint64_t own_in;      /* PyMem/PyObject blocks that came into the heap
+				       * by themselves (allocs and reallocs) */
 	} heap;
 	uint64_t temp_allocs, temp_bytes;
 	struct mt_hist_bucket hist[MT_HIST_BUCKETS];
@@ -380,6 +389,12 @@ void mt_report_free(struct mt_report *rep);
 const char *mt_domain_name(int dom);
 /* "exit", "exec", "_exit", "unknown", or NULL for MT_REASON_NONE. */
 const char *mt_end_reason_name(int reason);
+/* For a CPython trace: what its PyObject and PyMem blocks came from,
+ * "pymalloc" (arenas), "mimalloc" (counted in the heap block by block) or
+ * "malloc"; and, when pymalloc served none of them, why there are no arenas
+ * or pools (else NULL). */
+const char *mt_object_allocator(const struct mt_report *rep);
+const char *mt_no_pymalloc_reason(const struct mt_report *rep);
 
 /* Helpers for the outputs.  Strings of a site: "<native>" and "" for
  * frame 0; never NULL. */

@@ -213,9 +213,11 @@ enum mt_header_key {
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
 	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
-	MT_H_RSS_MS = MT_KEY_VARINT(13),     /* MEMTRACE_RSS_MS (0: no samples) */
-	MT_H_START_BRK = MT_KEY_VARINT(14),  /* the initial program break: start of the brk heap */
-	MT_H_MALLOC = MT_KEY_VARINT(15),     /* enum mt_malloc_kind */
+	MT_H_PY_FREE_THREADED = MT_KEY_VARINT(13), /* 1: a free-threaded CPython (no
+						    * pymalloc: no pool or arena size) */
+	MT_H_RSS_MS = MT_KEY_VARINT(14),     /* MEMTRACE_RSS_MS (0: no samples) */
+	MT_H_START_BRK = MT_KEY_VARINT(15),  /* the initial program break: start of the brk heap */
+	MT_H_MALLOC = MT_KEY_VARINT(16),     /* enum mt_malloc_kind */
 };
 
 /* Whose malloc the program's calls reach after the tracer's. */

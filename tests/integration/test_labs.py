@@ -1,7 +1,9 @@
 """The labs, run as the README's first command runs them: every lab under
-the tracer with every CPython on the machine.  Each lab's headline figures,
-read from its JSON report, must be what CPython 3.11 really does; a
-regression in the tracer or the reporter turns one of them red.
+the tracer with every CPython on the machine (harness.INTERPRETERS: 3.11
+static and shared, 3.13, 3.13t).  Each lab's headline figures, read from its
+JSON report, must be what that CPython really does (pyfacts.py, and the
+notes run_labs.py adds where an interpreter differs); a regression in the
+tracer or the reporter turns one of them red.
 """
 
 import json
@@ -10,16 +12,18 @@ import sys
 import unittest
 from pathlib import Path
 
-from harness import CLI, REPO, TracerTestCase
+import pyfacts
+from harness import CLI, INTERPRETERS, REPO, TracerTestCase, python_of
 
 RUN_LABS = REPO / "labs" / "run_labs.py"
-MILLION = 1_000_000
-CACHED_INTS = 257  # 0..256 are preallocated; the comprehension starts at 0
+MILLION = pyfacts.MILLION
+CACHED_INTS = pyfacts.CACHED_INTS
 LABS = 7
 MIB = 1 << 20
 PAGE = 4096
 
 
+@unittest.skipUnless(INTERPRETERS, "no Python interpreter found")
 class Labs(TracerTestCase):
 
     @classmethod
@@ -27,9 +31,10 @@ class Labs(TracerTestCase):
         super().setUpClass()
         import tempfile
         cls.out = Path(tempfile.mkdtemp(prefix="memtrace-labs."))
+        given = [a for py in INTERPRETERS.values() for a in ("--python", py.exe)]
         proc = subprocess.run([sys.executable, str(RUN_LABS), "--build", str(CLI.parent),
-                               "--out", str(cls.out)], capture_output=True, text=True,
-                              timeout=600)
+                               "--out", str(cls.out), "--only-given", *given],
+                              capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise AssertionError("run_labs.py failed:\n%s\n%s" % (proc.stdout, proc.stderr))
         cls.overview = proc.stdout
@@ -37,12 +42,19 @@ class Labs(TracerTestCase):
                     for n in range(1, LABS + 1)}
 
     def each(self, number):
-        """(python, figures) of every interpreter the lab ran with."""
+        """(Python, figures) of every interpreter the lab ran with."""
         entries = self.labs[number]["interpreters"]
-        self.assertGreaterEqual(len(entries), 1)
+        self.assertEqual(sorted(e["python"] for e in entries),
+                         sorted(py.exe for py in INTERPRETERS.values()))
         for entry in entries:
-            with self.subTest(python=entry["python"]):
-                yield entry["figures"]
+            py = python_of(entry["python"])
+            with self.subTest(python=py.label):
+                self.assertEqual(entry["free_threaded"], py.free_threaded)
+                yield py, entry["figures"]
+
+    def notes(self, number, py):
+        return next(e["notes"] for e in self.labs[number]["interpreters"]
+                    if e["python"] == py.exe)
 
     def test_reports_written(self):
         for n in range(1, LABS + 1):
@@ -51,59 +63,101 @@ class Labs(TracerTestCase):
                 self.assertGreater(path.stat().st_size, 500, path)
             text = (self.out / ("lab%d.txt" % n)).read_text()
             self.assertIn("Lab %d:" % n, text)
-        self.assertEqual(self.overview.count("lab "), LABS * len(self.labs[1]["interpreters"]))
+        self.assertEqual(self.overview.count("lab "), LABS * len(INTERPRETERS))
+
+    def test_version_notes(self):
+        """Each difference by interpreter comes with its reason."""
+        for py in INTERPRETERS.values():
+            with self.subTest(python=py.label):
+                first = self.notes(1, py)
+                if py.free_threaded:
+                    self.assertEqual(len(first), 1)
+                    self.assertIn("Py_GIL_DISABLED requires using mimalloc", first[0])
+                    self.assertTrue(any("gc_free_threading.c" in note
+                                        for note in self.notes(5, py)))
+                else:
+                    self.assertEqual(first, [])
+                inline = [note for note in self.notes(5, py) if "PEP 709" in note]
+                self.assertEqual(len(inline), 1 if pyfacts.inline(py) else 0)
 
     def test_lab1_interning(self):
-        for f in self.each(1):
+        for py, f in self.each(1):
             self.assertEqual(f["small_int_objects"], 0)
             self.assertEqual(f["constant_objects"], 0)
             self.assertEqual(f["runtime_objects"], 2)
-            self.assertEqual(f["runtime_classes"], {"32": 2})
+            self.assertEqual(f["runtime_classes"], {str(pyfacts.int_block(py)): 2})
 
     def test_lab2_second_name(self):
-        for f in self.each(2):
+        for _, f in self.each(2):
             self.assertEqual((f["allocs"], f["frees"]), (0, 0))
 
     def test_lab3_identity(self):
-        for f in self.each(3):
+        for py, f in self.each(3):
             self.assertEqual(f["small_int_objects"], 0)
             self.assertEqual(f["big_int_objects"], 1)
-            self.assertEqual(f["big_int_classes"], {"32": 1})
-            self.assertEqual(f["append_allocs"], 0)
+            self.assertEqual(f["big_int_classes"], {str(pyfacts.int_block(py)): 1})
+            # the free-threaded list_resize allocates a new array
+            self.assertEqual(f["append_allocs"], 1 if py.free_threaded else 0)
             self.assertEqual(f["append_resizes"], 1)
             self.assertEqual(f["append_chain"], [2, 8])
             self.assertEqual(f["append_slack_slots"], 5)
             self.assertGreater(f["string_obj_allocs"], 0)
+            # mimalloc serves large blocks itself
+            if py.free_threaded:
+                self.assertEqual(f["string_raw_allocs"], 0)
+            else:
+                self.assertGreater(f["string_raw_allocs"], 0)
 
     def test_lab4_copies(self):
-        for f in self.each(4):
+        for py, f in self.each(4):
             self.assertEqual(f["alias_allocs"], 0)
-            # The outer list object comes from CPython's free list when one
-            # is there (it is, after start-up, in both interpreters); its
-            # 2-item buffer (16 bytes) is always a new PyMem block.
-            self.assertIn(f["slice_allocs"], (1, 2))
-            self.assertEqual(f["slice_classes"].get("16"), 1)
+            # The outer list object comes from CPython's free list, which
+            # start-up has filled; only its 2-item buffer is allocated: 16
+            # bytes, or on a free-threaded build 24 (the array's capacity
+            # first) in the 32-byte class.
+            self.assertEqual(f["slice_allocs"], 1)
+            self.assertEqual(f["slice_classes"], {"32" if py.free_threaded else "16": 1})
             self.assertGreater(f["deep_allocs"], f["slice_allocs"])
-            self.assertEqual(f["append_allocs"], 0)
+            self.assertEqual(f["append_allocs"], 1 if py.free_threaded else 0)
             self.assertEqual(f["append_resizes"], 1)
 
     def test_lab5_gc(self):
-        for f in self.each(5):
-            # one 32-byte int per item not in the small-int cache, plus at
-            # most a handful of other 32-byte blocks the interpreter makes
-            # while running the comprehension
-            self.assertGreaterEqual(f["int_objects_32"], MILLION - CACHED_INTS)
-            self.assertLessEqual(f["int_objects_32"], MILLION - CACHED_INTS + 16)
+        for py, f in self.each(5):
+            # one int per item not in the small-int cache, plus at most a
+            # handful of other blocks of the same class the interpreter
+            # makes while running the comprehension
+            self.assertEqual(f["int_block"], pyfacts.int_block(py))
+            self.assertGreaterEqual(f["int_objects"], MILLION - CACHED_INTS)
+            self.assertLessEqual(f["int_objects"], MILLION - CACHED_INTS + 16)
+            self.assertEqual(f["list_resizes"], pyfacts.list_resizes(py, MILLION))
+            self.assertEqual(f["final_capacity"], pyfacts.list_capacities(MILLION)[-1])
+            self.assertGreaterEqual(f["del_frees"], MILLION - CACHED_INTS)
+            self.assertLess(f["collect_frees"], 1000)
+            if py.free_threaded:
+                self.assertEqual((f["build_arenas"], f["arenas_peak"]), (0, 0))
+                continue
             self.assertGreaterEqual(f["build_arenas"], 30)
             self.assertLessEqual(f["del_arenas"], -29)
             self.assertEqual(f["collect_arenas"], 0)
-            self.assertEqual(f["list_resizes"], 86)
-            self.assertEqual(f["final_capacity"], 1_056_084)
-            self.assertGreaterEqual(f["del_frees"], MILLION - CACHED_INTS)
-            self.assertLess(f["collect_frees"], 1000)
 
     def test_lab5_rss(self):
-        for f in self.each(5):
+        for py, f in self.each(5):
+            # Every int and every slot of the list's buffer was written, so
+            # their pages are resident when the list is complete: RSS grew by
+            # at least their bytes, less pages of pools (or mimalloc pages)
+            # that were resident and partly used before the step (< 1 MiB).
+            self.assertEqual(f["list_buffer_bytes"], 8 * 1_056_084)
+            made = f["int_objects"] * f["int_block"] + f["list_buffer_bytes"]
+            self.assertGreaterEqual(f["rss_full"] - f["rss_before"], made - MIB)
+            # gc.collect() frees no int: RSS moves by a few pages at most.
+            self.assertLessEqual(abs(f["rss_after_gc"] - f["rss_after_del"]), 64 * PAGE)
+            drop = f["rss_full"] - f["rss_after_del"]
+            if py.free_threaded:
+                # mimalloc's, not glibc's: no chunk unmapped by glibc, and
+                # RSS cannot fall by more than was freed
+                self.assertEqual(f["glibc_unmapped_at_del"], 0)
+                self.assertLessEqual(drop, made + MIB)
+                continue
             # The ints' arenas and the list's buffer (a chunk glibc mapped
             # on its own: the 1,056,084 slots of 8 bytes) are unmapped at
             # del, so RSS drops by their resident pages: all of the buffer
@@ -111,20 +165,19 @@ class Labs(TracerTestCase):
             # pools pymalloc never used (untouched_when_full).  Pages the
             # step touches anew (the interpreter's, memtrace's own) are far
             # below 1 MiB, and nothing else is unmapped in the step.
-            self.assertEqual(f["list_buffer_bytes"], 8 * 1_056_084)
             self.assertGreaterEqual(f["glibc_unmapped_at_del"], f["list_buffer_bytes"])
             freed = f["del_arena_bytes"] + f["list_buffer_bytes"]
-            drop = f["rss_full"] - f["rss_after_del"]
             self.assertGreaterEqual(drop, freed - f["untouched_when_full"] - MIB)
             self.assertLessEqual(drop, freed + MIB)
             self.assertGreaterEqual(f["del_arena_bytes"], 29 * MIB)
             # The list took the arenas and the buffer on top of the start.
             self.assertGreaterEqual(f["rss_full"] - f["rss_before"], 29 * MIB + 8 * MIB)
-            # gc.collect() unmaps nothing: RSS moves by a few pages at most.
-            self.assertLessEqual(abs(f["rss_after_gc"] - f["rss_after_del"]), 64 * PAGE)
 
     def test_lab5_arena_at_exit(self):
-        for f in self.each(5):
+        for py, f in self.each(5):
+            if py.free_threaded:
+                self.assertEqual((f["arenas_at_exit"], f["empty_arenas_at_exit"]), (0, 0))
+                continue
             # obmalloc.c keeps at most one wholly free arena (bpo-37257):
             # after del there is one, and at exit one of the arenas left
             # holds no object.
@@ -137,19 +190,43 @@ class Labs(TracerTestCase):
         self.assertIn("bpo-37257", text)
 
     def test_lab6_sizes(self):
-        for f in self.each(6):
+        for py, f in self.each(6):
             self.assertEqual(f["list_mem_allocs"], 1)
             self.assertEqual(f["tuple_mem_allocs"], 0)
-            # [*range(1, 6)]: list_preallocate_exact rounds 5 up to 6 slots
+            # [*range(1, 6)]: list_preallocate_exact rounds 5 up to 6 slots;
+            # a free-threaded list's array holds its capacity first
             self.assertEqual(f["length"], 5)
-            self.assertEqual(f["list_buffer_bytes"], 48)
+            self.assertEqual(f["list_buffer_bytes"], 48 + (8 if py.free_threaded else 0))
+            # PyGC_Head, PyListObject and a tuple's PyObject_VAR_HEAD: no
+            # pre-header but 16 more bytes of object header when free-threaded
+            self.assertEqual((f["gc_head"], f["list_object"], f["tuple_head"]),
+                             (0, 56, 40) if py.free_threaded else (16, 40, 24))
             self.assertEqual((f["list_capacity"], f["slack_slots"], f["slack_bytes"]), (6, 1, 8))
             # derived from the headers and the slots, and what the lab printed
             self.assertEqual((f["getsizeof_list"], f["getsizeof_tuple"]), (104, 80))
             self.assertEqual((f["printed_list"], f["printed_tuple"]), (104, 80))
 
+    def test_lab7_mimalloc(self):
+        for py, f in self.each(7):
+            if not py.free_threaded:
+                continue
+            self.assertEqual(f["c1_survivors"], 10_000)
+            # 990,000 floats of 40 bytes (a 32-byte header and the double)
+            # leave the requested heap when the list goes
+            self.assertGreaterEqual(f["requested_c1_built"] - f["requested_c1_kept"],
+                                    990_000 * 40)
+            # the 1,001 bytes objects are mimalloc's: glibc holds less than
+            # 1 MiB while they are live, so malloc_trim(0) has under 1 MiB to
+            # give back and RSS moves by less than that
+            self.assertGreaterEqual(f["requested_c2_built"] - f["requested_c1_dropped"],
+                                    1001 * (65_536 + 33))
+            self.assertLess(f["glibc_c2_built"], MIB)
+            self.assertLessEqual(abs(f["rss_c2_freed"] - f["rss_c2_trimmed"]), MIB)
+
     def test_lab7_survivors(self):
-        for f in self.each(7):
+        for py, f in self.each(7):
+            if py.free_threaded:
+                continue
             self.assertEqual(f["c1_survivors"], 10_000)
             # 10,000 floats of 24 bytes survive: the objects in pymalloc's
             # pools are those of before the step and theirs, but for what
@@ -169,7 +246,9 @@ class Labs(TracerTestCase):
             self.assertGreaterEqual(f["c1_rss_kept"] - f["c1_rss_dropped"], 28 * MIB)
 
     def test_lab7_heap_top(self):
-        for f in self.each(7):
+        for py, f in self.each(7):
+            if py.free_threaded:
+                continue
             # 1,000 freed blocks of 65,569 bytes (64 KiB and the bytes
             # object's 33-byte header) coalesce below the keeper, which holds
             # the top: the bytes object made at lab7.py:21

@@ -270,8 +270,9 @@ class Unwinders(TracerTestCase):
     ones that differ: there must be none."""
 
     def checked(self, argv, at_least, **env):
-        run = self.run_traced_ok(argv, env={**NATIVE_ENV, **env,
-                                            "MEMTRACE_NATIVE_UNWIND": "check"})
+        # the count is a message on stderr, which MEMTRACE_QUIET=1 would silence
+        run = self.run_traced_ok(argv, quiet=False,
+                                 env={**NATIVE_ENV, **env, "MEMTRACE_NATIVE_UNWIND": "check"})
         m = CHECKED.search(run.stderr)
         self.assertIsNotNone(m, run.stderr)
         self.assertEqual(int(m.group(2)), 0, run.stderr)
@@ -322,7 +323,7 @@ class Unwinders(TracerTestCase):
                              50000, MEMTRACE_NATIVE_DEPTH=depth)
 
     def test_bad_setting(self):
-        run = self.run_traced_ok([prog("unwind_cases")],
+        run = self.run_traced_ok([prog("unwind_cases")], quiet=False,
                                  env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": "fast"})
         self.assertIn('ignoring MEMTRACE_NATIVE_UNWIND="fast"', run.stderr)
         self.report_ok(run.traces[0])

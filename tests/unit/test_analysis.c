@@ -46,6 +46,19 @@ static void py_trace(struct tg *t)
 	tg_thread(t, 1);
 }
 
+/* A trace of a free-threaded CPython 3.13: no pymalloc, so no pool or
+ * arena size. */
+static void ft_trace(struct tg *t)
+{
+	tg_init(t);
+	t->kv_len = tg_header_kv(t->kv, 78);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_VERSION, 0x030d05f0);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_DEPTH, 1);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_FREE_THREADED, 1);
+	tg_kv_block(t, MT_BLOCK_HEADER);
+	tg_thread(t, 1);
+}
+
 /* Keeps the event block from overflowing (a new block restates the thread). */
 static void room(struct tg *t, uint64_t tid)
 {
@@ -498,6 +511,100 @@ static void test_layered_blocks(void **state)
 	mt_report_free(&rep);
 }
 
+/* A raw block freed past the tracer's hook (through CPython's default raw
+ * allocator): its malloc block's free ends it, and the address can be
+ * handed out again without an inconsistency. */
+static void test_freed_below(void **state)
+{
+	(void)state;
+	struct tg t;
+	py_trace(&t);
+	tg_malloc(&t, MT_DOM_MALLOC, 80, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 80, HEAP);
+	tg_free_rec(&t, MT_DOM_MALLOC, HEAP);
+	tg_malloc(&t, MT_DOM_MALLOC, 16, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 16, HEAP);
+	struct mt_report rep = build(&t);
+	const struct mt_dom_stats *raw = &rep.dom[MT_DOM_PYRAW];
+	assert_int_equal(raw->freed_below, 1);
+	assert_int_equal(raw->inconsistent, 0);
+	assert_int_equal(raw->frees, 0);
+	assert_int_equal(raw->live_bytes, 16);
+	assert_int_equal(raw->live_blocks, 1);
+	assert_int_equal(rep.heap.live, 16);
+	mt_report_free(&rep);
+}
+
+/* A free-threaded list_resize: a new array (8 bytes of capacity, then the
+ * items) and, with nothing between in the thread, the old one's free. */
+static void test_free_threaded_lists(void **state)
+{
+	(void)state;
+	static const uint64_t caps[] = { 4, 8, 16, 24 };
+	struct tg t;
+	ft_trace(&t);
+	define_frames(&t);
+	loc(&t, 1);
+	uint64_t addr = HEAP;
+	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+		tg_malloc(&t, MT_DOM_PYMEM, 8 + 8 * caps[i], addr);
+		if (i)
+			tg_free_rec(&t, MT_DOM_PYMEM, addr - 0x1000);
+		addr += 0x1000;
+	}
+	/* not a resize: something else happened in between */
+	tg_malloc(&t, MT_DOM_PYMEM, 8 + 8 * 8, HEAP + 0x100000);
+	tg_malloc(&t, MT_DOM_PYOBJ, 32, HEAP + 0x200000);
+	tg_free_rec(&t, MT_DOM_PYMEM, addr - 0x1000);
+	struct mt_report rep = build(&t);
+	const struct mt_lists *l = &rep.lists;
+	assert_int_equal(l->buffers, 1);
+	assert_int_equal(l->resizes, 3); /* the first array is no resize */
+	assert_int_equal(l->bytes_copied, 8 * (4 + 8 + 16));
+	assert_int_equal(l->nsites, 1);
+	const struct mt_list_site *s = &l->sites[0];
+	assert_int_equal(s->chain_len, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(s->chain[i], caps[i]);
+	assert_int_equal(s->final_capacity, 24);
+	assert_int_equal(s->slack_slots, 24 - 17);
+	/* no pymalloc: every block counts in the heap by itself */
+	assert_false(rep.pools.arenas_allocated);
+	assert_int_equal(rep.heap.live, 8 + 8 * 8 + 32);
+	assert_int_equal(rep.heap.peak, (8 + 8 * 16) + (8 + 8 * 24));
+	mt_report_free(&rep);
+}
+
+/* PyMem/PyObject blocks that are in no arena and on no block below them
+ * (mimalloc's) are in the heap by themselves; blocks on a malloc block,
+ * at its address or inside it (debug hooks' guard bytes), are not counted
+ * again. */
+static void test_heap_without_pymalloc(void **state)
+{
+	(void)state;
+	struct tg t;
+	ft_trace(&t);
+	define_frames(&t);
+	loc(&t, 1);
+	tg_malloc(&t, MT_DOM_PYOBJ, 48, 0x200000000ull);        /* mimalloc's */
+	tg_malloc(&t, MT_DOM_PYMEM, 100, 0x200000100ull);       /* mimalloc's */
+	tg_realloc(&t, MT_DOM_PYMEM, 0x200000100ull, 60, 0x200000100ull);
+	tg_malloc(&t, MT_DOM_MALLOC, 1000, HEAP);               /* a large object ... */
+	tg_malloc(&t, MT_DOM_PYRAW, 1000, HEAP);
+	tg_malloc(&t, MT_DOM_PYOBJ, 1000, HEAP);                /* ... on malloc */
+	tg_malloc(&t, MT_DOM_MALLOC, 524, HEAP + 0x1000);       /* debug hooks ... */
+	tg_malloc(&t, MT_DOM_PYRAW, 508, HEAP + 0x1008);
+	tg_malloc(&t, MT_DOM_PYOBJ, 492, HEAP + 0x1010);        /* ... inside it */
+	struct mt_report rep = build(&t);
+	assert_int_equal(rep.heap.live, 48 + 60 + 1000 + 524);
+	assert_int_equal(rep.heap.peak, rep.heap.live);
+	assert_int_equal(rep.heap.live_blocks, 2 + 2);
+	assert_int_equal(rep.heap.own_in, 3); /* the two allocations and the realloc */
+	assert_string_equal(mt_object_allocator(&rep), "mimalloc");
+	assert_non_null(strstr(mt_no_pymalloc_reason(&rep), "free-threaded"));
+	mt_report_free(&rep);
+}
+
 static void test_temporaries(void **state)
 {
 	(void)state;
@@ -945,6 +1052,9 @@ int main(void)
 		cmocka_unit_test(test_long_chain),
 		cmocka_unit_test(test_sites_and_peak),
 		cmocka_unit_test(test_layered_blocks),
+		cmocka_unit_test(test_freed_below),
+		cmocka_unit_test(test_free_threaded_lists),
+		cmocka_unit_test(test_heap_without_pymalloc),
 		cmocka_unit_test(test_temporaries),
 		cmocka_unit_test(test_marks),
 		cmocka_unit_test(test_many_marks),
