@@ -91,6 +91,22 @@ class Labs(TracerTestCase):
         for _, f in self.each(2):
             self.assertEqual((f["allocs"], f["frees"]), (0, 0))
 
+    def test_lab2_seed_constant(self):
+        for py, f in self.each(2):
+            if py.free_threaded:
+                # interned strings are immortal there: the count is fixed
+                self.assertEqual((f["seed_one"], f["seed_two"]), (2**32 - 1, 2**32 - 1))
+                continue
+            # the seed's 4, then 5: globals, co_consts, the parser's arena
+            # and the call's argument; no string made by the binding line
+            self.assertEqual((f["seed_one"], f["seed_two"]), (4, 5))
+            self.assertEqual((f["seed_allocs"], f["seed_frees"]), (0, 0))
+            held = [h.split(" (")[0] for h in f["seed_held_by"]]
+            self.assertEqual(held, ["the module code's constants", "the module's globals",
+                                    "the parser's arena"])
+            # compile() frees its arena before exec: one reference less
+            self.assertEqual(f["seed_compiled"], [3, 4])
+
     def test_lab3_identity(self):
         for py, f in self.each(3):
             self.assertEqual(f["small_int_objects"], 0)
