@@ -78,25 +78,8 @@ static void chart(struct page *p, const struct columns *c)
 			s[ns++] = (struct svg_series){ series[k].name, series[k].key, series[k].color,
 						       c->v[k], k == 0 };
 	}
-	struct svg_line_chart lc = {
-		.title = "memory the OS sees over time",
-		.data = "memory",
-		.x = c->t,
-		.n = c->n,
-		.series = s,
-		.nseries = ns,
-		.marks = p->marks,
-		.nmarks = p->nmarks,
-		.unit = SVG_BYTES,
-		.have_peak = hp_num(peak, "rss") > 0,
-		.peak_x = hp_num(peak, "time_us"),
-		.peak_y = hp_num(peak, "rss"),
-		.width = 1100,
-		.height = 360,
-	};
-	he_raw(&p->e, "<figure class=\"wide\">");
-	svg_line_chart(&p->e, &lc);
-	he_raw(&p->e, "</figure>");
+	hp_time_chart(p, &(struct hp_time_chart){ "memory the OS sees over time", "memory", c->t,
+						 c->n, s, ns, peak, "rss" });
 }
 
 /* A figure, or "–" when the sample did not measure it. */

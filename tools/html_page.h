@@ -61,6 +61,19 @@ extern const char *const hp_timeline_keys[HP_SERIES];
 double hp_clamp(double v);
 double hp_num(const json_t *o, const char *key);
 
+/* A wide chart of bytes over the trace's time, with the marks, and a dot
+ * at the peak the report gives (its peak_key and time_us members). */
+struct hp_time_chart {
+	const char *title, *data;
+	const double *x;
+	size_t n;
+	const struct svg_series *series;
+	size_t nseries;
+	const json_t *peak;
+	const char *peak_key;
+};
+void hp_time_chart(struct page *p, const struct hp_time_chart *c);
+
 void hp_section_open(struct page *p, const char *id, const char *title);
 void hp_section_close(struct page *p);
 /* A labelled figure in a row of stats. */

@@ -377,25 +377,8 @@ static void heap_charts(struct page *p, const struct hp_timeline *tl)
 		he_raw(&p->e, "<p class=\"note\">The heap is what the process holds: the malloc "
 			      "domain plus the pymalloc arenas. The PyMem domains are drawn "
 			      "on their own; they overlap with it.</p>");
-	struct svg_line_chart c = {
-		.title = "heap over time",
-		.data = "timeline",
-		.x = tl->t,
-		.n = tl->n,
-		.series = s,
-		.nseries = ns,
-		.marks = p->marks,
-		.nmarks = p->nmarks,
-		.unit = SVG_BYTES,
-		.have_peak = hp_num(peak, "bytes") > 0,
-		.peak_x = hp_num(peak, "time_us"),
-		.peak_y = hp_num(peak, "bytes"),
-		.width = 1100,
-		.height = 360,
-	};
-	he_raw(&p->e, "<figure class=\"wide\">");
-	svg_line_chart(&p->e, &c);
-	he_raw(&p->e, "</figure>");
+	hp_time_chart(p, &(struct hp_time_chart){ "heap over time", "timeline", tl->t, tl->n, s,
+						 ns, peak, "bytes" });
 	hp_section_close(p);
 }
 

@@ -13,7 +13,7 @@ import unittest
 from pathlib import Path
 
 import pyfacts
-from harness import CLI, INTERPRETERS, REPO, TracerTestCase, python_of
+from harness import CLI, INTERPRETERS, REPO, RSS_SLACK, TracerTestCase, python_of
 
 RUN_LABS = REPO / "labs" / "run_labs.py"
 MILLION = pyfacts.MILLION
@@ -165,8 +165,10 @@ class Labs(TracerTestCase):
             self.assertEqual(f["list_buffer_bytes"], 8 * 1_056_084)
             made = f["int_objects"] * f["int_block"] + f["list_buffer_bytes"]
             self.assertGreaterEqual(f["rss_full"] - f["rss_before"], made - MIB)
-            # gc.collect() frees no int: RSS moves by a few pages at most.
-            self.assertLessEqual(abs(f["rss_after_gc"] - f["rss_after_del"]), 64 * PAGE)
+            # gc.collect() frees no int: RSS moves by a few pages at most,
+            # and the kernel's counters lag (RSS_SLACK)
+            self.assertLessEqual(abs(f["rss_after_gc"] - f["rss_after_del"]),
+                                 64 * PAGE + RSS_SLACK)
             drop = f["rss_full"] - f["rss_after_del"]
             if py.free_threaded:
                 # mimalloc's, not glibc's: no chunk unmapped by glibc, and

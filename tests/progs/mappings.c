@@ -125,24 +125,18 @@ int main(int argc, char **argv)
 	c_free(c_malloc(1 << 20), 1 << 20);
 	escape(c_malloc(1 << 20));
 
-	put_str(1, "expect who=mmap allocs=");
-	put_num(1, m.allocs);
-	put_str(1, " frees=");
-	put_num(1, m.frees);
-	put_str(1, " reallocs=");
-	put_num(1, m.reallocs);
-	put_str(1, " failed=");
-	put_num(1, m.failed);
-	put_str(1, " bytes=");
-	put_num(1, m.bytes);
-	put_str(1, " live_bytes=");
-	put_num(1, m.live);
-	put_str(1, " live_blocks=");
-	put_num(1, m.blocks);
-	put_str(1, " peak=");
-	put_num(1, m.peak);
-	put_str(1, " file_bytes=");
-	put_num(1, (long)page);
+	const struct { const char *name; long value; } fields[] = {
+		{ "allocs", m.allocs }, { "frees", m.frees }, { "reallocs", m.reallocs },
+		{ "failed", m.failed }, { "bytes", m.bytes }, { "live_bytes", m.live },
+		{ "live_blocks", m.blocks }, { "peak", m.peak }, { "file_bytes", (long)page },
+	};
+	put_str(1, "expect who=mmap");
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		put_str(1, " ");
+		put_str(1, fields[i].name);
+		put_str(1, "=");
+		put_num(1, fields[i].value);
+	}
 	put_str(1, "\n");
 	print_counts("mappings");
 	return 0;
