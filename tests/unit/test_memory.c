@@ -288,6 +288,41 @@ static void test_samples_at_marks(void **state)
 	mt_report_free(&rep);
 }
 
+/* On a free-threaded CPython, PyMem/PyObject blocks in no arena and on no
+ * malloc block (mimalloc's) are part of the requested heap at a sample. */
+static void test_requested_with_mimalloc(void **state)
+{
+	(void)state;
+	struct tg t;
+	tg_init(&t);
+	t.kv_len = tg_header_kv(t.kv, 8);
+	t.kv_len = mt_kv_put_u64(t.kv, t.kv_len, MT_H_PY_VERSION, 0x030d05f0);
+	t.kv_len = mt_kv_put_u64(t.kv, t.kv_len, MT_H_PY_FREE_THREADED, 1);
+	t.kv_len = mt_kv_put_u64(t.kv, t.kv_len, MT_H_RSS_MS, 10);
+	t.kv_len = mt_kv_put_u64(t.kv, t.kv_len, MT_H_START_BRK, BRK0);
+	tg_kv_block(&t, MT_BLOCK_HEADER);
+	tg_thread(&t, 1);
+	tg_malloc(&t, MT_DOM_PYOBJ, 48, 0x200000000ull);
+	tg_malloc(&t, MT_DOM_PYMEM, 100, 0x200000100ull);
+	tg_malloc(&t, MT_DOM_MALLOC, 1000, BRK0 + 0x10);
+	tg_malloc(&t, MT_DOM_PYRAW, 1000, BRK0 + 0x10); /* on the malloc block: once */
+	mt_enc_value(&t.enc, MT_REC_TIME, 100);
+	sample(&t, 20 * MIB, 5 * MIB, BRK0 + 0x20000, 0x20000, 2000, 0, 0);
+	tg_free_rec(&t, MT_DOM_PYOBJ, 0x200000000ull);
+	mt_enc_value(&t.enc, MT_REC_TIME, 100);
+	sample(&t, 10 * MIB, 5 * MIB, BRK0 + 0x20000, 0x20000, 2000, 0, 0);
+	struct mt_report rep = build(&t);
+	const struct mt_memory *m = &rep.memory;
+	assert_int_equal(m->peak.unpooled, 48 + 100);
+	assert_int_equal(mt_mem_requested(&m->peak), 1000 + 48 + 100);
+	assert_int_equal(m->exit.unpooled, 100);
+	assert_int_equal(mt_mem_requested(&m->exit), 1000 + 100);
+	struct mt_breakdown b;
+	mt_memory_breakdown(&rep, &m->exit, &b);
+	assert_int_equal(b.requested, 1100);
+	mt_report_free(&rep);
+}
+
 /* A sample without glibc's figures: those parts, and the rest, are not
  * measured, and the JSON says null. */
 static void test_sample_without_glibc(void **state)
@@ -360,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_mmap_domain_exact),
 		cmocka_unit_test(test_mmap_many_pieces),
 		cmocka_unit_test(test_samples_at_marks),
+		cmocka_unit_test(test_requested_with_mimalloc),
 		cmocka_unit_test(test_sample_without_glibc),
 		cmocka_unit_test(test_series_bounded),
 	};
