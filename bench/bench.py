@@ -181,6 +181,7 @@ def main():
     if heaptrack is None and not args.no_heaptrack:
         print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
     preload = {"LD_PRELOAD": str(lib)}
+    no_samples = {**preload, "MEMTRACE_RSS_MS": "0"}  # what sampling the OS's view costs
     native = {"MEMTRACE_NATIVE": "1"}
     # the same stacks, all of them walked by libunwind (see README: Native stacks)
     native_lu = {**native, "MEMTRACE_NATIVE_UNWIND": "libunwind"}
@@ -191,6 +192,7 @@ def main():
         def c_modes(argv):
             modes = [Mode("untraced", argv),
                      Mode("memtrace", argv, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", argv, no_samples, tracer="memtrace"),
                      Mode("memtrace, native stacks", argv, {**preload, **native},
                           tracer="memtrace"),
                      Mode("memtrace, native, libunwind", argv, {**preload, **native_lu},
@@ -214,6 +216,7 @@ def main():
             sysmalloc = {"PYTHONMALLOC": "malloc"}
             modes = [Mode("untraced", py),
                      Mode("memtrace", py, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", py, no_samples, tracer="memtrace"),
                      Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
                           tracer="memtrace"),
                      Mode("memtrace, native stacks", py, {**preload, **native},

@@ -124,6 +124,7 @@ void mt_config_load(int warn)
 	env_only();
 	mt_cfg.flush_ms = (unsigned)env_u64("MEMTRACE_FLUSH_MS", 100, 1, 60000);
 	mt_cfg.zstd_level = (int)env_u64("MEMTRACE_ZSTD_LEVEL", 3, 1, 19);
+	mt_cfg.rss_ms = (unsigned)env_u64("MEMTRACE_RSS_MS", 10, 0, 60000);
 	mt_cfg.py_depth = (int)env_u64("MEMTRACE_PY_DEPTH", 1, 0, 128);
 	mt_cfg.native_depth = env_flag("MEMTRACE_NATIVE")
 				      ? (int)env_u64("MEMTRACE_NATIVE_DEPTH", 64, 1, 256)

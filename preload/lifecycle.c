@@ -24,9 +24,12 @@
 
 #include "codec.h"
 #include "meta.h"
+#include "mappings.h"
 #include "native.h"
+#include "ownmem.h"
 #include "pyshim.h"
 #include "run.h"
+#include "sampler.h"
 #include "threads.h"
 #include "tracer.h"
 #include "writer.h"
@@ -131,6 +134,7 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 	if (mt_native_on)
 		n = mt_kv_put_u64(buf, n, MT_H_NATIVE_DEPTH, (uint64_t)mt_cfg.native_depth);
 	n = mt_run_header(buf, n);
+	n = mt_sampler_header(buf, n);
 	return mt_py_header(buf, n);
 }
 
@@ -146,15 +150,17 @@ static void open_trace(void)
 		mt_tracer_fail("cannot create %s (%s)", mt_cfg.output, strerror(errno));
 		return;
 	}
-	char *scratch = malloc(HEADER_ARGV_MAX);
-	uint8_t *hdr = malloc(HEADER_ARGV_MAX + 8192);
+	/* Not heap blocks: freeing a block this large would raise glibc's mmap
+	 * threshold for the rest of the program. */
+	char *scratch = mt_own_map(HEADER_ARGV_MAX);
+	uint8_t *hdr = mt_own_map(HEADER_ARGV_MAX + 8192);
 	int ok = scratch && hdr &&
 		 mt_writer_start(mt_cfg.output, fd, hdr,
 				 build_header(hdr, scratch, HEADER_ARGV_MAX)) == 0;
 	if (!scratch || !hdr)
 		mt_tracer_fail("out of memory for the header of %s", mt_cfg.output);
-	free(scratch);
-	free(hdr);
+	mt_own_unmap(scratch, HEADER_ARGV_MAX);
+	mt_own_unmap(hdr, HEADER_ARGV_MAX + 8192);
 	close(fd);
 	if (!ok)
 		mt_run_drop_trace(mt_cfg.output);
@@ -165,15 +171,18 @@ static void open_trace(void)
 static void fork_prepare(void)
 {
 	mt_threads_fork_prepare();
+	mt_own_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	mt_own_fork_parent();
 	mt_threads_fork_parent();
 }
 
 static void fork_child(void)
 {
+	mt_own_fork_child();
 	mt_threads_fork_child();
 	mt_writer_fork_child();
 	mt_meta_fork_child();
@@ -197,6 +206,8 @@ __attribute__((constructor)) static void mt_init(void)
 	if (!mt_tracer_start())
 		return;
 	struct mt_ring *r = mt_internal_enter();
+	mt_sampler_start();
+	mt_mappings_start();
 	mt_py_start();
 	if (mt_cfg.native_depth)
 		mt_native_start(mt_cfg.native_depth);

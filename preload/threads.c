@@ -32,6 +32,7 @@
 
 #include "lifecycle.h"
 #include "native.h"
+#include "ownmem.h"
 #include "tracer.h"
 
 intptr_t mt_thread_slot;
@@ -379,7 +380,9 @@ size_t mt_threads_snapshot(struct mt_ring ***arr, size_t *cap)
 	for (struct mt_ring *r = reg.rings; r; r = r->next) {
 		if (n == *cap) {
 			size_t ncap = *cap ? 2 * *cap : 64;
-			struct mt_ring **a = realloc(*arr, ncap * sizeof *a);
+			/* not a heap block: the writer's own arena would show
+			 * in the program's glibc figures */
+			struct mt_ring **a = mt_own_remap(*arr, *cap * sizeof *a, ncap * sizeof *a);
 			if (!a)
 				break; /* the rest waits for the next round */
 			*arr = a;

@@ -59,6 +59,7 @@ struct mt_config {
 	int py_depth;         /* MEMTRACE_PY_DEPTH: Python frames per location */
 	int native_depth;     /* MEMTRACE_NATIVE_DEPTH if MEMTRACE_NATIVE, else 0 */
 	int unwinder;         /* MEMTRACE_NATIVE_UNWIND: enum mt_unwinder */
+	unsigned rss_ms;      /* MEMTRACE_RSS_MS: sampling interval, 0: no samples */
 };
 extern MT_HIDDEN struct mt_config mt_cfg;
 

@@ -3,7 +3,8 @@
  * written, its colours, and helpers for sections, stats and tables whose
  * cells carry the figures they show (data-v) so that the page's script can
  * sort them.  output_html.c writes the page; html_python.c the pymalloc
- * and list sections; html_tables.c the sites and steps.
+ * and list sections; html_tables.c the sites and steps; html_memory.c what
+ * the OS sees.
  */
 #ifndef MEMTRACE_HTML_PAGE_H
 #define MEMTRACE_HTML_PAGE_H
@@ -60,6 +61,19 @@ extern const char *const hp_timeline_keys[HP_SERIES];
 double hp_clamp(double v);
 double hp_num(const json_t *o, const char *key);
 
+/* A wide chart of bytes over the trace's time, with the marks, and a dot
+ * at the peak the report gives (its peak_key and time_us members). */
+struct hp_time_chart {
+	const char *title, *data;
+	const double *x;
+	size_t n;
+	const struct svg_series *series;
+	size_t nseries;
+	const json_t *peak;
+	const char *peak_key;
+};
+void hp_time_chart(struct page *p, const struct hp_time_chart *c);
+
 void hp_section_open(struct page *p, const char *id, const char *title);
 void hp_section_close(struct page *p);
 /* A labelled figure in a row of stats. */
@@ -102,5 +116,8 @@ enum site_view { BY_PEAK, BY_LIVE, BY_TEMP };
 void html_sites_table(struct page *p, const char *id, const char *title, const char *key,
 		      enum site_view view, const char *note);
 void html_marks_section(struct page *p);
+/* html_memory.c: the section, and its columns for the page's script. */
+void html_memory_section(struct page *p);
+void html_memory_data(struct page *p, json_t *data);
 
 #endif

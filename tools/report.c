@@ -42,6 +42,14 @@ const char *mt_end_reason_name(int reason)
 
 /* ---- live blocks ----------------------------------------------------------- */
 
+static inline uint64_t unpack_size(struct ctx *c, int dom, uint64_t addr, uint64_t val,
+				   bool take);
+
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val)
+{
+	return unpack_size(c, dom, addr, val, false);
+}
+
 static inline uint64_t pack(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag)
 {
 	uint64_t unused;
@@ -104,13 +112,15 @@ account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct whe
 		heap_up(c, size);
 	} else if (tag & TAG_OWN) {
 		c->own_live++;
+		c->own_bytes += size;
 		c->rep->heap.own_in++;
 		heap_up(c, size);
 	}
 	if (val_site(tag) != SITE_LAYERED)
 		site_add(c, val_site(tag), size);
 	if (w->a)
-		pools_block_add(c, w->pool, w->a, size, keep_class);
+		pools_block_add(c, w->pool, w->a, w->a->base + (w->g << GRANULE_SHIFT), size,
+				keep_class);
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */
@@ -122,6 +132,7 @@ account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct wh
 		heap_down(c, size);
 	} else if (tag & TAG_OWN) {
 		c->own_live--;
+		c->own_bytes -= size;
 		heap_down(c, size);
 	}
 	if (val_site(tag) != SITE_LAYERED)
@@ -540,6 +551,19 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 	case MT_REC_MARK:
 		if (marks_mark(c, r->value))
 			c->oom = true;
+		memory_mark(c);
+		break;
+	case MT_REC_MMAP:
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_IN:
+		rep->events.total++;
+		mappings_record(c, r);
+		break;
+	case MT_REC_MREMAP_OUT:
+		mappings_record(c, r);
+		break;
+	case MT_REC_SAMPLE:
+		memory_sample(c, r);
 		break;
 	case MT_REC_MODULE:
 	case MT_REC_MODULE_GONE:
@@ -631,6 +655,16 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 		return 0;
 	case MT_H_RUN_NAME:
 		return keep_bytes(c, &p->run_name, kv);
+	case MT_H_RSS_MS:
+		c->rep->memory.rss_ms = kv->u64;
+		c->rep->memory.have_rss_ms = true;
+		return 0;
+	case MT_H_START_BRK:
+		c->rep->memory.start_brk = kv->u64;
+		return 0;
+	case MT_H_MALLOC:
+		c->rep->memory.malloc_kind = kv->u64 <= MT_MALLOC_OTHER ? (int)kv->u64 : 0;
+		return 0;
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -652,6 +686,12 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 		break;
 	case MT_F_EXIT_STATUS:
 		c->rep->trace.exit_status = kv->u64 <= 255 ? (int)kv->u64 : -1;
+		break;
+	case MT_F_SAMPLES:
+		c->rep->memory.samples = kv->u64;
+		break;
+	case MT_F_SAMPLE_US:
+		c->rep->memory.sample_us = kv->u64;
 		break;
 	}
 }
@@ -932,6 +972,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	err |= pools_init(c);
 	err |= lists_init(c);
 	err |= timeline_init(c);
+	err |= mappings_init(c);
 	return err || !c->threads ? -1 : 0;
 }
 
@@ -947,6 +988,7 @@ static void ctx_free(struct ctx *c)
 	stacks_free(c);
 	pools_free(c);
 	lists_free(c);
+	mappings_free(c);
 }
 
 static void finish(struct ctx *c, enum mt_report_status st)
@@ -968,6 +1010,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	sites_finish(c);
 	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
+	mappings_finish(c);
+	memory_finish(c);
 	rep->heap.live_blocks =
 		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
 }
@@ -1067,6 +1111,14 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
+	free(rep->mappings.largest);
+	free(rep->memory.points);
+	free(rep->memory.at_marks);
+	free(rep->memory.marks_top);
+	rep->mappings.largest = NULL;
+	rep->memory.points = rep->memory.at_marks = NULL;
+	rep->memory.marks_top = NULL;
+	rep->mappings.nlargest = rep->memory.npoints = rep->memory.nat_marks = 0;
 	mt_native_free(rep->native);
 	rep->native = NULL;
 	rep->strings = NULL;

@@ -20,7 +20,7 @@ void seconds(char *buf, size_t n, uint64_t us);
 
 /* A table: right-aligned number columns, then a left-aligned text column
  * (sites, labels: their length varies).  Cells are copied in. */
-#define TCOLS 10
+#define TCOLS 12
 #define TCELL 40
 
 struct table {

@@ -35,6 +35,12 @@ PROGS = Path(os.environ.get("MEMTRACE_PROGS", BUILD / "tests" / "progs")).resolv
 STORM = Path(os.environ.get("MEMTRACE_STORM", BUILD / "bench" / "storm")).resolve()
 
 VALGRIND = shutil.which("valgrind")
+# /proc/self/status reads the kernel's RSS counters without their per-CPU
+# parts (get_mm_counter, percpu_counter_read_positive, since Linux 6.2):
+# each CPU may hold up to percpu_counter_batch = max(32, 2 x CPUs) pages
+# not yet added, so the difference of two readings of one counter is off by
+# at most twice that over all CPUs.
+RSS_SLACK = 2 * os.cpu_count() * max(32, 2 * os.cpu_count()) * os.sysconf("SC_PAGESIZE")
 TIMEOUT = 120
 
 # Report exit statuses (see `memtrace report`).
