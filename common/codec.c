@@ -229,6 +229,7 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_LOC:
 	case MT_REC_MARK:
 	case MT_REC_STACK:
+	case MT_REC_SCRIPT:
 	case MT_REC_MODULE_GONE:
 		if (r->dom != 0)
 			return -1;

@@ -49,8 +49,8 @@ void mt_enc_module(struct mt_enc *e, uint64_t id, uint64_t start, uint64_t end, 
 struct mt_rec {
 	int kind, dom;
 	uint64_t addr, old, size;
-	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC and STACK
-	 * frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
+	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC, STACK
+	 * and SCRIPT frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
 	 * NATIVE_FRAME and MODULE: the id they define.  NATIVE_FRAME: addr is
 	 * the ip.  MODULE: addr the start, size the length, old the load bias. */
 	uint64_t value;

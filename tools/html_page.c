@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "html_assets.h"
 #include "json_get.h"
 
 /* Figures beyond this are treated as damage, not measurements. */
@@ -161,3 +162,29 @@ bool hp_first_step(const json_t *marks, size_t i)
 	return i == 0 && l && !strcmp(l, "(before first mark)");
 }
 
+
+void hp_head(struct page *p)
+{
+	he_raw(&p->e, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
+		      "<meta charset=\"utf-8\">"
+		      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+		      "<meta name=\"color-scheme\" content=\"light\">"
+		      "<meta name=\"generator\" content=\"memtrace\">"
+		      "<title>memtrace: ");
+}
+
+void hp_head_end(struct page *p)
+{
+	he_raw(&p->e, "</title><style>");
+	he_raw(&p->e, mt_html_css);
+	he_raw(&p->e, "</style></head><body>\n");
+}
+
+void hp_scripts(struct page *p, const json_t *data)
+{
+	he_raw(&p->e, "<script type=\"application/json\" id=\"mt-data\">");
+	he_json(&p->e, data);
+	he_raw(&p->e, "</script>\n<script>");
+	he_raw(&p->e, mt_html_js);
+	he_raw(&p->e, "</script>\n");
+}

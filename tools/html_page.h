@@ -3,7 +3,8 @@
  * written, its colours, and helpers for sections, stats and tables whose
  * cells carry the figures they show (data-v) so that the page's script can
  * sort them.  output_html.c writes the page; html_python.c the pymalloc
- * and list sections; html_tables.c the sites and steps.
+ * and list sections; html_tables.c the sites and steps; html_script.c the
+ * main script line by line.
  */
 #ifndef MEMTRACE_HTML_PAGE_H
 #define MEMTRACE_HTML_PAGE_H
@@ -60,6 +61,13 @@ extern const char *const hp_timeline_keys[HP_SERIES];
 double hp_clamp(double v);
 double hp_num(const json_t *o, const char *key);
 
+/* The page's head: hp_head, then the title's text, then hp_head_end
+ * (the stylesheet; the body starts).  hp_scripts: the data for the page's
+ * script, and the script. */
+void hp_head(struct page *p);
+void hp_head_end(struct page *p);
+void hp_scripts(struct page *p, const json_t *data);
+
 void hp_section_open(struct page *p, const char *id, const char *title);
 void hp_section_close(struct page *p);
 /* A labelled figure in a row of stats. */
@@ -102,5 +110,6 @@ enum site_view { BY_PEAK, BY_LIVE, BY_TEMP };
 void html_sites_table(struct page *p, const char *id, const char *title, const char *key,
 		      enum site_view view, const char *note);
 void html_marks_section(struct page *p);
+void html_script_section(struct page *p);
 
 #endif

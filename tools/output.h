@@ -15,13 +15,19 @@
 
 #define MT_REPORT_SCHEMA_VERSION 2
 
-/* How many sites the lists of sites hold at most. */
+/* How many sites the lists of leaks and temporaries, and the summary's
+ * sites at the peak, hold at most unless the view says --top ("sites"
+ * holds every site then). */
 #define MT_JSON_SITES 50
 #define MT_JSON_PEAK_SITES 10
 
 /* The report as the JSON object of docs/report-schema.md (a new reference;
  * json_decref it).  NULL only when out of memory. */
 json_t *mt_report_to_json(const struct mt_report *rep);
+
+/* The flame graph of the view (flame.c): {"name", "function", "value",
+ * "children"} nodes under a root named "all". */
+json_t *mt_flame_json(const struct mt_report *rep);
 
 /* Several reports: {"format": "memtrace-report-set", "reports": [...],
  * "combined": {...}}.  names[i] titles reps[i] (may be NULL). */

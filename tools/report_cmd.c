@@ -18,9 +18,11 @@
 #include "output.h"
 #include "render.h"
 #include "report.h"
+#include "view_cli.h"
 
-static const char usage[] =
-	"usage: memtrace report [--format text|json|html|folded] [-o FILE] [--quiet] TRACE...\n"
+static const char usage_head[] =
+	"usage: memtrace report [--format text|json|html|folded] [-o FILE] [--quiet]\n"
+	"                       [view options] TRACE...\n"
 	"\n"
 	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
 	"sites that held it; what was live at exit; temporaries; each allocator\n"
@@ -39,6 +41,12 @@ static const char usage[] =
 	"  -i, --intro FILE    notes to put first in the report (paragraphs separated by\n"
 	"                      blank lines; in HTML the first is the heading)\n"
 	"  -h, --help          show this help\n"
+	"\n"
+	"What is counted:\n";
+
+static const char usage_rows[] = "\nWhich sites are shown, and how:\n";
+
+static const char usage_tail[] =
 	"\n"
 	"Exit status: 0 report written (also for a trace without footer, e.g. of a\n"
 	"killed process), 1 usage or I/O error, 2 not a readable trace (foreign,\n"
@@ -92,10 +100,10 @@ static void progress_clear(struct progress *p)
 	fflush(stderr);
 }
 
-/* Builds the report of the trace in f (opened from path), with a progress
- * bar when it is worth one. */
 /* --intro: notes put first in every rendering. */
 static char *intro_text;
+/* The view options. */
+static struct mt_view view;
 
 static int read_intro(const char *path)
 {
@@ -116,7 +124,10 @@ static int read_intro(const char *path)
 	return 0;
 }
 
-static enum mt_report_status build(FILE *f, const char *path, struct mt_report *rep)
+/* Builds the report of the trace in f (opened from path), with a progress
+ * bar when it is worth one. */
+static enum mt_report_status build(FILE *f, const char *path, const struct mt_view *v,
+				   struct mt_report *rep)
 {
 	struct stat st;
 	struct progress p = { path, 0, -1, { 0, 0 } };
@@ -125,11 +136,13 @@ static enum mt_report_status build(FILE *f, const char *path, struct mt_report *
 	enum mt_report_status r;
 	if (bar) {
 		p.size = (uint64_t)st.st_size;
-		r = mt_report_build_progress(f, rep, progress_draw, &p);
+		r = mt_report_build_view(f, rep, v, progress_draw, &p);
 		progress_clear(&p);
 	} else {
-		r = mt_report_build(f, rep);
+		r = mt_report_build_view(f, rep, v, NULL, NULL);
 	}
+	if ((r == MT_REPORT_OK || r == MT_REPORT_TORN) && view_check_window(rep))
+		r = MT_REPORT_FAILED;
 	rep->intro = intro_text;
 	return r;
 }
@@ -210,7 +223,7 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 	FILE *f = open_trace(path);
 	if (!f)
 		return MT_EXIT_USAGE;
-	enum mt_report_status st = build(f, path, &rep);
+	enum mt_report_status st = build(f, path, &view, &rep);
 	fclose(f);
 	int code = MT_EXIT_OK;
 	if ((st == MT_REPORT_OK || st == MT_REPORT_TORN) &&
@@ -220,6 +233,18 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 		code = diagnose(path, st, &rep);
 	mt_report_free(&rep);
 	return code;
+}
+
+int report_load(const char *path, const struct mt_view *v, struct mt_report *rep)
+{
+	FILE *f = open_trace(path);
+	if (!f) {
+		memset(rep, 0, sizeof *rep);
+		return MT_EXIT_USAGE;
+	}
+	enum mt_report_status st = build(f, path, v, rep);
+	fclose(f);
+	return diagnose(path, st, rep);
 }
 
 /* Exit codes from most to least severe. */
@@ -267,7 +292,7 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
 			code = worse(code, MT_EXIT_USAGE);
 			continue;
 		}
-		st[i] = build(f, paths[i], &reps[i]);
+		st[i] = build(f, paths[i], &view, &reps[i]);
 		fclose(f);
 		if (st[i] == MT_REPORT_OK || st[i] == MT_REPORT_TORN) {
 			ok[nok] = &reps[i];
@@ -296,13 +321,20 @@ int cmd_report(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "intro", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
+		VIEW_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	enum mt_format fmt = MT_FMT_TEXT;
 	const char *out = NULL;
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
+	mt_view_default(&view);
 	while ((c = getopt_long(argc, argv, "f:o:qhi:", opts, NULL)) != -1) {
+		int v = view_option(argv[0], c, optarg, &view);
+		if (v < 0)
+			return usage_error(NULL);
+		if (v)
+			continue;
 		switch (c) {
 		case 'i':
 			if (read_intro(optarg))
@@ -324,12 +356,15 @@ int cmd_report(int argc, char **argv)
 			progress_wanted = false;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			printf("%s%s%s%s%s", usage_head, view_usage_figures, usage_rows,
+			       view_usage_rows, usage_tail);
 			return MT_EXIT_OK;
 		default:
 			return usage_error(NULL);
 		}
 	}
+	if (view_check(argv[0], &view))
+		return usage_error(NULL);
 	if (optind == argc)
 		return usage_error("missing TRACE");
 	if (optind == argc - 1)

@@ -93,6 +93,13 @@ enum mt_domain {
  *                             (0: none); PYMEM and PYOBJ allocations of the
  *                             thread are attributed to it until the next LOC
  *   MARK                      string id: the program marked a step here
+ *   SCRIPT                    frame id: the thread's innermost frame of the
+ *                             main script (the file run as __main__), a
+ *                             node with no parent (0: none on the stack);
+ *                             written when it changed, before the thread's
+ *                             next PYMEM or PYOBJ event or arena event, so
+ *                             that every event of the thread, frees too,
+ *                             happens while that line runs
  *
  * Native stacks (MEMTRACE_NATIVE=1):
  *   MODULE                    id, start, end, load bias, path string id,
@@ -131,6 +138,7 @@ enum mt_rec_kind {
 	MT_REC_MODULE_GONE = 19,
 	MT_REC_NATIVE_FRAME = 20,
 	MT_REC_STACK = 21,
+	MT_REC_SCRIPT = 27,
 	MT_REC_KIND_MAX = 31,
 };
 
