@@ -228,10 +228,11 @@ struct ctx {
 	struct lines_state lines;
 	struct view_state vs;
 
-	/* What the heap is: the malloc domain (heap_dom) and the arenas, or,
-	 * when a filter leaves blocks out, the blocks in view (heap_sites). */
-	int heap_dom;
-	bool heap_sites;
+	/* What the heap is: the live bytes of the domains in heap_doms (a bit
+	 * each), and the arenas when heap_arenas; with a thread filter, the
+	 * live bytes of the blocks in view (heap_sites). */
+	unsigned heap_doms;
+	bool heap_arenas, heap_sites;
 	bool filtered;      /* some blocks are OUT */
 	bool lines_on;      /* the per-line view is made */
 };
@@ -282,6 +283,18 @@ static inline void peak_moment(struct ctx *c)
 {
 	if (c->in_plateau && (!c->snapped || c->sites_live > c->snap_total))
 		sites_snapshot(c);
+}
+
+/* A block's bytes pass to the block a higher domain made of it: they leave
+ * its site but not the heap, so this is no moment of the peak. */
+static inline void site_unlayer(struct ctx *c, uint32_t idx, uint64_t size)
+{
+	struct mt_site *s = site_touch(c, idx);
+	s->live_bytes -= size;
+	s->live_blocks--;
+	c->sites_live -= size;
+	if (c->heap_sites)
+		c->rep->heap.live -= size;
 }
 
 /* ---- heap level -------------------------------------------------------------------------- */

@@ -28,7 +28,7 @@ static const char *percent(const json_t *change, char *buf)
 {
 	double b = jg_num(change, "base"), n = jg_num(change, "new");
 	if (b > 0)
-		snprintf(buf, 32, "%+.1f%%", 100 * (n - b) / b);
+		snprintf(buf, 32, "%+.2f%%", 100 * (n - b) / b);
 	else
 		snprintf(buf, 32, "%s", n > 0 ? "new" : "");
 	return buf;
@@ -123,7 +123,7 @@ static void text_changes(const char *title, const json_t *o, FILE *out)
 		fprintf(out, "\n%s\n", title);
 		table_print(out, &t);
 	} else {
-		table_print(out, &t);
+		table_drop(&t);
 	}
 }
 

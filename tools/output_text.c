@@ -405,7 +405,7 @@ static void pools_section(FILE *out, const struct mt_report *rep)
 		fputs("\n  size classes (objects in pools)\n", out);
 		table_print(out, &t);
 	} else {
-		table_print(out, &t);
+		table_drop(&t);
 	}
 	if (p->nretained) {
 		static const char *const rhead[] = { "live objects", "live bytes", "pools in use",

@@ -168,7 +168,7 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr)
 		if (rp->other_bytes > rp->other_bytes_peak)
 			rp->other_bytes_peak = rp->other_bytes;
 	}
-	if (!c->heap_sites)
+	if (c->heap_arenas)
 		heap_up(c, size);
 	if (a->is_arena)
 		lines_arena(c, true);
@@ -198,7 +198,7 @@ void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr)
 	struct arena_slot *a = &c->pools.slots[i];
 	c->pools.cache_pool = 0;
 	c->pools.cache_ref = NULL;
-	if (!c->heap_sites)
+	if (c->heap_arenas)
 		heap_down(c, a->size);
 	if (a->live_objects && a->tags)
 		forget_blocks(c, a);

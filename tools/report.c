@@ -99,7 +99,7 @@ static inline __attribute__((always_inline)) void account_in(struct ctx *c, int 
 	s->live_bytes += size;
 	if (s->live_bytes > s->peak_bytes)
 		s->peak_bytes = s->live_bytes;
-	if (dom == c->heap_dom)
+	if (c->heap_doms & (1u << dom))
 		heap_up(c, size);
 	if (site_counts(val_site(tag)))
 		site_add(c, val_site(tag), size);
@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) void account_out(struct ctx *c, int
 			       const struct where *w)
 {
 	c->rep->dom[dom].live_bytes -= size;
-	if (dom == c->heap_dom)
+	if (c->heap_doms & (1u << dom))
 		heap_down(c, size);
 	if (site_counts(val_site(tag))) {
 		site_sub(c, val_site(tag), size);
@@ -207,7 +207,7 @@ static void layer_found(struct ctx *c, struct thread *t, int low, uint64_t addr)
 		uint64_t size = unpack_size(c, low, addr, val, false);
 		struct mt_site *s = &c->rep->sites[site];
 		struct mt_script_line *l = line_of(c, t->last_line);
-		site_sub(c, site, size);
+		site_unlayer(c, site, size);
 		s->allocs--;
 		s->bytes -= size;
 		hist_sub(c->rep, size);

@@ -129,6 +129,11 @@ void table_print(FILE *out, struct table *t)
 		}
 		fputc('\n', out);
 	}
+	table_drop(t);
+}
+
+void table_drop(struct table *t)
+{
 	for (size_t r = 0; r < t->nrows; r++)
 		free(t->text[r]);
 	free(t->cells);

@@ -38,7 +38,8 @@ void table_init(struct table *t, int ncols, const char *const *head);
 size_t table_row(struct table *t, const char *text);
 void table_num(struct table *t, size_t row, int col, uint64_t v);
 void table_str(struct table *t, size_t row, int col, const char *s);
-/* Prints the table and empties it. */
+/* Prints the table and empties it; table_drop empties it unprinted. */
 void table_print(FILE *out, struct table *t);
+void table_drop(struct table *t);
 
 #endif

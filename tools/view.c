@@ -12,9 +12,11 @@
  * closes, nothing more is counted.
  *
  * Filters: a block of another domain or thread is OUT (see analysis.h): it
- * counts in no site, and the heap is then the live bytes of the blocks in
- * view rather than the malloc domain and the arenas.  The domains' own
- * figures, pools and arenas stay the whole process's.
+ * counts in no site.  With --domain, the heap is the live bytes of the
+ * domains asked for (each its own, as the domains' figures count them),
+ * rather than the malloc domain and the arenas; with --thread, the live
+ * bytes of the blocks the thread made.  The domains' own figures, pools
+ * and arenas stay the whole process's.
  */
 #include <string.h>
 
@@ -26,8 +28,9 @@ void view_init(struct ctx *c)
 	struct mt_report *rep = c->rep;
 	const struct mt_view *v = &rep->view;
 	c->filtered = v->domains || v->thread_set;
-	c->heap_sites = c->filtered;
-	c->heap_dom = c->filtered ? -1 : MT_DOM_MALLOC;
+	c->heap_sites = v->thread_set;
+	c->heap_doms = v->thread_set ? 0 : v->domains ? v->domains : 1u << MT_DOM_MALLOC;
+	c->heap_arenas = !c->filtered;
 	c->lines_on = !v->no_lines;
 	bool later = v->from.set && (v->from.mark || v->from.us > 0);
 	c->vs.win = later ? WIN_BEFORE : WIN_OPEN;
@@ -171,9 +174,12 @@ void view_finish(struct ctx *c)
 	struct mt_report *rep = c->rep;
 	if (rep->window.opened && !rep->window.closed)
 		rep->window.to_us = c->cnt.time_us;
-	if (c->heap_sites) { /* the heap is the blocks in view */
+	if (c->filtered) { /* the heap is the blocks in view */
 		rep->heap.live_blocks = 0;
-		for (size_t i = 0; i < rep->nsites; i++)
+		for (int d = 0; d < MT_DOM_COUNT && !c->heap_sites; d++)
+			if (c->heap_doms & (1u << d))
+				rep->heap.live_blocks += rep->dom[d].live_blocks;
+		for (size_t i = 0; i < rep->nsites && c->heap_sites; i++)
 			rep->heap.live_blocks += rep->sites[i].live_blocks;
 	}
 	/* the leaks of a window are the blocks it made */
