@@ -17,6 +17,7 @@
 
 #include "pyshim.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ static struct {
 	PyThreadState *(*current)(void);
 	int (*addr2line)(PyCodeObject *, int);
 	const char *(*as_utf8)(PyObject *, Py_ssize_t *);
+	int (*dict_next)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
 	int depth;
 	struct mt_idmap codes;  /* (code address) -> code id */
 	struct mt_idmap instrs; /* (parent node, code id, instruction) -> node */
@@ -48,6 +50,7 @@ int mt_pyframes_init(void *(*sym)(const char *), int depth)
 {
 	pf.current = (PyThreadState * (*)(void)) sym("_PyThreadState_UncheckedGet");
 	pf.addr2line = (int (*)(PyCodeObject *, int))sym("PyCode_Addr2Line");
+	pf.dict_next = (int (*)(PyObject *, Py_ssize_t *, PyObject **, PyObject **))sym("PyDict_Next");
 	pf.depth = depth;
 	return pf.current && pf.addr2line ? 0 : -1;
 }
@@ -183,6 +186,119 @@ uint64_t mt_pyframes_location(void)
 	last.generation = pf.generation;
 	last.node = node;
 	return node;
+}
+
+/* ---- the main script's line ------------------------------------------------ */
+
+/*
+ * SCRIPT records name the innermost frame of the main script (the file run
+ * as __main__) of the thread, as a node without parent.  The main script is
+ * found once: the first module body whose globals' __name__ (a module's
+ * first key) is "__main__", which is the file of `python script.py` and of
+ * `python -m module`.  After that, each event walks out from the innermost
+ * frame to the first frame of that file: a pointer compare per frame, then
+ * the text of the name when the code objects do not share it.  The node of
+ * (code, instruction) is kept in a small table, valid while no known code
+ * object died (the generation), so the meta lock is taken only for a new
+ * line.  All of it runs with the GIL held, which serialises the table.
+ */
+#define SCRIPT_CACHE 256
+#define SCRIPT_WALK 4096 /* frames walked at most per event */
+
+static struct {
+	bool known;
+	PyObject *filename;   /* co_filename of the main script's code, as last seen */
+	char name[4096];      /* its text (ASCII only; else the pointer alone) */
+	size_t len;
+	bool ascii;
+	struct {
+		const void *code, *instr;
+		uint64_t generation, node;
+	} cache[SCRIPT_CACHE];
+} ms;
+
+/* Whether s is the ASCII text want, without allocating. */
+static bool ascii_is(PyObject *s, const char *want, size_t n)
+{
+	return s && PyUnicode_Check(s) && PyUnicode_IS_COMPACT_ASCII(s) &&
+	       ((PyASCIIObject *)s)->length == (Py_ssize_t)n &&
+	       !memcmp((const char *)(((PyASCIIObject *)s) + 1), want, n);
+}
+
+/* A module body running with __main__'s globals. */
+static bool is_main_module(_PyInterpreterFrame *f)
+{
+	PyObject *g = f->f_globals, *key, *value;
+	Py_ssize_t pos = 0;
+	if (!ascii_is(f->f_code->co_name, "<module>", 8) || !g || !PyDict_Check(g) || !pf.dict_next)
+		return false;
+	for (int i = 0; i < 8 && pf.dict_next(g, &pos, &key, &value); i++)
+		if (ascii_is(key, "__name__", 8))
+			return ascii_is(value, "__main__", 8);
+	return false;
+}
+
+static bool find_main(_PyInterpreterFrame *f)
+{
+	for (int n = 0; f && n < SCRIPT_WALK; f = complete(f->previous), n++) {
+		if (!is_main_module(f))
+			continue;
+		PyObject *fn = f->f_code->co_filename;
+		ms.filename = fn;
+		ms.ascii = PyUnicode_Check(fn) && PyUnicode_IS_COMPACT_ASCII(fn) &&
+			   ((PyASCIIObject *)fn)->length < (Py_ssize_t)sizeof ms.name;
+		if (ms.ascii) {
+			ms.len = (size_t)((PyASCIIObject *)fn)->length;
+			memcpy(ms.name, ((PyASCIIObject *)fn) + 1, ms.len);
+		}
+		return ms.known = true;
+	}
+	return false;
+}
+
+/* A pointer alone could be a later object's at the same address: the text
+ * decides when there is one. */
+static bool in_main_file(PyObject *fn)
+{
+	if (!ms.ascii)
+		return fn == ms.filename;
+	if (!ascii_is(fn, ms.name, ms.len))
+		return false;
+	ms.filename = fn;
+	return true;
+}
+
+static uint64_t script_node(_PyInterpreterFrame *f)
+{
+	const void *code = f->f_code, *instr = f->prev_instr;
+	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (SCRIPT_CACHE - 1);
+	if (ms.cache[h].code == code && ms.cache[h].instr == instr &&
+	    ms.cache[h].generation == pf.generation)
+		return ms.cache[h].node;
+	struct mt_ring *saved = mt_internal_enter();
+	mt_meta_lock();
+	uint64_t node = node_id(0, f);
+	mt_meta_unlock();
+	mt_internal_leave(saved);
+	ms.cache[h].code = code;
+	ms.cache[h].instr = instr;
+	ms.cache[h].generation = pf.generation;
+	ms.cache[h].node = node;
+	return node;
+}
+
+uint64_t mt_pyframes_script(void)
+{
+	PyThreadState *ts = pf.current();
+	if (!ts || !ts->cframe)
+		return 0;
+	_PyInterpreterFrame *f = complete(ts->cframe->current_frame);
+	if (!ms.known && !find_main(f))
+		return 0;
+	for (int n = 0; f && n < SCRIPT_WALK; f = complete(f->previous), n++)
+		if (f->f_code->co_filename == ms.filename || in_main_file(f->f_code->co_filename))
+			return script_node(f);
+	return 0;
 }
 
 void mt_pyframes_fork_child(void)

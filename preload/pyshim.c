@@ -50,6 +50,22 @@ static struct {
 
 /* ---- recording ---------------------------------------------------------- */
 
+/* Before an event with the GIL held (MEM and OBJ domains, arenas): the
+ * thread's line of the main script, when it changed (SCRIPT), so that
+ * frees count at the line that ran. */
+static inline void py_script(int early)
+{
+	if (!py.depth || mt_self.internal)
+		return;
+	uint64_t s = mt_pyframes_script();
+	struct mt_ring *r = mt_self.ring;
+	if (mt_likely(r && s == r->py_script))
+		return;
+	mt_record(MT_EV_OP(MT_REC_SCRIPT, 0, 0), 0, (const void *)(uintptr_t)s, 0, early);
+	if ((r = mt_self.ring))
+		r->py_script = s;
+}
+
 /* An allocation, with the Python location for the MEM and OBJ domains. */
 static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 {
@@ -57,6 +73,8 @@ static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 		return;
 	int with_loc = dom != MT_DOM_PYRAW && py.depth;
 	uint64_t loc = with_loc ? mt_pyframes_location() : 0;
+	if (with_loc)
+		py_script(0);
 	mt_record_alloc(MT_EV_OP(kind, dom, 0), size, p, 0, with_loc, loc);
 }
 
@@ -64,6 +82,8 @@ static inline void py_release(int dom, int kind, const void *p)
 {
 	if (dom == MT_DOM_PYOBJ && !mt_self.internal)
 		mt_pyframes_freed(p);
+	if (dom != MT_DOM_PYRAW)
+		py_script(1);
 	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0, 1);
 }
 
@@ -112,6 +132,7 @@ static void *arena_alloc(void *ctx, size_t size)
 {
 	(void)ctx;
 	void *p = py.arena.alloc(py.arena.ctx, size);
+	py_script(0);
 	mt_record(MT_EV_OP(MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 0), size, p, 0, 0);
 	return p;
 }
@@ -119,6 +140,7 @@ static void *arena_alloc(void *ctx, size_t size)
 static void arena_free(void *ctx, void *p, size_t size)
 {
 	(void)ctx;
+	py_script(1);
 	mt_record(MT_EV_OP(MT_REC_ARENA_FREE, MT_DOM_PYOBJ, 0), size, p, 0, 1);
 	py.arena.free(py.arena.ctx, p, size);
 }

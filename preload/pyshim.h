@@ -32,6 +32,9 @@ void mt_py_strings_init(void *(*sym)(const char *));
 const char *mt_py_utf8(void *str, size_t *len);
 /* With the GIL held: the stack-node id of the current Python location. */
 uint64_t mt_pyframes_location(void);
+/* With the GIL held: the node of the thread's innermost frame of the main
+ * script (no parent; 0: none on its stack). */
+uint64_t mt_pyframes_script(void);
 /* A PyObject block is being freed: forget it if it was a code object. */
 void mt_pyframes_freed(const void *p);
 void mt_pyframes_fork_child(void);
