@@ -4,7 +4,9 @@ writes reports/labN.{txt,html,json}, then prints a one-screen overview.
 
 Each lab's headline figures are read from its JSON report, step by step
 (the labs mark their steps), never typed in: if the tracer or the reporter
-got something wrong, the figures here show it.
+got something wrong, the figures here show it.  The seed's own scripts
+(labs/seed/, verbatim, no marks) are run too and reported from the
+line-by-line view alone, into reports/seed/ (see seed_labs.py).
 
     labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...]
 """
@@ -15,6 +17,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import seed_labs
 
 LABS = Path(__file__).resolve().parent
 REPO = LABS.parent
@@ -252,25 +256,24 @@ def memtrace(build, *args, **kw):
     return subprocess.run([str(build / "memtrace"), *args], capture_output=True, text=True, **kw)
 
 
-def run_lab(build, out, number, python, tag):
-    trace = out / "traces" / tag / ("lab%d.trace" % number)
+def run_lab(build, out, script, python, tag):
+    trace = out / "traces" / tag / (script.stem + ".trace")
     trace.parent.mkdir(parents=True, exist_ok=True)
-    run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python,
-                   str(LABS / ("lab%d.py" % number)))
+    run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python, str(script))
     if run.returncode != 0:
-        sys.exit("lab %d with %s failed:\n%s" % (number, python, run.stderr))
+        sys.exit("%s with %s failed:\n%s" % (script, python, run.stderr))
     rep = memtrace(build, "report", "--format", "json", str(trace))
     if rep.returncode != 0:
         sys.exit("memtrace report %s: %s" % (trace, rep.stderr))
     return trace, run.stdout, json.loads(rep.stdout)
 
 
-def write_lab(build, out, number, runs):
+def write_lab(build, out, number, runs, titles=TITLES, finders=LAB_FUNCS):
     """runs: [(python, version, trace, output, report)], first one shown in full."""
-    title = "Lab %d: %s" % (number, TITLES[number - 1])
+    title = "Lab %d: %s" % (number, titles[number - 1])
     entries, text = [], [title, "=" * len(title), ""]
     for python, version, trace, output, rep in runs:
-        figures, finding, explain = LAB_FUNCS[number - 1](rep)
+        figures, finding, explain = finders[number - 1](rep)
         entries.append({"python": python, "version": version, "trace": str(trace),
                         "output": output, "finding": finding, "figures": figures,
                         "explanation": explain, "report": rep})
@@ -305,16 +308,24 @@ def main():
         sys.exit("no Python interpreter found")
     args.out.mkdir(parents=True, exist_ok=True)
     overview = []
-    for number in range(1, 7):
-        runs = []
-        for i, (python, version) in enumerate(pythons):
-            tag = "python%d-%s" % (i + 1, version)
-            trace, output, rep = run_lab(args.build, args.out, number, python, tag)
-            runs.append((python, version, trace, output, rep))
-        for e in write_lab(args.build, args.out, number, runs):
-            overview.append("lab %d, Python %-7s %s" % (number, e["version"], e["finding"]))
+    seed_out = args.out / "seed"
+    seed_out.mkdir(exist_ok=True)
+    for labs, out, titles, finders, what in (
+            (LABS, args.out, TITLES, LAB_FUNCS, "lab"),
+            (seed_labs.SEED, seed_out, seed_labs.TITLES, seed_labs.FINDERS, "seed lab")):
+        for number in range(1, 7):
+            runs = []
+            for i, (python, version) in enumerate(pythons):
+                tag = "python%d-%s" % (i + 1, version)
+                trace, output, rep = run_lab(args.build, out, labs / ("lab%d.py" % number),
+                                             python, tag)
+                runs.append((python, version, trace, output, rep))
+            for e in write_lab(args.build, out, number, runs, titles, finders):
+                overview.append("%s %d, Python %-7s %s" % (what, number, e["version"],
+                                                          e["finding"]))
     print("\n".join(overview))
-    print("\nreports: %s/lab1..6.{txt,html,json}" % args.out)
+    print("\nreports: %s/lab1..6.{txt,html,json}, and the seed's scripts in %s/"
+          % (args.out, seed_out))
 
 
 if __name__ == "__main__":

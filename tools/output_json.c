@@ -540,6 +540,16 @@ static json_t *script_lines_json(const struct mt_report *rep)
 		set(o, "pools_allocated", num(l->pools_allocated));
 		set(o, "pools_freed", num(l->pools_freed));
 		set(o, "list_resizes", num(l->list_resizes));
+		json_t *doms = json_object();
+		for (int d = 0; d < MT_DOM_COUNT; d++) {
+			if (!l->dom_allocs[d])
+				continue;
+			json_t *e = json_object();
+			set(e, "allocs", num(l->dom_allocs[d]));
+			set(e, "bytes", num(l->dom_bytes[d]));
+			set(doms, mt_domain_name(d), e);
+		}
+		set(o, "by_domain", doms);
 		json_array_append_new(a, o);
 	}
 	return a;

@@ -217,6 +217,8 @@ static void layer_found(struct ctx *c, struct thread *t, int low, uint64_t addr)
 		if (l) {
 			l->allocs--;
 			l->bytes_allocated -= size;
+			l->dom_allocs[s->dom]--;
+			l->dom_bytes[s->dom] -= size;
 		}
 	}
 	hm_put(&c->live[low], addr, (val & ~(uint64_t)(SITE_MASK | TAG_OLD)) | SITE_LAYERED,
@@ -247,6 +249,8 @@ static inline void count_alloc(struct ctx *c, struct thread *t, uint32_t site, u
 	if (l) {
 		l->allocs++;
 		l->bytes_allocated += size;
+		l->dom_allocs[st->dom]++;
+		l->dom_bytes[st->dom] += size;
 	}
 }
 

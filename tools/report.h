@@ -199,6 +199,7 @@ struct mt_script_line {
 	uint64_t peak_bytes;               /* live at the heap peak, made by this line */
 	uint64_t arenas_allocated, arenas_freed, pools_allocated, pools_freed;
 	uint64_t list_resizes;
+	uint64_t dom_allocs[MT_DOM_COUNT], dom_bytes[MT_DOM_COUNT]; /* allocs by domain */
 };
 
 /* The source of a script, read when the report is made; lines NULL when

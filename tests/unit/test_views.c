@@ -586,6 +586,10 @@ static void test_script_lines(void **state)
 	assert_int_equal(l[1].pools_allocated, 1);
 	expect_line(&l[2], 6, 2, 0, 5032, 0, 5032);
 	assert_int_equal(l[2].list_resizes, 1);
+	assert_int_equal(l[2].dom_allocs[MT_DOM_PYOBJ], 1);
+	assert_int_equal(l[2].dom_bytes[MT_DOM_PYOBJ], 5000);
+	assert_int_equal(l[2].dom_bytes[MT_DOM_PYMEM], 32);
+	assert_int_equal(l[2].dom_allocs[MT_DOM_MALLOC], 0); /* the object's layer */
 	assert_int_equal(l[2].arenas_allocated, 0);
 	expect_line(&l[3], 7, 0, 102, 0, 7832, 0);
 	assert_int_equal(l[3].arenas_freed, 1);
