@@ -195,26 +195,49 @@ uint64_t mt_pyframes_location(void)
  * as __main__) of the thread, as a node without parent.  The main script is
  * found once: the first module body whose globals' __name__ (a module's
  * first key) is "__main__", which is the file of `python script.py` and of
- * `python -m module`.  After that, each event walks out from the innermost
- * frame to the first frame of that file: a pointer compare per frame, then
- * the text of the name when the code objects do not share it.  The node of
- * (code, instruction) is kept in a small table, valid while no known code
- * object died (the generation), so the meta lock is taken only for a new
- * line.  All of it runs with the GIL held, which serialises the table.
+ * `python -m module`.
+ *
+ * Per event, three caches keep this cheap:
+ *   - per thread: the frames from the innermost one out to that frame of
+ *     the main script, with their instructions, and the node found.  If
+ *     the same frames are at the same instructions, it is the same line:
+ *     an instruction pointer names its code object and line.  This is the
+ *     common case: many allocations and frees under one call;
+ *   - per code object: whether it is the main script's, so that walking
+ *     out compares pointers (a code object at a known address with the
+ *     same filename object is the same file);
+ *   - per (code, instruction): the node, so the meta lock is taken only
+ *     for a line not seen before.
+ * All of it runs with the GIL held, which serialises the tables; nodes go
+ * stale at a fork (the generation).
  */
-#define SCRIPT_CACHE 256
-#define SCRIPT_WALK 4096 /* frames walked at most per event */
+#define SCRIPT_NODES 256
+#define SCRIPT_CODES 512
+#define SCRIPT_THREADS 16
+#define SCRIPT_CHAIN 4    /* frames out to the main script's, kept per thread */
+#define SCRIPT_WALK 4096  /* frames walked at most per event */
 
 static struct {
 	bool known;
-	PyObject *filename;   /* co_filename of the main script's code, as last seen */
-	char name[4096];      /* its text (ASCII only; else the pointer alone) */
+	PyObject *filename; /* co_filename of the main script's code, as found */
+	char name[4096];    /* its text (ASCII only; else the pointer alone) */
 	size_t len;
 	bool ascii;
 	struct {
 		const void *code, *instr;
 		uint64_t generation, node;
-	} cache[SCRIPT_CACHE];
+	} nodes[SCRIPT_NODES];
+	struct {
+		const void *code, *filename;
+		bool main;
+	} codes[SCRIPT_CODES];
+	struct {
+		const void *ts;
+		const void *frame[SCRIPT_CHAIN], *instr[SCRIPT_CHAIN];
+		int n;
+		bool whole; /* no main frame: frame[n - 1] is the outermost one */
+		uint64_t generation, node;
+	} threads[SCRIPT_THREADS];
 } ms;
 
 /* Whether s is the ASCII text want, without allocating. */
@@ -256,35 +279,71 @@ static bool find_main(_PyInterpreterFrame *f)
 	return false;
 }
 
-/* A pointer alone could be a later object's at the same address: the text
- * decides when there is one. */
-static bool in_main_file(PyObject *fn)
+static bool in_main_file(PyCodeObject *co)
 {
-	if (!ms.ascii)
-		return fn == ms.filename;
-	if (!ascii_is(fn, ms.name, ms.len))
-		return false;
-	ms.filename = fn;
-	return true;
+	PyObject *fn = co->co_filename;
+	size_t h = ((uintptr_t)co >> 4) & (SCRIPT_CODES - 1);
+	if (ms.codes[h].code == co && ms.codes[h].filename == fn)
+		return ms.codes[h].main;
+	/* a pointer alone could be a later object's: the text decides */
+	bool main = ms.ascii ? ascii_is(fn, ms.name, ms.len) : fn == ms.filename;
+	ms.codes[h].code = co;
+	ms.codes[h].filename = fn;
+	ms.codes[h].main = main;
+	return main;
 }
 
 static uint64_t script_node(_PyInterpreterFrame *f)
 {
 	const void *code = f->f_code, *instr = f->prev_instr;
-	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (SCRIPT_CACHE - 1);
-	if (ms.cache[h].code == code && ms.cache[h].instr == instr &&
-	    ms.cache[h].generation == pf.generation)
-		return ms.cache[h].node;
+	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (SCRIPT_NODES - 1);
+	if (ms.nodes[h].code == code && ms.nodes[h].instr == instr &&
+	    ms.nodes[h].generation == pf.generation)
+		return ms.nodes[h].node;
 	struct mt_ring *saved = mt_internal_enter();
 	mt_meta_lock();
 	uint64_t node = node_id(0, f);
 	mt_meta_unlock();
 	mt_internal_leave(saved);
-	ms.cache[h].code = code;
-	ms.cache[h].instr = instr;
-	ms.cache[h].generation = pf.generation;
-	ms.cache[h].node = node;
+	ms.nodes[h].code = code;
+	ms.nodes[h].instr = instr;
+	ms.nodes[h].generation = pf.generation;
+	ms.nodes[h].node = node;
 	return node;
+}
+
+/* The thread's last answer, if its frames out to the main script's are
+ * the same at the same instructions. */
+static bool chain_same(size_t t, const void *ts, _PyInterpreterFrame *f)
+{
+	if (ms.threads[t].ts != ts || ms.threads[t].generation != pf.generation ||
+	    !ms.threads[t].n)
+		return false;
+	for (int i = 0; i < ms.threads[t].n; i++, f = f->previous)
+		if (f != ms.threads[t].frame[i] || f->prev_instr != ms.threads[t].instr[i])
+			return false;
+	return !ms.threads[t].whole || !f;
+}
+
+/* Keeps the frames from top out to main (all of them, complete or not),
+ * or when there is no main frame, the whole stack if it is short. */
+static void chain_keep(size_t t, const void *ts, _PyInterpreterFrame *top,
+		       _PyInterpreterFrame *main, uint64_t node)
+{
+	_PyInterpreterFrame *f = top;
+	int n = 0;
+	for (; f && n < SCRIPT_CHAIN; f = f->previous) {
+		ms.threads[t].frame[n] = f;
+		ms.threads[t].instr[n++] = f->prev_instr;
+		if (f == main)
+			break;
+	}
+	bool found = main && n && ms.threads[t].frame[n - 1] == main;
+	ms.threads[t].whole = !main && !f;
+	ms.threads[t].ts = ts;
+	ms.threads[t].n = found || ms.threads[t].whole ? n : 0;
+	ms.threads[t].generation = pf.generation;
+	ms.threads[t].node = node;
 }
 
 uint64_t mt_pyframes_script(void)
@@ -292,13 +351,21 @@ uint64_t mt_pyframes_script(void)
 	PyThreadState *ts = pf.current();
 	if (!ts || !ts->cframe)
 		return 0;
-	_PyInterpreterFrame *f = complete(ts->cframe->current_frame);
+	_PyInterpreterFrame *top = ts->cframe->current_frame;
+	size_t t = ((uintptr_t)ts >> 6) & (SCRIPT_THREADS - 1);
+	if (chain_same(t, ts, top))
+		return ms.threads[t].node;
+	_PyInterpreterFrame *f = complete(top);
 	if (!ms.known && !find_main(f))
 		return 0;
-	for (int n = 0; f && n < SCRIPT_WALK; f = complete(f->previous), n++)
-		if (f->f_code->co_filename == ms.filename || in_main_file(f->f_code->co_filename))
-			return script_node(f);
-	return 0;
+	int n = 0;
+	while (f && n++ < SCRIPT_WALK && !in_main_file(f->f_code))
+		f = complete(f->previous);
+	if (n > SCRIPT_WALK)
+		f = NULL;
+	uint64_t node = f ? script_node(f) : 0;
+	chain_keep(t, ts, top, f, node);
+	return node;
 }
 
 void mt_pyframes_fork_child(void)
