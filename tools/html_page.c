@@ -128,6 +128,13 @@ void hp_td_site(struct page *p, const json_t *o)
 	he_raw(&p->e, "</td>");
 }
 
+void hp_tr_site(struct page *p, const json_t *o)
+{
+	he_raw(&p->e, "<tr>");
+	hp_td_site(p, o);
+	hp_td_jtext(p, jg(o, "domain"), "dom");
+}
+
 void hp_td_jtext(struct page *p, const json_t *s, const char *cls)
 {
 	if (cls)

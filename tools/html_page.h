@@ -99,6 +99,8 @@ void hp_location(struct page *p, const json_t *o);
 /* The cell of a site: function and location, with its stack folded away
  * when it has more than one frame. */
 void hp_td_site(struct page *p, const json_t *o);
+/* A row's start: the site's cell and its domain's. */
+void hp_tr_site(struct page *p, const json_t *o);
 
 /* Whether marks[i] is the builder's "(before first mark)" step. */
 bool hp_first_step(const json_t *marks, size_t i);

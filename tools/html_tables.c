@@ -62,9 +62,7 @@ void html_sites_table(struct page *p, const char *id, const char *title, const c
 	size_t rows = 0;
 	for (; rows < jg_len(sites) && rows < HP_MAX_ROWS; rows++) {
 		const json_t *s = json_array_get(sites, rows);
-		he_raw(&p->e, "<tr>");
-		hp_td_site(p, s);
-		hp_td_jtext(p, jg(s, "domain"), "dom");
+		hp_tr_site(p, s);
 		if (view == BY_TEMP) {
 			hp_td_count(p, hp_num(s, "temporary_allocs"));
 			hp_td_bytes(p, hp_num(s, "temporary_bytes"));

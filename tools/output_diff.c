@@ -249,9 +249,7 @@ static void html_sites(struct page *p, const json_t *d)
 	size_t rows = 0;
 	for (; rows < jg_len(sites) && rows < HP_MAX_ROWS; rows++) {
 		const json_t *s = json_array_get(sites, rows);
-		he_raw(&p->e, "<tr>");
-		hp_td_site(p, s);
-		hp_td_jtext(p, jg(s, "domain"), "dom");
+		hp_tr_site(p, s);
 		td_change(p, jg_obj(s, "bytes"), true);
 		td_change(p, jg_obj(s, "peak_bytes"), true);
 		td_change(p, jg_obj(s, "leaked_bytes"), true);

@@ -117,6 +117,18 @@ static struct mt_report build_view(struct tg *t, const struct mt_view *v)
 	return rep;
 }
 
+/* The text report (free it). */
+static char *text_of(const struct mt_report *rep)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_non_null(out);
+	assert_int_equal(mt_output_text(rep, NULL, out), 0);
+	fclose(out);
+	return buf;
+}
+
 static json_int_t jint(const json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
@@ -220,11 +232,7 @@ static void test_sort(void **state)
 	json_decref(root);
 
 	/* text: the table of the sort, its figure first */
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-	assert_int_equal(mt_output_text(&rep, NULL, out), 0);
-	fclose(out);
+	char *buf = text_of(&rep);
 	const char *top = strstr(buf, "top sites by allocations (reallocs too)\n");
 	assert_non_null(top);
 	assert_non_null(strstr(top, "\n    100,000 3,200,000         0            0  a.py:2 (f)  "
@@ -616,11 +624,7 @@ static void test_script_lines(void **state)
 	assert_int_equal(json_array_size(json_object_get(src, "lines")), 9);
 	json_decref(root);
 
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-	assert_int_equal(mt_output_text(&rep, NULL, out), 0);
-	fclose(out);
+	char *buf = text_of(&rep);
 	assert_non_null(strstr(buf, "main script, line by line: "));
 	assert_non_null(strstr(buf, "\n       7      0   102    -7,832       0     -1    -1       0  "
 				    "del numbers, data\n"));
