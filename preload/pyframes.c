@@ -14,6 +14,7 @@
 #define Py_BUILD_CORE 1
 #include <Python.h>
 #include <internal/pycore_frame.h>
+#include <internal/pycore_runtime.h>
 
 #include "pyshim.h"
 
@@ -27,9 +28,13 @@
 
 static struct {
 	PyThreadState *(*current)(void);
+	_PyRuntimeState *runtime; /* read directly: the same load, without a call */
 	int (*addr2line)(PyCodeObject *, int);
 	const char *(*as_utf8)(PyObject *, Py_ssize_t *);
 	int (*dict_next)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
+	int (*initialized)(void);
+	PyObject *(*modules)(void);
+	PyObject *(*module_dict)(PyObject *);
 	int depth;
 	struct mt_idmap codes;  /* (code address) -> code id */
 	struct mt_idmap instrs; /* (parent node, code id, instruction) -> node */
@@ -46,11 +51,25 @@ static __thread struct {
 	uint64_t generation, node;
 } last __attribute__((tls_model("initial-exec")));
 
+/* The thread state holding the GIL, as _PyThreadState_UncheckedGet reads
+ * it in the 3.11 layout this file is compiled against. */
+static inline PyThreadState *current(void)
+{
+	if (__builtin_expect(pf.runtime != NULL, 1))
+		return (PyThreadState *)__atomic_load_n(&pf.runtime->gilstate.tstate_current._value,
+						       __ATOMIC_RELAXED);
+	return pf.current();
+}
+
 int mt_pyframes_init(void *(*sym)(const char *), int depth)
 {
 	pf.current = (PyThreadState * (*)(void)) sym("_PyThreadState_UncheckedGet");
+	pf.runtime = sym("_PyRuntime");
 	pf.addr2line = (int (*)(PyCodeObject *, int))sym("PyCode_Addr2Line");
 	pf.dict_next = (int (*)(PyObject *, Py_ssize_t *, PyObject **, PyObject **))sym("PyDict_Next");
+	pf.initialized = (int (*)(void))sym("Py_IsInitialized");
+	pf.modules = (PyObject * (*)(void)) sym("PyImport_GetModuleDict");
+	pf.module_dict = (PyObject * (*)(PyObject *)) sym("PyModule_GetDict");
 	pf.depth = depth;
 	return pf.current && pf.addr2line ? 0 : -1;
 }
@@ -65,6 +84,8 @@ void mt_py_strings_init(void *(*sym)(const char *))
 	pf.as_utf8 = (const char *(*)(PyObject *, Py_ssize_t *))sym("PyUnicode_AsUTF8AndSize");
 }
 
+static void script_forget(void);
+
 void mt_pyframes_freed(const void *p)
 {
 	size_t bit = code_bit(p);
@@ -73,6 +94,7 @@ void mt_pyframes_freed(const void *p)
 	if (mt_idmap_get(&pf.codes, (uintptr_t)p, 0, 0)) {
 		mt_idmap_del(&pf.codes, (uintptr_t)p, 0, 0);
 		pf.generation++;
+		script_forget();
 	}
 }
 
@@ -169,12 +191,12 @@ static uint64_t stack_node(_PyInterpreterFrame *top)
 	return node;
 }
 
-uint64_t mt_pyframes_location(void)
+static uint64_t script_at(_PyInterpreterFrame *top, _PyInterpreterFrame *inner,
+			  uint64_t inner_node);
+
+/* The location of complete frame f. */
+static uint64_t location_at(_PyInterpreterFrame *f)
 {
-	PyThreadState *ts = pf.current();
-	if (!ts || !ts->cframe)
-		return 0;
-	_PyInterpreterFrame *f = complete(ts->cframe->current_frame);
 	if (!f)
 		return 0;
 	if (pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
@@ -188,21 +210,37 @@ uint64_t mt_pyframes_location(void)
 	return node;
 }
 
+uint64_t mt_pyframes_location(uint64_t *script)
+{
+	PyThreadState *ts = current();
+	*script = 0;
+	if (!ts || !ts->cframe)
+		return 0;
+	_PyInterpreterFrame *top = ts->cframe->current_frame, *f = complete(top);
+	uint64_t loc = location_at(f);
+	/* one frame deep, the location of a frame of the script is its node */
+	*script = script_at(top, pf.depth == 1 ? f : NULL, loc);
+	return loc;
+}
+
 /* ---- the main script's line ------------------------------------------------ */
 
 /*
  * SCRIPT records name the innermost frame of the main script (the file run
  * as __main__) of the thread, as a node without parent.  The main script is
- * found once: the first module body whose globals' __name__ (a module's
- * first key) is "__main__", which is the file of `python script.py` and of
- * `python -m module`.
+ * found once: the module body that runs with the globals of the __main__
+ * module, which is the file of `python script.py` and of `python -m
+ * module`.  Those globals are known from sys.modules as soon as the
+ * interpreter is up, and nothing of the script can run before they grow
+ * (__file__, or runpy's names): until then no stack is walked.
  *
  * Per event, three caches keep this cheap:
- *   - per thread: the frames from the innermost one out to that frame of
- *     the main script, with their instructions, and the node found.  If
- *     the same frames are at the same instructions, it is the same line:
- *     an instruction pointer names its code object and line.  This is the
- *     common case: many allocations and frees under one call;
+ *   - the last answer: the instructions of the frames from the innermost
+ *     one out to that frame of the main script, and the node found.  If
+ *     the frames are at the same instructions, it is the same line: an
+ *     instruction pointer names its code object and line, so the innermost
+ *     frame of the main script is the same.  This is the common case: many
+ *     allocations and frees under one call;
  *   - per code object: whether it is the main script's, so that walking
  *     out compares pointers (a code object at a known address with the
  *     same filename object is the same file);
@@ -213,12 +251,13 @@ uint64_t mt_pyframes_location(void)
  */
 #define SCRIPT_NODES 256
 #define SCRIPT_CODES 512
-#define SCRIPT_THREADS 16
-#define SCRIPT_CHAIN 4    /* frames out to the main script's, kept per thread */
+#define SCRIPT_CHAIN 32   /* frames out to the main script's, kept */
 #define SCRIPT_WALK 4096  /* frames walked at most per event */
 
 static struct {
 	bool known;
+	PyObject *globals;  /* the __main__ module's, once found */
+	Py_ssize_t globals_used; /* its size then */
 	PyObject *filename; /* co_filename of the main script's code, as found */
 	char name[4096];    /* its text (ASCII only; else the pointer alone) */
 	size_t len;
@@ -231,13 +270,13 @@ static struct {
 		const void *code, *filename;
 		bool main;
 	} codes[SCRIPT_CODES];
+
 	struct {
-		const void *ts;
-		const void *frame[SCRIPT_CHAIN], *instr[SCRIPT_CHAIN];
-		int n;
-		bool whole; /* no main frame: frame[n - 1] is the outermost one */
-		uint64_t generation, node;
-	} threads[SCRIPT_THREADS];
+		int n;      /* 0: nothing kept (also when ids went stale) */
+		bool whole; /* no main frame: instr[n - 1] is the outermost frame's */
+		uint64_t node;
+		const void *instr[SCRIPT_CHAIN];
+	} last;
 } ms;
 
 /* Whether s is the ASCII text want, without allocating. */
@@ -248,23 +287,31 @@ static bool ascii_is(PyObject *s, const char *want, size_t n)
 	       !memcmp((const char *)(((PyASCIIObject *)s) + 1), want, n);
 }
 
-/* A module body running with __main__'s globals. */
-static bool is_main_module(_PyInterpreterFrame *f)
+/* The __main__ module's globals, from sys.modules once the interpreter is
+ * up (PyDict_Next and PyModule_GetDict allocate nothing). */
+static PyObject *main_globals(void)
 {
-	PyObject *g = f->f_globals, *key, *value;
+	PyObject *modules, *key, *value;
 	Py_ssize_t pos = 0;
-	if (!ascii_is(f->f_code->co_name, "<module>", 8) || !g || !PyDict_Check(g) || !pf.dict_next)
-		return false;
-	for (int i = 0; i < 8 && pf.dict_next(g, &pos, &key, &value); i++)
-		if (ascii_is(key, "__name__", 8))
-			return ascii_is(value, "__main__", 8);
-	return false;
+	if (!pf.initialized || !pf.modules || !pf.module_dict || !pf.dict_next ||
+	    !pf.initialized() || !(modules = pf.modules()) || !PyDict_Check(modules))
+		return NULL;
+	while (pf.dict_next(modules, &pos, &key, &value))
+		if (ascii_is(key, "__main__", 8))
+			/* PyModule_Check would bind to libpython's type object */
+			return !strcmp(Py_TYPE(value)->tp_name, "module") ? pf.module_dict(value)
+									: NULL;
+	return NULL;
 }
 
 static bool find_main(_PyInterpreterFrame *f)
 {
+	if (!ms.globals && (ms.globals = main_globals()))
+		ms.globals_used = PyDict_GET_SIZE(ms.globals);
+	if (!ms.globals || PyDict_GET_SIZE(ms.globals) == ms.globals_used)
+		return false; /* the script has not started */
 	for (int n = 0; f && n < SCRIPT_WALK; f = complete(f->previous), n++) {
-		if (!is_main_module(f))
+		if (f->f_globals != ms.globals || !ascii_is(f->f_code->co_name, "<module>", 8))
 			continue;
 		PyObject *fn = f->f_code->co_filename;
 		ms.filename = fn;
@@ -312,49 +359,39 @@ static uint64_t script_node(_PyInterpreterFrame *f)
 	return node;
 }
 
-/* The thread's last answer, if its frames out to the main script's are
- * the same at the same instructions. */
-static bool chain_same(size_t t, const void *ts, _PyInterpreterFrame *f)
+/* Whether the last answer holds with innermost frame f. */
+static inline __attribute__((always_inline)) bool last_holds(_PyInterpreterFrame *f)
 {
-	if (ms.threads[t].ts != ts || ms.threads[t].generation != pf.generation ||
-	    !ms.threads[t].n)
-		return false;
-	for (int i = 0; i < ms.threads[t].n; i++, f = f->previous)
-		if (f != ms.threads[t].frame[i] || f->prev_instr != ms.threads[t].instr[i])
+	int n = ms.last.n;
+	for (int i = 0; i < n; i++, f = f->previous)
+		if (!f || f->prev_instr != ms.last.instr[i])
 			return false;
-	return !ms.threads[t].whole || !f;
+	return n && (!ms.last.whole || !f);
 }
 
-/* Keeps the frames from top out to main (all of them, complete or not),
- * or when there is no main frame, the whole stack if it is short. */
-static void chain_keep(size_t t, const void *ts, _PyInterpreterFrame *top,
-		       _PyInterpreterFrame *main, uint64_t node)
+/* Keeps the instructions of the frames from top out to main (all of them,
+ * complete or not), or when there is no main frame, of the whole stack if
+ * it is short. */
+static void last_keep(_PyInterpreterFrame *top, _PyInterpreterFrame *main, uint64_t node)
 {
 	_PyInterpreterFrame *f = top;
 	int n = 0;
-	for (; f && n < SCRIPT_CHAIN; f = f->previous) {
-		ms.threads[t].frame[n] = f;
-		ms.threads[t].instr[n++] = f->prev_instr;
-		if (f == main)
-			break;
+	bool found = false;
+	for (; f && n < SCRIPT_CHAIN && !found; f = f->previous) {
+		ms.last.instr[n++] = f->prev_instr;
+		found = f == main;
 	}
-	bool found = main && n && ms.threads[t].frame[n - 1] == main;
-	ms.threads[t].whole = !main && !f;
-	ms.threads[t].ts = ts;
-	ms.threads[t].n = found || ms.threads[t].whole ? n : 0;
-	ms.threads[t].generation = pf.generation;
-	ms.threads[t].node = node;
+	ms.last.whole = !main && !f;
+	ms.last.n = found || ms.last.whole ? n : 0;
+	ms.last.node = node;
 }
 
-uint64_t mt_pyframes_script(void)
+/* inner, when not NULL, is the innermost complete frame and inner_node
+ * its node without parent. */
+static __attribute__((noinline)) uint64_t script_find(_PyInterpreterFrame *top,
+						      _PyInterpreterFrame *inner,
+						      uint64_t inner_node)
 {
-	PyThreadState *ts = pf.current();
-	if (!ts || !ts->cframe)
-		return 0;
-	_PyInterpreterFrame *top = ts->cframe->current_frame;
-	size_t t = ((uintptr_t)ts >> 6) & (SCRIPT_THREADS - 1);
-	if (chain_same(t, ts, top))
-		return ms.threads[t].node;
 	_PyInterpreterFrame *f = complete(top);
 	if (!ms.known && !find_main(f))
 		return 0;
@@ -363,9 +400,39 @@ uint64_t mt_pyframes_script(void)
 		f = complete(f->previous);
 	if (n > SCRIPT_WALK)
 		f = NULL;
-	uint64_t node = f ? script_node(f) : 0;
-	chain_keep(t, ts, top, f, node);
+	uint64_t node = !f ? 0 : f == inner ? inner_node : script_node(f);
+	last_keep(top, f, node);
 	return node;
+}
+
+/* Ids went stale: the last answer may hold one. */
+static void script_forget(void)
+{
+	ms.last.n = 0;
+}
+
+static inline __attribute__((always_inline)) uint64_t
+script_at(_PyInterpreterFrame *top, _PyInterpreterFrame *inner, uint64_t inner_node)
+{
+	return last_holds(top) ? ms.last.node : script_find(top, inner, inner_node);
+}
+
+uint64_t mt_pyframes_script(void)
+{
+	PyThreadState *ts = current();
+	if (!ts || !ts->cframe)
+		return 0;
+	return script_at(ts->cframe->current_frame, NULL, 0);
+}
+
+uint64_t mt_pyframes_release(const void *p, int obj)
+{
+	if (obj)
+		mt_pyframes_freed(p);
+	PyThreadState *ts = current();
+	if (!ts || !ts->cframe)
+		return 0;
+	return script_at(ts->cframe->current_frame, NULL, 0);
 }
 
 void mt_pyframes_fork_child(void)
@@ -376,4 +443,5 @@ void mt_pyframes_fork_child(void)
 	pf.next_code = pf.next_node = 0;
 	pf.generation++;
 	memset(pf.maybe_code, 0, sizeof pf.maybe_code);
+	script_forget();
 }

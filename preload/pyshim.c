@@ -51,19 +51,27 @@ static struct {
 /* ---- recording ---------------------------------------------------------- */
 
 /* Before an event with the GIL held (MEM and OBJ domains, arenas): the
- * thread's line of the main script, when it changed (SCRIPT), so that
+ * thread's line of the main script s, when it changed (SCRIPT), so that
  * frees count at the line that ran. */
-static inline void py_script(int early)
+static __attribute__((noinline, cold)) void py_put_script(uint64_t s, int early)
 {
-	if (!py.depth || mt_self.internal)
-		return;
-	uint64_t s = mt_pyframes_script();
-	struct mt_ring *r = mt_self.ring;
-	if (mt_likely(r && s == r->py_script))
-		return;
+	struct mt_ring *r;
 	mt_record(MT_EV_OP(MT_REC_SCRIPT, 0, 0), 0, (const void *)(uintptr_t)s, 0, early);
 	if ((r = mt_self.ring))
 		r->py_script = s;
+}
+
+static inline __attribute__((always_inline)) void py_publish_script(uint64_t s, int early)
+{
+	struct mt_ring *r = mt_self.ring;
+	if (mt_unlikely(!r || s != r->py_script))
+		py_put_script(s, early);
+}
+
+static inline void py_script(int early)
+{
+	if (py.depth && !mt_self.internal)
+		py_publish_script(mt_pyframes_script(), early);
 }
 
 /* An allocation, with the Python location for the MEM and OBJ domains. */
@@ -72,18 +80,18 @@ static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 	if (mt_self.internal)
 		return;
 	int with_loc = dom != MT_DOM_PYRAW && py.depth;
-	uint64_t loc = with_loc ? mt_pyframes_location() : 0;
+	uint64_t script = 0, loc = with_loc ? mt_pyframes_location(&script) : 0;
 	if (with_loc)
-		py_script(0);
+		py_publish_script(script, 0);
 	mt_record_alloc(MT_EV_OP(kind, dom, 0), size, p, 0, with_loc, loc);
 }
 
-static inline void py_release(int dom, int kind, const void *p)
+static inline __attribute__((always_inline)) void py_release(int dom, int kind, const void *p)
 {
-	if (dom == MT_DOM_PYOBJ && !mt_self.internal)
+	if (dom != MT_DOM_PYRAW && py.depth && !mt_self.internal)
+		py_publish_script(mt_pyframes_release(p, dom == MT_DOM_PYOBJ), 1);
+	else if (dom == MT_DOM_PYOBJ && !mt_self.internal)
 		mt_pyframes_freed(p);
-	if (dom != MT_DOM_PYRAW)
-		py_script(1);
 	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0, 1);
 }
 

@@ -30,11 +30,15 @@ int mt_pyframes_init(void *(*sym)(const char *), int depth);
 void mt_py_strings_init(void *(*sym)(const char *));
 /* UTF-8 of a Python str (NUL-terminated), or NULL; GIL held. */
 const char *mt_py_utf8(void *str, size_t *len);
-/* With the GIL held: the stack-node id of the current Python location. */
-uint64_t mt_pyframes_location(void);
+/* With the GIL held: the stack-node id of the current Python location,
+ * and the thread's main-script node (see mt_pyframes_script). */
+uint64_t mt_pyframes_location(uint64_t *script);
 /* With the GIL held: the node of the thread's innermost frame of the main
  * script (no parent; 0: none on its stack). */
 uint64_t mt_pyframes_script(void);
+/* A PyMem (obj: PyObject) block is being freed: mt_pyframes_freed for a
+ * PyObject one, and the main-script node. */
+uint64_t mt_pyframes_release(const void *p, int obj);
 /* A PyObject block is being freed: forget it if it was a code object. */
 void mt_pyframes_freed(const void *p);
 void mt_pyframes_fork_child(void);

@@ -70,8 +70,9 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
 /* One event.  `early` stamps it before the caller's next stores (frees,
  * recorded before the block is released); otherwise after everything the
  * call did (allocations, recorded after they return). */
-static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux,
-			     int early)
+static inline __attribute__((always_inline)) void mt_record(uint64_t op, uint64_t size,
+							    const void *addr, uint64_t aux,
+							    int early)
 {
 	struct mt_ring *r = mt_record_begin(1);
 	if (!r)
