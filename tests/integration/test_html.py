@@ -112,10 +112,10 @@ class HtmlReport(TracerTestCase):
                                  env={"MEMTRACE_PY_DEPTH": "8", **(env or {})})
         return run.traces[0]
 
-    def render(self, trace, fmt, expect_rc=0):
+    def render(self, trace, fmt, *options, expect_rc=0):
         out = self.tmp / ("report." + fmt)
-        proc = subprocess.run([str(CLI), "report", "--format", fmt, "-o", str(out), str(trace)],
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        proc = subprocess.run([str(CLI), "report", "--format", fmt, *options, "-o", str(out),
+                               str(trace)], capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(proc.returncode, expect_rc, proc.stderr)
         return out.read_text(encoding="utf-8")
 
@@ -184,9 +184,12 @@ class HtmlReport(TracerTestCase):
             total += int(m.group(2))
             self.assertTrue(all(f for f in m.group(1).split(";")), line)
         self.assertEqual(total, rep["flame"]["value"])
-        # frames are "function (file:line)", stacks several deep
-        self.assertTrue(any(re.search(r"<listcomp> \(.*lab<b>\.py:\d+\)", s) for s in stacks))
+        # frames are the functions' names, stacks several deep
+        self.assertTrue(any(s.endswith(";build;build.<locals>.<listcomp>") for s in stacks))
         self.assertTrue(any(s.count(";") >= 2 for s in stacks))
+        # --folded-lines: "function (file:line)"
+        folded = self.render(trace, "folded", "--folded-lines")
+        self.assertRegex(folded, r"<listcomp> \(.*lab<b>\.py:\d+\) \d+\n")
 
     def test_not_python(self):
         run = self.run_traced_ok([prog("every_call")])
