@@ -145,11 +145,16 @@ static uint32_t script_variant(struct ctx *c, uint32_t s, uint32_t script)
 	uint64_t key = (uint64_t)s << 32 | script, v;
 	if (hm_get(&c->scriptmap, key, &v))
 		return (uint32_t)v;
-	uint32_t k = new_site(c, c->rep->sites[s].frame, c->rep->sites[s].dom);
+	const struct mt_site *base = &c->rep->sites[s];
+	uint32_t k = new_site(c, base->frame, base->dom);
 	if (k == NO_SITE || k == s)
 		return s;
-	c->rep->sites[k].stack = c->rep->sites[s].stack;
-	c->rep->sites[k].script = script;
+	struct mt_site *copy = &c->rep->sites[k];
+	base = &c->rep->sites[s]; /* new_site may have moved the array */
+	if (copy->stack || copy->script || copy->frame != base->frame || copy->dom != base->dom)
+		return k; /* folded into the last site: too many of them */
+	copy->stack = base->stack;
+	copy->script = script;
 	if (hm_put(&c->scriptmap, key, k, &v) < 0)
 		c->oom = true;
 	return k;
