@@ -86,16 +86,26 @@ void mt_py_strings_init(void *(*sym)(const char *))
 
 static void script_forget(void);
 
-void mt_pyframes_freed(const void *p)
+static __attribute__((noinline)) void code_gone(const void *p)
 {
-	size_t bit = code_bit(p);
-	if (!(pf.maybe_code[bit / 8] & (1u << (bit % 8))))
-		return;
 	if (mt_idmap_get(&pf.codes, (uintptr_t)p, 0, 0)) {
 		mt_idmap_del(&pf.codes, (uintptr_t)p, 0, 0);
 		pf.generation++;
 		script_forget();
 	}
+}
+
+/* Whether a code object with an id may be at p (most frees: no). */
+static inline bool maybe_code(const void *p)
+{
+	size_t bit = code_bit(p);
+	return pf.maybe_code[bit / 8] & (1u << (bit % 8));
+}
+
+void mt_pyframes_freed(const void *p)
+{
+	if (maybe_code(p))
+		code_gone(p);
 }
 
 /* UTF-8 of a str without allocating when it is ASCII (file and function
@@ -191,16 +201,19 @@ static uint64_t stack_node(_PyInterpreterFrame *top)
 	return node;
 }
 
-static uint64_t script_at(_PyInterpreterFrame *top, _PyInterpreterFrame *inner,
-			  uint64_t inner_node);
+/* The thread's last location holds for complete frame f. */
+static inline bool location_kept(_PyInterpreterFrame *f)
+{
+	return pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
+	       last.generation == pf.generation;
+}
 
 /* The location of complete frame f. */
 static uint64_t location_at(_PyInterpreterFrame *f)
 {
 	if (!f)
 		return 0;
-	if (pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
-	    last.generation == pf.generation)
+	if (location_kept(f))
 		return last.node;
 	uint64_t node = stack_node(f);
 	last.code = f->f_code;
@@ -208,19 +221,6 @@ static uint64_t location_at(_PyInterpreterFrame *f)
 	last.generation = pf.generation;
 	last.node = node;
 	return node;
-}
-
-uint64_t mt_pyframes_location(uint64_t *script)
-{
-	PyThreadState *ts = current();
-	*script = 0;
-	if (!ts || !ts->cframe)
-		return 0;
-	_PyInterpreterFrame *top = ts->cframe->current_frame, *f = complete(top);
-	uint64_t loc = location_at(f);
-	/* one frame deep, the location of a frame of the script is its node */
-	*script = script_at(top, pf.depth == 1 ? f : NULL, loc);
-	return loc;
 }
 
 /* ---- the main script's line ------------------------------------------------ */
@@ -414,7 +414,16 @@ static void script_forget(void)
 static inline __attribute__((always_inline)) uint64_t
 script_at(_PyInterpreterFrame *top, _PyInterpreterFrame *inner, uint64_t inner_node)
 {
-	return last_holds(top) ? ms.last.node : script_find(top, inner, inner_node);
+	if (last_holds(top))
+		return ms.last.node;
+	/* an innermost frame of the script's own is the answer: no walk */
+	_PyInterpreterFrame *f = inner ? inner : complete(top);
+	if (ms.known && f && in_main_file(f->f_code)) {
+		uint64_t node = f == inner ? inner_node : script_node(f);
+		last_keep(top, f, node);
+		return node;
+	}
+	return script_find(top, inner, inner_node);
 }
 
 uint64_t mt_pyframes_script(void)
@@ -425,14 +434,44 @@ uint64_t mt_pyframes_script(void)
 	return script_at(ts->cframe->current_frame, NULL, 0);
 }
 
+static __attribute__((noinline)) uint64_t script_of(_PyInterpreterFrame *top)
+{
+	return script_at(top, NULL, 0);
+}
+
 uint64_t mt_pyframes_release(const void *p, int obj)
 {
-	if (obj)
-		mt_pyframes_freed(p);
+	if (obj && maybe_code(p))
+		code_gone(p);
 	PyThreadState *ts = current();
 	if (!ts || !ts->cframe)
 		return 0;
-	return script_at(ts->cframe->current_frame, NULL, 0);
+	_PyInterpreterFrame *top = ts->cframe->current_frame;
+	return last_holds(top) ? ms.last.node : script_of(top);
+}
+
+static __attribute__((noinline)) uint64_t where(_PyInterpreterFrame *top,
+						 _PyInterpreterFrame *f, uint64_t *script)
+{
+	uint64_t loc = location_at(f);
+	/* one frame deep, the location of a frame of the script is its node */
+	*script = script_at(top, pf.depth == 1 ? f : NULL, loc);
+	return loc;
+}
+
+/* The common case inline, with no call but the slow path's last one. */
+uint64_t mt_pyframes_location(uint64_t *script)
+{
+	PyThreadState *ts = current();
+	*script = 0;
+	if (!ts || !ts->cframe)
+		return 0;
+	_PyInterpreterFrame *top = ts->cframe->current_frame, *f = complete(top);
+	if (f && location_kept(f) && last_holds(top)) {
+		*script = ms.last.node;
+		return last.node;
+	}
+	return where(top, f, script);
 }
 
 void mt_pyframes_fork_child(void)
