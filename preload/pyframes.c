@@ -231,8 +231,9 @@ static uint64_t location_at(_PyInterpreterFrame *f)
  * found once: the module body that runs with the globals of the __main__
  * module, which is the file of `python script.py` and of `python -m
  * module`.  Those globals are known from sys.modules as soon as the
- * interpreter is up, and nothing of the script can run before they grow
- * (__file__, or runpy's names): until then no stack is walked.
+ * interpreter is up; until they grow (__file__, or runpy's names) only the
+ * innermost frame is looked at (python -c runs without a new name), so the
+ * interpreter's start-up walks no stack.
  *
  * Per event, three caches keep this cheap:
  *   - the last answer: the instructions of the frames from the innermost
@@ -308,9 +309,12 @@ static bool find_main(_PyInterpreterFrame *f)
 {
 	if (!ms.globals && (ms.globals = main_globals()))
 		ms.globals_used = PyDict_GET_SIZE(ms.globals);
-	if (!ms.globals || PyDict_GET_SIZE(ms.globals) == ms.globals_used)
-		return false; /* the script has not started */
-	for (int n = 0; f && n < SCRIPT_WALK; f = complete(f->previous), n++) {
+	if (!ms.globals)
+		return false;
+	/* Until the globals grow (__file__, runpy's names), the script can only
+	 * be the innermost frame (python -c): only that one is looked at. */
+	int walk = PyDict_GET_SIZE(ms.globals) == ms.globals_used ? 1 : SCRIPT_WALK;
+	for (int n = 0; f && n < walk; f = complete(f->previous), n++) {
 		if (f->f_globals != ms.globals || !ascii_is(f->f_code->co_name, "<module>", 8))
 			continue;
 		PyObject *fn = f->f_code->co_filename;
