@@ -201,10 +201,11 @@ static uint64_t stack_node(_PyInterpreterFrame *top)
 	return node;
 }
 
-/* The thread's last location holds for complete frame f. */
+/* The thread's last location holds for frame f (kept only one frame
+ * deep, and only for a complete frame: so f is complete if it holds). */
 static inline bool location_kept(_PyInterpreterFrame *f)
 {
-	return pf.depth == 1 && last.code == f->f_code && last.instr == f->prev_instr &&
+	return last.code == f->f_code && last.instr == f->prev_instr &&
 	       last.generation == pf.generation;
 }
 
@@ -216,6 +217,8 @@ static uint64_t location_at(_PyInterpreterFrame *f)
 	if (location_kept(f))
 		return last.node;
 	uint64_t node = stack_node(f);
+	if (pf.depth != 1)
+		return node;
 	last.code = f->f_code;
 	last.instr = f->prev_instr;
 	last.generation = pf.generation;
@@ -236,12 +239,15 @@ static uint64_t location_at(_PyInterpreterFrame *f)
  * interpreter's start-up walks no stack.
  *
  * Per event, three caches keep this cheap:
- *   - the last answer: the instructions of the frames from the innermost
- *     one out to that frame of the main script, and the node found.  If
- *     the frames are at the same instructions, it is the same line: an
- *     instruction pointer names its code object and line, so the innermost
- *     frame of the main script is the same.  This is the common case: many
- *     allocations and frees under one call;
+ *   - the last answer: the code objects of the frames from the innermost
+ *     one out to that frame of the main script, that frame's instruction,
+ *     and the node found.  The answer depends on nothing else: if the
+ *     frames out to it run the same code objects (none of the script's,
+ *     since they were not before) and it is at the same instruction (which
+ *     names its code object and line), it is the same line, wherever the
+ *     frames inside it are.  This is the common case: many allocations and
+ *     frees under one call.  A frame not yet started (incomplete) could be
+ *     the script's once it starts: a chain with one is not kept;
  *   - per code object: whether it is the main script's, so that walking
  *     out compares pointers (a code object at a known address with the
  *     same filename object is the same file);
@@ -272,11 +278,13 @@ static struct {
 		bool main;
 	} codes[SCRIPT_CODES];
 
+	/* Nothing kept (also when ids went stale): k 0, no instr, not whole. */
 	struct {
-		int n;      /* 0: nothing kept (also when ids went stale) */
-		bool whole; /* no main frame: instr[n - 1] is the outermost frame's */
+		int k;             /* frames inside the script's frame */
+		bool whole;        /* no frame of the script: code[] is every frame */
+		const void *instr; /* the script's frame's instruction */
 		uint64_t node;
-		const void *instr[SCRIPT_CHAIN];
+		const void *code[SCRIPT_CHAIN];
 	} last;
 } ms;
 
@@ -366,27 +374,30 @@ static uint64_t script_node(_PyInterpreterFrame *f)
 /* Whether the last answer holds with innermost frame f. */
 static inline __attribute__((always_inline)) bool last_holds(_PyInterpreterFrame *f)
 {
-	int n = ms.last.n;
-	for (int i = 0; i < n; i++, f = f->previous)
-		if (!f || f->prev_instr != ms.last.instr[i])
+	const void *const *c = ms.last.code, *const *end = c + ms.last.k;
+	for (; c != end; c++, f = f->previous)
+		if (!f || f->f_code != *c)
 			return false;
-	return n && (!ms.last.whole || !f);
+	return f ? f->prev_instr == ms.last.instr : ms.last.whole;
 }
 
-/* Keeps the instructions of the frames from top out to main (all of them,
- * complete or not), or when there is no main frame, of the whole stack if
- * it is short. */
+/* Keeps the code objects of the frames from top out to main and main's
+ * instruction, or when there is no main frame, the code objects of the
+ * whole stack if it is short. */
 static void last_keep(_PyInterpreterFrame *top, _PyInterpreterFrame *main, uint64_t node)
 {
 	_PyInterpreterFrame *f = top;
-	int n = 0;
-	bool found = false;
-	for (; f && n < SCRIPT_CHAIN && !found; f = f->previous) {
-		ms.last.instr[n++] = f->prev_instr;
-		found = f == main;
+	int k = 0;
+	for (; f && f != main; f = f->previous) {
+		if (k == SCRIPT_CHAIN || _PyFrame_IsIncomplete(f)) {
+			script_forget();
+			return;
+		}
+		ms.last.code[k++] = f->f_code;
 	}
-	ms.last.whole = !main && !f;
-	ms.last.n = found || ms.last.whole ? n : 0;
+	ms.last.k = k;
+	ms.last.whole = !main;
+	ms.last.instr = main ? main->prev_instr : NULL;
 	ms.last.node = node;
 }
 
@@ -412,7 +423,9 @@ static __attribute__((noinline)) uint64_t script_find(_PyInterpreterFrame *top,
 /* Ids went stale: the last answer may hold one. */
 static void script_forget(void)
 {
-	ms.last.n = 0;
+	ms.last.k = 0;
+	ms.last.whole = false;
+	ms.last.instr = NULL;
 }
 
 static inline __attribute__((always_inline)) uint64_t
@@ -470,12 +483,12 @@ uint64_t mt_pyframes_location(uint64_t *script)
 	*script = 0;
 	if (!ts || !ts->cframe)
 		return 0;
-	_PyInterpreterFrame *top = ts->cframe->current_frame, *f = complete(top);
-	if (f && location_kept(f) && last_holds(top)) {
+	_PyInterpreterFrame *top = ts->cframe->current_frame;
+	if (top && location_kept(top) && last_holds(top)) {
 		*script = ms.last.node;
 		return last.node;
 	}
-	return where(top, f, script);
+	return where(top, complete(top), script);
 }
 
 void mt_pyframes_fork_child(void)
