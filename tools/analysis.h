@@ -76,7 +76,7 @@ struct thread {
 	int last_dom;                 /* ... and its domain; -1: none */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
 	uint32_t script;              /* SCRIPT: the main script's frame (index), 0: none */
-	uint32_t line, last_line;     /* 1 + its line in rep->lines, now and at last_addr */
+	uint32_t line;                /* 1 + its line in rep->lines */
 	uint64_t tid, allocs, bytes;  /* its allocations in view */
 	bool out;                     /* not the view's thread */
 };

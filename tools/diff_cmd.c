@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "diff.h"
+#include "output.h"
 #include "view_cli.h"
 
 #define MAX_LIMITS 16
@@ -57,7 +58,7 @@ static int write_diff(const json_t *d, enum mt_format fmt, size_t top, const cha
 		fprintf(stderr, "memtrace diff: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	int r = fmt == MT_FMT_JSON ? json_dumpf(d, out, JSON_COMPACT) | (fputc('\n', out) == EOF)
+	int r = fmt == MT_FMT_JSON ? mt_json_write(d, out)
 		: fmt == MT_FMT_HTML ? mt_diff_html(d, out)
 				     : mt_diff_text(d, top, out);
 	r |= path ? fclose(out) : fflush(out);

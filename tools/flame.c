@@ -63,9 +63,11 @@ static uint64_t place_hash(uint32_t parent, const struct mt_mframe *f)
 static uint32_t child_of(struct flame *fl, uint32_t parent, const struct mt_mframe *f)
 {
 	uint64_t key = place_hash(parent, f), v, unused;
-	if (hm_get(&fl->index, key, &v) && same_place(&fl->v[v].f, f))
+	bool indexed = hm_get(&fl->index, key, &v);
+	if (indexed && same_place(&fl->v[v].f, f))
 		return (uint32_t)v;
-	for (uint32_t k = fl->v[parent].child; k; k = fl->v[k].next) /* a hash collision */
+	/* a hash collision: the node, if any, is not the indexed one */
+	for (uint32_t k = fl->v[parent].child; indexed && k; k = fl->v[k].next)
 		if (same_place(&fl->v[k].f, f))
 			return k;
 	if (fl->n >= UINT32_MAX || mt_grow((void **)&fl->v, &fl->cap, fl->n + 1, sizeof *fl->v))
@@ -73,7 +75,7 @@ static uint32_t child_of(struct flame *fl, uint32_t parent, const struct mt_mfra
 	uint32_t k = (uint32_t)fl->n++;
 	fl->v[k] = (struct fnode){ *f, 0, 0, fl->v[parent].child };
 	fl->v[parent].child = k;
-	if (!hm_get(&fl->index, key, &v) && hm_put(&fl->index, key, k, &unused) < 0)
+	if (!indexed && hm_put(&fl->index, key, k, &unused) < 0)
 		return 0;
 	return k;
 }

@@ -8,11 +8,12 @@
  *
  * Per line (struct mt_script_line): the blocks allocated and freed there,
  * each once at its topmost domain, as the sites count them; arenas and
- * pools that came and went; list resizes.  Its peak contribution, the
- * bytes it had allocated that were live at the heap peak, comes from the
- * sites: while a thread runs a line, its sites are copies per line
- * (sites.c), whose peak bytes are summed per line at the end before the
- * copies are merged back into their sites.
+ * pools that came and went; list resizes.  Its allocations and its peak
+ * contribution, the bytes it had allocated that were live at the heap
+ * peak, come from the sites: while a thread runs a line, its sites are
+ * copies per line (sites.c), whose figures are summed per line at the end
+ * before the copies are merged back into their sites.  Frees, arenas,
+ * pools and resizes count as they happen, at the line running then.
  *
  * The source of each line is read from its file when the report is made.
  */
@@ -215,8 +216,14 @@ void lines_finish(struct ctx *c)
 		return;
 	for (size_t i = 0; i < rep->nsites; i++) {
 		const struct mt_site *s = &rep->sites[i];
-		if (s->script && hm_get(&c->lines.places, place_key(&rep->frames[s->script]), &v))
-			rep->lines[v].peak_bytes += s->peak_bytes;
+		if (!s->script || !hm_get(&c->lines.places, place_key(&rep->frames[s->script]), &v))
+			continue;
+		struct mt_script_line *l = &rep->lines[v];
+		l->allocs += s->allocs;
+		l->bytes_allocated += s->bytes;
+		l->dom_allocs[s->dom] += s->allocs;
+		l->dom_bytes[s->dom] += s->bytes;
+		l->peak_bytes += s->peak_bytes;
 	}
 	merge_copies(c);
 	size_t n = 0;

@@ -34,6 +34,9 @@ json_t *mt_flame_json(const struct mt_report *rep);
 json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,
 			      size_t n);
 
+/* root compact on one line, then a newline; 0, or -1 when writing failed. */
+int mt_json_write(const json_t *root, FILE *out);
+
 /* Both return 0, or -1 when writing failed. */
 int mt_output_json(const struct mt_report *rep, FILE *out);
 /* trace_name titles the report; NULL leaves the title out. */

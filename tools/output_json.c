@@ -666,13 +666,54 @@ json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *c
 	return root;
 }
 
+/* json_dumpf writes each token with its own fwrite; a report has millions
+ * of tokens (every site), so they go through a buffer instead. */
+struct sink {
+	FILE *out;
+	size_t n;
+	char buf[1 << 16];
+};
+
+static int sink_flush(struct sink *s)
+{
+	size_t n = s->n;
+	s->n = 0;
+	return n && fwrite(s->buf, 1, n, s->out) != n ? -1 : 0;
+}
+
+static int sink_put(const char *p, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	if (n > sizeof s->buf - s->n && sink_flush(s))
+		return -1;
+	if (n > sizeof s->buf)
+		return fwrite(p, 1, n, s->out) == n ? 0 : -1;
+	memcpy(s->buf + s->n, p, n);
+	s->n += n;
+	return 0;
+}
+
+int mt_json_write(const json_t *root, FILE *out)
+{
+	struct sink *s = malloc(sizeof *s);
+	if (!s)
+		return -1;
+	s->out = out;
+	s->n = 0;
+	/* flame trees nest deep: no indentation */
+	int r = json_dump_callback(root, sink_put, s, JSON_COMPACT) | sink_put("\n", 1, s) |
+		sink_flush(s);
+	free(s);
+	return r ? -1 : 0;
+}
+
 static int dump(json_t *root, FILE *out)
 {
 	if (!root)
 		return -1;
-	int r = json_dumpf(root, out, JSON_COMPACT); /* flame trees nest deep: no indentation */
+	int r = mt_json_write(root, out);
 	json_decref(root);
-	return r == 0 && fputc('\n', out) != EOF ? 0 : -1;
+	return r;
 }
 
 int mt_output_json(const struct mt_report *rep, FILE *out)

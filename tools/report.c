@@ -206,7 +206,6 @@ static void layer_found(struct ctx *c, struct thread *t, int low, uint64_t addr)
 	if (site_counts(site)) {
 		uint64_t size = unpack_size(c, low, addr, val, false);
 		struct mt_site *s = &c->rep->sites[site];
-		struct mt_script_line *l = line_of(c, t->last_line);
 		site_unlayer(c, site, size);
 		s->allocs--;
 		s->bytes -= size;
@@ -214,12 +213,6 @@ static void layer_found(struct ctx *c, struct thread *t, int low, uint64_t addr)
 		c->cnt.allocs--;
 		t->allocs--;
 		t->bytes -= size;
-		if (l) {
-			l->allocs--;
-			l->bytes_allocated -= size;
-			l->dom_allocs[s->dom]--;
-			l->dom_bytes[s->dom] -= size;
-		}
 	}
 	hm_put(&c->live[low], addr, (val & ~(uint64_t)(SITE_MASK | TAG_OLD)) | SITE_LAYERED,
 	       &unused);
@@ -234,24 +227,16 @@ static inline void layer_below(struct ctx *c, struct thread *t, int dom, uint64_
 	layer_found(c, t, low, addr);
 }
 
-/* A block counted at site (in view): in the site, the histogram, the
- * thread's and the line's figures. */
+/* A block counted at site (in view): in the site, the histogram and the
+ * thread's figures (a line's allocations are its sites' copies': lines.c). */
 static inline void count_alloc(struct ctx *c, struct thread *t, uint32_t site, uint64_t size)
 {
 	struct mt_site *st = &c->rep->sites[site];
-	struct mt_script_line *l = line_of(c, t->line);
 	st->allocs++;
 	st->bytes += size;
 	hist_add(c->rep, size);
 	t->allocs++;
 	t->bytes += size;
-	t->last_line = t->line;
-	if (l) {
-		l->allocs++;
-		l->bytes_allocated += size;
-		l->dom_allocs[st->dom]++;
-		l->dom_bytes[st->dom] += size;
-	}
 }
 
 static inline void class_count(uint64_t *counts, int dom, uint64_t size)
