@@ -2,12 +2,15 @@
 reference workload): a 200k-entry dict of small lists, strings, tuples and
 dicts, then a json.dumps / json.loads round trip of it.  About a second
 untraced and millions of allocator calls, nearly all in the PyMem domains.
+With THREADS, that many threads each do it with ENTRIES / THREADS entries
+(in parallel on a free-threaded build).
 
-usage: python3 alloc_heavy.py [ENTRIES]
+usage: python3 alloc_heavy.py [ENTRIES [THREADS]]
 """
 
 import json
 import sys
+import threading
 
 
 def build(entries):
@@ -17,14 +20,32 @@ def build(entries):
     return data
 
 
-def main():
-    entries = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+def round_trip(entries):
     data = build(entries)
     text = json.dumps(data)
     back = json.loads(text)
+    return len(data), len(text), len(back)
+
+
+def main():
+    entries = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    if not threads:
+        results = [round_trip(entries)]
+    else:
+        results = [None] * threads
+
+        def work(i):
+            results[i] = round_trip(entries // threads)
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     # deterministic output, so a traced run can be checked against an
     # untraced one
-    print(len(data), len(text), len(back))
+    for r in results:
+        print(*r)
 
 
 if __name__ == "__main__":

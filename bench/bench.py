@@ -42,6 +42,13 @@ def real_python():
     return out.stdout.strip()
 
 
+def built_pythons():
+    """CPython 3.13 and 3.13t, if scripts/pythons.sh has built them."""
+    out = subprocess.run([str(REPO / "scripts" / "pythons.sh"), "--cached"],
+                         capture_output=True, text=True)
+    return out.stdout.split() if out.returncode == 0 else []
+
+
 def memtrace_events(cli, trace):
     out = subprocess.run([str(cli), "report", "--format", "json", str(trace)],
                          capture_output=True, text=True)
@@ -143,7 +150,8 @@ def main():
     ap.add_argument("--iterations", type=int, default=3_000_000,
                     help="storm malloc/free pairs per thread (default 3000000)")
     ap.add_argument("--depth", type=int, default=40, help="deep's call depth (default 40)")
-    ap.add_argument("--only", choices=("storm", "deep", "python"), help="run one workload only")
+    ap.add_argument("--only", choices=("storm", "deep", "python", "versions"),
+                    help="run one workload only")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
     args = ap.parse_args()
 
@@ -207,6 +215,28 @@ def main():
             modes.append(Mode("tracemalloc, 1 frame", [py[0], "-X", "tracemalloc=1", py[1]]))
             measure("python", modes, args.reps, workdir, cli)
             results.append(("alloc_heavy.py", modes))
+
+        if args.only in (None, "versions"):
+            # Python lines on every CPython here, each against its own
+            # untraced run; the free-threaded one also with 4 threads
+            for exe in [real_python()] + built_pythons():
+                version = subprocess.run([exe, "-c", "import sys; print(sys.version.split()[0] "
+                                          "+ ('t' if not sys._is_gil_enabled() else '') "
+                                          "if hasattr(sys, '_is_gil_enabled') else "
+                                          "sys.version.split()[0])"],
+                                         capture_output=True, text=True).stdout.strip()
+                runs = [("", [])]
+                if version.endswith("t"):
+                    runs.append((", 4 threads", ["200000", "4"]))
+                for suffix, extra in runs:
+                    py = [exe, str(BENCH / "alloc_heavy.py"), *extra]
+                    modes = [Mode("untraced", py),
+                             Mode("memtrace", py, preload, tracer="memtrace"),
+                             Mode("memtrace, no Python lines", py,
+                                  {**preload, "MEMTRACE_PY_DEPTH": "0"}, tracer="memtrace")]
+                    name = "alloc_heavy.py, %s%s" % (version, suffix)
+                    measure(name, modes, args.reps, workdir, cli)
+                    results.append((name, modes))
 
         report_events, report_secs = reporter_speed(
             cli, lib, [real_python(), str(BENCH / "alloc_heavy.py")], workdir)

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "codec.h"
+#include "export.h"
 #include "output.h"
 #include "render.h"
 #include "report.h"
@@ -84,5 +85,17 @@ void fuzz_trace_bytes(const uint8_t *data, size_t size)
 	fclose(f);
 	if (st == MT_REPORT_OK || st == MT_REPORT_TORN)
 		render_all(&rep);
+	mt_report_free(&rep);
+
+	/* the exports, from a build of their own */
+	static const struct mt_export_opts opts = { MT_INUSE_PEAK, "memtrace@fuzz", "fuzz.trace" };
+	f = open_bytes(data, size);
+	st = mt_report_build_flags(f, &rep, NULL, MT_BUILD_PER_THREAD, NULL, NULL);
+	fclose(f);
+	if (st == MT_REPORT_OK || st == MT_REPORT_TORN) {
+		mt_export_pprof(&rep, &opts, fuzz_sink());
+		mt_export_speedscope(&rep, &opts, fuzz_sink());
+		fflush(fuzz_sink());
+	}
 	mt_report_free(&rep);
 }

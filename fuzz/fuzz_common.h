@@ -14,7 +14,7 @@
 FILE *fuzz_sink(void);
 
 /* Decodes the trace file held in data, builds its report and renders it
- * in every format. */
+ * in every format, and exports it (a build of its own). */
 void fuzz_trace_bytes(const uint8_t *data, size_t size);
 
 #endif

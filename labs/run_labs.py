@@ -4,14 +4,18 @@ writes reports/labN.{txt,html,json}, then prints a one-screen overview.
 
 Each lab's headline figures are read from its JSON report, step by step
 (the labs mark their steps), never typed in: if the tracer or the reporter
-got something wrong, the figures here show it.  The seed's own scripts
-(labs/seed/, verbatim, no marks) are run too and reported from the
-line-by-line view alone, into reports/seed/ (see seed_labs.py).
+got something wrong, the figures here show it.  Where an interpreter's
+figures differ from another's by design (3.11 against 3.13, the
+free-threaded build against the default one), the report says so and why,
+from CPython's source (NOTES below).  The seed's own scripts (labs/seed/,
+verbatim, no marks) are run too and reported from the line-by-line view of
+the main script alone, into reports/seed/ (see seed_labs.py).
 
-    labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...]
+    labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...] [--only-given]
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -25,21 +29,47 @@ REPO = LABS.parent
 CLASS = 16  # pymalloc size classes are multiples of 16 bytes
 
 
-def interpreters(extra):
-    """Debian's /usr/bin/python3 and the real interpreter behind `python3`
-    on PATH (pyenv's `python3` is a shell script), without duplicates."""
+@dataclasses.dataclass(frozen=True)
+class Python:
+    exe: str
+    version: str          # "3.13.5"
+    free_threaded: bool   # a --disable-gil build
+
+    @property
+    def name(self):
+        return self.version + (" free-threaded" if self.free_threaded else "")
+
+    @property
+    def minor(self):
+        return tuple(int(x) for x in self.version.split(".")[:2])
+
+
+_PROBE = ("import sys, sysconfig, platform; print(sys.executable); "
+          "print(platform.python_version()); "
+          "print(int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))")
+
+
+def interpreters(given, only_given):
+    """The interpreters to run the labs with: the ones given, then (unless
+    only_given) Debian's /usr/bin/python3, the real interpreter behind
+    `python3` on PATH (pyenv's `python3` is a shell script) and those
+    scripts/pythons.sh has built (3.13, 3.13t), without duplicates."""
+    cands = list(given)
+    if not only_given:
+        cands += ["/usr/bin/python3", shutil.which("python3")]
+        built = subprocess.run([str(REPO / "scripts" / "pythons.sh"), "--cached"],
+                               capture_output=True, text=True)
+        cands += built.stdout.split() if built.returncode == 0 else []
     found = []
-    for cand in list(extra) + ["/usr/bin/python3", shutil.which("python3")]:
+    for cand in cands:
         if not cand:
             continue
-        out = subprocess.run([cand, "-c", "import sys, platform; print(sys.executable);"
-                              "print(platform.python_version())"],
-                             capture_output=True, text=True)
+        out = subprocess.run([cand, "-c", _PROBE], capture_output=True, text=True)
         if out.returncode != 0:
             continue
-        exe, version = out.stdout.split()
-        if exe not in [f[0] for f in found]:
-            found.append((exe, version))
+        exe, version, ft = out.stdout.split()
+        if exe not in [f.exe for f in found]:
+            found.append(Python(exe, version, ft == "1"))
     return found
 
 
@@ -79,7 +109,7 @@ def n(x):
 # ---- the labs ----------------------------------------------------------------
 # Each returns (headline figures, one-line finding, explanation paragraphs).
 
-def lab1(rep):
+def lab1(rep, py):
     s = steps(rep)
     small, const = obj_allocs(s["small ints"]), obj_allocs(s["big ints, constants"])
     runtime = s["big ints, built at run time"]
@@ -96,14 +126,17 @@ def lab1(rep):
         "The usual explanation stops there and says large ints are always separate objects. "
         "They are not: `a = 9999; b = 9999` in one code object loads the same constant twice, "
         "and the trace shows %d allocations. Only ints made at run time are new objects: two "
-        "calls to int('9999') allocate %s, each %s bytes of object data rounded up to a "
-        "pymalloc size class." % (const, n(obj_allocs(runtime)),
-                                  "28" if 32 in figures["runtime_classes"] else "?"),
+        "calls to int('9999') allocate %s, %s." % (
+            const, n(obj_allocs(runtime)),
+            "each 28 bytes of object data rounded up to pymalloc's 32-byte size class"
+            if not py.free_threaded else
+            "each a 48-byte block from mimalloc (a free-threaded build's object header "
+            "is 16 bytes longer)"),
     ]
     return figures, finding, explain
 
 
-def lab2(rep):
+def lab2(rep, py):
     step = steps(rep)["bind a second name"]
     figures = {"allocs": step["allocs"], "frees": step["frees"]}
     finding = "binding a second name: %d allocations, %d frees" % (step["allocs"], step["frees"])
@@ -118,7 +151,7 @@ def lab2(rep):
     return figures, finding, explain
 
 
-def lab3(rep):
+def lab3(rep, py):
     s = steps(rep)
     small, big = s["small int plus one"], s["big int plus one"]
     append, grow = s["append to a list"], s["grow a string"]
@@ -154,7 +187,7 @@ def lab3(rep):
     return figures, finding, explain
 
 
-def lab4(rep):
+def lab4(rep, py):
     s = steps(rep)
     alias, shallow, deep = s["alias"], s["slice copy"], s["deep copy"]
     append = s["append through the original"]
@@ -180,12 +213,13 @@ def lab4(rep):
     return figures, finding, explain
 
 
-def lab5(rep):
+def lab5(rep, py):
     s = steps(rep)
     build, dele, collect = s["build a list of a million ints"], s["del the list"], s["gc.collect()"]
     site = list_site(rep, "lab5.py", "numbers = [")
-    ints = classes(build).get(32, 0)
-    figures = {"int_objects_32": ints, "build_arenas": build["arenas_delta"],
+    block = 48 if py.free_threaded else 32  # a one-digit int's block
+    ints = classes(build).get(block, 0)
+    figures = {"int_objects": ints, "int_block": block, "build_arenas": build["arenas_delta"],
                "build_pools": build["pools_delta"], "list_resizes": build["list_resizes"],
                "final_capacity": site["final_capacity"] if site else None,
                "bytes_copied": site["bytes_copied"] if site else None,
@@ -194,19 +228,17 @@ def lab5(rep):
                "arenas_at_exit": rep["arenas"]["live_at_exit"],
                "arenas_peak": rep["arenas"]["peak"]}
     cap = figures["final_capacity"] or 0
-    finding = ("%s ints in the 32-byte class; %+d arenas while building, %+d at del, %+d at "
+    if py.free_threaded:
+        return figures, *lab5_mimalloc(figures, dele, collect)
+    finding = ("%s ints in the %d-byte class; %+d arenas while building, %+d at del, %+d at "
                "gc.collect(); buffer resized %d times to %s slots"
-               % (n(ints), build["arenas_delta"], dele["arenas_delta"], collect["arenas_delta"],
-                  build["list_resizes"], n(cap)))
+               % (n(ints), block, build["arenas_delta"], dele["arenas_delta"],
+                  collect["arenas_delta"], build["list_resizes"], n(cap)))
     explain = [
         "Building the list allocated %s int objects in pymalloc's 32-byte class (a 28-byte "
         "int rounded up), which took %d new arenas of 1 MiB and %s new pools of 16 KiB."
         % (n(ints), build["arenas_delta"], n(build["pools_delta"])),
-        "The list's item buffer grew by reallocation %d times, following CPython's "
-        "over-allocation rule, to a capacity of %s slots for 1,000,000 items (%s slots, "
-        "%s bytes of slack); reallocations that moved the buffer copied %s bytes."
-        % (build["list_resizes"], n(cap), n(cap - 1_000_000), n(8 * (cap - 1_000_000)),
-           n(figures["bytes_copied"] or 0)),
+        lab5_buffer(figures),
         "The common explanation says gc.collect() frees the memory. The trace says "
         "otherwise: `del` dropped the last reference, reference counting freed %s blocks "
         "at once and %d arenas went back to the operating system in that step; "
@@ -221,7 +253,37 @@ def lab5(rep):
     return figures, finding, explain
 
 
-def lab6(rep):
+def lab5_buffer(figures):
+    cap = figures["final_capacity"] or 0
+    return ("The list's item buffer was resized %d times, following CPython's "
+            "over-allocation rule, to a capacity of %s slots for 1,000,000 items (%s slots, "
+            "%s bytes of slack); resizes that moved the buffer copied %s bytes."
+            % (figures["list_resizes"], n(cap), n(cap - 1_000_000), n(8 * (cap - 1_000_000)),
+               n(figures["bytes_copied"] or 0)))
+
+
+def lab5_mimalloc(figures, dele, collect):
+    """Lab 5's finding and explanation on a free-threaded build: the same
+    story without pymalloc's arenas."""
+    finding = ("%s ints in the 48-byte class (mimalloc: no arenas); %s freed at del, %s at "
+               "gc.collect(); buffer resized %d times to %s slots"
+               % (n(figures["int_objects"]), n(dele["frees"]), n(collect["frees"]),
+                  figures["list_resizes"], n(figures["final_capacity"] or 0)))
+    explain = [
+        "Building the list allocated %s int objects of 48 bytes from mimalloc: a "
+        "free-threaded build has no pymalloc, so there are no arenas or pools to show, and "
+        "the report counts every object in the heap by itself." % n(figures["int_objects"]),
+        lab5_buffer(figures),
+        "The common explanation says gc.collect() frees the memory. The trace says "
+        "otherwise: `del` dropped the last reference and reference counting freed %s blocks "
+        "at once (%s bytes); gc.collect() then freed %s blocks. The garbage collector only "
+        "breaks reference cycles, and this list had none."
+        % (n(dele["frees"]), n(-dele["net_bytes"]), n(collect["frees"])),
+    ]
+    return finding, explain
+
+
+def lab6(rep, py):
     s = steps(rep)
     lst, tup = s["build a list"], s["build a tuple"]
     figures = {"list_allocs": lst["allocs"], "list_mem_allocs": lst["by_domain"]["pymem_mem"]["allocs"],
@@ -244,10 +306,90 @@ def lab6(rep):
     return figures, finding, explain
 
 
-LAB_FUNCS = [lab1, lab2, lab3, lab4, lab5, lab6]
-TITLES = ["Interning: is it the same object?", "Reference counts",
-          "Mutable and immutable identity", "Shallow and deep copies",
-          "Forcing the garbage collector", "sys.getsizeof: list and tuple"]
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    number: int
+    script: str       # in labs/
+    title: str
+    analyse: object   # (report, Python) -> (figures, finding, explanation)
+    group: str = ""   # the seed's scripts: "seed", reported in a folder of that name
+
+    @property
+    def what(self):
+        return "%s lab %d" % (self.group, self.number) if self.group else "lab %d" % self.number
+
+
+# The labs, in order.  The seed's verbatim scripts join this list (with a
+# number of their own and a script name) and add their NOTES below.
+LAB_LIST = [Lab(1, "lab1.py", "Interning: is it the same object?", lab1),
+            Lab(2, "lab2.py", "Reference counts", lab2),
+            Lab(3, "lab3.py", "Mutable and immutable identity", lab3),
+            Lab(4, "lab4.py", "Shallow and deep copies", lab4),
+            Lab(5, "lab5.py", "Forcing the garbage collector", lab5),
+            Lab(6, "lab6.py", "sys.getsizeof: list and tuple", lab6)] + [
+            Lab(n, "seed/lab%d.py" % n, title, finder, "seed")
+            for n, title, finder in zip(range(1, 7), seed_labs.TITLES, seed_labs.FINDERS)]
+
+
+# ---- what differs by interpreter, and why ---------------------------------
+
+def free_threaded(py):
+    return py.free_threaded
+
+
+def inline_comprehensions(py):
+    return py.minor >= (3, 12)
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    labs: tuple       # the numbers of the labs it is about; () for every lab
+    applies: object   # Python -> bool
+    text: str         # the difference and its reason, from CPython's source
+
+
+NOTES = [
+    Note((), free_threaded,
+         "Free-threaded build: there is no pymalloc (Objects/obmalloc.c: \"Py_GIL_DISABLED "
+         "requires using mimalloc for 'mem' and 'obj' domains\"), so the report shows no "
+         "arenas or pools and counts every object in the heap by itself; and every object "
+         "header is 16 bytes longer (Include/object.h: ob_tid, ob_ref_local and "
+         "ob_ref_shared where the default build has ob_refcnt), so a small int is a 48-byte "
+         "block, not a 32-byte one."),
+    Note((3, 4), free_threaded,
+         "list_resize() on a free-threaded build does not realloc the item buffer: it "
+         "allocates a new array (_PyListArray: the capacity, then the items) and frees the "
+         "old one, so that a thread reading the list without a lock never sees a buffer "
+         "move under it (Objects/listobject.c).  A list that grows therefore shows an "
+         "allocation and a free where the default build shows a realloc: the append of lab 3 "
+         "counts one allocation, and deepcopy's keep-alive list in lab 4 one more of each; "
+         "the array's 8 bytes of capacity put the slice copy's 2-slot buffer (24 bytes) in "
+         "the 32-byte class."),
+    Note((3,), free_threaded,
+         "The growing string never reaches the raw allocator: mimalloc serves blocks of any "
+         "size itself, where pymalloc hands requests over 512 bytes to PyMem_RawMalloc "
+         "(Objects/obmalloc.c)."),
+    Note((5,), free_threaded,
+         "The item buffer shows one resize less than on the default build: the first array "
+         "is an allocation (list_allocate_array), not a realloc from NULL; the capacities are "
+         "the same, 4, 8, 16, ... 1,056,084."),
+    Note((5,), free_threaded,
+         "gc.collect() finds a few objects here and frees some dozen blocks, where the "
+         "default build finds none: the free-threaded collector is not generational and "
+         "starts only once the new objects outnumber a quarter of the live ones "
+         "(gc_should_collect in Python/gc_free_threading.c), so cycles that start-up left "
+         "were still waiting; the default build's generation-0 collections had freed them. "
+         "The million ints still go at `del`, not at gc.collect()."),
+    Note((5,), inline_comprehensions,
+         "3.12 and later run a list comprehension inline, in the function that contains it "
+         "(PEP 709): its allocations are reported at the module's line in <module>, where "
+         "3.11 reports them in a function of its own, <listcomp>."),
+]
+
+
+def notes_for(lab, py):
+    return [note.text for note in NOTES if not lab.group and
+            (not note.labs or lab.number in note.labs) and note.applies(py)]
 
 
 # ---- running -------------------------------------------------------------------
@@ -256,41 +398,49 @@ def memtrace(build, *args, **kw):
     return subprocess.run([str(build / "memtrace"), *args], capture_output=True, text=True, **kw)
 
 
-def run_lab(build, out, script, python, tag):
-    trace = out / "traces" / tag / (script.stem + ".trace")
+def run_lab(build, out, lab, python, tag):
+    trace = out / "traces" / tag / lab.group / ("lab%d.trace" % lab.number)
     trace.parent.mkdir(parents=True, exist_ok=True)
-    run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python, str(script))
+    run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python,
+                   str(LABS / lab.script))
     if run.returncode != 0:
-        sys.exit("%s with %s failed:\n%s" % (script, python, run.stderr))
+        sys.exit("%s with %s failed:\n%s" % (lab.what, python, run.stderr))
     rep = memtrace(build, "report", "--format", "json", str(trace))
     if rep.returncode != 0:
         sys.exit("memtrace report %s: %s" % (trace, rep.stderr))
     return trace, run.stdout, json.loads(rep.stdout)
 
 
-def write_lab(build, out, number, runs, titles=TITLES, finders=LAB_FUNCS):
-    """runs: [(python, version, trace, output, report)], first one shown in full."""
-    title = "Lab %d: %s" % (number, titles[number - 1])
+def write_lab(build, out, lab, runs):
+    """runs: [(Python, trace, output, report)], the first one shown in full."""
+    title = "Lab %d: %s" % (lab.number, lab.title)
     entries, text = [], [title, "=" * len(title), ""]
-    for python, version, trace, output, rep in runs:
-        figures, finding, explain = finders[number - 1](rep)
-        entries.append({"python": python, "version": version, "trace": str(trace),
+    for py, trace, output, rep in runs:
+        figures, finding, explain = lab.analyse(rep, py)
+        entries.append({"python": py.exe, "version": py.version,
+                        "free_threaded": py.free_threaded, "trace": str(trace),
                         "output": output, "finding": finding, "figures": figures,
-                        "explanation": explain, "report": rep})
+                        "explanation": explain, "notes": notes_for(lab, py),
+                        "report": rep})
     first = entries[0]
     text += [p + "\n" for p in first["explanation"]]
-    for e in entries:
-        text += ["Python %s (%s):" % (e["version"], e["python"]), e["output"].rstrip(),
-                 "  finding: " + e["finding"], ""]
-    report_text = memtrace(build, "report", str(runs[0][2])).stdout
-    text += ["Full report (Python %s)" % first["version"], "", report_text]
-    (out / ("lab%d.txt" % number)).write_text("\n".join(text))
-    (out / ("lab%d.json" % number)).write_text(json.dumps(
-        {"lab": number, "title": title, "interpreters": entries}, indent=1))
-    intro = out / "traces" / ("lab%d.intro.txt" % number)
+    for (py, *_), e in zip(runs, entries):
+        text += ["Python %s (%s):" % (py.name, e["python"]), e["output"].rstrip(),
+                 "  finding: " + e["finding"]]
+        text += ["  note: " + note for note in e["notes"]]
+        text.append("")
+    report_text = memtrace(build, "report", str(runs[0][1])).stdout
+    text += ["Full report (Python %s)" % runs[0][0].name, "", report_text]
+    name = "lab%d" % lab.number
+    out = out / lab.group
+    out.mkdir(exist_ok=True)
+    (out / (name + ".txt")).write_text("\n".join(text))
+    (out / (name + ".json")).write_text(json.dumps(
+        {"lab": lab.number, "title": title, "interpreters": entries}, indent=1))
+    intro = out / "traces" / (name + ".intro.txt")
     intro.write_text(title + "\n\n" + "\n\n".join(first["explanation"]) + "\n")
     html = memtrace(build, "report", "--format", "html", "--intro", str(intro),
-                    "-o", str(out / ("lab%d.html" % number)), str(runs[0][2]))
+                    "-o", str(out / (name + ".html")), str(runs[0][1]))
     if html.returncode != 0:
         sys.exit("memtrace report --format html: %s" % html.stderr)
     return entries
@@ -302,30 +452,24 @@ def main():
     ap.add_argument("--out", type=Path, default=REPO / "reports")
     ap.add_argument("--python", action="append", default=[],
                     help="an interpreter to use besides the ones found")
+    ap.add_argument("--only-given", action="store_true",
+                    help="use the --python interpreters only")
     args = ap.parse_args()
-    pythons = interpreters(args.python)
+    pythons = interpreters(args.python, args.only_given)
     if not pythons:
         sys.exit("no Python interpreter found")
     args.out.mkdir(parents=True, exist_ok=True)
     overview = []
-    seed_out = args.out / "seed"
-    seed_out.mkdir(exist_ok=True)
-    for labs, out, titles, finders, what in (
-            (LABS, args.out, TITLES, LAB_FUNCS, "lab"),
-            (seed_labs.SEED, seed_out, seed_labs.TITLES, seed_labs.FINDERS, "seed lab")):
-        for number in range(1, 7):
-            runs = []
-            for i, (python, version) in enumerate(pythons):
-                tag = "python%d-%s" % (i + 1, version)
-                trace, output, rep = run_lab(args.build, out, labs / ("lab%d.py" % number),
-                                             python, tag)
-                runs.append((python, version, trace, output, rep))
-            for e in write_lab(args.build, out, number, runs, titles, finders):
-                overview.append("%s %d, Python %-7s %s" % (what, number, e["version"],
-                                                          e["finding"]))
+    for lab in LAB_LIST:
+        runs = []
+        for i, py in enumerate(pythons):
+            tag = "python%d-%s%s" % (i + 1, py.version, "t" if py.free_threaded else "")
+            runs.append((py, *run_lab(args.build, args.out, lab, py.exe, tag)))
+        for (py, *_), e in zip(runs, write_lab(args.build, args.out, lab, runs)):
+            overview.append("%s, Python %-20s %s" % (lab.what, py.name, e["finding"]))
     print("\n".join(overview))
-    print("\nreports: %s/lab1..6.{txt,html,json}, and the seed's scripts in %s/"
-          % (args.out, seed_out))
+    print("\nreports: %s/lab*.{txt,html,json}, and the seed's scripts in %s/seed/"
+          % (args.out, args.out))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def said(entry):
                                                    entry["net_bytes"])
 
 
-def seed1(rep):
+def seed1(rep, py):
     x, y = line(rep, 1, "x = 100"), line(rep, 1, "y = 100")
     a, b = line(rep, 1, "a = 9999"), line(rep, 1, "b = 9999")
     figures = {"x_allocs": x["allocs"], "y_allocs": y["allocs"], "y_frees": y["frees"],
@@ -72,7 +72,7 @@ def seed1(rep):
     return figures, finding, explain
 
 
-def seed2(rep):
+def seed2(rep, py):
     bind = line(rep, 2, 'message = "DevSecOps"')
     second = line(rep, 2, "copy_msg = message")
     figures = {"second_allocs": second["allocs"], "second_frees": second["frees"],
@@ -89,7 +89,7 @@ def seed2(rep):
     return figures, finding, explain
 
 
-def seed3(rep):
+def seed3(rep, py):
     plus = line(rep, 3, "x = x + 1")
     make = line(rep, 3, 'servers = ["Web-01", "Web-02"]')
     append = line(rep, 3, 'servers.append("Web-03")')
@@ -113,7 +113,7 @@ def seed3(rep):
     return figures, finding, explain
 
 
-def seed4(rep):
+def seed4(rep, py):
     alias = line(rep, 4, "alias_rules = firewall_rules")
     shallow = line(rep, 4, "firewall_rules[:]")
     deep = line(rep, 4, "copy.deepcopy")
@@ -140,7 +140,7 @@ def seed4(rep):
     return figures, finding, explain
 
 
-def seed5(rep):
+def seed5(rep, py):
     build = line(rep, 5, "big_data = [")
     dele = line(rep, 5, "del big_data")
     collect = line(rep, 5, "gc.collect()")
@@ -170,7 +170,7 @@ def seed5(rep):
     return figures, finding, explain
 
 
-def seed6(rep):
+def seed6(rep, py):
     lst = line(rep, 6, "my_list = [")
     tup = line(rep, 6, "my_tuple = (")
     mem_allocs, mem_bytes = dom(lst, "pymem_mem")

@@ -17,8 +17,13 @@ struct mt_config mt_cfg;
 
 static const char *output_template = "memtrace.%p.trace";
 
+/* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
+ * program whose stderr is checked (a test suite) sees what it would see
+ * untraced. */
 void mt_log(const char *fmt, ...)
 {
+	if (mt_cfg.quiet)
+		return;
 	char line[1024];
 	int saved = errno;
 	va_list ap;
@@ -32,6 +37,14 @@ void mt_log(const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
 	errno = saved;
+}
+
+int mt_stderr_is_terminal(void)
+{
+	int saved = errno;
+	int tty = isatty(STDERR_FILENO);
+	errno = saved;
+	return tty;
 }
 
 /* An unsigned setting in [lo, hi]; anything else is reported and replaced

@@ -1,5 +1,12 @@
 /*
  * idmap.c - linear-probing hash map for the interning tables (idmap.h).
+ *
+ * Readers take no lock.  A slot is written once: its key first, then its
+ * id with release order, and a deleted slot stays deleted until a grow
+ * drops it, so a reader that sees an id sees the key that goes with it.  A
+ * grow fills a new table before it publishes it, with its size, through
+ * one pointer; a reader works in the table it loaded, which holds every
+ * key put before it was loaded.
  */
 #include "idmap.h"
 
@@ -12,19 +19,25 @@ static size_t hash3(uint64_t a, uint64_t b, uint64_t c)
 	uint64_t h = a * 0x9e3779b97f4a7c15ull;
 	h ^= b + 0x632be59bd9b4e019ull + (h << 6) + (h >> 2);
 	h ^= c * 0xc2b2ae3d27d4eb4full;
-	return (size_t)(h ^ (h >> 29));
+	/* the low bits index the table: fold the high ones in (c is often a
+	 * multiple of 2, as bytecode offsets are) */
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	return (size_t)(h ^ (h >> 32));
 }
 
 static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
-	if (!m->cap)
+	struct mt_idmap_table *t = __atomic_load_n(&m->table, __ATOMIC_ACQUIRE);
+	if (!t)
 		return NULL;
-	size_t mask = m->cap - 1;
+	size_t mask = t->cap - 1;
 	for (size_t i = hash3(a, b, c) & mask;; i = (i + 1) & mask) {
-		struct mt_idmap_slot *s = &m->slots[i];
-		if (s->id == 0)
+		struct mt_idmap_slot *s = &t->slots[i];
+		uint64_t id = __atomic_load_n(&s->id, __ATOMIC_ACQUIRE);
+		if (id == 0)
 			return NULL;
-		if (s->id != DELETED && s->a == a && s->b == b && s->c == c)
+		if (id != DELETED && s->a == a && s->b == b && s->c == c)
 			return s;
 	}
 }
@@ -32,49 +45,53 @@ static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t
 uint64_t mt_idmap_get(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
 	struct mt_idmap_slot *s = find(m, a, b, c);
-	return s ? s->id : 0;
+	return s ? __atomic_load_n(&s->id, __ATOMIC_RELAXED) : 0;
 }
 
-static void insert(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
+static void insert(struct mt_idmap_table *t, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
 {
-	size_t mask = m->cap - 1;
+	size_t mask = t->cap - 1;
 	size_t i = hash3(a, b, c) & mask;
-	while (m->slots[i].id != 0 && m->slots[i].id != DELETED)
+	while (t->slots[i].id != 0)
 		i = (i + 1) & mask;
-	if (m->slots[i].id == 0)
-		m->used++;
-	m->slots[i] = (struct mt_idmap_slot){a, b, c, id};
+	t->slots[i].a = a;
+	t->slots[i].b = b;
+	t->slots[i].c = c;
+	__atomic_store_n(&t->slots[i].id, id, __ATOMIC_RELEASE);
 }
 
 static int grow(struct mt_idmap *m)
 {
-	size_t live = 0;
-	for (size_t i = 0; i < m->cap; i++)
-		live += m->slots[i].id != 0 && m->slots[i].id != DELETED;
-	size_t cap = m->cap ? m->cap : 256;
+	struct mt_idmap_table *old = m->table;
+	size_t old_cap = old ? old->cap : 0, live = 0;
+	if (m->nretired == MT_IDMAP_RETIRED)
+		return -1;
+	for (size_t i = 0; i < old_cap; i++)
+		live += old->slots[i].id != 0 && old->slots[i].id != DELETED;
+	size_t cap = old_cap ? old_cap : 256;
 	while (cap < 4 * (live + 1))
 		cap *= 2;
-	struct mt_idmap_slot *old = m->slots;
-	size_t old_cap = m->cap;
-	m->slots = calloc(cap, sizeof *m->slots);
-	if (!m->slots) {
-		m->slots = old;
+	struct mt_idmap_table *t = calloc(1, sizeof *t + cap * sizeof t->slots[0]);
+	if (!t)
 		return -1;
-	}
-	m->cap = cap;
-	m->used = 0;
+	t->cap = cap;
 	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].id != 0 && old[i].id != DELETED)
-			insert(m, old[i].a, old[i].b, old[i].c, old[i].id);
-	free(old);
+		if (old->slots[i].id != 0 && old->slots[i].id != DELETED)
+			insert(t, old->slots[i].a, old->slots[i].b, old->slots[i].c,
+			       old->slots[i].id);
+	if (old)
+		m->retired[m->nretired++] = old;
+	__atomic_store_n(&m->table, t, __ATOMIC_RELEASE);
+	m->used = live;
 	return 0;
 }
 
 int mt_idmap_put(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
 {
-	if (2 * (m->used + 1) > m->cap && grow(m))
+	if ((!m->table || 2 * (m->used + 1) > m->table->cap) && grow(m))
 		return -1;
-	insert(m, a, b, c, id);
+	insert(m->table, a, b, c, id);
+	m->used++;
 	return 0;
 }
 
@@ -82,12 +99,13 @@ void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
 	struct mt_idmap_slot *s = find(m, a, b, c);
 	if (s)
-		s->id = DELETED;
+		__atomic_store_n(&s->id, DELETED, __ATOMIC_RELEASE);
 }
 
 void mt_idmap_clear(struct mt_idmap *m)
 {
-	free(m->slots);
-	m->slots = NULL;
-	m->cap = m->used = 0;
+	for (int i = 0; i < m->nretired; i++)
+		free(m->retired[i]);
+	free(m->table);
+	*m = (struct mt_idmap){ 0 };
 }

@@ -201,7 +201,9 @@ static void finish(int reason, int stop)
 	struct mt_ring *r = mt_internal_enter();
 	if (stop)
 		__atomic_store_n(&mt_active, 0, __ATOMIC_RELEASE);
-	if (mt_writer_sync(reason, stop) == 0 && !mt_cfg.quiet && !failed)
+	/* where the trace went is news for a person at a terminal; a program
+	 * reading its children's stderr would see output they never wrote */
+	if (mt_writer_sync(reason, stop) == 0 && !failed && mt_stderr_is_terminal())
 		mt_log("wrote %s (%llu events)", mt_cfg.output,
 		       (unsigned long long)mt_writer_events());
 	if (stop)

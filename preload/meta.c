@@ -109,5 +109,10 @@ EXPORT void memtrace_mark(const char *label)
 	mt_meta_unlock();
 	mt_internal_leave(saved);
 	if (id)
-		mt_record(MT_EV_OP(MT_REC_MARK, 0, 0), 0, (const void *)(uintptr_t)id, 0, 0);
+		mt_meta_mark(id);
+}
+
+void mt_meta_mark(uint64_t id)
+{
+	mt_record(MT_EV_OP(MT_REC_MARK, 0, 0), 0, (const void *)(uintptr_t)id, 0, 0);
 }

@@ -30,6 +30,8 @@ size_t mt_meta_take(uint8_t **buf, size_t *cap);
 
 /* Exported: a mark event with this label (see memtrace_mark in README). */
 void memtrace_mark(const char *label);
+/* A mark event whose label is string `id`. */
+void mt_meta_mark(uint64_t id);
 
 /* fork child: the child's trace must define everything again. */
 void mt_meta_fork_child(void);

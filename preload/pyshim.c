@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "meta.h"
+#include "pydesc.h"
 #include "record.h"
 
 #define PY_DOMAINS 3 /* PYMEM_DOMAIN_RAW, _MEM, _OBJ: MT_DOM_PY* - 1 */
@@ -38,9 +39,11 @@ static struct {
 	struct hook hooks[PY_DOMAINS][HOOK_SETS];
 	int installs[PY_DOMAINS];
 	PyObjectArenaAllocator arena;
-	const struct { int initialized, tracing; } *tracemalloc;
+	mt_pydesc_probe tracemalloc; /* whether tracemalloc traces; NULL: unknown */
 	unsigned long version;
+	int free_threaded;        /* a free-threaded build: no pymalloc */
 	int depth;                /* Python frames per location; 0: none */
+	int marks;                /* the mark hook can read its arguments */
 	/* The block of the mark hook's entry, and the hook that allocated it
 	 * (see mt_py_start_marks). */
 	void *mark_block;
@@ -161,12 +164,18 @@ static void arena_free(void *ctx, void *p, size_t size)
 static int audit_hook(const char *event, PyObject *args, void *unused)
 {
 	(void)unused;
-	if (strcmp(event, "memtrace.mark") || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1)
+	if (strcmp(event, "memtrace.mark") || !__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 		return 0;
-	size_t n;
-	const char *label = mt_py_utf8(PyTuple_GET_ITEM(args, 0), &n);
-	if (label)
-		memtrace_mark(label);
+	void *label = mt_pyobj_first_item(args);
+	if (!label)
+		return 0;
+	struct mt_ring *saved = mt_internal_enter();
+	mt_meta_lock();
+	uint64_t id = mt_pyobj_string_id(label);
+	mt_meta_unlock();
+	mt_internal_leave(saved);
+	if (id)
+		mt_meta_mark(id);
 	return 0;
 }
 
@@ -177,7 +186,7 @@ static int audit_hook(const char *event, PyObject *args, void *unused)
  * allocator that made it. */
 void mt_py_start_marks(void)
 {
-	if (!py.add_audit_hook)
+	if (!py.add_audit_hook || !py.marks)
 		return;
 	py.capture_mark_block = 1;
 	py.add_audit_hook(audit_hook, NULL);
@@ -229,7 +238,7 @@ int mt_py_watching;
  * wrap ours: replacing them would trace every allocation twice). */
 void mt_py_watch(void)
 {
-	if ((py.tracemalloc && py.tracemalloc->tracing) || py.is_initialized()) {
+	if ((py.tracemalloc && py.tracemalloc()) || py.is_initialized()) {
 		mt_py_watching = 0;
 		return;
 	}
@@ -271,23 +280,34 @@ static int resolve(void)
 	return py.get && py.set && py.get_arena && py.set_arena && py.is_initialized;
 }
 
+/* Python lines need the interpreter's description of its frames; without
+ * one (a version it cannot be verified for) there are none, said once. */
+static void start_locations(void)
+{
+	struct mt_pydesc desc;
+	const char *why;
+	int described = !mt_pydesc_load(&desc, sym, py.version, &why);
+	py.free_threaded = described && desc.free_threaded;
+	if (!py.depth)
+		return;
+	if (described) {
+		mt_pyframes_init(&desc, py.depth);
+		return;
+	}
+	mt_log("Python %lu.%lu: %s; recording without Python lines", py.version >> 24,
+	       (py.version >> 16) & 0xff, why);
+	py.depth = 0;
+}
+
 int mt_py_start(void)
 {
 	if (!sym("PyMem_SetAllocator") || !resolve())
 		return 0;
 	py.version = python_version();
 	py.depth = mt_cfg.py_depth;
-	/* Frames are read in the 3.11 layout this file is compiled against. */
-	if (py.depth && (py.version >> 16) != (PY_VERSION_HEX >> 16)) {
-		mt_log("Python %lu.%lu: Python locations need %d.%d; recording without them",
-		       py.version >> 24, (py.version >> 16) & 0xff, PY_MAJOR_VERSION,
-		       PY_MINOR_VERSION);
-		py.depth = 0;
-	}
-	if (py.depth && mt_pyframes_init(sym, py.depth))
-		py.depth = 0;
-	py.tracemalloc = sym("_Py_tracemalloc_config");
-	mt_py_strings_init(sym);
+	py.marks = !mt_pyobj_init(sym);
+	start_locations();
+	py.tracemalloc = mt_pydesc_tracemalloc(sym, py.version);
 	py.add_audit_hook = (int (*)(Py_AuditHookFunction, void *))sym("PySys_AddAuditHook");
 	install_missing();
 	mt_py_watching = 1;
@@ -298,13 +318,15 @@ size_t mt_py_header(uint8_t *buf, size_t len)
 {
 	if (!py.version)
 		return len;
+	len = mt_kv_put_u64(buf, len, MT_H_PY_VERSION, py.version);
+	len = mt_kv_put_u64(buf, len, MT_H_PY_DEPTH, (uint64_t)py.depth);
+	if (py.free_threaded) /* no pymalloc: objects come from mimalloc */
+		return mt_kv_put_u64(buf, len, MT_H_PY_FREE_THREADED, 1);
 	/* 64-bit builds since 3.10 have 16 KiB pools in 1 MiB arenas; before,
 	 * 4 KiB pools in 256 KiB arenas (Objects/obmalloc.c). */
 	int large = py.version >= 0x030a0000 && sizeof(void *) == 8;
-	len = mt_kv_put_u64(buf, len, MT_H_PY_VERSION, py.version);
 	len = mt_kv_put_u64(buf, len, MT_H_POOL_SIZE, large ? 16384 : 4096);
-	len = mt_kv_put_u64(buf, len, MT_H_ARENA_SIZE, large ? 1 << 20 : 256 << 10);
-	return mt_kv_put_u64(buf, len, MT_H_PY_DEPTH, (uint64_t)py.depth);
+	return mt_kv_put_u64(buf, len, MT_H_ARENA_SIZE, large ? 1 << 20 : 256 << 10);
 }
 
 void mt_py_fork_child(void)

@@ -54,7 +54,10 @@ void mt_config_load(void);
 /* Expands %p in MEMTRACE_OUTPUT for the current process into mt_cfg.output. */
 int mt_config_expand_output(void);
 
-/* One line on stderr, prefixed "memtrace: "; never allocates. */
+/* One line on stderr, prefixed "memtrace: ", unless MEMTRACE_QUIET=1; never
+ * allocates. */
 void mt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether stderr is a terminal (errno is kept). */
+int mt_stderr_is_terminal(void);
 
 #endif

@@ -3,15 +3,19 @@
 # line: 3.13 and its free-threaded build (3.13t), from Debian trixie's source
 # package, fetched through this system's own Debian registry.  Builds go to a
 # cache outside the repository and are reused; the first run takes about
-# 12 minutes on 2 cores, later runs print the paths at once.
+# 12 minutes on 2 cores, later runs print the paths at once.  The build
+# needs the packages scripts/install-deps.sh --test installs.
 #
+#   pythons.sh            build what is missing, print every path
+#   pythons.sh --cached   build nothing, print the paths already built
 #   MEMTRACE_PYTHONS   the cache (default: ~/.cache/memtrace/pythons)
 #   MEMTRACE_PYTHONS=none   build nothing, print nothing
 set -euo pipefail
 
 cache=${MEMTRACE_PYTHONS:-${XDG_CACHE_HOME:-$HOME/.cache}/memtrace/pythons}
 [[ "$cache" == none ]] && exit 0
-mkdir -p "$cache"
+cached_only=0
+[[ "${1:-}" == --cached ]] && cached_only=1
 version=3.13
 
 log() { echo "pythons: $*" >&2; }
@@ -57,14 +61,17 @@ EOF
     find "$cache/src" -maxdepth 1 -type d -name "Python-$version.*" | head -n1
 }
 
-# build NAME CONFIGURE-FLAGS...: configures, builds and installs into
-# $cache/NAME unless its interpreter is already there.
+# build NAME EXE CONFIGURE-FLAGS...: configures, builds and installs into
+# $cache/NAME unless a complete install is already there (an interrupted
+# one is built again).
 build() {
     local name=$1 exe=$2; shift 2
     local prefix="$cache/$name"
-    if [[ -x "$prefix/bin/$exe" ]]; then
+    if [[ -x "$prefix/bin/$exe" && -f "$prefix/.complete" ]]; then
         echo "$prefix/bin/$exe"; return
     fi
+    ((cached_only)) && return
+    mkdir -p "$cache"
     local tree
     tree=$(fetch_source)
     local obj="$cache/obj-$name"
@@ -75,6 +82,7 @@ build() {
         && make -j"$(nproc)" >make.log 2>&1 \
         && make altinstall >install.log 2>&1) \
         || { log "building $name failed: see $obj"; exit 1; }
+    touch "$prefix/.complete"
     rm -rf "$obj"
     echo "$prefix/bin/$exe"
 }

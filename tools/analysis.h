@@ -24,19 +24,21 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "grow.h"
 #include "heapmap.h"
 #include "report.h"
 
 /* ---- packed live values -------------------------------------------------- */
 
 #define TAG_BITS 24
-#define SITE_MASK 0x1fffffu             /* site index */
+#define SITE_MASK 0xfffffu              /* site index */
 #define SITE_LAYERED SITE_MASK          /* counted at a higher domain's block */
 #define SITE_OUT (SITE_MASK - 1)        /* out of the view's filters */
 #define MAX_SITES SITE_OUT              /* later sites fold into the last one */
-#define TAG_CHAINREC (1u << 21)         /* a list buffer with a chain record */
-#define TAG_CHAIN (1u << 22)            /* a list buffer (lists.c) */
-#define TAG_OLD (1u << 23)              /* made before the window opened (view.c) */
+#define TAG_CHAINREC (1u << 20)         /* a list buffer with a chain record */
+#define TAG_CHAIN (1u << 21)            /* a list buffer (lists.c) */
+#define TAG_OLD (1u << 22)              /* made before the window opened (view.c) */
+#define TAG_OWN (1u << 23)              /* a PyMem/PyObject block in the heap by itself */
 #define SIZE_BIG ((1ull << 40) - 1)     /* size field escape: see ctx.big */
 
 static inline uint64_t val_size_field(uint64_t v)
@@ -73,7 +75,10 @@ struct thread {
 	uint64_t loc;                 /* LOC: the current Python frame id */
 	uint32_t site[MT_DOM_COUNT];  /* site of loc per domain, NO_SITE: look up */
 	uint64_t last_addr;           /* the last block allocated ... */
+	uint64_t last_size;
 	int last_dom;                 /* ... and its domain; -1: none */
+	uint64_t fresh;               /* free-threaded lists: the PyMem block the
+				       * thread's last event allocated, else 0 */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
 	uint32_t script;              /* SCRIPT: the main script's frame (index), 0: none */
 	uint32_t line;                /* 1 + its line in rep->lines */
@@ -203,9 +208,12 @@ struct ctx {
 	int last_type;
 	bool oom;
 	bool python;            /* arena geometry known: pools are tracked */
+	bool free_threaded;     /* lists grow by malloc and free (lists.c) */
+	bool mimalloc;          /* 3.13 on: PyMem/PyObject blocks may be TAG_OWN */
+	uint64_t own_live;      /* live TAG_OWN blocks */
 
-	/* heap = malloc domain + arena blocks; the sites are taken at the
-	 * fullest moment of the plateau at its peak (see sites.c) */
+	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
+	 * taken at the fullest moment of the plateau at its peak (sites.c) */
 	bool in_plateau, snapped;
 	uint64_t epoch;
 	uint64_t sites_live;    /* live bytes of all sites */
@@ -219,6 +227,10 @@ struct ctx {
 	struct code *codes;
 	size_t ncodes, codes_cap, strings_cap, frames_cap, sites_cap;
 	uint32_t native[MT_DOM_COUNT];            /* the "<native>" site of each domain */
+	/* MT_BUILD_PER_THREAD: the sites above name places; each thread
+	 * counts at a site of its own for each, site << 32 | thread -> site */
+	bool per_thread;
+	struct heapmap thread_sites;
 
 	struct pools_state pools;
 	struct lists_state lists;
@@ -271,6 +283,7 @@ static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 	struct mt_site *s = &c->rep->sites[idx];
 	if (s->epoch != c->epoch) {
 		s->peak_bytes = s->live_bytes;
+		s->peak_blocks = s->live_blocks;
 		s->epoch = c->epoch;
 	}
 	return s;
@@ -389,6 +402,12 @@ uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t o
 		       uint64_t new_addr, uint64_t size, uint32_t site);
 /* A block with TAG_CHAIN is gone (freed, or not a list buffer any more). */
 void lists_end(struct ctx *c, uint64_t addr, uint32_t tag, uint64_t size);
+/* Free-threaded builds: the PyMem block at old (live value *old_val, size
+ * old_size) is freed right after its thread allocated t->fresh.  If that
+ * is list_resize() moving a list's items, the chain moves to the new block
+ * and *old_val loses its list flags. */
+void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_val,
+		 uint64_t old_size);
 
 /* ---- timeline.c ---------------------------------------------------------------------------- */
 
@@ -478,22 +497,5 @@ void view_finish(struct ctx *c);
 /* The sites were merged (rep->nsites is their new number): site i is now
  * map[i].  List sites that now share a site are merged too. */
 void lists_remap(struct ctx *c, const uint32_t *map);
-
-/* Grows the array *p of *cap elements of `size` bytes to hold `need`,
- * doubling from 64; -1 when out of memory (the array is then unchanged). */
-static inline int mt_grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * size);
-	if (!q)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 #endif

@@ -15,7 +15,8 @@ enum mt_exit {
 	MT_EXIT_TORN = 3,      /* last block torn: report of the blocks before it */
 };
 
-enum mt_format { MT_FMT_TEXT, MT_FMT_JSON, MT_FMT_HTML, MT_FMT_FOLDED };
+enum mt_format { MT_FMT_TEXT, MT_FMT_JSON, MT_FMT_HTML, MT_FMT_FOLDED, MT_FMT_PPROF,
+		 MT_FMT_SPEEDSCOPE };
 
 /* `memtrace diff`: a --fail-on limit was passed. */
 #define MT_EXIT_LIMIT 4

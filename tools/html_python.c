@@ -119,11 +119,31 @@ static void retained(struct page *p, const json_t *pools)
 	hp_table_close(p, rows, jg_len(ret));
 }
 
+/* No pymalloc in this process (a free-threaded build, PYTHONMALLOC): why,
+ * and the arena allocator's frame stacks, which are there all the same. */
+static void no_pymalloc(struct page *p, const json_t *absent, const json_t *other)
+{
+	char buf[160];
+	he_raw(&p->e, "<p class=\"note\">");
+	he_jtext(&p->e, absent, "");
+	he_raw(&p->e, ".</p><div class=\"stats\">");
+	snprintf(buf, sizeof buf, "%s, peak %s", hf_count(hp_num(other, "allocated")).s,
+		 hf_bytes(hp_num(other, "bytes_peak")).s);
+	hp_stat(p, "frame stack chunks", buf);
+	he_raw(&p->e, "</div>");
+	hp_section_close(p);
+}
+
 void html_pools_section(struct page *p, const struct hp_timeline *tl)
 {
 	const json_t *arenas = jg_obj(p->r, "arenas"), *pools = jg_obj(p->r, "pools"),
 		     *frag = jg_obj(pools, "fragmentation"), *other = jg_obj(arenas, "other_blocks");
+	const json_t *absent = json_object_get(arenas, "absent");
 	hp_section_open(p, "pools", "pymalloc arenas and pools");
+	if (json_is_string(absent)) {
+		no_pymalloc(p, absent, other);
+		return;
+	}
 	he_raw(&p->e, "<div class=\"stats\">");
 	hp_stat(p, "arena size", hf_bytes(hp_num(arenas, "arena_size")).s);
 	hp_stat(p, "pool size", hf_bytes(hp_num(pools, "pool_size")).s);

@@ -272,6 +272,28 @@ uint32_t lists_realloc(struct ctx *c, uint64_t old, uint32_t old_tag, uint64_t o
 	return TAG_CHAIN | TAG_CHAINREC;
 }
 
+/* list_resize() on a free-threaded build: a new item array of 8 bytes of
+ * header and 8 per slot (_PyListArray) from PyMem_Malloc, then PyMem_Free
+ * of the old one, with nothing in between on that thread.  (A list that
+ * another thread resized frees its old array later, when no thread can
+ * still read it: that resize is not seen.) */
+void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_val,
+		 uint64_t old_size)
+{
+	uint64_t *v = hm_ref(&c->live[MT_DOM_PYMEM], t->fresh);
+	if (!v || val_size_field(*v) == SIZE_BIG)
+		return;
+	uint64_t size = val_size_field(*v);
+	if (old_size < 8 || (old_size - 8) % 8 || size < 8 || !list_size(size - 8))
+		return;
+	uint32_t flags = lists_realloc(c, old, val_tag(*old_val), old_size - 8, t->fresh,
+				       size - 8, val_site(*v));
+	v = hm_ref(&c->live[MT_DOM_PYMEM], t->fresh);
+	if (v)
+		*v |= flags;
+	*old_val &= ~(uint64_t)(TAG_CHAIN | TAG_CHAINREC);
+}
+
 void lists_end(struct ctx *c, uint64_t addr, uint32_t tag, uint64_t size)
 {
 	uint64_t idx;

@@ -9,7 +9,8 @@
 
 static const char usage[] =
 	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
-	"       memtrace report [--format text|json|html|folded] [-o FILE] [--quiet] TRACE...\n"
+	"       memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
+	"                       [--at peak|exit] [--quiet] TRACE...\n"
 	"       memtrace diff [--format text|json|html] [--fail-on LIMIT] BASE NEW\n"
 	"       memtrace --version\n"
 	"\n"

@@ -87,8 +87,9 @@ static json_t *cstr(const char *s)
 	return str((const uint8_t *)s, strlen(s));
 }
 
-static json_t *python_json(const struct mt_process *p)
+static json_t *python_json(const struct mt_report *rep)
 {
+	const struct mt_process *p = &rep->process;
 	char v[32];
 	static const char level[] = { 'a', 'b', 'c', 'f' };
 	uint64_t hex = p->py_version;
@@ -102,15 +103,19 @@ static json_t *python_json(const struct mt_process *p)
 			 (unsigned)(hex & 0xf));
 	json_t *o = json_object();
 	set(o, "version", json_string(v));
+	bool ft = p->have & MT_HAVE_FREE_THREADED;
 	set(o, "version_hex", num(hex));
-	set(o, "pool_size", num(p->pool_size));
-	set(o, "arena_size", num(p->arena_size));
+	set(o, "free_threaded", json_boolean(ft));
+	set(o, "pool_size", ft ? json_null() : num(p->pool_size));
+	set(o, "arena_size", ft ? json_null() : num(p->arena_size));
 	set(o, "py_depth", num(p->py_depth));
+	set(o, "object_allocator", cstr(mt_object_allocator(rep)));
 	return o;
 }
 
-static json_t *process_json(const struct mt_process *p)
+static json_t *process_json(const struct mt_report *rep)
 {
+	const struct mt_process *p = &rep->process;
 	json_t *o = json_object();
 	set(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
 	set(o, "ppid", num_if(p->have, MT_HAVE_PPID, p->ppid));
@@ -119,7 +124,7 @@ static json_t *process_json(const struct mt_process *p)
 	set(o, "start_unix_ns", num_if(p->have, MT_HAVE_START, p->start_ns));
 	set(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
 	set(o, "version", bytes(&p->version));
-	set(o, "python", python_json(p));
+	set(o, "python", python_json(rep));
 	return o;
 }
 
@@ -157,6 +162,7 @@ static json_t *domain_json(const struct mt_dom_stats *s)
 	set(o, "live_blocks_at_exit", num(s->live_blocks));
 	set(o, "unmatched_frees", num(s->unmatched_frees));
 	set(o, "inconsistent", num(s->inconsistent));
+	set(o, "freed_below", num(s->freed_below));
 	return o;
 }
 
@@ -215,6 +221,7 @@ static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 	set(o, "allocs", num(s->allocs));
 	set(o, "bytes", num(s->bytes));
 	set(o, "peak_bytes", num(s->peak_bytes));
+	set(o, "peak_blocks", num(s->peak_blocks));
 	set(o, "live_bytes_at_exit", num(s->live_bytes));
 	set(o, "live_blocks_at_exit", num(s->live_blocks));
 	set(o, "temporary_allocs", num(s->temp_allocs));
@@ -292,9 +299,11 @@ static json_t *summary_json(const struct mt_report *rep)
 
 /* ---- pools, arenas, lists ------------------------------------------------ */
 
-static json_t *arenas_json(const struct mt_pools *p)
+/* absent: why there are no arenas or pools, or NULL */
+static json_t *arenas_json(const struct mt_pools *p, const char *absent)
 {
 	json_t *o = json_object(), *other = json_object();
+	set(o, "absent", absent ? cstr(absent) : json_null());
 	set(o, "arena_size", num(p->arena_size));
 	set(o, "allocated", num(p->arenas_allocated));
 	set(o, "freed", num(p->arenas_freed));
@@ -319,10 +328,11 @@ static json_t *frag_json(uint64_t arena_bytes, uint64_t object_bytes, uint64_t p
 	return o;
 }
 
-static json_t *pools_json(const struct mt_pools *p)
+static json_t *pools_json(const struct mt_pools *p, const char *absent)
 {
 	json_t *o = json_object(), *ret = json_array(), *frag = json_object(),
 	       *classes = json_array();
+	set(o, "absent", absent ? cstr(absent) : json_null());
 	set(o, "pool_size", num(p->pool_size));
 	set(o, "pools_peak", num(p->pools_peak));
 	set(o, "pools_at_exit", num(p->pools_in_use));
@@ -586,15 +596,15 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
 	if (rep->intro)
 		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
-	set(root, "process", process_json(&rep->process));
+	set(root, "process", process_json(rep));
 	set(root, "view", view_json(rep));
 	set(root, "window", window_json(rep));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));
 	set(root, "domains", doms);
 	set(root, "summary", summary_json(rep));
-	set(root, "arenas", arenas_json(&rep->pools));
-	set(root, "pools", pools_json(&rep->pools));
+	set(root, "arenas", arenas_json(&rep->pools, mt_no_pymalloc_reason(rep)));
+	set(root, "pools", pools_json(&rep->pools, mt_no_pymalloc_reason(rep)));
 	set(root, "lists", lists_json(rep));
 	size_t top = rep->view.top, nsites = 0, nleaks = 0, ntemp = 0;
 	json_t *counts = json_object();

@@ -143,6 +143,7 @@ static const struct {
 	{ "live blocks at exit", offsetof(struct mt_dom_stats, live_blocks) },
 	{ "unmatched frees", offsetof(struct mt_dom_stats, unmatched_frees) },
 	{ "inconsistent", offsetof(struct mt_dom_stats, inconsistent) },
+	{ "freed below", offsetof(struct mt_dom_stats, freed_below) },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -333,8 +334,12 @@ static void summary_section(FILE *out, const struct mt_report *rep)
 	snprintf(tail, sizeof tail, " at %s", when);
 	line_bytes_val(out, "heap peak", rep->heap.peak, tail);
 	label(out, "");
+	const char *objects = py ? mt_object_allocator(rep) : "";
 	fprintf(out, "heap = malloc%s\n",
-		py ? " + CPython arenas (pymalloc arenas, frame stacks)" : "");
+		!py ? ""
+		: !strcmp(objects, "mimalloc")
+			? " + CPython's objects from mimalloc + arena-allocator blocks (frame stacks)"
+			: " + CPython arenas (pymalloc arenas, frame stacks)");
 	label(out, "live at exit");
 	fprintf(out, "%s bytes (%s) in %s blocks\n", grouped(rep->heap.live, a),
 		human(rep->heap.live, b), grouped(rep->heap.live_blocks, tail));
@@ -358,21 +363,32 @@ static void pools_section(FILE *out, const struct mt_report *rep)
 {
 	const struct mt_pools *p = &rep->pools;
 	char a[27], b[27], c[27], d[27], h[32];
+	const char *absent = mt_no_pymalloc_reason(rep);
 	fputs("\npython pools and arenas\n", out);
 	label(out, "python");
-	fprintf(out, "%u.%u.%u, %s-byte pools in %s-byte arenas, %llu frame(s) per location\n",
+	fprintf(out, "%u.%u.%u%s, %llu frame(s) per location",
 		(unsigned)(rep->process.py_version >> 24 & 0xff),
 		(unsigned)(rep->process.py_version >> 16 & 0xff),
-		(unsigned)(rep->process.py_version >> 8 & 0xff), grouped(p->pool_size, a),
-		grouped(p->arena_size, b), (unsigned long long)rep->process.py_depth);
-	label(out, "arenas");
-	fprintf(out, "%s allocated, %s freed, %s at peak, %s at exit\n",
-		grouped(p->arenas_allocated, a), grouped(p->arenas_freed, b),
-		grouped(p->arenas_peak, c), grouped(p->arenas_live, d));
+		(unsigned)(rep->process.py_version >> 8 & 0xff),
+		rep->process.have & MT_HAVE_FREE_THREADED ? " free-threaded" : "",
+		(unsigned long long)rep->process.py_depth);
+	if (!(rep->process.have & MT_HAVE_FREE_THREADED))
+		fprintf(out, ", %s-byte pools in %s-byte arenas", grouped(p->pool_size, a),
+			grouped(p->arena_size, b));
+	fputc('\n', out);
 	label(out, "frame stacks");
 	fprintf(out, "%s allocated, %s freed, %s bytes at most (other arena-allocator blocks)\n",
 		grouped(p->other_allocated, a), grouped(p->other_freed, b),
 		grouped(p->other_bytes_peak, c));
+	if (absent) {
+		label(out, "no arenas");
+		fprintf(out, "%s\n", absent);
+		return;
+	}
+	label(out, "arenas");
+	fprintf(out, "%s allocated, %s freed, %s at peak, %s at exit\n",
+		grouped(p->arenas_allocated, a), grouped(p->arenas_freed, b),
+		grouped(p->arenas_peak, c), grouped(p->arenas_live, d));
 	label(out, "pools in use");
 	fprintf(out, "%s at peak, %s at exit\n", grouped(p->pools_peak, a),
 		grouped(p->pools_in_use, b));

@@ -60,7 +60,9 @@ void pools_geometry(struct ctx *c)
 {
 	struct mt_process *p = &c->rep->process;
 	struct pools_state *ps = &c->pools;
-	if (!(p->have & MT_HAVE_PYTHON))
+	/* a free-threaded build has no pymalloc: the arena allocator's blocks
+	 * are the frame stacks, and objects come from mimalloc */
+	if (!(p->have & MT_HAVE_PYTHON) || (p->have & MT_HAVE_FREE_THREADED))
 		return;
 	/* obmalloc.c: 16 KiB pools in 1 MiB arenas on 64-bit builds since
 	 * 3.10, 4 KiB pools in 256 KiB arenas before. */
@@ -281,6 +283,27 @@ static int cmp_retained(const void *x, const void *y)
 	if (a->live_objects != b->live_objects)
 		return a->live_objects < b->live_objects ? -1 : 1;
 	return a->address < b->address ? -1 : a->address > b->address;
+}
+
+const char *mt_object_allocator(const struct mt_report *rep)
+{
+	if (rep->pools.arenas_allocated)
+		return "pymalloc";
+	return rep->heap.own_in ? "mimalloc" : "malloc";
+}
+
+const char *mt_no_pymalloc_reason(const struct mt_report *rep)
+{
+	if (!(rep->process.have & MT_HAVE_PYTHON) || rep->pools.arenas_allocated)
+		return NULL;
+	if (rep->process.have & MT_HAVE_FREE_THREADED)
+		return "A free-threaded CPython has no pymalloc: its objects come from mimalloc, "
+		       "so there are no arenas or pools, and every PyObject and PyMem block "
+		       "counts in the heap by itself";
+	if (rep->heap.own_in)
+		return "pymalloc was not in use (PYTHONMALLOC=mimalloc): objects came from "
+		       "mimalloc, and every PyObject and PyMem block counts in the heap by itself";
+	return "pymalloc was not in use (PYTHONMALLOC=malloc): objects are malloc blocks";
 }
 
 void pools_finish(struct ctx *c)

@@ -92,8 +92,9 @@ static inline bool in_arena(struct ctx *c, int dom, uint64_t addr, struct where 
 }
 
 /* The accounting of a block entering the heap (its entry is in place). */
-static inline __attribute__((always_inline)) void account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag,
-			      const struct where *w, bool keep_class)
+static inline __attribute__((always_inline)) void
+account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct where *w,
+	   bool keep_class)
 {
 	struct mt_dom_stats *s = &c->rep->dom[dom];
 	s->live_bytes += size;
@@ -101,6 +102,12 @@ static inline __attribute__((always_inline)) void account_in(struct ctx *c, int 
 		s->peak_bytes = s->live_bytes;
 	if (c->heap_doms & (1u << dom))
 		heap_up(c, size);
+	if (tag & TAG_OWN) {
+		c->own_live++;
+		c->rep->heap.own_in++;
+		if (c->heap_arenas) /* unfiltered: the heap is malloc's, arenas, these */
+			heap_up(c, size);
+	}
 	if (site_counts(val_site(tag)))
 		site_add(c, val_site(tag), size);
 	if (w->a)
@@ -108,12 +115,17 @@ static inline __attribute__((always_inline)) void account_in(struct ctx *c, int 
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */
-static inline __attribute__((always_inline)) void account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag,
-			       const struct where *w)
+static inline __attribute__((always_inline)) void
+account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct where *w)
 {
 	c->rep->dom[dom].live_bytes -= size;
 	if (c->heap_doms & (1u << dom))
 		heap_down(c, size);
+	if (tag & TAG_OWN) {
+		c->own_live--;
+		if (c->heap_arenas)
+			heap_down(c, size);
+	}
 	if (site_counts(val_site(tag))) {
 		site_sub(c, val_site(tag), size);
 		if (__builtin_expect(tag & TAG_OLD, 0))
@@ -142,6 +154,7 @@ static void attach(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_
 	uint64_t old;
 	if (size <= UINT16_MAX && in_arena(c, dom, addr, &w)) {
 		uint32_t *t = &w.a->tags[w.g];
+		tag &= ~TAG_OWN; /* the arena is in the heap */
 		if (__builtin_expect(*t & ATAG_LIVE, 0)) {
 			int odom = *t & ATAG_OBJ ? MT_DOM_PYOBJ : MT_DOM_PYMEM;
 			c->pools.table_blocks[odom]--;
@@ -239,6 +252,25 @@ static inline void count_alloc(struct ctx *c, struct thread *t, uint32_t site, u
 	t->bytes += size;
 }
 
+/* Whether a new PyMem/PyObject block lies inside the block the thread's
+ * previous allocation got from a lower domain: its bytes are that block's
+ * (pymalloc handing a large request to PyMem_RawMalloc, debug hooks adding
+ * guard bytes around it).  From 3.13 on, a block that is in neither such a
+ * block nor a pymalloc arena (attach) comes from an allocator whose memory
+ * the trace does not see, mimalloc: it is TAG_OWN, in the heap by itself.
+ * Before 3.13 there was no such allocator. */
+static inline bool from_below(const struct thread *t, int dom, uint64_t addr)
+{
+	return t->last_dom >= 0 && t->last_dom <= MT_DOM_PYRAW && t->last_dom < dom &&
+	       addr - t->last_addr < t->last_size;
+}
+
+static inline uint32_t own_tag(const struct ctx *c, const struct thread *t, int dom,
+			       uint64_t addr)
+{
+	return c->mimalloc && dom >= MT_DOM_PYMEM && !from_below(t, dom, addr) ? TAG_OWN : 0;
+}
+
 static inline void class_count(uint64_t *counts, int dom, uint64_t size)
 {
 	if (dom >= MT_DOM_PYMEM && size - 1 < 16 * MT_SIZE_CLASSES)
@@ -259,7 +291,7 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	s->bytes_allocated += size;
 	c->cnt.dom_allocs[dom]++;
 	class_count(c->cnt.class_allocs, dom, size);
-	uint32_t site = site_of(c, t, dom), tag = site;
+	uint32_t site = site_of(c, t, dom), tag = site | own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC)
 		layer_below(c, t, dom, addr);
 	bool counts = site_counts(site);
@@ -271,7 +303,10 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 		c->cnt.allocs++;
 	}
 	t->last_addr = addr;
+	t->last_size = size;
 	t->last_dom = dom;
+	if (c->free_threaded)
+		t->fresh = dom == MT_DOM_PYMEM ? addr : 0;
 }
 
 /* The end of a block: free, realloc(p, 0).  The block is already detached
@@ -310,10 +345,43 @@ static void released(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t
 	}
 }
 
-static void freed(struct ctx *c, int dom, uint64_t addr)
+/* A layered block was freed: the blocks above it at its address are gone
+ * with it, whether or not the trace showed their frees.  CPython frees
+ * some blocks of its start-up and shutdown through the default raw
+ * allocator it switches to for a moment, not through the one that
+ * allocated them; with the tracer's hook on the raw domain that free is
+ * seen only in malloc. */
+static void free_layers_above(struct ctx *c, int dom, uint64_t addr)
+{
+	uint64_t val, size;
+	for (int up = MT_DOM_PYOBJ; up > dom; up--)
+		if (detach(c, up, addr, &val, &size)) {
+			c->rep->dom[up].freed_below++;
+			if (val_tag(val) & TAG_CHAIN)
+				lists_end(c, addr, val_tag(val), size);
+		}
+}
+
+/* Free-threaded builds: a PyMem free right after the thread's last
+ * allocation may be list_resize() moving a list (lists.c). */
+static uint64_t freed_fresh(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t val,
+			    uint64_t size)
+{
+	struct thread *t = cur_thread(c);
+	if (t->fresh && found && dom == MT_DOM_PYMEM)
+		lists_moved(c, t, addr, &val, size);
+	t->fresh = 0;
+	return val;
+}
+
+static inline void freed(struct ctx *c, int dom, uint64_t addr)
 {
 	uint64_t val = 0, size = 0;
 	bool found = detach(c, dom, addr, &val, &size);
+	if (__builtin_expect(found && val_site(val) == SITE_LAYERED, 0))
+		free_layers_above(c, dom, addr);
+	if (c->free_threaded)
+		val = freed_fresh(c, dom, addr, found, val, size);
 	released(c, dom, addr, found, val, size);
 }
 
@@ -332,9 +400,10 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 	bool layered = found && val_site(otag) == SITE_LAYERED;
 	uint32_t site = layered ? SITE_LAYERED : site_of(c, t, dom), tag = site;
 	bool counts = site_counts(site);
+	tag |= own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC && !layered)
 		layer_below(c, t, dom, addr);
-	if (dom == MT_DOM_PYMEM && counts)
+	if (dom == MT_DOM_PYMEM && counts && !c->free_threaded)
 		tag |= lists_realloc(c, found ? old : 0, otag, old_size, addr, size, site);
 	else if (otag & TAG_CHAIN)
 		lists_end(c, old, otag, old_size);
@@ -346,7 +415,10 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 			l->bytes_freed += old_size;
 	}
 	t->last_addr = addr;
+	t->last_size = size;
 	t->last_dom = dom;
+	if (c->free_threaded)
+		t->fresh = 0;
 }
 
 /* An old block that is not live (a fork child's inherited heap) has no
@@ -355,7 +427,8 @@ static void on_realloc(struct ctx *c, const struct mt_rec *r)
 {
 	uint64_t val = 0, size = 0;
 	if (!r->old) {
-		allocated(c, r->dom, r->size, r->addr, r->dom == MT_DOM_PYMEM);
+		allocated(c, r->dom, r->size, r->addr,
+			  r->dom == MT_DOM_PYMEM && !c->free_threaded);
 	} else if (r->addr) {
 		bool found = detach(c, r->dom, r->old, &val, &size);
 		resized(c, r->dom, r->old, found, val, size, r->size, r->addr);
@@ -573,6 +646,7 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_H_PY_VERSION:
 		p->py_version = kv->u64;
 		p->have |= MT_HAVE_PYTHON;
+		c->mimalloc = kv->u64 >= 0x030d0000; /* CPython has mimalloc since 3.13 */
 		return 0;
 	case MT_H_POOL_SIZE:
 		p->pool_size = kv->u64;
@@ -582,6 +656,11 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 		return 0;
 	case MT_H_PY_DEPTH:
 		p->py_depth = kv->u64;
+		return 0;
+	case MT_H_PY_FREE_THREADED:
+		if (kv->u64)
+			p->have |= MT_HAVE_FREE_THREADED;
+		c->free_threaded = kv->u64 != 0;
 		return 0;
 	default:
 		return 0; /* a key from a later minor version */
@@ -883,6 +962,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	int err = 0;
 	memset(c, 0, sizeof *c);
 	c->rep = rep;
+	c->per_thread = rep->per_thread;
 	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		err |= hm_init(&c->live[d]);
 		err |= hm_init(&c->big[d]);
@@ -949,7 +1029,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	peak_moment(c);
 	marks_finish(c);
 	pools_finish(c);
-	rep->heap.live_blocks = rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks);
+	rep->heap.live_blocks =
+		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
 	sites_finish(c);
 	view_finish(c);   /* after the sites' peaks are fixed */
 	lines_finish(c);  /* merges sites: after everything that counts in them */
@@ -966,9 +1047,9 @@ static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader 
 	return st == MT_READ_IO ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
 
-enum mt_report_status mt_report_build_view(FILE *f, struct mt_report *rep,
-					   const struct mt_view *view, mt_progress_fn *progress,
-					   void *arg)
+enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
+					    const struct mt_view *view, unsigned flags,
+					    mt_progress_fn *progress, void *arg)
 {
 	struct mt_reader rd;
 	struct ctx c;
@@ -980,6 +1061,7 @@ enum mt_report_status mt_report_build_view(FILE *f, struct mt_report *rep,
 	else
 		mt_view_default(&rep->view);
 	rep->trace.end_reason = MT_REASON_NONE;
+	rep->per_thread = flags & MT_BUILD_PER_THREAD;
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
 		st = open_error(rep, &rd, rst, f);
@@ -1003,7 +1085,7 @@ enum mt_report_status mt_report_build_view(FILE *f, struct mt_report *rep,
 
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 {
-	return mt_report_build_view(f, rep, NULL, NULL, NULL);
+	return mt_report_build_flags(f, rep, NULL, 0, NULL, NULL);
 }
 
 void mt_report_free(struct mt_report *rep)

@@ -31,6 +31,8 @@ struct mt_dom_stats {
 	uint64_t live_bytes, live_blocks; /* at the end of the trace */
 	uint64_t unmatched_frees;         /* frees of addresses never seen live */
 	uint64_t inconsistent;            /* allocs of addresses already live */
+	uint64_t freed_below;             /* blocks that ended with the block under
+					   * them, their own free unseen (report.c) */
 };
 
 /* Which numeric header keys the trace carried. */
@@ -40,6 +42,7 @@ enum mt_have {
 	MT_HAVE_START = 1 << 2,
 	MT_HAVE_PAGE_SIZE = 1 << 3,
 	MT_HAVE_PYTHON = 1 << 4, /* MT_H_PY_VERSION: a CPython process */
+	MT_HAVE_FREE_THREADED = 1 << 5, /* MT_H_PY_FREE_THREADED: no pymalloc */
 };
 
 /* end_reason when no final footer says, or when it names an unknown one. */
@@ -71,17 +74,23 @@ struct mt_frame {
 /* One allocation site: a Python location (innermost frame) in one domain,
  * or frame 0: no Python location ("<native>").  Every block is counted at
  * the site of its topmost domain only: the malloc block under a large
- * PyObject_Malloc belongs to the PyObject site, not to "<native>". */
+ * PyObject_Malloc belongs to the PyObject site, not to "<native>".  In a
+ * build with MT_BUILD_PER_THREAD a site is also one thread's: tid. */
 struct mt_site {
 	uint32_t frame; /* index into mt_report.frames; 0: native */
 	int dom;
 	uint64_t allocs, bytes;            /* allocations and reallocs made here */
-	uint64_t live_bytes, live_blocks;  /* at the end of the trace (of the window) */
-	uint64_t peak_bytes;               /* live bytes at the heap peak */
+	/* live: at the end of the trace (of the window); peak: at the heap
+	 * peak.  Bytes and blocks apart: the compiler would pair their
+	 * updates into vector operations, which cost the reporter 1% more
+	 * instructions */
+	uint64_t live_bytes, peak_bytes;
+	uint64_t live_blocks, peak_blocks;
 	uint64_t temp_allocs, temp_bytes;  /* temporary allocations */
 	uint64_t epoch;                    /* sites.c: when peak_bytes was taken */
 	uint32_t list;                     /* lists.c: 1 + its index in lists.sites */
 	uint32_t stack;                    /* stacks.h: native stack node, 0: none */
+	uint64_t tid;                      /* MT_BUILD_PER_THREAD: who allocated */
 	/* while the trace is read: the main script's line the blocks were
 	 * made under (lines.c), and the live blocks made before the window
 	 * opened (view.c) */
@@ -273,11 +282,14 @@ struct mt_report {
 	} events;
 	struct mt_dom_stats dom[MT_DOM_COUNT];
 
-	/* heap = malloc domain + CPython arena-allocator blocks */
+	/* heap = malloc domain + CPython arena-allocator blocks + PyMem and
+	 * PyObject blocks that sit in neither (mimalloc's, report.c) */
 	struct {
 		uint64_t live, peak, peak_time_us;
 		uint64_t snapshot_us; /* when the sites were taken at the peak */
-		uint64_t live_blocks; /* malloc blocks + arena blocks at exit */
+		uint64_t live_blocks; /* those blocks at exit */
+		uint64_t own_in;      /* PyMem/PyObject blocks that came into the heap
+				       * by themselves (allocs and reallocs) */
 	} heap;
 	uint64_t temp_allocs, temp_bytes;
 	struct mt_hist_bucket hist[MT_HIST_BUCKETS];
@@ -298,6 +310,7 @@ struct mt_report {
 	uint64_t marks_total; /* MARK records, some maybe folded */
 
 	struct mt_native *native; /* stacks.h: native stacks, NULL when not recorded */
+	bool per_thread;          /* built with MT_BUILD_PER_THREAD */
 
 	struct mt_thread_stats *threads;
 	size_t nthreads;
@@ -325,15 +338,30 @@ typedef void mt_progress_fn(void *arg, uint64_t offset);
 /* Streams the trace in f.  rep must be released with mt_report_free whatever
  * the result; on failure rep->error says why.  view NULL: the default. */
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep);
-enum mt_report_status mt_report_build_view(FILE *f, struct mt_report *rep,
-					   const struct mt_view *view, mt_progress_fn *progress,
-					   void *arg);
+
+/* What a build may keep beyond what the report shows. */
+enum mt_build_flags {
+	/* Sites per (place, domain, thread), and with native stacks not
+	 * merged by identity: one per (native stack, Python location, domain,
+	 * thread).  The samples of the profile exports (export.h); the other
+	 * outputs want the merged sites of a plain build. */
+	MT_BUILD_PER_THREAD = 1 << 0,
+};
+enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
+					    const struct mt_view *view, unsigned flags,
+					    mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
 
 /* "malloc", "pymem_raw", ... as used in every output. */
 const char *mt_domain_name(int dom);
 /* "exit", "exec", "_exit", "unknown", or NULL for MT_REASON_NONE. */
 const char *mt_end_reason_name(int reason);
+/* For a CPython trace: what its PyObject and PyMem blocks came from,
+ * "pymalloc" (arenas), "mimalloc" (counted in the heap block by block) or
+ * "malloc"; and, when pymalloc served none of them, why there are no arenas
+ * or pools (else NULL). */
+const char *mt_object_allocator(const struct mt_report *rep);
+const char *mt_no_pymalloc_reason(const struct mt_report *rep);
 
 /* Helpers for the outputs.  Strings of a site: "<native>" and "" for
  * frame 0; never NULL. */

@@ -15,14 +15,15 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "output.h"
 #include "render.h"
 #include "report.h"
 #include "view_cli.h"
 
 static const char usage_head[] =
-	"usage: memtrace report [--format text|json|html|folded] [-o FILE] [--quiet]\n"
-	"                       [view options] TRACE...\n"
+	"usage: memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
+	"                       [--at peak|exit] [--quiet] [view options] TRACE...\n"
 	"\n"
 	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
 	"sites that held it; what was live at exit; temporaries; each allocator\n"
@@ -35,8 +36,15 @@ static const char usage_head[] =
 	"                      html: one self-contained page with charts and a flame graph\n"
 	"                      folded: the flame graph's stacks, \"frame;frame BYTES\" lines,\n"
 	"                      for flamegraph.pl or speedscope\n"
-	"                      (html and folded take one TRACE)\n"
+	"                      pprof: a gzipped profile.proto for go tool pprof, Pyroscope,\n"
+	"                      Parca...: alloc_objects, alloc_space, inuse_objects,\n"
+	"                      inuse_space, labelled with domain and thread\n"
+	"                      speedscope: speedscope's JSON file format, with profiles\n"
+	"                      of bytes allocated, allocations and bytes live\n"
+	"                      (html, folded, pprof and speedscope take one TRACE)\n"
 	"  -o, --output FILE   write the report to FILE instead of stdout\n"
+	"      --at WHEN       pprof and speedscope: \"in use\" means live at the heap\n"
+	"                      peak (peak, the default) or at exit (exit)\n"
 	"  -q, --quiet         no progress bar (there is none unless stderr is a terminal)\n"
 	"  -i, --intro FILE    notes to put first in the report (paragraphs separated by\n"
 	"                      blank lines; in HTML the first is the heading)\n"
@@ -124,22 +132,33 @@ static int read_intro(const char *path)
 	return 0;
 }
 
+/* --at: what the exports call in use. */
+static enum mt_inuse_at inuse_at = MT_INUSE_PEAK;
+
+static bool is_export(enum mt_format fmt)
+{
+	return fmt == MT_FMT_PPROF || fmt == MT_FMT_SPEEDSCOPE;
+}
+
 /* Builds the report of the trace in f (opened from path), with a progress
- * bar when it is worth one. */
-static enum mt_report_status build(FILE *f, const char *path, const struct mt_view *v,
+ * bar when it is worth one; for the exports, with a site per thread
+ * (report.h). */
+static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt,
+				   const struct mt_view *v,
 				   struct mt_report *rep)
 {
 	struct stat st;
 	struct progress p = { path, 0, -1, { 0, 0 } };
 	bool bar = progress_wanted && isatty(STDERR_FILENO) && fstat(fileno(f), &st) == 0 &&
 		   S_ISREG(st.st_mode) && (uint64_t)st.st_size >= PROGRESS_MIN_BYTES;
+	unsigned flags = is_export(fmt) ? MT_BUILD_PER_THREAD : 0;
 	enum mt_report_status r;
 	if (bar) {
 		p.size = (uint64_t)st.st_size;
-		r = mt_report_build_view(f, rep, v, progress_draw, &p);
+		r = mt_report_build_flags(f, rep, v, flags, progress_draw, &p);
 		progress_clear(&p);
 	} else {
-		r = mt_report_build_view(f, rep, v, NULL, NULL);
+		r = mt_report_build_flags(f, rep, v, flags, NULL, NULL);
 	}
 	if ((r == MT_REPORT_OK || r == MT_REPORT_TORN) && view_check_window(rep))
 		r = MT_REPORT_FAILED;
@@ -163,14 +182,28 @@ static int write_report(const struct mt_report *rep, enum mt_format fmt, const c
 		fprintf(stderr, "memtrace: %s: %s\n", out_path, strerror(errno));
 		return -1;
 	}
-	if (fmt == MT_FMT_HTML || fmt == MT_FMT_FOLDED) {
-		int rr = fmt == MT_FMT_HTML ? mt_output_html(rep, trace, out) : mt_output_folded(rep, out);
-		rr |= out_path ? fclose(out) : fflush(out);
-		if (rr)
-			fprintf(stderr, "memtrace: %s: write error\n", out_path ? out_path : "stdout");
-		return rr ? -1 : 0;
+	struct mt_export_opts eo = { inuse_at, "memtrace@" MEMTRACE_VERSION, trace };
+	int r;
+	switch (fmt) {
+	case MT_FMT_HTML:
+		r = mt_output_html(rep, trace, out);
+		break;
+	case MT_FMT_FOLDED:
+		r = mt_output_folded(rep, out);
+		break;
+	case MT_FMT_PPROF:
+		r = mt_export_pprof(rep, &eo, out);
+		break;
+	case MT_FMT_SPEEDSCOPE:
+		r = mt_export_speedscope(rep, &eo, out);
+		break;
+	case MT_FMT_JSON:
+		r = mt_output_json(rep, out);
+		break;
+	default:
+		r = mt_output_text(rep, trace, out);
+		break;
 	}
-	int r = fmt == MT_FMT_JSON ? mt_output_json(rep, out) : mt_output_text(rep, trace, out);
 	r |= out_path ? fclose(out) : fflush(out);
 	if (r)
 		fprintf(stderr, "memtrace: %s: write error\n", out_path ? out_path : "stdout");
@@ -223,7 +256,7 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 	FILE *f = open_trace(path);
 	if (!f)
 		return MT_EXIT_USAGE;
-	enum mt_report_status st = build(f, path, &view, &rep);
+	enum mt_report_status st = build(f, path, fmt, &view, &rep);
 	fclose(f);
 	int code = MT_EXIT_OK;
 	if ((st == MT_REPORT_OK || st == MT_REPORT_TORN) &&
@@ -242,7 +275,7 @@ int report_load(const char *path, const struct mt_view *v, struct mt_report *rep
 		memset(rep, 0, sizeof *rep);
 		return MT_EXIT_USAGE;
 	}
-	enum mt_report_status st = build(f, path, v, rep);
+	enum mt_report_status st = build(f, path, MT_FMT_TEXT, v, rep);
 	fclose(f);
 	return diagnose(path, st, rep);
 }
@@ -292,7 +325,7 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
 			code = worse(code, MT_EXIT_USAGE);
 			continue;
 		}
-		st[i] = build(f, paths[i], &view, &reps[i]);
+		st[i] = build(f, paths[i], fmt, &view, &reps[i]);
 		fclose(f);
 		if (st[i] == MT_REPORT_OK || st[i] == MT_REPORT_TORN) {
 			ok[nok] = &reps[i];
@@ -313,6 +346,20 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
 	return code;
 }
 
+static int parse_format(const char *name, enum mt_format *fmt)
+{
+	static const char *const names[] = {
+		[MT_FMT_TEXT] = "text",     [MT_FMT_JSON] = "json",   [MT_FMT_HTML] = "html",
+		[MT_FMT_FOLDED] = "folded", [MT_FMT_PPROF] = "pprof", [MT_FMT_SPEEDSCOPE] = "speedscope",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (!strcmp(name, names[i])) {
+			*fmt = (enum mt_format)i;
+			return 0;
+		}
+	return -1;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -320,6 +367,7 @@ int cmd_report(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "intro", required_argument, NULL, 'i' },
+		{ "at", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		VIEW_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -341,13 +389,14 @@ int cmd_report(int argc, char **argv)
 				return MT_EXIT_USAGE;
 			break;
 		case 'f':
-			if (!strcmp(optarg, "html") || !strcmp(optarg, "folded")) {
-				fmt = !strcmp(optarg, "html") ? MT_FMT_HTML : MT_FMT_FOLDED;
-				break;
-			}
-			if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-				return usage_error("--format takes text, json, html or folded");
-			fmt = strcmp(optarg, "json") ? MT_FMT_TEXT : MT_FMT_JSON;
+			if (parse_format(optarg, &fmt))
+				return usage_error("--format takes text, json, html, folded, pprof "
+						   "or speedscope");
+			break;
+		case 'a':
+			if (strcmp(optarg, "peak") && strcmp(optarg, "exit"))
+				return usage_error("--at takes peak or exit");
+			inuse_at = strcmp(optarg, "exit") ? MT_INUSE_PEAK : MT_INUSE_EXIT;
 			break;
 		case 'o':
 			out = optarg;
@@ -367,9 +416,12 @@ int cmd_report(int argc, char **argv)
 		return usage_error(NULL);
 	if (optind == argc)
 		return usage_error("missing TRACE");
+	if (fmt == MT_FMT_PPROF && !out && isatty(STDOUT_FILENO))
+		return usage_error("--format pprof writes gzip data, not for a terminal: "
+				   "use -o FILE");
 	if (optind == argc - 1)
 		return report_trace(argv[optind], fmt, out);
-	if (fmt == MT_FMT_HTML || fmt == MT_FMT_FOLDED)
-		return usage_error("--format html and folded take one TRACE");
+	if (fmt != MT_FMT_TEXT && fmt != MT_FMT_JSON)
+		return usage_error("--format html, folded, pprof and speedscope take one TRACE");
 	return report_traces(argv + optind, (size_t)(argc - optind), fmt, out);
 }

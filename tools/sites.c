@@ -31,7 +31,7 @@ int sites_init(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	int err = hm_init(&c->strmap) | hm_init(&c->codemap) | hm_init(&c->framemap) |
-		  hm_init(&c->sitemap) | hm_init(&c->scriptmap);
+		  hm_init(&c->sitemap) | hm_init(&c->scriptmap) | hm_init(&c->thread_sites);
 	/* index 0 of strings, frames and codes means "none" */
 	err |= mt_grow((void **)&rep->strings, &c->strings_cap, 1, sizeof *rep->strings);
 	err |= mt_grow((void **)&rep->frames, &c->frames_cap, 1, sizeof *rep->frames);
@@ -56,6 +56,7 @@ void sites_free(struct ctx *c)
 	hm_free(&c->framemap);
 	hm_free(&c->sitemap);
 	hm_free(&c->scriptmap);
+	hm_free(&c->thread_sites);
 	free(c->codes);
 	c->codes = NULL;
 }
@@ -154,10 +155,28 @@ static uint32_t script_variant(struct ctx *c, uint32_t s, uint32_t script)
 	if (copy->stack || copy->script || copy->frame != base->frame || copy->dom != base->dom)
 		return k; /* folded into the last site: too many of them */
 	copy->stack = base->stack;
+	copy->tid = base->tid;
 	copy->script = script;
 	if (hm_put(&c->scriptmap, key, k, &v) < 0)
 		c->oom = true;
 	return k;
+}
+
+/* MT_BUILD_PER_THREAD: the current thread's site for the place of site s. */
+static uint32_t thread_site(struct ctx *c, uint32_t s)
+{
+	uint64_t key = (uint64_t)s << 32 | (uint32_t)(c->cur - c->threads), v;
+	if (hm_get(&c->thread_sites, key, &v))
+		return (uint32_t)v;
+	struct mt_site place = c->rep->sites[s];
+	uint32_t own = new_site(c, place.frame, place.dom);
+	if (own == NO_SITE || own == s || c->oom)
+		return s; /* no room for it: counted at the place's */
+	c->rep->sites[own].stack = place.stack;
+	c->rep->sites[own].tid = c->cur->tid;
+	if (hm_put(&c->thread_sites, key, own, &v) < 0)
+		c->oom = true;
+	return own;
 }
 
 uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
@@ -168,9 +187,7 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 		return t->site[dom] = SITE_OUT;
 	if (t->stack && (s = stacks_site(c, t, dom)) != NO_SITE) {
 		/* native stacks: see stacks.h */
-		return t->site[dom] = t->script ? script_variant(c, s, t->script) : s;
-	}
-	if (dom < MT_DOM_PYMEM || !t->loc) {
+	} else if (dom < MT_DOM_PYMEM || !t->loc) {
 		if (c->native[dom] == NO_SITE)
 			c->native[dom] = new_site(c, 0, dom);
 		s = c->native[dom];
@@ -186,6 +203,8 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 		c->oom = true;
 		return 0;
 	}
+	if (c->per_thread)
+		s = thread_site(c, s);
 	if (t->script)
 		s = script_variant(c, s, t->script);
 	t->site[dom] = s;
@@ -209,8 +228,7 @@ void sites_finish(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	for (size_t i = 0; i < rep->nsites; i++)
-		if (rep->sites[i].epoch != c->epoch)
-			rep->sites[i].peak_bytes = rep->sites[i].live_bytes;
+		site_touch(c, (uint32_t)i);
 }
 
 uint32_t sites_new(struct ctx *c, uint32_t frame, int dom)
@@ -262,6 +280,7 @@ void sites_sum(struct mt_site *g, const struct mt_site *s)
 	g->live_bytes += s->live_bytes;
 	g->live_blocks += s->live_blocks;
 	g->peak_bytes += s->peak_bytes;
+	g->peak_blocks += s->peak_blocks;
 	g->temp_allocs += s->temp_allocs;
 	g->temp_bytes += s->temp_bytes;
 }

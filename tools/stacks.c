@@ -246,8 +246,8 @@ void stacks_finish(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	struct mt_native *n = rep->native;
-	if (!n || !rep->nsites)
-		return;
+	if (!n || !rep->nsites || c->per_thread)
+		return; /* MT_BUILD_PER_THREAD keeps every (stack, location, thread) */
 	/* the flame graph keeps every path */
 	n->paths = malloc(rep->nsites * sizeof *n->paths);
 	uint32_t *map = malloc(rep->nsites * sizeof *map);
@@ -335,17 +335,27 @@ static struct mt_symbolizer *symbolizer(const struct mt_report *rep)
 
 /* The source frames of node idx, outermost first (see mt_sym_lookup). */
 static size_t node_syms(const struct mt_report *rep, uint32_t idx, const struct mt_sym **out,
-			const char **module)
+			const struct mt_module **module)
 {
 	const struct mt_native *n = rep->native;
 	const struct mt_nframe *f = &n->frames[idx];
 	struct mt_symbolizer *s = symbolizer(rep);
 	const struct mt_module *m = f->module ? &n->modules[f->module - 1] : NULL;
-	*module = m ? mt_report_string(rep, m->path) : "";
+	*module = m;
 	if (!s)
 		return 0;
+	const char *path = m ? mt_report_string(rep, m->path) : NULL;
 	const char *build = m && m->build_id ? mt_report_string(rep, m->build_id) : NULL;
-	return mt_sym_lookup(s, f->module, m ? *module : NULL, m ? m->bias : 0, build, f->ip, out);
+	return mt_sym_lookup(s, f->module, path, m ? m->bias : 0, build, f->ip, out);
+}
+
+size_t mt_native_syms(const struct mt_report *rep, uint32_t node, const struct mt_sym **out,
+		      const struct mt_module **module)
+{
+	*module = NULL;
+	if (!rep->native || !node || node >= rep->native->nframes)
+		return 0;
+	return node_syms(rep, node, out, module);
 }
 
 /* The symbol table's name of node idx's function: enough to find the
@@ -362,30 +372,21 @@ static const char *node_name_cheap(const struct mt_report *rep, uint32_t idx)
 	return mt_sym_name(s, f->module, mt_report_string(rep, m->path), m->bias, build, f->ip);
 }
 
-static int append_node(const struct mt_report *rep, uint32_t node, struct mt_mframe **v,
-		       size_t *len, size_t *cap)
+static const char *module_path(const struct mt_report *rep, const struct mt_module *m)
 {
-	const struct mt_sym *syms;
-	const char *module;
-	size_t ns = node_syms(rep, node, &syms, &module);
-	if (mt_grow((void **)v, cap, *len + ns + 1, sizeof **v))
-		return -1;
-	for (size_t j = 0; j < ns; j++)
-		(*v)[(*len)++] = (struct mt_mframe){ syms[j].function,
-						     syms[j].file ? syms[j].file : "", module,
-						     syms[j].line, false };
-	return 0;
+	return m ? mt_report_string(rep, m->path) : "";
 }
 
-/* See mt_native_merged; trim: leave out the native frames under the
- * Python frames. */
-static size_t merged(const struct mt_report *rep, uint32_t stack, uint32_t frame, bool trim,
-		     struct mt_mframe **out)
+/* The merged stack of (stack, frame) as nodes, outermost first, into *out
+ * (malloc'd); trim: leave out the native frames under the Python frames.
+ * Without native stacks, the Python frames. */
+static size_t merged_nodes(const struct mt_report *rep, uint32_t stack, uint32_t frame, bool trim,
+			   struct mt_snode **out)
 {
 	const struct mt_native *n = rep->native;
-	size_t nn = 0, npy = 0, len = 0, cap = 0;
+	size_t nn = 0, npy = 0, len = 0;
 	uint32_t *nodes = NULL;
-	struct mt_mframe *v = NULL;
+	struct mt_snode *v = NULL;
 	*out = NULL;
 	if (!n || stack >= n->nframes)
 		stack = 0;
@@ -394,8 +395,12 @@ static size_t merged(const struct mt_report *rep, uint32_t stack, uint32_t frame
 	for (uint32_t k = frame; k && k < rep->nframes && npy < rep->nframes; k = rep->frames[k].parent)
 		npy++;
 	nodes = malloc((nn ? nn : 1) * sizeof *nodes);
-	if (!nodes)
+	v = malloc((nn + npy ? nn + npy : 1) * sizeof *v);
+	if (!nodes || !v) {
+		free(nodes);
+		free(v);
 		return 0;
+	}
 	size_t i = nn;
 	for (uint32_t k = stack; i > 0; k = n->frames[k].parent)
 		nodes[--i] = k; /* outermost first */
@@ -416,30 +421,50 @@ static size_t merged(const struct mt_report *rep, uint32_t stack, uint32_t frame
 		last++;
 	}
 	for (i = 0; i < first; i++)
-		if (append_node(rep, nodes[i], &v, &len, &cap))
-			goto oom;
-	if (npy) {
-		if (mt_grow((void **)&v, &cap, len + npy + 1, sizeof *v))
-			goto oom;
-		size_t k = len + npy;
-		for (uint32_t f = frame; f && k > len; f = rep->frames[f].parent) {
-			const struct mt_frame *pf = &rep->frames[f];
-			v[--k] = (struct mt_mframe){ mt_report_string(rep, pf->function),
-						     mt_report_string(rep, pf->file), NULL, pf->line,
-						     true };
-		}
-		len += npy;
-	}
+		v[len++] = (struct mt_snode){ nodes[i], 0 };
+	size_t k = len + npy;
+	for (uint32_t f = frame; f && k > len; f = rep->frames[f].parent)
+		v[--k] = (struct mt_snode){ 0, f };
+	len += npy;
 	for (i = last; i < nn && !(trim && npy); i++)
-		if (append_node(rep, nodes[i], &v, &len, &cap))
-			goto oom;
+		v[len++] = (struct mt_snode){ nodes[i], 0 };
 	free(nodes);
 	*out = v;
 	return len;
-oom:
+}
+
+/* See mt_native_merged; trim as for merged_nodes. */
+static size_t merged(const struct mt_report *rep, uint32_t stack, uint32_t frame, bool trim,
+		     struct mt_mframe **out)
+{
+	struct mt_snode *nodes;
+	size_t nn = merged_nodes(rep, stack, frame, trim, &nodes), len = 0, cap = 0;
+	struct mt_mframe *v = NULL;
+	*out = NULL;
+	for (size_t i = 0; i < nn; i++) {
+		const struct mt_sym *syms;
+		const struct mt_module *m;
+		size_t ns = nodes[i].python ? 1 : node_syms(rep, nodes[i].native, &syms, &m);
+		if (mt_grow((void **)&v, &cap, len + ns + 1, sizeof *v)) {
+			free(v);
+			free(nodes);
+			return 0;
+		}
+		if (nodes[i].python) {
+			const struct mt_frame *pf = &rep->frames[nodes[i].python];
+			v[len++] = (struct mt_mframe){ mt_report_string(rep, pf->function),
+						       mt_report_string(rep, pf->file), NULL,
+						       pf->line, true };
+			continue;
+		}
+		for (size_t j = 0; j < ns; j++)
+			v[len++] = (struct mt_mframe){ syms[j].function,
+						       syms[j].file ? syms[j].file : "",
+						       module_path(rep, m), syms[j].line, false };
+	}
 	free(nodes);
-	free(v);
-	return 0;
+	*out = v;
+	return len;
 }
 
 size_t mt_native_merged(const struct mt_report *rep, uint32_t stack, uint32_t frame,
@@ -448,14 +473,24 @@ size_t mt_native_merged(const struct mt_report *rep, uint32_t stack, uint32_t fr
 	return merged(rep, stack, frame, false, out);
 }
 
+/* Made by the interpreter for a Python line: its own frames under that
+ * line would only split the line's figures into many nodes. */
+static bool trimmed(const struct mt_native *n, uint32_t stack, uint32_t frame)
+{
+	struct mt_site as_site = { .frame = frame, .stack = stack };
+	return n && stack && frame && !ident_node(n, &as_site);
+}
+
 size_t mt_flame_frames(const struct mt_report *rep, const struct mt_site *path,
 		       struct mt_mframe **out)
 {
-	const struct mt_native *n = rep->native;
-	/* made by the interpreter for a Python line: its own frames under
-	 * that line would only split the line's figures into many nodes */
-	bool trim = n && path->stack && path->frame && !ident_node(n, path);
-	return merged(rep, path->stack, path->frame, trim, out);
+	return merged(rep, path->stack, path->frame, trimmed(rep->native, path->stack, path->frame),
+		      out);
+}
+
+size_t mt_site_stack(const struct mt_report *rep, const struct mt_site *s, struct mt_snode **out)
+{
+	return merged_nodes(rep, s->stack, s->frame, trimmed(rep->native, s->stack, s->frame), out);
 }
 
 bool mt_native_where(const struct mt_report *rep, const struct mt_site *s, struct mt_mframe *out)
@@ -467,12 +502,13 @@ bool mt_native_where(const struct mt_report *rep, const struct mt_site *s, struc
 	if (!id)
 		return false;
 	const struct mt_sym *syms;
-	const char *module;
-	size_t ns = node_syms(rep, id, &syms, &module);
+	const struct mt_module *m;
+	size_t ns = node_syms(rep, id, &syms, &m);
 	if (!ns)
 		return false;
 	const struct mt_sym *in = &syms[ns - 1];
-	*out = (struct mt_mframe){ in->function, in->file ? in->file : "", module, in->line, false };
+	*out = (struct mt_mframe){ in->function, in->file ? in->file : "", module_path(rep, m),
+				   in->line, false };
 	return true;
 }
 

@@ -78,6 +78,27 @@ struct mt_mframe {
 size_t mt_native_merged(const struct mt_report *rep, uint32_t stack, uint32_t frame,
 			struct mt_mframe **out);
 
+/* One frame of a site's stack, for the exports: a native stack node (an
+ * index into mt_native.frames) or a Python frame (into mt_report.frames);
+ * exactly one of them is nonzero. */
+struct mt_snode {
+	uint32_t native, python;
+};
+
+/* The stack the flame graph shows for a site, outermost first, into *out
+ * (malloc'd; free it): its merged stack, without the interpreter's own
+ * frames under the Python line when the site is that line (see above);
+ * without native stacks, its Python frames.  Returns the count; 0 with
+ * *out NULL when empty or out of memory. */
+size_t mt_site_stack(const struct mt_report *rep, const struct mt_site *s, struct mt_snode **out);
+
+/* The source frames of a native stack node, outermost first (see
+ * mt_sym_lookup in symbolize.h), and the object it is in (NULL: none).
+ * Returns the count; 0 when there are none. */
+struct mt_sym;
+size_t mt_native_syms(const struct mt_report *rep, uint32_t node, const struct mt_sym **out,
+		      const struct mt_module **module);
+
 /* The identity frame of a site with a native stack (see above); false
  * when the site is a Python location or has no native stack. */
 bool mt_native_where(const struct mt_report *rep, const struct mt_site *s, struct mt_mframe *out);

@@ -247,7 +247,8 @@ static const char *symbol_at(struct mt_symbolizer *s, uint32_t idx, GElf_Addr ad
 	return NULL;
 }
 
-static int push(struct mt_symbolizer *s, const char *function, const char *file, uint64_t line)
+static int push(struct mt_symbolizer *s, const char *function, const char *file, uint64_t line,
+		bool known)
 {
 	if (s->nframes == s->frames_cap) {
 		size_t cap = s->frames_cap ? 2 * s->frames_cap : 256;
@@ -257,7 +258,7 @@ static int push(struct mt_symbolizer *s, const char *function, const char *file,
 		s->frames = p;
 		s->frames_cap = cap;
 	}
-	s->frames[s->nframes++] = (struct mt_sym){ function ? function : "??", file, line };
+	s->frames[s->nframes++] = (struct mt_sym){ function ? function : "??", file, line, known };
 	return 0;
 }
 
@@ -290,7 +291,8 @@ static size_t dwarf_frames(struct mt_symbolizer *s, Dwfl_Module *m, GElf_Addr ad
 		if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine &&
 		    tag != DW_TAG_entry_point)
 			continue;
-		if (push(s, die_name(s, &scopes[i]), keep_copy(s, file), line > 0 ? (uint64_t)line : 0))
+		if (push(s, die_name(s, &scopes[i]), keep_copy(s, file), line > 0 ? (uint64_t)line : 0,
+			 true))
 			break;
 		pushed++;
 		if (tag != DW_TAG_inlined_subroutine)
@@ -329,7 +331,7 @@ static size_t resolve(struct mt_symbolizer *s, uint32_t module, const char *path
 			if (l)
 				file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
 			return push(s, name_of(s, name), keep_copy(s, file),
-				    line > 0 ? (uint64_t)line : 0) ? 0 : 1;
+				    line > 0 ? (uint64_t)line : 0, true) ? 0 : 1;
 		}
 	}
 	char *name = NULL;
@@ -339,7 +341,7 @@ static size_t resolve(struct mt_symbolizer *s, uint32_t module, const char *path
 		     : asprintf(&name, "0x%llx", (unsigned long long)ip);
 	if (r < 0)
 		name = NULL;
-	return push(s, keep(s, name), NULL, 0) ? 0 : 1;
+	return push(s, keep(s, name), NULL, 0, false) ? 0 : 1;
 }
 
 size_t mt_sym_lookup(struct mt_symbolizer *s, uint32_t module, const char *path, uint64_t bias,

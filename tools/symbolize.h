@@ -10,6 +10,7 @@
 #ifndef MEMTRACE_SYMBOLIZE_H
 #define MEMTRACE_SYMBOLIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct mt_sym {
 	const char *function; /* demangled when C++; "module+0x1f2e" when unknown */
 	const char *file;
 	uint64_t line;
+	bool known;           /* false: the function is unknown */
 };
 
 struct mt_symbolizer;

@@ -170,6 +170,8 @@ enum mt_header_key {
 	MT_H_PY_DEPTH = MT_KEY_VARINT(10),  /* Python frames kept per location */
 	MT_H_ARENA_SIZE = MT_KEY_VARINT(11), /* pymalloc arena size, if Python */
 	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
+	MT_H_PY_FREE_THREADED = MT_KEY_VARINT(13), /* 1: a free-threaded CPython (no
+						    * pymalloc: no pool or arena size) */
 };
 
 /* Footer keys. */

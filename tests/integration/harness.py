@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import os
+import pty
 import re
 import shutil
 import struct
@@ -62,29 +63,82 @@ def clean_env(**extra):
 
 # ---- interpreters ----------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class Python:
+    """A CPython the tests run on."""
+    label: str            # "3.11 static", "3.11 path", "3.13", "3.13t"
+    exe: str              # the real executable (never a shell shim)
+    version: tuple        # (3, 13)
+    free_threaded: bool   # --disable-gil: no pymalloc, no GIL
+
+    @property
+    def pymalloc(self):
+        return not self.free_threaded
+
+
+_PROBE = ("import sys, sysconfig; print(sys.executable); print(*sys.version_info[:2]);"
+          "print(int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))")
+
+
+def _extra_pythons():
+    """The interpreters scripts/pythons.sh built: the paths scripts/test.sh
+    passes in MEMTRACE_TEST_PYTHONS (colon-separated), or, when a test runs
+    by hand, the ones already in pythons.sh's cache."""
+    given = os.environ.get("MEMTRACE_TEST_PYTHONS")
+    if given is not None:
+        return [p for p in given.split(":") if p]
+    out = subprocess.run([str(REPO / "scripts" / "pythons.sh"), "--cached"],
+                         capture_output=True, text=True, timeout=60)
+    return out.stdout.split() if out.returncode == 0 else []
+
+
 def _interpreters():
-    """{label: real executable} of the CPythons on the machine: Debian's
-    static /usr/bin/python3 and the shared-libpython one behind `python3` on
-    PATH (pyenv's `python3` is a shell script, never traced directly)."""
+    """{label: Python} of the CPythons on the machine: Debian's static
+    /usr/bin/python3 and the shared-libpython one behind `python3` on PATH
+    (pyenv's `python3` is a shell script, never traced directly), both
+    3.11, then 3.13 and 3.13t from scripts/pythons.sh."""
     found = {}
-    for label, exe in (("static", "/usr/bin/python3"), ("path", shutil.which("python3"))):
+    candidates = [("static", "/usr/bin/python3"), ("path", shutil.which("python3"))]
+    candidates += [(None, p) for p in _extra_pythons()]
+    for kind, exe in candidates:
         if not exe or not os.access(exe, os.X_OK):
             continue
         try:
-            real = subprocess.run([exe, "-c", "import sys; print(sys.executable)"],
-                                  capture_output=True, text=True, timeout=60,
-                                  env=clean_env()).stdout.strip()
+            out = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True,
+                                 timeout=60, env=clean_env()).stdout.split()
         except OSError:
             continue
-        if real and Path(real).exists() and real not in found.values():
-            found[label] = real
+        if len(out) != 4 or not Path(out[0]).exists():
+            continue
+        real, major, minor, ft = out[0], int(out[1]), int(out[2]), out[3] == "1"
+        if real in (p.exe for p in found.values()):
+            continue
+        label = "%d.%d%s" % (major, minor, "t" if ft else "")
+        if kind:
+            label += " " + kind
+        found[label] = Python(label, real, (major, minor), ft)
     return found
 
 
-PYTHONS = _interpreters()
+INTERPRETERS = _interpreters()
+# {label: executable}
+PYTHONS = {label: p.exe for label, p in INTERPRETERS.items()}
+
+
+def python_of(exe):
+    """The Python record of an executable in PYTHONS."""
+    return next(p for p in INTERPRETERS.values() if p.exe == exe)
 
 
 # ---- program output ------------------------------------------------------
+
+def marker_line(path, marker):
+    """The number of the first line of a source file that holds marker."""
+    for number, text in enumerate(Path(path).read_text().splitlines(), 1):
+        if marker in text:
+            return number
+    raise AssertionError("no %s in %s" % (marker, path))
+
 
 # The programs' names for the report's malloc-domain figures.
 REPORT_KEYS = {"allocs": "allocs", "frees": "frees", "reallocs": "reallocs",
@@ -191,6 +245,26 @@ def run_valgrind(argv, workdir, expect_rc=0):
     return ValgrindRun(proc.pid, summaries, stdout)
 
 
+# ---- headless Chromium -----------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def run_chromium(url, workdir, *args):
+    """Headless Chromium on url with a fresh profile under workdir and no
+    network of its own (no updates, sync, QUIC or extensions); WebGL, if
+    the page wants it, is software (SwiftShader).  Returns the finished
+    process; its stderr has the page's console lines ("CONSOLE")."""
+    profile = tempfile.mkdtemp(prefix="profile.", dir=workdir)
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            "--enable-unsafe-swiftshader", "--lang=en-US",
+            "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0", *args, url]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir)
+
+
 # ---- traced runs and reports ---------------------------------------------
 
 @dataclasses.dataclass
@@ -229,10 +303,29 @@ def trace_blocks(path):
     return blocks
 
 
-def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None):
+def _read_terminal(master):
+    """What a process wrote to the terminal whose master end this is, once
+    every writer has closed it ("\r\n" back to "\n")."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: no writer left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+
+
+def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None,
+               terminal=False):
     """Runs argv with the tracer.  Its traces go to a fresh directory under
     workdir (output is the MEMTRACE_OUTPUT file name in there, or None to
-    leave MEMTRACE_OUTPUT unset) and are all returned, oldest first."""
+    leave MEMTRACE_OUTPUT unset) and are all returned, oldest first.  With
+    terminal, stderr is a terminal (the tracer says where the trace went
+    only to a terminal)."""
     outdir = Path(tempfile.mkdtemp(prefix="run.", dir=workdir))
     settings = {"LD_PRELOAD": str(LIB)}
     if output is not None:
@@ -240,9 +333,17 @@ def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None)
     if quiet:
         settings["MEMTRACE_QUIET"] = "1"
     settings.update(env or {})
+    master = slave = None
+    if terminal:
+        master, slave = pty.openpty()
     proc = subprocess.Popen(argv, env=clean_env(**settings), cwd=cwd or outdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE,
+                            stderr=slave if terminal else subprocess.PIPE, text=True)
+    if terminal:
+        os.close(slave)
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    if terminal:
+        stderr = _read_terminal(master)
     traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
     return Run(proc.returncode, stdout, stderr, proc.pid, traces)
 

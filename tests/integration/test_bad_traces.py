@@ -8,6 +8,8 @@ must give that status, print something on stderr when it is not 0, write a
 complete report when there is one, and never trip a sanitizer.  The same
 files seed the fuzz test (fuzz/run_fuzz.sh)."""
 
+import gzip
+import json
 import subprocess
 import unittest
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 from harness import CLI, TIMEOUT, TracerTestCase
 
 BAD = Path(__file__).resolve().parent / "bad_traces"
-FORMATS = ("text", "json", "html", "folded")
+FORMATS = ("text", "json", "html", "folded", "pprof", "speedscope")
 SANITIZERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
 
@@ -51,9 +53,13 @@ class BadTraces(TracerTestCase):
                         self.assertNotIn(word, proc.stderr)
                     if status != 0:
                         self.assertTrue(proc.stderr.strip(), "no message on stderr")
-                    if status in (0, 3):
+                    if status in (0, 3) and fmt == "pprof":
+                        self.assertEqual(gzip.decompress(out.read_bytes())[:1], b"\n")
+                    elif status in (0, 3):
                         text = out.read_text(encoding="utf-8")
-                        if fmt == "html":
+                        if fmt == "speedscope":
+                            self.assertIn("profiles", json.loads(text))
+                        elif fmt == "html":
                             self.assertTrue(text.rstrip().endswith("</html>"))
                         elif fmt != "folded":
                             self.assertTrue(text.strip())

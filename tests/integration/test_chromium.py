@@ -28,10 +28,8 @@ import unittest
 import zlib
 from pathlib import Path
 
-from harness import CLI, REPO, TIMEOUT, TracerTestCase
+from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, run_chromium
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(n)), None)
 SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
 SCRIPT = """\
@@ -219,14 +217,7 @@ class Browser(TracerTestCase):
                         str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
 
     def chromium(self, *args, page=None):
-        profile = tempfile.mkdtemp(prefix="profile.", dir=self.tmp)
-        argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-extensions",
-                "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0",
-                *args, (page or self.page).as_uri()]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
-                              cwd=self.tmp)
+        proc = run_chromium((page or self.page).as_uri(), self.tmp, *args)
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
         self.assertEqual(console, [], "console messages")

@@ -1,11 +1,18 @@
 """CPython's own regression tests give the same results with and without the
-tracer.  They come with the interpreter on PATH (pyenv ships the `test`
-package; Debian's /usr/bin/python3 does not), and exercise exactly what the
-shim touches: lists, dicts, the garbage collector, tracemalloc alongside us,
-threads, subprocesses and ctypes.
+tracer, on 3.11 (pyenv's, the interpreter on PATH: it ships the `test`
+package, Debian's /usr/bin/python3 does not) and on 3.13 (scripts/pythons.sh
+installs it with its tests).  They exercise exactly what the shim touches:
+lists, dicts, the garbage collector, tracemalloc alongside us, threads,
+subprocesses (and on 3.11 ctypes).  On 3.13 the traced suite runs twice,
+with MEMTRACE_QUIET=1 and with it unset: a traced child writes nothing to
+a stderr that is not a terminal either way.
+
+What still differs is listed in KNOWN_313, each with its reason; the test
+fails if anything else differs, or if one of those stops differing.  A
+limitation shared with tracemalloc, sys._debugmallocstats() losing its
+pymalloc section, is checked in test_pyshim.py (test_sys is not run here).
 """
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -13,25 +20,33 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import LIB, TracerTestCase, clean_env
-from test_pyshim import PYTHONS
+from harness import INTERPRETERS, LIB, TracerTestCase, clean_env
 
-MODULES = ["test_list", "test_dict", "test_gc", "test_tracemalloc", "test_threading",
-           "test_subprocess", "test_ctypes"]
+MODULES = ["test_gc", "test_list", "test_dict", "test_threading", "test_tracemalloc",
+           "test_subprocess"]
 TIMEOUT = 900
 
+# Outcomes on 3.13 that the tracer changes.  CPython 3.12 and later warn at
+# os.fork() when /proc/self/stat counts more than one thread
+# (warn_about_fork_with_threads, Modules/posixmodule.c): the tracer's writer
+# thread is one, so a single-threaded program that forks gets a
+# DeprecationWarning on stderr, which these two tests forbid.
+KNOWN_313 = {
+    "test.test_threading.ThreadTests.test_main_thread_after_fork": ("ok", "failure"),
+    "test.test_threading.ThreadTests.test_native_id_after_fork": ("ok", "failure"),
+}
 
-def with_test_package():
-    """Debian's interpreter has regrtest but not the tests themselves."""
-    for python in PYTHONS:
-        probe = subprocess.run([python, "-c", "import test.test_list"],
+
+def with_test_package(version):
+    """The first interpreter of that version with CPython's test package."""
+    for py in INTERPRETERS.values():
+        if py.version != version or py.free_threaded:
+            continue
+        probe = subprocess.run([py.exe, "-c", "import test.test_list"],
                                capture_output=True, env=clean_env())
         if probe.returncode == 0:
-            return python
+            return py.exe
     return None
-
-
-PYTHON = with_test_package()
 
 
 def outcomes(xml_path):
@@ -44,28 +59,51 @@ def outcomes(xml_path):
     return result
 
 
-@unittest.skipUnless(PYTHON, "no interpreter with CPython's test package")
 class RegressionTests(TracerTestCase):
 
-    def run_suite(self, traced):
-        xml = self.tmp / ("traced.xml" if traced else "plain.xml")
+    def run_suite(self, python, modules, name, traced=False, quiet=True):
+        xml = self.tmp / (name + ".xml")
         env = {}
         if traced:
             traces = Path(tempfile.mkdtemp(prefix="traces.", dir=self.tmp))
-            env = {"LD_PRELOAD": str(LIB), "MEMTRACE_QUIET": "1",
-                   "MEMTRACE_OUTPUT": str(traces / "%p.trace")}
-        subprocess.run([PYTHON, "-m", "test", "-j2", "--junit-xml", str(xml), *MODULES],
+            env = {"LD_PRELOAD": str(LIB), "MEMTRACE_OUTPUT": str(traces / "%p.trace")}
+            if quiet:
+                env["MEMTRACE_QUIET"] = "1"
+        subprocess.run([python, "-m", "test", "-j2", "--junit-xml", str(xml), *modules],
                        env=clean_env(**env), cwd=self.tmp, capture_output=True,
                        timeout=TIMEOUT)
         return outcomes(xml)
 
-    def test_same_results(self):
-        plain = self.run_suite(traced=False)
-        traced = self.run_suite(traced=True)
-        self.assertGreater(len(plain), 1000, "too few tests ran")
+    def assert_same(self, plain, traced, known=None):
+        self.assertGreater(len(plain), 700, "too few tests ran")
         self.assertEqual(sorted(traced), sorted(plain), "not the same tests ran")
         differ = {t: (plain[t], traced[t]) for t in plain if plain[t] != traced[t]}
-        self.assertEqual(differ, {}, "outcomes (untraced, traced) that differ")
+        self.assertEqual(differ, known or {}, "outcomes (untraced, traced) that differ")
+
+
+PY311 = with_test_package((3, 11))
+PY313 = with_test_package((3, 13))
+
+
+@unittest.skipUnless(PY311, "no 3.11 interpreter with CPython's test package")
+class Python311(RegressionTests):
+
+    def test_same_results(self):
+        modules = MODULES + ["test_ctypes"]
+        plain = self.run_suite(PY311, modules, "plain")
+        self.assert_same(plain, self.run_suite(PY311, modules, "traced", traced=True))
+
+
+@unittest.skipUnless(PY313, "no 3.13 interpreter with CPython's test package")
+class Python313(RegressionTests):
+
+    def test_same_results(self):
+        plain = self.run_suite(PY313, MODULES, "plain")
+        for quiet in (True, False):
+            with self.subTest(MEMTRACE_QUIET="1" if quiet else "unset"):
+                traced = self.run_suite(PY313, MODULES, "traced-%d" % quiet, traced=True,
+                                        quiet=quiet)
+                self.assert_same(plain, traced, KNOWN_313)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The six labs, run as the README's first command runs them: every lab under
-the tracer with every CPython on the machine.  Each lab's headline figures,
-read from its JSON report, must be what CPython 3.11 really does; a
-regression in the tracer or the reporter turns one of them red.  The seed's
-own scripts (labs/seed/, no marks) are asserted from the line-by-line view
-of the main script alone.
+the tracer with every CPython on the machine (harness.INTERPRETERS: 3.11
+static and shared, 3.13, 3.13t).  Each lab's headline figures, read from its
+JSON report, must be what that CPython really does (pyfacts.py, and the
+notes run_labs.py adds where an interpreter differs); a regression in the
+tracer or the reporter turns one of them red.  The seed's own scripts
+(labs/seed/, no marks) are asserted from the line-by-line view of the main
+script alone.
 """
 
 import json
@@ -12,13 +14,15 @@ import sys
 import unittest
 from pathlib import Path
 
-from harness import CLI, REPO, TracerTestCase
+import pyfacts
+from harness import CLI, INTERPRETERS, REPO, TracerTestCase, python_of
 
 RUN_LABS = REPO / "labs" / "run_labs.py"
-MILLION = 1_000_000
-CACHED_INTS = 257  # 0..256 are preallocated; the comprehension starts at 0
+MILLION = pyfacts.MILLION
+CACHED_INTS = pyfacts.CACHED_INTS
 
 
+@unittest.skipUnless(INTERPRETERS, "no Python interpreter found")
 class Labs(TracerTestCase):
 
     @classmethod
@@ -26,9 +30,10 @@ class Labs(TracerTestCase):
         super().setUpClass()
         import tempfile
         cls.out = Path(tempfile.mkdtemp(prefix="memtrace-labs."))
+        given = [a for py in INTERPRETERS.values() for a in ("--python", py.exe)]
         proc = subprocess.run([sys.executable, str(RUN_LABS), "--build", str(CLI.parent),
-                               "--out", str(cls.out)], capture_output=True, text=True,
-                              timeout=600)
+                               "--out", str(cls.out), "--only-given", *given],
+                              capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise AssertionError("run_labs.py failed:\n%s\n%s" % (proc.stdout, proc.stderr))
         cls.overview = proc.stdout
@@ -38,12 +43,19 @@ class Labs(TracerTestCase):
                     for n in range(1, 7)}
 
     def each(self, number, labs=None):
-        """(python, figures) of every interpreter the lab ran with."""
+        """(Python, figures) of every interpreter the lab ran with."""
         entries = (labs or self.labs)[number]["interpreters"]
-        self.assertGreaterEqual(len(entries), 1)
+        self.assertEqual(sorted(e["python"] for e in entries),
+                         sorted(py.exe for py in INTERPRETERS.values()))
         for entry in entries:
-            with self.subTest(python=entry["python"]):
-                yield entry["figures"]
+            py = python_of(entry["python"])
+            with self.subTest(python=py.label):
+                self.assertEqual(entry["free_threaded"], py.free_threaded)
+                yield py, entry["figures"]
+
+    def notes(self, number, py):
+        return next(e["notes"] for e in self.labs[number]["interpreters"]
+                    if e["python"] == py.exe)
 
     def test_reports_written(self):
         for out in (self.out, self.out / "seed"):
@@ -54,72 +66,97 @@ class Labs(TracerTestCase):
                 text = (out / ("lab%d.txt" % n)).read_text()
                 self.assertIn("Lab %d:" % n, text)
         lines = self.overview.splitlines()
-        runs = 6 * len(self.labs[1]["interpreters"])
+        runs = 6 * len(INTERPRETERS)
         self.assertEqual(sum(l.startswith("lab ") for l in lines), runs)
         self.assertEqual(sum(l.startswith("seed lab ") for l in lines), runs)
         # the seed's reports show the script line by line, with its source
         text = (self.out / "seed" / "lab5.txt").read_text()
         self.assertIn("main script, line by line:", text)
-        self.assertRegex(text, r"\n +4 +0 +999,7\d\d .* -30 .*  del big_data\n")
+
+    def test_version_notes(self):
+        """Each difference by interpreter comes with its reason."""
+        for py in INTERPRETERS.values():
+            with self.subTest(python=py.label):
+                first = self.notes(1, py)
+                if py.free_threaded:
+                    self.assertEqual(len(first), 1)
+                    self.assertIn("Py_GIL_DISABLED requires using mimalloc", first[0])
+                    self.assertTrue(any("gc_free_threading.c" in note
+                                        for note in self.notes(5, py)))
+                else:
+                    self.assertEqual(first, [])
+                inline = [note for note in self.notes(5, py) if "PEP 709" in note]
+                self.assertEqual(len(inline), 1 if pyfacts.inline(py) else 0)
 
     def test_lab1_interning(self):
-        for f in self.each(1):
+        for py, f in self.each(1):
             self.assertEqual(f["small_int_objects"], 0)
             self.assertEqual(f["constant_objects"], 0)
             self.assertEqual(f["runtime_objects"], 2)
-            self.assertEqual(f["runtime_classes"], {"32": 2})
+            self.assertEqual(f["runtime_classes"], {str(pyfacts.int_block(py)): 2})
 
     def test_lab2_second_name(self):
-        for f in self.each(2):
+        for _, f in self.each(2):
             self.assertEqual((f["allocs"], f["frees"]), (0, 0))
 
     def test_lab3_identity(self):
-        for f in self.each(3):
+        for py, f in self.each(3):
             self.assertEqual(f["small_int_objects"], 0)
             self.assertEqual(f["big_int_objects"], 1)
-            self.assertEqual(f["big_int_classes"], {"32": 1})
-            self.assertEqual(f["append_allocs"], 0)
+            self.assertEqual(f["big_int_classes"], {str(pyfacts.int_block(py)): 1})
+            # the free-threaded list_resize allocates a new array
+            self.assertEqual(f["append_allocs"], 1 if py.free_threaded else 0)
             self.assertEqual(f["append_resizes"], 1)
             self.assertEqual(f["append_chain"], [2, 8])
             self.assertEqual(f["append_slack_slots"], 5)
             self.assertGreater(f["string_obj_allocs"], 0)
+            # mimalloc serves large blocks itself
+            if py.free_threaded:
+                self.assertEqual(f["string_raw_allocs"], 0)
+            else:
+                self.assertGreater(f["string_raw_allocs"], 0)
 
     def test_lab4_copies(self):
-        for f in self.each(4):
+        for py, f in self.each(4):
             self.assertEqual(f["alias_allocs"], 0)
-            # The outer list object comes from CPython's free list when one
-            # is there (it is, after start-up, in both interpreters); its
-            # 2-item buffer (16 bytes) is always a new PyMem block.
-            self.assertIn(f["slice_allocs"], (1, 2))
-            self.assertEqual(f["slice_classes"].get("16"), 1)
+            # The outer list object comes from CPython's free list, which
+            # start-up has filled; only its 2-item buffer is allocated: 16
+            # bytes, or on a free-threaded build 24 (the array's capacity
+            # first) in the 32-byte class.
+            self.assertEqual(f["slice_allocs"], 1)
+            self.assertEqual(f["slice_classes"], {"32" if py.free_threaded else "16": 1})
             self.assertGreater(f["deep_allocs"], f["slice_allocs"])
-            self.assertEqual(f["append_allocs"], 0)
+            self.assertEqual(f["append_allocs"], 1 if py.free_threaded else 0)
             self.assertEqual(f["append_resizes"], 1)
 
     def test_lab5_gc(self):
-        for f in self.each(5):
-            # one 32-byte int per item not in the small-int cache, plus at
-            # most a handful of other 32-byte blocks the interpreter makes
-            # while running the comprehension
-            self.assertGreaterEqual(f["int_objects_32"], MILLION - CACHED_INTS)
-            self.assertLessEqual(f["int_objects_32"], MILLION - CACHED_INTS + 16)
+        for py, f in self.each(5):
+            # one int per item not in the small-int cache, plus at most a
+            # handful of other blocks of the same class the interpreter
+            # makes while running the comprehension
+            self.assertEqual(f["int_block"], pyfacts.int_block(py))
+            self.assertGreaterEqual(f["int_objects"], MILLION - CACHED_INTS)
+            self.assertLessEqual(f["int_objects"], MILLION - CACHED_INTS + 16)
+            self.assertEqual(f["list_resizes"], pyfacts.list_resizes(py, MILLION))
+            self.assertEqual(f["final_capacity"], pyfacts.list_capacities(MILLION)[-1])
+            self.assertGreaterEqual(f["del_frees"], MILLION - CACHED_INTS)
+            self.assertLess(f["collect_frees"], 1000)
+            if py.free_threaded:
+                self.assertEqual((f["build_arenas"], f["arenas_peak"]), (0, 0))
+                continue
             self.assertGreaterEqual(f["build_arenas"], 30)
             self.assertLessEqual(f["del_arenas"], -29)
             self.assertEqual(f["collect_arenas"], 0)
-            self.assertEqual(f["list_resizes"], 86)
-            self.assertEqual(f["final_capacity"], 1_056_084)
-            self.assertGreaterEqual(f["del_frees"], MILLION - CACHED_INTS)
-            self.assertLess(f["collect_frees"], 1000)
 
     def test_lab6_sizes(self):
-        for f in self.each(6):
+        for _, f in self.each(6):
             self.assertEqual(f["list_mem_allocs"], 1)
             self.assertEqual(f["tuple_mem_allocs"], 0)
 
     # ---- the seed's scripts, from the line-by-line view alone ----
 
     def test_seed1_interning(self):
-        for f in self.each(1, self.seed):
+        for py, f in self.each(1, self.seed):
             # no line binding an int allocates an int; the one block of
             # `y = 100` is the module's namespace growing (CPython 3.11's
             # dict keys table for 16 entries is 400 bytes; an int is 32)
@@ -128,11 +165,11 @@ class Labs(TracerTestCase):
             self.assertEqual(f["y_obj"], [1, 400])
 
     def test_seed2_second_name(self):
-        for f in self.each(2, self.seed):
+        for py, f in self.each(2, self.seed):
             self.assertEqual((f["second_allocs"], f["second_frees"]), (0, 0))
 
     def test_seed3_identity(self):
-        for f in self.each(3, self.seed):
+        for py, f in self.each(3, self.seed):
             self.assertEqual(f["plus_allocs"], 0)
             self.assertEqual(f["make_mem"], [1, 16])  # two item slots
             # the append: one realloc of the item buffer, 2 to 8 slots
@@ -142,7 +179,7 @@ class Labs(TracerTestCase):
             self.assertEqual(f["append_freed"], 16)
 
     def test_seed4_copies(self):
-        for f in self.each(4, self.seed):
+        for py, f in self.each(4, self.seed):
             self.assertEqual(f["alias_allocs"], 0)
             # the slice: a 2-slot item buffer, and the list object unless
             # CPython's free list of lists had one (it depends on what the
@@ -153,7 +190,7 @@ class Labs(TracerTestCase):
             self.assertEqual((f["append_resizes"], f["append_allocs"]), (1, 1))
 
     def test_seed5_gc(self):
-        for f in self.each(5, self.seed):
+        for py, f in self.each(5, self.seed):
             self.assertEqual(f["build_resizes"], 86)
             self.assertGreaterEqual(f["build_arenas"], 30)
             # del frees every int made (1,000,000 less the 257 cached) and
@@ -169,7 +206,7 @@ class Labs(TracerTestCase):
             self.assertLess(f["collect_bytes"], 32 * 1024)
 
     def test_seed6_sizes(self):
-        for f in self.each(6, self.seed):
+        for py, f in self.each(6, self.seed):
             # getsizeof(list) = 56 + 48: six slots for five items
             self.assertEqual(f["list_mem"], [1, 48])
             self.assertEqual(f["list_slots"], 6)

@@ -13,7 +13,7 @@ import subprocess
 import textwrap
 import unittest
 
-from harness import CLI, PROGS, REPO, STORM, TracerTestCase, clean_env, prog
+from harness import CLI, PROGS, REPO, STORM, TracerTestCase, clean_env, marker_line, prog
 
 SRC = REPO / "tests" / "progs"
 LIB_SO = PROGS / "libnstack_lib.so"
@@ -22,13 +22,6 @@ PYTHONS = [p for p in ("/usr/bin/python3", "/root/.pyenv/versions/3.11.7/bin/pyt
 NATIVE_ENV = {"MEMTRACE_NATIVE": "1", "MEMTRACE_PY_DEPTH": "128"}
 # What libunwind and the symbolizer must see for the stacks to be complete.
 EVAL_NAMES = ("_PyEval_EvalFrameDefault", "_PyEval_Vector", "PyEval_EvalCode")
-
-
-def marker_line(path, marker):
-    for number, text in enumerate(path.read_text().splitlines(), 1):
-        if marker in text:
-            return number
-    raise AssertionError("no %s in %s" % (marker, path))
 
 
 def frame_tuple(f):
@@ -277,8 +270,9 @@ class Unwinders(TracerTestCase):
     ones that differ: there must be none."""
 
     def checked(self, argv, at_least, **env):
-        run = self.run_traced_ok(argv, env={**NATIVE_ENV, **env,
-                                            "MEMTRACE_NATIVE_UNWIND": "check"})
+        # the count is a message on stderr, which MEMTRACE_QUIET=1 would silence
+        run = self.run_traced_ok(argv, quiet=False,
+                                 env={**NATIVE_ENV, **env, "MEMTRACE_NATIVE_UNWIND": "check"})
         m = CHECKED.search(run.stderr)
         self.assertIsNotNone(m, run.stderr)
         self.assertEqual(int(m.group(2)), 0, run.stderr)
@@ -329,7 +323,7 @@ class Unwinders(TracerTestCase):
                              50000, MEMTRACE_NATIVE_DEPTH=depth)
 
     def test_bad_setting(self):
-        run = self.run_traced_ok([prog("unwind_cases")],
+        run = self.run_traced_ok([prog("unwind_cases")], quiet=False,
                                  env={**NATIVE_ENV, "MEMTRACE_NATIVE_UNWIND": "fast"})
         self.assertIn('ignoring MEMTRACE_NATIVE_UNWIND="fast"', run.stderr)
         self.report_ok(run.traces[0])

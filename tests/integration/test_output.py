@@ -51,7 +51,7 @@ class Transparency(TracerTestCase):
 class Messages(TracerTestCase):
 
     def test_exit_message_names_file_and_event_count(self):
-        run = self.run_traced_ok([prog("every_call")], quiet=False)
+        run = self.run_traced_ok([prog("every_call")], quiet=False, terminal=True)
         lines = run.stderr.splitlines()
         self.assertEqual(len(lines), 1, "expected one line on stderr:\n" + run.stderr)
         (trace,) = run.traces
@@ -60,11 +60,17 @@ class Messages(TracerTestCase):
         self.assertRegex(lines[0], r"\b%d\b" % events)
 
     def test_quiet(self):
-        run = self.run_traced_ok([prog("every_call")], quiet=True)
+        run = self.run_traced_ok([prog("every_call")], quiet=True, terminal=True)
+        self.assertEqual(run.stderr, "")
+
+    def test_no_news_for_a_program_reading_stderr(self):
+        """Where the trace went is said to a terminal only: a program that
+        reads its child's stderr sees what the child wrote, nothing more."""
+        run = self.run_traced_ok([prog("every_call")], quiet=False)
         self.assertEqual(run.stderr, "")
 
     def test_one_message_per_process(self):
-        run = self.run_traced_ok([prog("fork")], quiet=False, traces=2)
+        run = self.run_traced_ok([prog("fork")], quiet=False, traces=2, terminal=True)
         self.assertEqual(len(run.stderr.splitlines()), 2, run.stderr)
 
     def test_unwritable_output(self):

@@ -3,7 +3,8 @@
  * answers: pymalloc pools and arenas from addresses, list buffer chains,
  * Python sites with their stacks and peak contributions, temporaries,
  * blocks layered over lower domains, marks, the bounded timeline, the size
- * histogram, and the JSON and text renderings of all of it.
+ * histogram, the JSON and text renderings of all of it, and the pprof and
+ * speedscope exports (pprof's read back with protobuf-c).
  */
 #define _GNU_SOURCE /* open_memstream */
 #include <setjmp.h>
@@ -15,8 +16,11 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <zlib.h>
 
+#include "export.h"
 #include "output.h"
+#include "profile.pb-c.h"
 #include "report.h"
 #include "tracegen.h"
 
@@ -34,6 +38,19 @@ static void py_trace(struct tg *t)
 {
 	tg_init(t);
 	tg_py_header(t, 77, 2);
+}
+
+/* A trace of a free-threaded CPython 3.13: no pymalloc, so no pool or
+ * arena size. */
+static void ft_trace(struct tg *t)
+{
+	tg_init(t);
+	t->kv_len = tg_header_kv(t->kv, 78);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_VERSION, 0x030d05f0);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_DEPTH, 1);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_FREE_THREADED, 1);
+	tg_kv_block(t, MT_BLOCK_HEADER);
+	tg_thread(t, 1);
 }
 
 /* Keeps the event block from overflowing (a new block restates the thread). */
@@ -70,13 +87,18 @@ static void time_us(struct tg *t, uint64_t delta)
 	tg_value(t, MT_REC_TIME, delta);
 }
 
-static struct mt_report build(struct tg *t)
+static struct mt_report build_flags(struct tg *t, unsigned flags)
 {
 	struct mt_report rep;
 	FILE *f = tg_finish(t);
-	assert_int_equal(mt_report_build(f, &rep), MT_REPORT_OK);
+	assert_int_equal(mt_report_build_flags(f, &rep, NULL, flags, NULL, NULL), MT_REPORT_OK);
 	fclose(f);
 	return rep;
+}
+
+static struct mt_report build(struct tg *t)
+{
+	return build_flags(t, 0);
 }
 
 /* The address of object j of pool k of an arena (pools start past a
@@ -334,32 +356,40 @@ static void define_frames(struct tg *t)
 	mt_enc_frame(&t->enc, 2, 1, 2, 12); /* g at a.py:12, called from there */
 }
 
+/* g (a.py:12, called from f at a.py:5) in thread 1 holds 300 bytes in 3
+ * blocks at the heap peak; f in thread 2 holds 50; the malloc block of the
+ * peak, 2000 bytes; "<native>" objects come after it. */
+static void sites_trace(struct tg *t)
+{
+	enum { A1 = 0x1000, A2 = 0x2000, A3 = 0x3000, A4 = 0x4000, M1 = 0x9000, M2 = 0xa000 };
+	py_trace(t);
+	define_frames(t);
+	loc(t, 2);
+	tg_malloc(t, MT_DOM_PYOBJ, 100, A1);
+	tg_malloc(t, MT_DOM_PYOBJ, 100, A2);
+	time_us(t, 10);
+	tg_malloc(t, MT_DOM_MALLOC, 1000, M1); /* heap peak 1000 */
+	tg_malloc(t, MT_DOM_PYOBJ, 100, A3);   /* the heap stays: the sites grow */
+	tg_free_rec(t, MT_DOM_PYOBJ, A1);      /* the moment: g holds 300 */
+	tg_free_rec(t, MT_DOM_MALLOC, M1);
+	tg_thread(t, 2);                       /* another thread, its own place */
+	loc(t, 1);
+	tg_malloc(t, MT_DOM_PYOBJ, 50, A4);
+	tg_thread(t, 1);
+	tg_malloc(t, MT_DOM_PYOBJ, 100, A1);   /* still at g */
+	time_us(t, 10);
+	tg_malloc(t, MT_DOM_MALLOC, 2000, M2); /* heap peak 2000 */
+	tg_free_rec(t, MT_DOM_PYOBJ, A2);      /* the moment: g 300, f 50 */
+	tg_free_rec(t, MT_DOM_MALLOC, M2);
+	loc(t, 0);
+	tg_malloc(t, MT_DOM_PYOBJ, 10, 0x5000); /* no location: native */
+}
+
 static void test_sites_and_peak(void **state)
 {
 	(void)state;
 	struct tg t;
-	enum { A1 = 0x1000, A2 = 0x2000, A3 = 0x3000, A4 = 0x4000, M1 = 0x9000, M2 = 0xa000 };
-	py_trace(&t);
-	define_frames(&t);
-	loc(&t, 2);
-	tg_malloc(&t, MT_DOM_PYOBJ, 100, A1);
-	tg_malloc(&t, MT_DOM_PYOBJ, 100, A2);
-	time_us(&t, 10);
-	tg_malloc(&t, MT_DOM_MALLOC, 1000, M1); /* heap peak 1000 */
-	tg_malloc(&t, MT_DOM_PYOBJ, 100, A3);   /* the heap stays: the sites grow */
-	tg_free_rec(&t, MT_DOM_PYOBJ, A1);      /* the moment: g holds 300 */
-	tg_free_rec(&t, MT_DOM_MALLOC, M1);
-	tg_thread(&t, 2);                       /* another thread, its own place */
-	loc(&t, 1);
-	tg_malloc(&t, MT_DOM_PYOBJ, 50, A4);
-	tg_thread(&t, 1);
-	tg_malloc(&t, MT_DOM_PYOBJ, 100, A1);   /* still at g */
-	time_us(&t, 10);
-	tg_malloc(&t, MT_DOM_MALLOC, 2000, M2); /* heap peak 2000 */
-	tg_free_rec(&t, MT_DOM_PYOBJ, A2);      /* the moment: g 300, f 50 */
-	tg_free_rec(&t, MT_DOM_MALLOC, M2);
-	loc(&t, 0);
-	tg_malloc(&t, MT_DOM_PYOBJ, 10, 0x5000); /* no location: native */
+	sites_trace(&t);
 	struct mt_report rep = build(&t);
 
 	assert_int_equal(rep.heap.peak, 2000);
@@ -377,6 +407,7 @@ static void test_sites_and_peak(void **state)
 	assert_int_equal(g->live_bytes, 200);
 	assert_int_equal(g->live_blocks, 2);
 	assert_int_equal(g->peak_bytes, 300);
+	assert_int_equal(g->peak_blocks, 3);
 	assert_int_equal(f->allocs, 1);
 	assert_int_equal(f->peak_bytes, 50);
 	assert_int_equal(f->live_bytes, 50);
@@ -468,6 +499,100 @@ static void test_layered_blocks(void **state)
 	assert_int_equal(rep.hist[10].allocs, 1); /* 1000: 512..1023 */
 	assert_int_equal(rep.hist[12].allocs, 1); /* 3000 */
 	assert_int_equal(rep.hist[3].allocs, 1);  /* 7 */
+	mt_report_free(&rep);
+}
+
+/* A raw block freed past the tracer's hook (through CPython's default raw
+ * allocator): its malloc block's free ends it, and the address can be
+ * handed out again without an inconsistency. */
+static void test_freed_below(void **state)
+{
+	(void)state;
+	struct tg t;
+	py_trace(&t);
+	tg_malloc(&t, MT_DOM_MALLOC, 80, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 80, HEAP);
+	tg_free_rec(&t, MT_DOM_MALLOC, HEAP);
+	tg_malloc(&t, MT_DOM_MALLOC, 16, HEAP);
+	tg_malloc(&t, MT_DOM_PYRAW, 16, HEAP);
+	struct mt_report rep = build(&t);
+	const struct mt_dom_stats *raw = &rep.dom[MT_DOM_PYRAW];
+	assert_int_equal(raw->freed_below, 1);
+	assert_int_equal(raw->inconsistent, 0);
+	assert_int_equal(raw->frees, 0);
+	assert_int_equal(raw->live_bytes, 16);
+	assert_int_equal(raw->live_blocks, 1);
+	assert_int_equal(rep.heap.live, 16);
+	mt_report_free(&rep);
+}
+
+/* A free-threaded list_resize: a new array (8 bytes of capacity, then the
+ * items) and, with nothing between in the thread, the old one's free. */
+static void test_free_threaded_lists(void **state)
+{
+	(void)state;
+	static const uint64_t caps[] = { 4, 8, 16, 24 };
+	struct tg t;
+	ft_trace(&t);
+	define_frames(&t);
+	loc(&t, 1);
+	uint64_t addr = HEAP;
+	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+		tg_malloc(&t, MT_DOM_PYMEM, 8 + 8 * caps[i], addr);
+		if (i)
+			tg_free_rec(&t, MT_DOM_PYMEM, addr - 0x1000);
+		addr += 0x1000;
+	}
+	/* not a resize: something else happened in between */
+	tg_malloc(&t, MT_DOM_PYMEM, 8 + 8 * 8, HEAP + 0x100000);
+	tg_malloc(&t, MT_DOM_PYOBJ, 32, HEAP + 0x200000);
+	tg_free_rec(&t, MT_DOM_PYMEM, addr - 0x1000);
+	struct mt_report rep = build(&t);
+	const struct mt_lists *l = &rep.lists;
+	assert_int_equal(l->buffers, 1);
+	assert_int_equal(l->resizes, 3); /* the first array is no resize */
+	assert_int_equal(l->bytes_copied, 8 * (4 + 8 + 16));
+	assert_int_equal(l->nsites, 1);
+	const struct mt_list_site *s = &l->sites[0];
+	assert_int_equal(s->chain_len, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(s->chain[i], caps[i]);
+	assert_int_equal(s->final_capacity, 24);
+	assert_int_equal(s->slack_slots, 24 - 17);
+	/* no pymalloc: every block counts in the heap by itself */
+	assert_false(rep.pools.arenas_allocated);
+	assert_int_equal(rep.heap.live, 8 + 8 * 8 + 32);
+	assert_int_equal(rep.heap.peak, (8 + 8 * 16) + (8 + 8 * 24));
+	mt_report_free(&rep);
+}
+
+/* PyMem/PyObject blocks that are in no arena and on no block below them
+ * (mimalloc's) are in the heap by themselves; blocks on a malloc block,
+ * at its address or inside it (debug hooks' guard bytes), are not counted
+ * again. */
+static void test_heap_without_pymalloc(void **state)
+{
+	(void)state;
+	struct tg t;
+	ft_trace(&t);
+	define_frames(&t);
+	loc(&t, 1);
+	tg_malloc(&t, MT_DOM_PYOBJ, 48, 0x200000000ull);        /* mimalloc's */
+	tg_malloc(&t, MT_DOM_PYMEM, 100, 0x200000100ull);       /* mimalloc's */
+	tg_realloc(&t, MT_DOM_PYMEM, 0x200000100ull, 60, 0x200000100ull);
+	tg_malloc(&t, MT_DOM_MALLOC, 1000, HEAP);               /* a large object ... */
+	tg_malloc(&t, MT_DOM_PYRAW, 1000, HEAP);
+	tg_malloc(&t, MT_DOM_PYOBJ, 1000, HEAP);                /* ... on malloc */
+	tg_malloc(&t, MT_DOM_MALLOC, 524, HEAP + 0x1000);       /* debug hooks ... */
+	tg_malloc(&t, MT_DOM_PYRAW, 508, HEAP + 0x1008);
+	tg_malloc(&t, MT_DOM_PYOBJ, 492, HEAP + 0x1010);        /* ... inside it */
+	struct mt_report rep = build(&t);
+	assert_int_equal(rep.heap.live, 48 + 60 + 1000 + 524);
+	assert_int_equal(rep.heap.peak, rep.heap.live);
+	assert_int_equal(rep.heap.live_blocks, 2 + 2);
+	assert_int_equal(rep.heap.own_in, 3); /* the two allocations and the realloc */
+	assert_string_equal(mt_object_allocator(&rep), "mimalloc");
+	assert_non_null(strstr(mt_no_pymalloc_reason(&rep), "free-threaded"));
 	mt_report_free(&rep);
 }
 
@@ -731,6 +856,184 @@ static void test_json_schema_keys(void **state)
 	mt_report_free(&rep);
 }
 
+/* ---- exports ---------------------------------------------------------------- */
+
+typedef Perftools__Profiles__Profile Profile;
+typedef Perftools__Profiles__Sample Sample;
+
+/* The pprof export of rep, gunzipped and unpacked. */
+static Profile *pprof_of(const struct mt_report *rep, enum mt_inuse_at at)
+{
+	struct mt_export_opts o = { at, "memtrace@test", "t.trace" };
+	char *gz;
+	size_t gz_len, len = 0;
+	FILE *f = open_memstream(&gz, &gz_len);
+	assert_int_equal(mt_export_pprof(rep, &o, f), 0);
+	fclose(f);
+	assert_memory_equal(gz, "\x1f\x8b", 2);
+	static uint8_t raw[1 << 16];
+	z_stream z = { .next_in = (Bytef *)gz, .avail_in = (uInt)gz_len,
+		       .next_out = raw, .avail_out = sizeof raw };
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	len = sizeof raw - z.avail_out;
+	inflateEnd(&z);
+	free(gz);
+	Profile *p = perftools__profiles__profile__unpack(NULL, len, raw);
+	assert_non_null(p);
+	return p;
+}
+
+/* The string of a label of s ("" when it has none). */
+static const char *label_of(const Profile *p, const Sample *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_label; i++)
+		if (!strcmp(p->string_table[s->label[i]->key], key))
+			return p->string_table[s->label[i]->str];
+	return "";
+}
+
+/* "function file:line" of a location with one line, or of its last. */
+static const char *where(const Profile *p, uint64_t location_id)
+{
+	static char buf[8][128];
+	static int k;
+	const Perftools__Profiles__Location *l = p->location[location_id - 1];
+	assert_int_equal(l->id, location_id);
+	assert_int_equal(l->n_line, 1);
+	const Perftools__Profiles__Function *fn = p->function[l->line[0]->function_id - 1];
+	k = (k + 1) % 8;
+	snprintf(buf[k], sizeof buf[k], "%s %s:%lld", p->string_table[fn->name],
+		 p->string_table[fn->filename], (long long)l->line[0]->line);
+	return buf[k];
+}
+
+/* The sample of thread tid whose innermost frame is at `innermost`, in dom. */
+static const Sample *find_sample(const Profile *p, const char *innermost, const char *dom,
+				 const char *tid)
+{
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Sample *s = p->sample[i];
+		if (!strcmp(where(p, s->location_id[0]), innermost) &&
+		    !strcmp(label_of(p, s, "domain"), dom) && !strcmp(label_of(p, s, "thread"), tid))
+			return s;
+	}
+	fail_msg("no sample at %s in %s, thread %s", innermost, dom, tid);
+	return NULL;
+}
+
+static void assert_values(const Sample *s, int64_t allocs, int64_t bytes, int64_t inuse_objects,
+			  int64_t inuse_space)
+{
+	assert_int_equal(s->n_value, 4);
+	assert_int_equal(s->value[0], allocs);
+	assert_int_equal(s->value[1], bytes);
+	assert_int_equal(s->value[2], inuse_objects);
+	assert_int_equal(s->value[3], inuse_space);
+}
+
+static void test_export_pprof(void **state)
+{
+	(void)state;
+	struct tg t;
+	sites_trace(&t);
+	struct mt_report rep = build_flags(&t, MT_BUILD_PER_THREAD);
+	Profile *p = pprof_of(&rep, MT_INUSE_PEAK);
+	static const char *const types[][2] = { { "alloc_objects", "count" },
+						{ "alloc_space", "bytes" },
+						{ "inuse_objects", "count" },
+						{ "inuse_space", "bytes" } };
+	assert_int_equal(p->n_sample_type, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(p->string_table[p->sample_type[i]->type], types[i][0]);
+		assert_string_equal(p->string_table[p->sample_type[i]->unit], types[i][1]);
+	}
+	assert_string_equal(p->string_table[p->default_sample_type], "inuse_space");
+	assert_string_equal(p->string_table[0], "");
+	assert_int_equal(p->period, 1);
+	assert_int_equal(p->duration_nanos, 20000);
+	/* one sample per (stack, domain, thread), innermost frame first */
+	assert_int_equal(p->n_sample, 4);
+	const Sample *g = find_sample(p, "g a.py:12", "pymem_obj", "1");
+	assert_values(g, 4, 400, 3, 300);
+	assert_int_equal(g->n_location_id, 2);
+	assert_string_equal(where(p, g->location_id[1]), "f a.py:5");
+	const Sample *f = find_sample(p, "f a.py:5", "pymem_obj", "2");
+	assert_values(f, 1, 50, 1, 50);
+	assert_int_equal(f->n_location_id, 1);
+	assert_int_equal(f->location_id[0], g->location_id[1]); /* one location each */
+	assert_values(find_sample(p, "<native> :0", "malloc", "1"), 2, 3000, 1, 2000);
+	assert_values(find_sample(p, "<native> :0", "pymem_obj", "1"), 1, 10, 0, 0);
+	/* f, g and <native>: no mapping, one function each */
+	assert_int_equal(p->n_mapping, 0);
+	assert_int_equal(p->n_function, 3);
+	assert_int_equal(p->n_location, 3);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+
+	p = pprof_of(&rep, MT_INUSE_EXIT);
+	assert_values(find_sample(p, "g a.py:12", "pymem_obj", "1"), 4, 400, 2, 200);
+	assert_values(find_sample(p, "<native> :0", "malloc", "1"), 2, 3000, 0, 0);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+	mt_report_free(&rep);
+}
+
+static void test_export_speedscope(void **state)
+{
+	(void)state;
+	struct tg t;
+	sites_trace(&t);
+	struct mt_report rep = build_flags(&t, MT_BUILD_PER_THREAD);
+	struct mt_export_opts o = { MT_INUSE_PEAK, "memtrace@test", "t.trace" };
+	char *text;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+	assert_int_equal(mt_export_speedscope(&rep, &o, f), 0);
+	fclose(f);
+	json_error_t err;
+	json_t *root = json_loads(text, 0, &err);
+	assert_non_null(root);
+	free(text);
+	assert_string_equal(json_string_value(json_object_get(root, "$schema")),
+			    "https://www.speedscope.app/file-format-schema.json");
+	assert_string_equal(json_string_value(json_object_get(root, "exporter")), "memtrace@test");
+	json_t *frames = json_object_get(json_object_get(root, "shared"), "frames");
+	assert_int_equal(json_array_size(frames), 3); /* f, g, <native> */
+	static const struct {
+		const char *name, *unit;
+		json_int_t total, samples;
+	} want[] = {
+		{ "bytes allocated", "bytes", 400 + 50 + 3000 + 10, 4 },
+		{ "allocations", "none", 4 + 1 + 2 + 1, 4 },
+		{ "bytes live at the heap peak", "bytes", 300 + 50 + 2000, 3 },
+	};
+	json_t *profiles = json_object_get(root, "profiles");
+	assert_int_equal(json_array_size(profiles), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *pr = json_array_get(profiles, i);
+		json_t *samples = json_object_get(pr, "samples"), *weights = json_object_get(pr, "weights");
+		assert_string_equal(json_string_value(json_object_get(pr, "type")), "sampled");
+		assert_string_equal(json_string_value(json_object_get(pr, "name")), want[i].name);
+		assert_string_equal(json_string_value(json_object_get(pr, "unit")), want[i].unit);
+		assert_int_equal(jint(pr, "endValue"), want[i].total);
+		assert_int_equal(json_array_size(samples), want[i].samples);
+		assert_int_equal(json_array_size(weights), want[i].samples);
+		json_int_t sum = 0;
+		for (size_t k = 0; k < json_array_size(weights); k++)
+			sum += json_integer_value(json_array_get(weights, k));
+		assert_int_equal(sum, want[i].total);
+	}
+	/* g's stack, outermost first: f then g */
+	json_t *first = json_array_get(json_object_get(json_array_get(profiles, 0), "samples"), 0);
+	assert_int_equal(json_array_size(first), 2);
+	json_t *outer = json_array_get(frames, json_integer_value(json_array_get(first, 0)));
+	json_t *inner = json_array_get(frames, json_integer_value(json_array_get(first, 1)));
+	assert_string_equal(json_string_value(json_object_get(outer, "name")), "f");
+	assert_string_equal(json_string_value(json_object_get(inner, "name")), "g");
+	assert_string_equal(json_string_value(json_object_get(inner, "file")), "a.py");
+	json_decref(root);
+	mt_report_free(&rep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,12 +1043,17 @@ int main(void)
 		cmocka_unit_test(test_long_chain),
 		cmocka_unit_test(test_sites_and_peak),
 		cmocka_unit_test(test_layered_blocks),
+		cmocka_unit_test(test_freed_below),
+		cmocka_unit_test(test_free_threaded_lists),
+		cmocka_unit_test(test_heap_without_pymalloc),
 		cmocka_unit_test(test_temporaries),
 		cmocka_unit_test(test_marks),
 		cmocka_unit_test(test_many_marks),
 		cmocka_unit_test(test_timeline_bounded),
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_json_schema_keys),
+		cmocka_unit_test(test_export_pprof),
+		cmocka_unit_test(test_export_speedscope),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

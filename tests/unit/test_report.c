@@ -479,7 +479,7 @@ static void test_json_output(void **state)
 	static const char *const keys[] = {
 		"allocs",     "frees",           "reallocs",           "failed",
 		"bytes_allocated", "peak_bytes", "live_bytes_at_exit", "live_blocks_at_exit",
-		"unmatched_frees", "inconsistent",
+		"unmatched_frees", "inconsistent", "freed_below",
 	};
 	struct tg t;
 	struct mt_report rep;

@@ -112,7 +112,7 @@ static struct mt_report build_view(struct tg *t, const struct mt_view *v)
 {
 	struct mt_report rep;
 	FILE *f = tg_finish(t);
-	assert_int_equal(mt_report_build_view(f, &rep, v, NULL, NULL), MT_REPORT_OK);
+	assert_int_equal(mt_report_build_flags(f, &rep, v, 0, NULL, NULL), MT_REPORT_OK);
 	fclose(f);
 	return rep;
 }
