@@ -438,6 +438,7 @@ def write_lab(build, out, lab, runs):
     (out / (name + ".json")).write_text(json.dumps(
         {"lab": lab.number, "title": title, "interpreters": entries}, indent=1))
     intro = out / "traces" / (name + ".intro.txt")
+    intro.parent.mkdir(parents=True, exist_ok=True)
     intro.write_text(title + "\n\n" + "\n\n".join(first["explanation"]) + "\n")
     html = memtrace(build, "report", "--format", "html", "--intro", str(intro),
                     "-o", str(out / (name + ".html")), str(runs[0][1]))

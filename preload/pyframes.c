@@ -83,25 +83,25 @@ void mt_pyframes_freed(const void *p)
 /* The fast path reads frames as d describes them: &pf.d, or on 3.11 a
  * constant with the same offsets, which the compiler folds in. */
 
-static inline const void *frame_code(const struct mt_pydesc *d, const void *f)
+static inline __attribute__((always_inline)) const void *frame_code(const struct mt_pydesc *d, const void *f)
 {
 	return mt_pyd_ptr(f, d->f_code);
 }
 
-static inline const void *frame_instr(const struct mt_pydesc *d, const void *f)
+static inline __attribute__((always_inline)) const void *frame_instr(const struct mt_pydesc *d, const void *f)
 {
 	return mt_pyd_ptr(f, d->f_instr);
 }
 
 /* f, or its nearest caller that is not an entry frame of the C stack. */
-static inline const void *python_frame(const struct mt_pydesc *d, const void *f)
+static inline __attribute__((always_inline)) const void *python_frame(const struct mt_pydesc *d, const void *f)
 {
 	while (d->owner_cstack >= 0 && f && mt_pyd_byte(f, d->f_owner) == d->owner_cstack)
 		f = mt_pyd_ptr(f, d->f_previous);
 	return f;
 }
 
-static inline const void *current_frame(const struct mt_pydesc *d)
+static inline __attribute__((always_inline)) const void *current_frame(const struct mt_pydesc *d)
 {
 	const void *p = pf.d.tstate();
 	if (!p)
@@ -253,8 +253,9 @@ static uint64_t stack_node(const void *top, int *top_skipped)
  * the file is published once, after it is written.
  */
 #define SCRIPT_CODES 1024
-#define SCRIPT_CHAIN 32  /* frames out to the main script's, kept */
+#define SCRIPT_CHAIN 64  /* frames out to the main script's, kept */
 #define SCRIPT_WALK 4096 /* frames walked at most per event */
+#define SCRIPT_NODES 64  /* the thread's cache of lines */
 
 enum { CODE_SEEN = 1, CODE_MAIN = 2, CODE_FLAGS = 15 };
 
@@ -266,18 +267,23 @@ static struct {
 	size_t len;
 	char file[MT_META_STRING_MAX]; /* UTF-8 */
 	/* code object address | CODE_SEEN | CODE_MAIN if it is the script's
-	 * (code objects are 16-byte aligned) */
+	 * (code objects are 16-byte aligned; one that is not is not kept) */
 	uintptr_t codes[SCRIPT_CODES];
 } ms = { .globals_size = -1 };
 
-/* Nothing kept: no instruction, not whole. */
+/* Nothing kept: no main, not whole. */
 static __thread struct {
 	uint64_t generation;
-	int k;             /* frames inside the script's frame */
-	int whole;         /* no frame of the script: code[] is every frame */
-	const void *instr; /* the script's frame's instruction */
+	int k;            /* frames inside the script's frame */
+	int whole;        /* no frame of the script: code[] is every frame */
+	const void *main; /* the code object of the script's frame */
+	const void *instr; /* the last line looked up: instruction, node */
 	uint64_t node;
 	const void *code[SCRIPT_CHAIN];
+	struct {
+		const void *code, *instr;
+		uint64_t node;
+	} nodes[SCRIPT_NODES]; /* the lines the thread ran: (code, instruction) -> node */
 } sl __attribute__((tls_model("initial-exec")));
 
 static size_t script_slot(const void *code)
@@ -304,6 +310,12 @@ static __attribute__((noinline, cold)) int find_script(void)
 	if (len != SIZE_MAX && len < sizeof ms.file) {
 		ms.len = len;
 		__atomic_store_n(&ms.known, 1, __ATOMIC_RELEASE);
+		/* the threads' last answers were kept without a script */
+		struct mt_ring *saved = mt_internal_enter();
+		mt_meta_lock();
+		__atomic_store_n(&pf.generation, pf.generation + 1, __ATOMIC_RELEASE);
+		mt_meta_unlock();
+		mt_internal_leave(saved);
 	}
 	__atomic_store_n(&ms.claimed, 0, __ATOMIC_RELEASE);
 	return ms.known;
@@ -322,6 +334,8 @@ static int in_script(const void *code)
 		return (w & CODE_MAIN) != 0;
 	int main = mt_pyd_ptr(code, pf.d.ob_type) == pf.d.code_type &&
 		   mt_pyobj_str_is(mt_pyd_ptr(code, pf.d.co_filename), ms.file, ms.len);
+	if ((uintptr_t)code & CODE_FLAGS)
+		return main; /* no room for the flags: not kept */
 	/* the entry must go when the code object does (mt_pyframes_freed) */
 	size_t bit = code_bit(code);
 	__atomic_fetch_or(&pf.maybe_code[bit / 8], (uint8_t)(1u << (bit % 8)), __ATOMIC_RELAXED);
@@ -330,50 +344,27 @@ static int in_script(const void *code)
 	return main;
 }
 
-static inline const void *caller(const struct mt_pydesc *d, const void *f)
+static inline __attribute__((always_inline)) const void *caller(const struct mt_pydesc *d, const void *f)
 {
 	return python_frame(d, mt_pyd_ptr(f, d->f_previous));
 }
 
-/* Whether the thread's last answer holds with innermost frame f. */
-static inline int script_holds(const struct mt_pydesc *d, const void *f, uint64_t generation)
+/* The script's frame of the thread's last answer, if it holds with
+ * innermost frame f; else NULL with *held 0. */
+static inline __attribute__((always_inline)) const void *script_holds(const struct mt_pydesc *d, const void *f,
+				       uint64_t generation, int *held)
 {
+	*held = 0;
 	if (sl.generation != generation)
-		return 0;
+		return NULL;
 	for (int i = 0; i < sl.k; i++, f = caller(d, f))
 		if (!f || frame_code(d, f) != sl.code[i])
-			return 0;
-	return f ? frame_instr(d, f) == sl.instr : sl.whole;
+			return NULL;
+	*held = f ? frame_code(d, f) == sl.main : sl.whole;
+	return *held ? f : NULL;
 }
 
-static void script_forget(void)
-{
-	sl.k = 0;
-	sl.whole = 0;
-	sl.instr = NULL;
-}
-
-/* Keeps the code objects of the frames from top out to main, and main's
- * instruction; when there is no frame of the script, those of the whole
- * stack, if it is short. */
-static void script_keep(const void *top, const void *main, uint64_t node, uint64_t generation)
-{
-	int k = 0;
-	for (const void *f = top; f != main; f = caller(&pf.d, f)) {
-		if (k == SCRIPT_CHAIN) {
-			script_forget();
-			return;
-		}
-		sl.code[k++] = frame_code(&pf.d, f);
-	}
-	sl.generation = generation;
-	sl.k = k;
-	sl.whole = !main;
-	sl.instr = main ? frame_instr(&pf.d, main) : NULL;
-	sl.node = node;
-}
-
-/* The node of frame f, without parent. */
+/* The node of frame f of the script, without parent. */
 static uint64_t script_node(const void *f)
 {
 	uint64_t node = known_child(0, f);
@@ -387,24 +378,89 @@ static uint64_t script_node(const void *f)
 	return node;
 }
 
+/* The same, through the thread's caches of the lines it ran (they are of
+ * sl.generation): its last one, and a table. */
+static __attribute__((noinline)) uint64_t script_line_slow(const void *code, const void *instr,
+							   const void *f)
+{
+	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (SCRIPT_NODES - 1);
+	uint64_t node = sl.nodes[h].code == code && sl.nodes[h].instr == instr ? sl.nodes[h].node
+									      : script_node(f);
+	sl.nodes[h].code = code;
+	sl.nodes[h].instr = instr;
+	sl.nodes[h].node = node;
+	sl.instr = instr;
+	sl.node = node;
+	return node;
+}
+
+static inline __attribute__((always_inline)) uint64_t script_line(const struct mt_pydesc *d,
+								   const void *f)
+{
+	const void *instr = frame_instr(d, f);
+	return instr == sl.instr ? sl.node : script_line_slow(frame_code(d, f), instr, f);
+}
+
+static void script_forget(void)
+{
+	sl.k = 0;
+	sl.whole = 0;
+	sl.main = NULL;
+}
+
+/* Keeps the code objects of the frames from top out to main, and main's;
+ * when there is no frame of the script, those of the whole stack, if it is
+ * short. */
+static void script_keep(const void *top, const void *main, uint64_t generation)
+{
+	if (sl.generation != generation) {
+		memset(sl.nodes, 0, sizeof sl.nodes);
+		sl.instr = NULL;
+		sl.generation = generation;
+	}
+	int k = 0;
+	for (const void *f = top; f != main; f = caller(&pf.d, f)) {
+		if (k == SCRIPT_CHAIN) {
+			script_forget();
+			return;
+		}
+		sl.code[k++] = frame_code(&pf.d, f);
+	}
+	sl.k = k;
+	sl.whole = !main;
+	sl.main = main ? frame_code(&pf.d, main) : NULL;
+}
+
+/* Until the script is known, no frame is its: the whole stack is kept (the
+ * generation changes when it becomes known). */
 static __attribute__((noinline)) uint64_t script_find(const void *top, uint64_t generation)
 {
-	if (!top || !script_known()) {
-		script_forget();
+	if (!top)
+		return 0;
+	if (!script_known()) {
+		script_keep(top, NULL, generation);
 		return 0;
 	}
 	const void *f = top;
 	for (int n = 0; f && !in_script(frame_code(&pf.d, f)); f = caller(&pf.d, f))
 		if (++n == SCRIPT_WALK)
 			return 0;
-	uint64_t node = f ? script_node(f) : 0;
-	script_keep(top, f, node, generation);
-	return node;
+	script_keep(top, f, generation);
+	return f ? script_line(&pf.d, f) : 0;
 }
 
-static inline uint64_t script_at(const struct mt_pydesc *d, const void *top, uint64_t generation)
+static inline __attribute__((always_inline)) uint64_t script_at(const struct mt_pydesc *d, const void *top, uint64_t generation)
 {
-	return script_holds(d, top, generation) ? sl.node : script_find(top, generation);
+	int held;
+	const void *f = script_holds(d, top, generation, &held);
+	return !held ? script_find(top, generation) : f ? script_line(d, f) : 0;
+}
+
+/* Whether the innermost frame, running code, is the script's frame of the
+ * thread's last answer: one frame deep, its location is then the line. */
+static inline __attribute__((always_inline)) int script_innermost(const void *code, uint64_t generation)
+{
+	return sl.k == 0 && sl.main == code && sl.generation == generation;
 }
 
 /* ---- per event ------------------------------------------------------------ */
@@ -423,11 +479,13 @@ static __attribute__((noinline)) uint64_t locate(const void *f, const void *code
 		last.generation = generation;
 		last.node = node;
 	}
-	*script = script_at(&pf.d, f, generation);
+	*script = !skipped && pf.depth == 1 && script_innermost(code, generation)
+			  ? node
+			  : script_at(&pf.d, f, generation);
 	return node;
 }
 
-static inline uint64_t location(const struct mt_pydesc *d, uint64_t *script)
+static inline __attribute__((always_inline)) uint64_t location(const struct mt_pydesc *d, uint64_t *script)
 {
 	const void *f = current_frame(d);
 	*script = 0;
@@ -436,14 +494,15 @@ static inline uint64_t location(const struct mt_pydesc *d, uint64_t *script)
 	const void *code = frame_code(d, f), *instr = frame_instr(d, f);
 	uint64_t generation = __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE);
 	if (pf.depth == 1 && last.code == code && last.instr == instr &&
-	    last.generation == generation && script_holds(d, f, generation)) {
-		*script = sl.node;
+	    last.generation == generation) {
+		*script = script_innermost(code, generation) ? last.node
+							     : script_at(d, f, generation);
 		return last.node;
 	}
 	return locate(f, code, instr, generation, script);
 }
 
-static inline uint64_t script(const struct mt_pydesc *d)
+static inline __attribute__((always_inline)) uint64_t script(const struct mt_pydesc *d)
 {
 	return script_at(d, current_frame(d), __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE));
 }

@@ -165,8 +165,25 @@ class HtmlReport(TracerTestCase):
         self.assertEqual(text.count("<script"), 2)
 
         for section in ("summary", "heap", "pools", "sizes", "lists", "sites", "leaks",
-                        "steps", "flame"):
+                        "steps", "flame", "script"):
             self.assertIn(section, page.ids)
+        # the main script's source with each line's figures in a gutter:
+        # `xs = build(100000)` and `del xs` show their allocations and frees
+        rep = self.report_ok(trace)
+        lines = {l["source"].strip(): l for l in rep["script_lines"]}
+        for source in ("xs = build(100000)", "del xs"):
+            l = lines[source]
+            row = re.search(r'<tr class="hot"><td class="n ln">%d</td>(.*?)</tr>' % l["line"],
+                            text)
+            self.assertIsNotNone(row, source)
+            cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+            self.assertEqual(cells[:2], ["{:,}".format(l["allocs"]), "{:,}".format(l["frees"])])
+            self.assertIn(html.escape(source, quote=False), row.group(1))
+        self.assertGreaterEqual(lines["xs = build(100000)"]["allocs"], 100000 - 257)
+        self.assertGreaterEqual(lines["del xs"]["frees"], 100000 - 257)
+        # the histogram: the list's ints are 28 or 32-byte requests
+        sizes = {b["max"]: b for b in rep["summary"]["size_histogram"]}
+        self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
         for label in ("build a dict", "free the list", "end"):
             self.assertIn(label, shown)
         self.assertNotIn("Not a Python process", shown)
