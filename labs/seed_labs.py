@@ -43,6 +43,29 @@ def n(x):
     return "{:,}".format(x)
 
 
+# The module's namespace grows its keys table (to 16 entries, a 400-byte
+# block) on the line that binds its sixth name or so.  3.11 takes dict keys
+# from PyObject_Malloc, 3.12 on from PyMem_Malloc (Objects/dictobject.c,
+# new_keys_object), where list item buffers are too.
+NAMESPACE_GROWTH = 400
+
+
+def namespace_domain(py):
+    return "pymem_obj" if py.minor < (3, 12) else "pymem_mem"
+
+
+def item_buffer(entry, py):
+    """(bytes, slots) of the list item buffer a line made: its PyMem bytes,
+    less the namespace's growth when that is PyMem's too, less the 8-byte
+    capacity field before the items on a free-threaded build (_PyListArray
+    in Objects/listobject.c)."""
+    allocs, size = dom(entry, "pymem_mem")
+    if namespace_domain(py) == "pymem_mem" and allocs == 2:
+        size -= NAMESPACE_GROWTH
+    header = 8 if py.free_threaded else 0
+    return size, (size - header) // 8
+
+
 def said(entry):
     """What a line did, in a few words."""
     if not (entry["allocs"] or entry["frees"] or entry["list_resizes"]):
@@ -55,7 +78,7 @@ def seed1(rep, py):
     x, y = line(rep, 1, "x = 100"), line(rep, 1, "y = 100")
     a, b = line(rep, 1, "a = 9999"), line(rep, 1, "b = 9999")
     figures = {"x_allocs": x["allocs"], "y_allocs": y["allocs"], "y_frees": y["frees"],
-               "y_obj": dom(y, "pymem_obj"), "a_allocs": a["allocs"], "b_allocs": b["allocs"]}
+               "y_namespace": dom(y, namespace_domain(py)), "a_allocs": a["allocs"], "b_allocs": b["allocs"]}
     finding = ("x = 100: %s; y = 100: %s; a = 9999: %s; b = 9999: %s"
                % (said(x), said(y), said(a), said(b)))
     explain = [
@@ -76,7 +99,7 @@ def seed2(rep, py):
     bind = line(rep, 2, 'message = "DevSecOps"')
     second = line(rep, 2, "copy_msg = message")
     figures = {"second_allocs": second["allocs"], "second_frees": second["frees"],
-               "first_obj": dom(bind, "pymem_obj")}
+               "first_namespace": dom(bind, namespace_domain(py))}
     finding = "copy_msg = message: %s" % said(second)
     explain = [
         "Binding a second name to the string allocates nothing: the line "
@@ -173,22 +196,24 @@ def seed5(rep, py):
 def seed6(rep, py):
     lst = line(rep, 6, "my_list = [")
     tup = line(rep, 6, "my_tuple = (")
-    mem_allocs, mem_bytes = dom(lst, "pymem_mem")
-    figures = {"list_mem": [mem_allocs, mem_bytes], "list_slots": mem_bytes // 8,
-               "tuple_allocs": tup["allocs"]}
+    mem_bytes, slots = item_buffer(lst, py)
+    figures = {"list_mem": list(dom(lst, "pymem_mem")), "list_buffer": mem_bytes,
+               "list_slots": slots, "tuple_allocs": tup["allocs"]}
     finding = ("my_list: an item buffer of %d bytes (%d slots for 5 items); my_tuple: %s"
-               % (mem_bytes, mem_bytes // 8, said(tup)))
+               % (mem_bytes, slots, said(tup)))
     obj_allocs, obj_bytes = dom(lst, "pymem_obj")
     figures["list_obj"] = [obj_allocs, obj_bytes]
     where = ("its 56-byte object came from CPython's free list of lists: the line's only "
              "PyObject block (%s bytes) is the module's namespace growing for a new name"
              % n(obj_bytes) if obj_allocs == 1 else
+             "its object came from CPython's free list of lists (the line made no PyObject "
+             "block; the namespace's growth is a PyMem block here)" if obj_allocs == 0 else
              "its object took %s more PyObject block(s)" % n(obj_allocs))
     explain = [
         "The list is two blocks, the tuple one: `my_list = [1, 2, 3, 4, 5]` allocated a "
         "separate item buffer through PyMem of %d bytes, room for %d pointers (5 items "
         "rounded up to an even count), and %s. sys.getsizeof(my_list) is 56 + %d = %d "
-        "bytes, not 56 + 40." % (mem_bytes, mem_bytes // 8, where, mem_bytes, 56 + mem_bytes),
+        "bytes, not 56 + 40." % (mem_bytes, slots, where, mem_bytes, 56 + mem_bytes),
         "`my_tuple = (1, 2, 3, 4, 5)` made %d allocations: a tuple of constants is itself "
         "a constant of the code, made when the script was compiled, with its five item "
         "pointers inline after a 40-byte header: sys.getsizeof gives 40 + 5 x 8 = 80."
