@@ -237,17 +237,18 @@ static uint64_t stack_node(const void *top, int *top_skipped)
  *
  * Per event, three caches keep this cheap:
  *   - the thread's last answer: the code objects of the frames from the
- *     innermost one out to that frame of the main script, that frame's
- *     instruction, and the node found.  The answer depends on nothing
- *     else: if the frames out to it run the same code objects (none of the
- *     script's, since they were not before) and it is at the same
- *     instruction (which names its code object and line), it is the same
- *     line, wherever the frames inside it are.  This is the common case:
- *     many allocations and frees under one call;
+ *     innermost one out to that frame of the main script, and that frame's
+ *     code object.  If the frames out to it run the same code objects (none
+ *     of the script's, since they were not before), the script's innermost
+ *     frame is the one after them, wherever the frames inside it are: its
+ *     instruction gives the line.  This is the common case: many
+ *     allocations and frees under one call;
  *   - per code object, shared: whether it is the script's, so that walking
  *     out compares pointers; an entry goes when its code object is freed;
- *   - the nodes, shared with the locations (parent 0): the meta lock is
- *     taken only for a line not seen before.
+ *   - per thread, the lines it ran: (code, instruction) -> node, so that
+ *     the shared tables (the locations', parent 0) are looked up for a
+ *     line the thread has not run, and the meta lock taken for a line no
+ *     thread has.
  * Threads of a free-threaded build run this in parallel: the last answer
  * is the thread's own, the code objects' entries are single words, and
  * the file is published once, after it is written.

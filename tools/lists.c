@@ -281,8 +281,8 @@ void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_va
 		 uint64_t old_size)
 {
 	uint64_t *v = hm_ref(&c->live[MT_DOM_PYMEM], t->fresh);
-	if (!v || val_size_field(*v) == SIZE_BIG)
-		return;
+	if (!v || val_size_field(*v) == SIZE_BIG || !site_counts(val_site(*v)))
+		return; /* out of the view's filters: no list site */
 	uint64_t size = val_size_field(*v);
 	if (old_size < 8 || (old_size - 8) % 8 || size < 8 || !list_size(size - 8))
 		return;

@@ -322,6 +322,7 @@ class ViewsPython(TracerTestCase):
         return trace
 
     def check_diff(self, python, base):
+        block = 1033 + pyfacts.object_size(python_of(python)) - 16
         kept = self.trace(python, "kept")
         d = json.loads(memtrace("diff", "--format", "json", base, kept).stdout)
         first = d["sites"][0]
