@@ -10,6 +10,7 @@ See bench/README.md.
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,7 +30,7 @@ class Mode:
     def __init__(self, name, argv, env=None, tracer=None, check_stdout=True):
         self.name, self.argv, self.env, self.tracer = name, argv, env or {}, tracer
         self.check_stdout = check_stdout
-        self.times, self.sizes = [], []
+        self.times, self.cpus, self.sizes = [], [], []
         self.events = None
 
 
@@ -57,8 +58,15 @@ def memtrace_events(cli, trace):
     return json.loads(out.stdout)["events"]["total"]
 
 
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_once(mode, workdir, cli, expected_stdout):
-    """Runs a mode once; records its wall time and its output's size."""
+    """Runs a mode once; records its wall time, the CPU time of its
+    processes and threads (user + system: on a loaded machine it moves
+    less than the wall time) and its output's size."""
     outdir = Path(tempfile.mkdtemp(dir=workdir))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MEMTRACE_") and k not in ("LD_PRELOAD", "PYTHONMALLOC")}
@@ -70,10 +78,11 @@ def run_once(mode, workdir, cli, expected_stdout):
     elif mode.tracer == "heaptrack":
         argv = ["heaptrack", "-o", str(outdir / "run")] + argv
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     mode.times.append(time.perf_counter() - start)
+    mode.cpus.append(children_cpu() - cpu)
     if proc.returncode != 0:
         sys.exit("%s failed (exit %d):\n%s" % (mode.name, proc.returncode, proc.stderr))
     if mode.check_stdout and expected_stdout is not None and proc.stdout != expected_stdout:
@@ -95,6 +104,7 @@ def measure(workload, modes, reps, workdir, cli):
           file=sys.stderr, flush=True)
     expected = run_once(modes[0], workdir, cli, None)  # warm-up, and the reference output
     modes[0].times.clear()
+    modes[0].cpus.clear()
     for _ in range(reps):
         for mode in modes:
             run_once(mode, workdir, cli, expected)
@@ -123,15 +133,18 @@ def fmt_size(n):
 
 
 def print_table(results):
-    header = ("workload", "mode", "median s", "vs untraced", "output", "bytes/event", "events")
+    header = ("workload", "mode", "median s", "vs untraced", "cpu s", "cpu vs untraced",
+              "output", "bytes/event", "events")
     rows = []
     for workload, modes in results:
         base = statistics.median(modes[0].times)
+        base_cpu = statistics.median(modes[0].cpus)
         for mode in modes:
-            t = statistics.median(mode.times)
+            t, cpu = statistics.median(mode.times), statistics.median(mode.cpus)
             size = statistics.median(mode.sizes) if mode.sizes else None
             rows.append((
                 workload, mode.name, "%.3f" % t, "%.2fx" % (t / base),
+                "%.3f" % cpu, "%.2fx" % (cpu / base_cpu),
                 fmt_size(size) if size is not None else "-",
                 "%.2f" % (size / mode.events) if size and mode.events else "-",
                 "{:,}".format(mode.events) if mode.events else "-"))

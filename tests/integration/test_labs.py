@@ -88,6 +88,23 @@ class Labs(TracerTestCase):
                 inline = [note for note in self.notes(5, py) if "PEP 709" in note]
                 self.assertEqual(len(inline), 1 if pyfacts.inline(py) else 0)
 
+    def test_lab2_immortal_literal(self):
+        """The note of lab 2 on free-threaded builds is what the interpreter
+        does: the seed's literal reads 4294967295 there, 4 then 5 elsewhere."""
+        seed = 'import sys\nm = "DevSecOps"\nprint(sys.getrefcount(m))\nc = m\n' \
+               'print(sys.getrefcount(m))\n'
+        for py in INTERPRETERS.values():
+            with self.subTest(python=py.label):
+                counts = subprocess.run([py.exe, "-c", seed], capture_output=True, text=True,
+                                        check=True).stdout.split()
+                immortal = [n for n in self.notes(2, py) if "4294967295" in n]
+                if py.free_threaded:
+                    self.assertEqual(counts, ["4294967295", "4294967295"])
+                    self.assertEqual(len(immortal), 1)
+                else:
+                    self.assertEqual(counts, ["4", "5"])
+                    self.assertEqual(immortal, [])
+
     def test_lab1_interning(self):
         for py, f in self.each(1):
             self.assertEqual(f["small_int_objects"], 0)

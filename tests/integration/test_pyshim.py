@@ -271,8 +271,8 @@ class Coexistence(PyShimCase):
         prints pymalloc's statistics only while PyObject_Malloc is pymalloc
         itself.  Under any hook CPython takes pymalloc to be off
         (_PyMem_PymallocEnabled compares the OBJ allocator with
-        _PyObject_Malloc, Objects/obmalloc.c) and leaves the section out;
-        only a guessed layout could put it back.  A free-threaded build
+        _PyObject_Malloc, Objects/obmalloc.c) and leaves the section out
+        (README: why the tracer leaves sys alone).  A free-threaded build
         prints mimalloc's statistics whatever the hooks
         (_PyMem_MimallocEnabled is always true there)."""
         code = ["-c", "import sys; sys._debugmallocstats()"]
@@ -290,6 +290,25 @@ class Coexistence(PyShimCase):
                         self.assertNotIn(section, hooked)
                 # the rest (free lists, type statistics) is there either way
                 self.assertIn("free PyDictObjects", traced)
+
+    def test_blocks_freed_past_the_raw_hook(self):
+        """CPython copies argv with the default raw allocator put in for a
+        moment, and frees the copies the same way at exit (_Py_SetArgcArgv,
+        _Py_ClearArgcArgv, Python/initconfig.c).  The start-up watch has
+        hooked the raw domain again by the time the copies are made, so
+        each is a pymem_raw block whose free only malloc sees: it ends with
+        its malloc block (freed_below), one per argument, and never stays
+        live."""
+        raw = {}
+        for py in PYTHONS:
+            with self.subTest(python=py.label):
+                for extra in ([], ["a", "b", "c"]):
+                    rep, = self.reports(self.run_traced_ok([py.exe, "-c", "pass", *extra]))
+                    self.assert_exact_order(rep)
+                    dom = rep["domains"]["pymem_raw"]
+                    raw[len(extra)] = (dom["freed_below"], dom["live_blocks_at_exit"])
+                self.assertGreater(raw[0][0], 0)
+                self.assertEqual(raw[3], (raw[0][0] + 3, raw[0][1]))
 
     def test_native_program_has_no_python_events(self):
         rep, = self.reports(self.run_traced_ok(["/bin/true"]))
