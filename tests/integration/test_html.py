@@ -183,8 +183,10 @@ class HtmlReport(TracerTestCase):
         self.assertGreaterEqual(lines["return [i * 3 for i in range(n)]"]["allocs"],
                                 100000 - 257)
         self.assertGreaterEqual(lines["del xs"]["frees"], 100000 - 257)
-        # the histogram: the list's ints are 28 or 32-byte requests
-        sizes = {b["max"]: b for b in rep["summary"]["size_histogram"]}
+        # the histogram: the list's ints are 32-byte requests (a one-digit
+        # PyLongObject, 8-aligned), in the bucket from 32 to 63
+        sizes = {b["min"]: b for b in rep["summary"]["size_histogram"]}
+        self.assertEqual(sizes[32]["max"], 63)
         self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
         for label in ("build a dict", "free the list", "end"):
             self.assertIn(label, shown)
