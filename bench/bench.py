@@ -25,11 +25,12 @@ REPO = BENCH.parent
 
 class Mode:
     """One way of running a workload.  `tracer` is "memtrace", "heaptrack"
-    or None; its output file is measured after the run."""
+    or None; its output files (`files` of them; None: any number) are
+    measured after the run."""
 
-    def __init__(self, name, argv, env=None, tracer=None, check_stdout=True):
+    def __init__(self, name, argv, env=None, tracer=None, check_stdout=True, files=1):
         self.name, self.argv, self.env, self.tracer = name, argv, env or {}, tracer
-        self.check_stdout = check_stdout
+        self.check_stdout, self.files = check_stdout, files
         self.times, self.cpus, self.sizes = [], [], []
         self.events = None
 
@@ -90,10 +91,10 @@ def run_once(mode, workdir, cli, expected_stdout):
 
     files = [p for p in outdir.iterdir() if p.is_file()]
     if mode.tracer:
-        if len(files) != 1:
-            sys.exit("%s left %s, expected one file" % (mode.name, [p.name for p in files]))
-        mode.sizes.append(files[0].stat().st_size)
-        if mode.tracer == "memtrace" and mode.events is None:
+        if mode.files is not None and len(files) != mode.files:
+            sys.exit("%s left %d files, expected %d" % (mode.name, len(files), mode.files))
+        mode.sizes.append(sum(p.stat().st_size for p in files))
+        if mode.tracer == "memtrace" and mode.events is None and mode.files == 1:
             mode.events = memtrace_events(cli, files[0])
     shutil.rmtree(outdir)
     return proc.stdout
@@ -163,7 +164,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=3_000_000,
                     help="storm malloc/free pairs per thread (default 3000000)")
     ap.add_argument("--depth", type=int, default=40, help="deep's call depth (default 40)")
-    ap.add_argument("--only", choices=("storm", "deep", "python", "versions"),
+    ap.add_argument("--only", choices=("storm", "deep", "python", "versions", "startup"),
                     help="run one workload only")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
     args = ap.parse_args()
@@ -180,6 +181,7 @@ def main():
     if heaptrack is None and not args.no_heaptrack:
         print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
     preload = {"LD_PRELOAD": str(lib)}
+    no_samples = {**preload, "MEMTRACE_RSS_MS": "0"}  # what sampling the OS's view costs
     native = {"MEMTRACE_NATIVE": "1"}
     # the same stacks, all of them walked by libunwind (see README: Native stacks)
     native_lu = {**native, "MEMTRACE_NATIVE_UNWIND": "libunwind"}
@@ -190,6 +192,7 @@ def main():
         def c_modes(argv):
             modes = [Mode("untraced", argv),
                      Mode("memtrace", argv, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", argv, no_samples, tracer="memtrace"),
                      Mode("memtrace, native stacks", argv, {**preload, **native},
                           tracer="memtrace"),
                      Mode("memtrace, native, libunwind", argv, {**preload, **native_lu},
@@ -213,6 +216,7 @@ def main():
             sysmalloc = {"PYTHONMALLOC": "malloc"}
             modes = [Mode("untraced", py),
                      Mode("memtrace", py, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", py, no_samples, tracer="memtrace"),
                      Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
                           tracer="memtrace"),
                      Mode("memtrace, native stacks", py, {**preload, **native},
@@ -250,6 +254,19 @@ def main():
                     name = "alloc_heavy.py, %s%s" % (version, suffix)
                     measure(name, modes, args.reps, workdir, cli)
                     results.append((name, modes))
+
+        if args.only in (None, "startup"):
+            # a shell starting 200 short programs: what a process pays for
+            # the tracer's check when MEMTRACE_ONLY leaves it untraced
+            loop = ["bash", "-c", "for i in $(seq 200); do /bin/true; done"]
+            modes = [Mode("untraced", loop),
+                     Mode("memtrace, MEMTRACE_ONLY not matching", loop,
+                          {**preload, "MEMTRACE_ONLY": "no-such-program"}, tracer="memtrace",
+                          files=0),
+                     Mode("memtrace, every process", loop, preload, tracer="memtrace",
+                          files=None)]
+            measure("startup", modes, args.reps, workdir, cli)
+            results.append(("200 x /bin/true", modes))
 
         report_events, report_secs = reporter_speed(
             cli, lib, [real_python(), str(BENCH / "alloc_heavy.py")], workdir)

@@ -66,6 +66,26 @@ def item_buffer(entry, py):
     return size, (size - header) // 8
 
 
+# Why the seed's constant string counts 4 references where the seed's lab
+# says 2 (lab 2 shows each holder: gc.get_referrers, and compile()).
+CONSTANT_HOLDERS = (
+    "Its %d references: (1) the module's globals, where `message` is bound; (2) the "
+    "module code's constants tuple (co_consts), which the compiler filled from the parse "
+    "tree; (3) the parser's arena, a list of every object the parse tree made, which keeps "
+    "them alive until the tree is freed (Python/pyarena.c: a_objects); (4) "
+    "sys.getrefcount's own argument.")
+ARENA_LIFETIME = (
+    "The arena outlives the parse because the interpreter runs a script file with its "
+    "tree still allocated: Python/pythonrun.c, pyrun_file, calls _PyArena_Free(arena) only "
+    "after run_mod returns. compile() frees its arena before it returns the code")
+
+
+def constant_counts(one, two):
+    """The first sentence on the seed's counts: what it says, what runs."""
+    return ("The seed's lab says `message = \"DevSecOps\"` gives a count of 2; run, it prints "
+            "%d, then %d after `copy_msg = message`." % (one, two))
+
+
 def said(entry):
     """What a line did, in a few words."""
     if not (entry["allocs"] or entry["frees"] or entry["list_resizes"]):
@@ -74,7 +94,7 @@ def said(entry):
                                                    entry["net_bytes"])
 
 
-def seed1(rep, py):
+def seed1(rep, py, output):
     x, y = line(rep, 1, "x = 100"), line(rep, 1, "y = 100")
     a, b = line(rep, 1, "a = 9999"), line(rep, 1, "b = 9999")
     figures = {"x_allocs": x["allocs"], "y_allocs": y["allocs"], "y_frees": y["frees"],
@@ -95,11 +115,13 @@ def seed1(rep, py):
     return figures, finding, explain
 
 
-def seed2(rep, py):
+def seed2(rep, py, output):
     bind = line(rep, 2, 'message = "DevSecOps"')
     second = line(rep, 2, "copy_msg = message")
     figures = {"second_allocs": second["allocs"], "second_frees": second["frees"],
                "first_namespace": dom(bind, namespace_domain(py))}
+    counts = [int(x) for x in output.split() if x.isdigit()]
+    figures["printed"] = counts
     finding = "copy_msg = message: %s" % said(second)
     explain = [
         "Binding a second name to the string allocates nothing: the line "
@@ -109,10 +131,23 @@ def seed2(rep, py):
         "allocated no string, only the namespace's growth for a new name (%s bytes)."
         % n(bind["bytes_allocated"]),
     ]
+    if len(counts) != 2:
+        return figures, finding, explain
+    if py.free_threaded:
+        explain.append(
+            "It prints %d twice: on a free-threaded build every interned string, as this "
+            "literal is, is immortal (Objects/unicodeobject.c, intern_common), and its count "
+            "is fixed whatever the names (lab 2's note)." % counts[0])
+        return figures, finding, explain
+    explain.append(
+        "%s The string is a constant of the script, made when the script was parsed. %s "
+        "%s: the same two lines compiled by compile() and run by exec print one less "
+        "(lab 2 runs both, and names the first three holders with gc.get_referrers)."
+        % (constant_counts(*counts), CONSTANT_HOLDERS % counts[0], ARENA_LIFETIME))
     return figures, finding, explain
 
 
-def seed3(rep, py):
+def seed3(rep, py, output):
     plus = line(rep, 3, "x = x + 1")
     make = line(rep, 3, 'servers = ["Web-01", "Web-02"]')
     append = line(rep, 3, 'servers.append("Web-03")')
@@ -136,7 +171,7 @@ def seed3(rep, py):
     return figures, finding, explain
 
 
-def seed4(rep, py):
+def seed4(rep, py, output):
     alias = line(rep, 4, "alias_rules = firewall_rules")
     shallow = line(rep, 4, "firewall_rules[:]")
     deep = line(rep, 4, "copy.deepcopy")
@@ -163,7 +198,7 @@ def seed4(rep, py):
     return figures, finding, explain
 
 
-def seed5(rep, py):
+def seed5(rep, py, output):
     build = line(rep, 5, "big_data = [")
     dele = line(rep, 5, "del big_data")
     collect = line(rep, 5, "gc.collect()")
@@ -193,7 +228,7 @@ def seed5(rep, py):
     return figures, finding, explain
 
 
-def seed6(rep, py):
+def seed6(rep, py, output):
     lst = line(rep, 6, "my_list = [")
     tup = line(rep, 6, "my_tuple = (")
     mem_bytes, slots = item_buffer(lst, py)

@@ -37,13 +37,6 @@ static struct {
 	uint8_t maybe_code[8192]; /* bit per address hash: a code object lives there */
 } pf;
 
-/* The last lookup of each thread, for the common case of many allocations
- * from one instruction in a loop. */
-static __thread struct {
-	const void *code, *instr;
-	uint64_t generation, node;
-} last __attribute__((tls_model("initial-exec")));
-
 void mt_pyframes_init(const struct mt_pydesc *desc, int depth)
 {
 	pf.d = *desc;
@@ -254,9 +247,7 @@ static uint64_t stack_node(const void *top, int *top_skipped)
  * the file is published once, after it is written.
  */
 #define SCRIPT_CODES 1024
-#define SCRIPT_CHAIN 64  /* frames out to the main script's, kept */
 #define SCRIPT_WALK 4096 /* frames walked at most per event */
-#define SCRIPT_NODES 64  /* the thread's cache of lines */
 
 enum { CODE_SEEN = 1, CODE_MAIN = 2, CODE_FLAGS = 15 };
 
@@ -272,20 +263,6 @@ static struct {
 	uintptr_t codes[SCRIPT_CODES];
 } ms = { .globals_size = -1 };
 
-/* Nothing kept: no main, not whole. */
-static __thread struct {
-	uint64_t generation;
-	int k;            /* frames inside the script's frame */
-	int whole;        /* no frame of the script: code[] is every frame */
-	const void *main; /* the code object of the script's frame */
-	const void *instr; /* the last line looked up: instruction, node */
-	uint64_t node;
-	const void *code[SCRIPT_CHAIN];
-	struct {
-		const void *code, *instr;
-		uint64_t node;
-	} nodes[SCRIPT_NODES]; /* the lines the thread ran: (code, instruction) -> node */
-} sl __attribute__((tls_model("initial-exec")));
 
 static size_t script_slot(const void *code)
 {
@@ -352,16 +329,17 @@ static inline __attribute__((always_inline)) const void *caller(const struct mt_
 
 /* The script's frame of the thread's last answer, if it holds with
  * innermost frame f; else NULL with *held 0. */
-static inline __attribute__((always_inline)) const void *script_holds(const struct mt_pydesc *d, const void *f,
-				       uint64_t generation, int *held)
+static inline __attribute__((always_inline)) const void *
+script_holds(struct mt_py_script *sl, const struct mt_pydesc *d, const void *f,
+	     uint64_t generation, int *held)
 {
 	*held = 0;
-	if (sl.generation != generation)
+	if (sl->generation != generation)
 		return NULL;
-	for (int i = 0; i < sl.k; i++, f = caller(d, f))
-		if (!f || frame_code(d, f) != sl.code[i])
+	for (int i = 0; i < sl->k; i++, f = caller(d, f))
+		if (!f || frame_code(d, f) != sl->code[i])
 			return NULL;
-	*held = f ? frame_code(d, f) == sl.main : sl.whole;
+	*held = f ? frame_code(d, f) == sl->main : sl->whole;
 	return *held ? f : NULL;
 }
 
@@ -380,109 +358,115 @@ static uint64_t script_node(const void *f)
 }
 
 /* The same, through the thread's caches of the lines it ran (they are of
- * sl.generation): its last one, and a table. */
-static __attribute__((noinline)) uint64_t script_line_slow(const void *code, const void *instr,
-							   const void *f)
+ * sl->generation): its last one, and a table. */
+static __attribute__((noinline)) uint64_t script_line_slow(struct mt_py_script *sl,
+							   const void *code,
+							   const void *instr, const void *f)
 {
-	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (SCRIPT_NODES - 1);
-	uint64_t node = sl.nodes[h].code == code && sl.nodes[h].instr == instr ? sl.nodes[h].node
+	size_t h = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1)) & (MT_SCRIPT_NODES - 1);
+	uint64_t node = sl->nodes[h].code == code && sl->nodes[h].instr == instr ? sl->nodes[h].node
 									      : script_node(f);
-	sl.nodes[h].code = code;
-	sl.nodes[h].instr = instr;
-	sl.nodes[h].node = node;
-	sl.instr = instr;
-	sl.node = node;
+	sl->nodes[h].code = code;
+	sl->nodes[h].instr = instr;
+	sl->nodes[h].node = node;
+	sl->instr = instr;
+	sl->node = node;
 	return node;
 }
 
-static inline __attribute__((always_inline)) uint64_t script_line(const struct mt_pydesc *d,
-								   const void *f)
+static inline __attribute__((always_inline)) uint64_t
+script_line(struct mt_py_script *sl, const struct mt_pydesc *d, const void *f)
 {
 	const void *instr = frame_instr(d, f);
-	return instr == sl.instr ? sl.node : script_line_slow(frame_code(d, f), instr, f);
+	return instr == sl->instr ? sl->node : script_line_slow(sl, frame_code(d, f), instr, f);
 }
 
-static void script_forget(void)
+static void script_forget(struct mt_py_script *sl)
 {
-	sl.k = 0;
-	sl.whole = 0;
-	sl.main = NULL;
+	sl->k = 0;
+	sl->whole = 0;
+	sl->main = NULL;
 }
 
 /* Keeps the code objects of the frames from top out to main, and main's;
  * when there is no frame of the script, those of the whole stack, if it is
  * short. */
-static void script_keep(const void *top, const void *main, uint64_t generation)
+static void script_keep(struct mt_py_script *sl, const void *top, const void *main,
+			uint64_t generation)
 {
-	if (sl.generation != generation) {
-		memset(sl.nodes, 0, sizeof sl.nodes);
-		sl.instr = NULL;
-		sl.generation = generation;
+	if (sl->generation != generation) {
+		memset(sl->nodes, 0, sizeof sl->nodes);
+		sl->instr = NULL;
+		sl->generation = generation;
 	}
 	int k = 0;
 	for (const void *f = top; f != main; f = caller(&pf.d, f)) {
-		if (k == SCRIPT_CHAIN) {
-			script_forget();
+		if (k == MT_SCRIPT_CHAIN) {
+			script_forget(sl);
 			return;
 		}
-		sl.code[k++] = frame_code(&pf.d, f);
+		sl->code[k++] = frame_code(&pf.d, f);
 	}
-	sl.k = k;
-	sl.whole = !main;
-	sl.main = main ? frame_code(&pf.d, main) : NULL;
+	sl->k = k;
+	sl->whole = !main;
+	sl->main = main ? frame_code(&pf.d, main) : NULL;
 }
 
 /* Until the script is known, no frame is its: the whole stack is kept (the
  * generation changes when it becomes known). */
-static __attribute__((noinline)) uint64_t script_find(const void *top, uint64_t generation)
+static __attribute__((noinline)) uint64_t script_find(struct mt_py_script *sl, const void *top,
+						      uint64_t generation)
 {
 	if (!top)
 		return 0;
 	if (!script_known()) {
-		script_keep(top, NULL, generation);
+		script_keep(sl, top, NULL, generation);
 		return 0;
 	}
 	const void *f = top;
 	for (int n = 0; f && !in_script(frame_code(&pf.d, f)); f = caller(&pf.d, f))
 		if (++n == SCRIPT_WALK)
 			return 0;
-	script_keep(top, f, generation);
-	return f ? script_line(&pf.d, f) : 0;
+	script_keep(sl, top, f, generation);
+	return f ? script_line(sl, &pf.d, f) : 0;
 }
 
-static inline __attribute__((always_inline)) uint64_t script_at(const struct mt_pydesc *d, const void *top, uint64_t generation)
+static inline __attribute__((always_inline)) uint64_t
+script_at(struct mt_py_script *sl, const struct mt_pydesc *d, const void *top, uint64_t generation)
 {
 	int held;
-	const void *f = script_holds(d, top, generation, &held);
-	return !held ? script_find(top, generation) : f ? script_line(d, f) : 0;
+	const void *f = script_holds(sl, d, top, generation, &held);
+	return !held ? script_find(sl, top, generation) : f ? script_line(sl, d, f) : 0;
 }
 
 /* Whether the innermost frame, running code, is the script's frame of the
  * thread's last answer: one frame deep, its location is then the line. */
-static inline __attribute__((always_inline)) int script_innermost(const void *code, uint64_t generation)
+static inline __attribute__((always_inline)) int
+script_innermost(const struct mt_py_script *sl, const void *code, uint64_t generation)
 {
-	return sl.k == 0 && sl.main == code && sl.generation == generation;
+	return sl->k == 0 && sl->main == code && sl->generation == generation;
 }
 
 /* ---- per event ------------------------------------------------------------ */
 
 /* The slow path of mt_pyframes_location: f's stack node, remembered as the
  * thread's last lookup, and the script's node. */
-static __attribute__((noinline)) uint64_t locate(const void *f, const void *code,
-						 const void *instr, uint64_t generation,
-						 uint64_t *script)
+static __attribute__((noinline)) uint64_t locate(struct mt_thread *t, const void *f,
+						 const void *code, const void *instr,
+						 uint64_t generation, uint64_t *script)
 {
+	struct mt_py_cache *last = &t->py;
 	int skipped;
 	uint64_t node = stack_node(f, &skipped);
 	if (!skipped) {
-		last.code = code;
-		last.instr = instr;
-		last.generation = generation;
-		last.node = node;
+		last->code = code;
+		last->instr = instr;
+		last->generation = generation;
+		last->node = node;
 	}
-	*script = !skipped && pf.depth == 1 && script_innermost(code, generation)
+	*script = !skipped && pf.depth == 1 && script_innermost(&t->script, code, generation)
 			  ? node
-			  : script_at(&pf.d, f, generation);
+			  : script_at(&t->script, &pf.d, f, generation);
 	return node;
 }
 
@@ -494,18 +478,22 @@ static inline __attribute__((always_inline)) uint64_t location(const struct mt_p
 		return 0;
 	const void *code = frame_code(d, f), *instr = frame_instr(d, f);
 	uint64_t generation = __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE);
-	if (pf.depth == 1 && last.code == code && last.instr == instr &&
-	    last.generation == generation) {
-		*script = script_innermost(code, generation) ? last.node
-							     : script_at(d, f, generation);
-		return last.node;
+	struct mt_thread *t = mt_thread_self();
+	const struct mt_py_cache *last = &t->py;
+	if (pf.depth == 1 && last->code == code && last->instr == instr &&
+	    last->generation == generation) {
+		*script = script_innermost(&t->script, code, generation)
+				  ? last->node
+				  : script_at(&t->script, d, f, generation);
+		return last->node;
 	}
-	return locate(f, code, instr, generation, script);
+	return locate(t, f, code, instr, generation, script);
 }
 
 static inline __attribute__((always_inline)) uint64_t script(const struct mt_pydesc *d)
 {
-	return script_at(d, current_frame(d), __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE));
+	return script_at(&mt_thread_self()->script, d, current_frame(d),
+			 __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE));
 }
 
 #ifdef MT_PYDESC_311

@@ -1,8 +1,9 @@
 /*
  * analysis.h - the state the report builder (report.c) shares with the
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
- * timeline.c, marks.c, lines.c (the main script line by line) and view.c
- * (the window and filters of struct mt_view).  Internal to tools/; the
+ * timeline.c, marks.c, lines.c (the main script line by line), view.c
+ * (the window and filters of struct mt_view), mappings.c and memory.c
+ * (what the OS sees).  Internal to tools/; the
  * results go into struct mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
@@ -84,6 +85,10 @@ struct thread {
 	uint32_t line;                /* 1 + its line in rep->lines */
 	uint64_t tid, allocs, bytes;  /* its allocations in view */
 	bool out;                     /* not the view's thread */
+	struct {
+		bool active;          /* a MREMAP_OUT waits for its IN */
+		uint32_t taken;       /* mappings.c: the mappings it took off */
+	} remap;
 };
 
 /* ---- pools.c ----------------------------------------------------------------- */
@@ -95,6 +100,8 @@ struct thread {
 struct arena_slot {
 	uint64_t base, size;
 	uint64_t live_objects, live_bytes, pools_in_use;
+	uint64_t pools_touched; /* pymalloc uses an arena's pools in address order:
+				   those below this one have been written to */
 	uint32_t *tags;   /* per granule: tag | ATAG_* (0: no block there) */
 	uint16_t *sizes;  /* per granule: the requested size */
 	bool is_arena, used;
@@ -190,6 +197,32 @@ struct view_state {
 	struct mt_dec *dec; /* the block being read, which the window's end cuts */
 };
 
+/* ---- mappings.c ------------------------------------------------------------------------ */
+
+/* The program's mappings, a treap by start address: node 0 is nil. */
+struct map_node {
+	uint64_t start, end;
+	uint32_t left, right, prio;
+	uint32_t prot, flags, frame;
+};
+
+struct mappings_state {
+	struct map_node *v;
+	uint32_t n, cap, free_head, root;
+	uint32_t seed;
+	uint64_t page_mask;
+};
+
+/* ---- memory.c --------------------------------------------------------------------------- */
+
+struct memory_state {
+	uint64_t bucket_end;   /* of the series' current interval */
+	bool after_mark;       /* the next SAMPLE is the last MARK's */
+	size_t marks_cap;
+	unsigned scans;        /* top-block scans so far (bounded) */
+	uint64_t exit_events;  /* events.total at the last sample */
+};
+
 /* ---- the builder's context --------------------------------------------------------- */
 
 struct code {
@@ -211,6 +244,7 @@ struct ctx {
 	bool free_threaded;     /* lists grow by malloc and free (lists.c) */
 	bool mimalloc;          /* 3.13 on: PyMem/PyObject blocks may be TAG_OWN */
 	uint64_t own_live;      /* live TAG_OWN blocks */
+	uint64_t own_bytes;     /* their requested bytes */
 
 	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
 	 * taken at the fullest moment of the plateau at its peak (sites.c) */
@@ -247,6 +281,8 @@ struct ctx {
 	bool heap_arenas, heap_sites;
 	bool filtered;      /* some blocks are OUT */
 	bool lines_on;      /* the per-line view is made */
+	struct mappings_state maps;
+	struct memory_state mem;
 };
 
 static inline struct thread *cur_thread(struct ctx *c)
@@ -369,8 +405,8 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr);
 void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr);
 /* A block enters or leaves pool *pool (a pools_ref() result) of arena a;
  * keep_class: an in-place realloc, the pool keeps its size class. */
-void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size,
-		     bool keep_class);
+void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t addr,
+		     uint64_t size, bool keep_class);
 void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size);
 /* Makes the tables of a; -1 when out of memory. */
 int pools_tables(struct ctx *c, struct arena_slot *a);
@@ -497,5 +533,31 @@ void view_finish(struct ctx *c);
 /* The sites were merged (rep->nsites is their new number): site i is now
  * map[i].  List sites that now share a site are merged too. */
 void lists_remap(struct ctx *c, const uint32_t *map);
+/* ---- mappings.c ----------------------------------------------------------------------------- */
+
+struct mt_rec;
+
+int mappings_init(struct ctx *c);
+void mappings_free(struct ctx *c);
+/* MMAP, MUNMAP, MREMAP_OUT and MREMAP_IN records. */
+void mappings_record(struct ctx *c, const struct mt_rec *r);
+void mappings_finish(struct ctx *c);
+
+/* ---- memory.c -------------------------------------------------------------------------------- */
+
+void memory_sample(struct ctx *c, const struct mt_rec *r);
+void memory_mark(struct ctx *c);
+void memory_finish(struct ctx *c);
+/* The sites were merged: the heap top's blocks name site map[i] for i. */
+void memory_remap(struct ctx *c, const uint32_t *map);
+
+/* Both, for whoever merges sites (lines.c, stacks.c). */
+static inline void sites_remap(struct ctx *c, const uint32_t *map)
+{
+	lists_remap(c, map);
+	memory_remap(c, map);
+}
+/* report.c: the requested size of a live block of dom (val: its packed value). */
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);
 
 #endif

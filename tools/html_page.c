@@ -150,6 +150,29 @@ void hp_section_open(struct page *p, const char *id, const char *title)
 	he_fmt(&p->e, "<section id=\"%s\"><h2>%s</h2>", id, title);
 }
 
+void hp_time_chart(struct page *p, const struct hp_time_chart *c)
+{
+	struct svg_line_chart lc = {
+		.title = c->title,
+		.data = c->data,
+		.x = c->x,
+		.n = c->n,
+		.series = c->series,
+		.nseries = c->nseries,
+		.marks = p->marks,
+		.nmarks = p->nmarks,
+		.unit = SVG_BYTES,
+		.have_peak = hp_num(c->peak, c->peak_key) > 0,
+		.peak_x = hp_num(c->peak, "time_us"),
+		.peak_y = hp_num(c->peak, c->peak_key),
+		.width = 1100,
+		.height = 360,
+	};
+	he_raw(&p->e, "<figure class=\"wide\">");
+	svg_line_chart(&p->e, &lc);
+	he_raw(&p->e, "</figure>");
+}
+
 void hp_section_close(struct page *p)
 {
 	he_raw(&p->e, "</section>");

@@ -4,7 +4,7 @@
  * cells carry the figures they show (data-v) so that the page's script can
  * sort them.  output_html.c writes the page; html_python.c the pymalloc
  * and list sections; html_tables.c the sites and steps; html_script.c the
- * main script line by line.
+ * main script line by line; html_memory.c what the OS sees.
  */
 #ifndef MEMTRACE_HTML_PAGE_H
 #define MEMTRACE_HTML_PAGE_H
@@ -67,6 +67,18 @@ double hp_num(const json_t *o, const char *key);
 void hp_head(struct page *p);
 void hp_head_end(struct page *p);
 void hp_scripts(struct page *p, const json_t *data);
+/* A wide chart of bytes over the trace's time, with the marks, and a dot
+ * at the peak the report gives (its peak_key and time_us members). */
+struct hp_time_chart {
+	const char *title, *data;
+	const double *x;
+	size_t n;
+	const struct svg_series *series;
+	size_t nseries;
+	const json_t *peak;
+	const char *peak_key;
+};
+void hp_time_chart(struct page *p, const struct hp_time_chart *c);
 
 void hp_section_open(struct page *p, const char *id, const char *title);
 void hp_section_close(struct page *p);
@@ -113,5 +125,8 @@ void html_sites_table(struct page *p, const char *id, const char *title, const c
 		      enum site_view view, const char *note);
 void html_marks_section(struct page *p);
 void html_script_section(struct page *p);
+/* html_memory.c: the section, and its columns for the page's script. */
+void html_memory_section(struct page *p);
+void html_memory_data(struct page *p, json_t *data);
 
 #endif

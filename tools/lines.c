@@ -117,7 +117,7 @@ static void merge_copies(struct ctx *c)
 	}
 	if (!c->oom) {
 		rep->nsites = ng;
-		lists_remap(c, map);
+		sites_remap(c, map);
 	}
 	hm_free(&groups);
 	free(map);

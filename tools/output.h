@@ -24,6 +24,12 @@
 /* The report as the JSON object of docs/report-schema.md (a new reference;
  * json_decref it).  NULL only when out of memory. */
 json_t *mt_report_to_json(const struct mt_report *rep);
+/* Its "process" member alone; object_allocator ("pymalloc", "mimalloc",
+ * "malloc") is known from a whole trace only, NULL otherwise. */
+json_t *mt_process_to_json(const struct mt_process *p, const char *object_allocator);
+/* A trace or run id as 16 hex digits (JSON numbers lose 64-bit ids); null
+ * for 0. */
+json_t *mt_json_id(uint64_t id);
 
 /* The flame graph of the view (flame.c): {"name", "function", "value",
  * "children"} nodes under a root named "all". */
@@ -36,6 +42,9 @@ json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *c
 
 /* root compact on one line, then a newline; 0, or -1 when writing failed. */
 int mt_json_write(const json_t *root, FILE *out);
+/* Writes a JSON value on one line and releases it: 0, or -1 when writing
+ * failed (or root is NULL: out of memory). */
+int mt_json_dump(json_t *root, FILE *out);
 
 /* Both return 0, or -1 when writing failed. */
 int mt_output_json(const struct mt_report *rep, FILE *out);

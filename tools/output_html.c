@@ -196,6 +196,8 @@ static void nav(struct page *p)
 	if (jg_len(jg_arr(r, "script_lines")))
 		he_raw(&p->e, "<a href=\"#script\">Script</a>");
 	he_raw(&p->e, "<a href=\"#heap\">Heap</a>");
+	if (jg_len(jg_arr(jg_obj(r, "timeline"), "samples")))
+		he_raw(&p->e, "<a href=\"#memory\">Memory</a>");
 	if (p->python)
 		he_raw(&p->e, "<a href=\"#pools\">Arenas and pools</a>");
 	he_raw(&p->e, "<a href=\"#sizes\">Sizes</a>");
@@ -390,25 +392,8 @@ static void heap_charts(struct page *p, const struct hp_timeline *tl)
 		he_raw(&p->e, "<p class=\"note\">The heap is what the process holds: the malloc "
 			      "domain plus the pymalloc arenas. The PyMem domains are drawn "
 			      "on their own; they overlap with it.</p>");
-	struct svg_line_chart c = {
-		.title = "heap over time",
-		.data = "timeline",
-		.x = tl->t,
-		.n = tl->n,
-		.series = s,
-		.nseries = ns,
-		.marks = p->marks,
-		.nmarks = p->nmarks,
-		.unit = SVG_BYTES,
-		.have_peak = hp_num(peak, "bytes") > 0,
-		.peak_x = hp_num(peak, "time_us"),
-		.peak_y = hp_num(peak, "bytes"),
-		.width = 1100,
-		.height = 360,
-	};
-	he_raw(&p->e, "<figure class=\"wide\">");
-	svg_line_chart(&p->e, &c);
-	he_raw(&p->e, "</figure>");
+	hp_time_chart(p, &(struct hp_time_chart){ "heap over time", "timeline", tl->t, tl->n, s,
+						 ns, peak, "bytes" });
 	hp_section_close(p);
 }
 
@@ -579,6 +564,7 @@ static void page_data(struct page *p, const struct hp_timeline *tl)
 		json_object_set_new(t, hp_timeline_keys[k], col);
 	}
 	json_object_set_new(d, "timeline", t);
+	html_memory_data(p, d);
 	if (f && hp_num(f, "value") > 0) {
 		json_t *tree = flame_data(f, hp_num(f, "value") * FLAME_MIN_SHARE, 0);
 		json_object_set_new(d, "flame", tree ? tree : json_null());
@@ -615,6 +601,7 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	summary(&p);
 	html_script_section(&p);
 	heap_charts(&p, &tl);
+	html_memory_section(&p);
 	if (!p.python)
 		he_raw(&p.e, "<section class=\"slim\"><p class=\"note\">Not a Python process: no "
 			     "pymalloc arenas, pools or list buffers to show.</p></section>");

@@ -42,6 +42,14 @@ const char *mt_end_reason_name(int reason)
 
 /* ---- live blocks ----------------------------------------------------------- */
 
+static inline uint64_t unpack_size(struct ctx *c, int dom, uint64_t addr, uint64_t val,
+				   bool take);
+
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val)
+{
+	return unpack_size(c, dom, addr, val, false);
+}
+
 static inline uint64_t pack(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag)
 {
 	uint64_t unused;
@@ -104,6 +112,7 @@ account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct whe
 		heap_up(c, size);
 	if (tag & TAG_OWN) {
 		c->own_live++;
+		c->own_bytes += size;
 		c->rep->heap.own_in++;
 		if (c->heap_arenas) /* unfiltered: the heap is malloc's, arenas, these */
 			heap_up(c, size);
@@ -111,7 +120,8 @@ account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct whe
 	if (site_counts(val_site(tag)))
 		site_add(c, val_site(tag), size);
 	if (w->a)
-		pools_block_add(c, w->pool, w->a, size, keep_class);
+		pools_block_add(c, w->pool, w->a, w->a->base + (w->g << GRANULE_SHIFT), size,
+				keep_class);
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */
@@ -123,6 +133,7 @@ account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct wh
 		heap_down(c, size);
 	if (tag & TAG_OWN) {
 		c->own_live--;
+		c->own_bytes -= size;
 		if (c->heap_arenas)
 			heap_down(c, size);
 	}
@@ -584,6 +595,19 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 			break;
 		if (marks_mark(c, r->value))
 			c->oom = true;
+		memory_mark(c);
+		break;
+	case MT_REC_MMAP:
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_IN:
+		rep->events.total++;
+		mappings_record(c, r);
+		break;
+	case MT_REC_MREMAP_OUT:
+		mappings_record(c, r);
+		break;
+	case MT_REC_SAMPLE:
+		memory_sample(c, r);
 		break;
 	case MT_REC_SCRIPT:
 		if (c->lines_on)
@@ -662,6 +686,33 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 			p->have |= MT_HAVE_FREE_THREADED;
 		c->free_threaded = kv->u64 != 0;
 		return 0;
+	case MT_H_TRACE_ID:
+		p->trace_id = kv->u64;
+		return 0;
+	case MT_H_PARENT_TRACE:
+		p->parent_trace = kv->u64;
+		return 0;
+	case MT_H_EXEC_PRED:
+		p->exec_pred = kv->u64;
+		return 0;
+	case MT_H_RUN_ID:
+		p->run_id = kv->u64;
+		return 0;
+	case MT_H_RUN_TOP:
+		p->run_top = kv->u64 != 0;
+		return 0;
+	case MT_H_RUN_NAME:
+		return keep_bytes(c, &p->run_name, kv);
+	case MT_H_RSS_MS:
+		c->rep->memory.rss_ms = kv->u64;
+		c->rep->memory.have_rss_ms = true;
+		return 0;
+	case MT_H_START_BRK:
+		c->rep->memory.start_brk = kv->u64;
+		return 0;
+	case MT_H_MALLOC:
+		c->rep->memory.malloc_kind = kv->u64 <= MT_MALLOC_OTHER ? (int)kv->u64 : 0;
+		return 0;
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -680,6 +731,15 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_F_REASON:
 		c->rep->trace.end_reason =
 			kv->u64 <= MT_END__EXIT ? (int)kv->u64 : MT_REASON_UNKNOWN;
+		break;
+	case MT_F_EXIT_STATUS:
+		c->rep->trace.exit_status = kv->u64 <= 255 ? (int)kv->u64 : -1;
+		break;
+	case MT_F_SAMPLES:
+		c->rep->memory.samples = kv->u64;
+		break;
+	case MT_F_SAMPLE_US:
+		c->rep->memory.sample_us = kv->u64;
 		break;
 	}
 }
@@ -773,8 +833,10 @@ static int read_block(struct ctx *c, int type, const uint8_t *raw, size_t len)
 		c->rep->trace.blocks++;
 		return read_events(c, raw, len);
 	}
-	if (type == MT_BLOCK_FOOTER)
+	if (type == MT_BLOCK_FOOTER) {
 		c->rep->trace.end_reason = MT_REASON_NONE;
+		c->rep->trace.exit_status = -1;
+	}
 	while ((st = mt_kv_next(raw, len, &pos, &kv)) == 1) {
 		if (type == MT_BLOCK_FOOTER)
 			footer_entry(c, &kv);
@@ -979,6 +1041,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	err |= lists_init(c);
 	err |= timeline_init(c);
 	err |= lines_init(c);
+	err |= mappings_init(c);
 	view_init(c);
 	return err || !c->threads ? -1 : 0;
 }
@@ -996,6 +1059,7 @@ static void ctx_free(struct ctx *c)
 	pools_free(c);
 	lists_free(c);
 	lines_free(c);
+	mappings_free(c);
 }
 
 /* The threads' allocations, in the order their first records came. */
@@ -1019,8 +1083,10 @@ static void finish(struct ctx *c, enum mt_report_status st)
 {
 	struct mt_report *rep = c->rep;
 	rep->trace.complete = st == MT_REPORT_OK && c->last_type == MT_BLOCK_FOOTER;
-	if (!rep->trace.complete)
+	if (!rep->trace.complete) {
 		rep->trace.end_reason = MT_REASON_NONE;
+		rep->trace.exit_status = -1;
+	}
 	rep->trace.threads = hm_count(&c->tids);
 	rep->events.lost = c->lost_footer + c->lost_records;
 	for (int d = 0; d < MT_DOM_COUNT; d++)
@@ -1031,6 +1097,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	pools_finish(c);
 	rep->heap.live_blocks =
 		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
+	mappings_finish(c);
+	memory_finish(c); /* names the sites of live blocks: before sites merge */
 	sites_finish(c);
 	view_finish(c);   /* after the sites' peaks are fixed */
 	lines_finish(c);  /* merges sites: after everything that counts in them */
@@ -1061,6 +1129,7 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
 	else
 		mt_view_default(&rep->view);
 	rep->trace.end_reason = MT_REASON_NONE;
+	rep->trace.exit_status = -1;
 	rep->per_thread = flags & MT_BUILD_PER_THREAD;
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
@@ -1088,12 +1157,41 @@ enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 	return mt_report_build_flags(f, rep, NULL, 0, NULL, NULL);
 }
 
+int mt_report_read_header(FILE *f, struct mt_process *p)
+{
+	struct mt_reader rd;
+	struct mt_report rep;
+	struct ctx c = { .rep = &rep };
+	int type, rc = -1;
+	memset(&rep, 0, sizeof rep);
+	if (mt_reader_open(&rd, f) == MT_READ_OK && mt_reader_next(&rd, &type) == MT_READ_OK &&
+	    type == MT_BLOCK_HEADER) {
+		struct mt_kv kv;
+		size_t pos = 0;
+		int st;
+		while ((st = mt_kv_next(rd.raw, rd.raw_len, &pos, &kv)) == 1 && !header_entry(&c, &kv))
+			;
+		rc = st == 0 ? 0 : -1;
+	}
+	mt_reader_close(&rd);
+	*p = rep.process;
+	if (rc)
+		mt_process_free(p);
+	return rc;
+}
+
+void mt_process_free(struct mt_process *p)
+{
+	free(p->exe.p);
+	free(p->argv.p);
+	free(p->version.p);
+	free(p->run_name.p);
+	p->exe.p = p->argv.p = p->version.p = p->run_name.p = NULL;
+}
+
 void mt_report_free(struct mt_report *rep)
 {
-	free(rep->process.exe.p);
-	free(rep->process.argv.p);
-	free(rep->process.version.p);
-	rep->process.exe.p = rep->process.argv.p = rep->process.version.p = NULL;
+	mt_process_free(&rep->process);
 	for (size_t i = 0; i < rep->nstrings; i++)
 		free(rep->strings[i].p);
 	free(rep->strings);
@@ -1115,6 +1213,14 @@ void mt_report_free(struct mt_report *rep)
 	rep->lines = NULL;
 	rep->sources = NULL;
 	rep->nthreads = rep->nlines = rep->nsources = 0;
+	free(rep->mappings.largest);
+	free(rep->memory.points);
+	free(rep->memory.at_marks);
+	free(rep->memory.marks_top);
+	rep->mappings.largest = NULL;
+	rep->memory.points = rep->memory.at_marks = NULL;
+	rep->memory.marks_top = NULL;
+	rep->mappings.nlargest = rep->memory.npoints = rep->memory.nat_marks = 0;
 	mt_native_free(rep->native);
 	rep->native = NULL;
 	rep->strings = NULL;

@@ -301,7 +301,7 @@ void stacks_finish(struct ctx *c)
 		map[i] = (uint32_t)v;
 	}
 	rep->nsites = ng;
-	lists_remap(c, map);
+	sites_remap(c, map);
 out:
 	hm_free(&groups);
 	hm_free(&ips);

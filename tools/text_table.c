@@ -62,6 +62,16 @@ const char *signed_grouped(uint64_t end, uint64_t start, char *buf)
 	return buf;
 }
 
+void seconds(char *buf, size_t n, uint64_t us)
+{
+	if (us < 1000)
+		snprintf(buf, n, "%llu us", (unsigned long long)us);
+	else if (us < 1000000)
+		snprintf(buf, n, "%.3f ms", (double)us / 1e3);
+	else
+		snprintf(buf, n, "%.3f s", (double)us / 1e6);
+}
+
 void table_init(struct table *t, int ncols, const char *const *head)
 {
 	memset(t, 0, sizeof *t);

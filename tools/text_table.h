@@ -18,10 +18,12 @@ const char *human(uint64_t v, char *buf);
 const char *signed_grouped(uint64_t end, uint64_t start, char *buf);
 /* Bytes from a trace, with control characters escaped. */
 void put_bytes(FILE *out, const uint8_t *p, size_t n);
+/* A time since the start, in the unit that suits it. */
+void seconds(char *buf, size_t n, uint64_t us);
 
 /* A table: right-aligned number columns, then a left-aligned text column
  * (sites, labels: their length varies).  Cells are copied in. */
-#define TCOLS 10
+#define TCOLS 12
 #define TCELL 40
 
 struct table {

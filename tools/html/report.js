@@ -145,10 +145,14 @@
   /* ---- hover read-outs on the time charts ---- */
   var NAMES = { heap: "heap", malloc: "malloc", pymem_raw: "pymem_raw", pymem_mem: "pymem_mem",
     pymem_obj: "pymem_obj", arenas: "arenas in use", pools: "pools in use" };
+  /* the memory chart's series, by the name of its data */
+  var MEMORY_NAMES = { rss: "RSS", requested: "requested heap", glibc_held: "glibc held",
+    arenas: "pymalloc arenas", mmap: "mmap domain" };
   function setupCharts(data) {
-    var tl = data.timeline;
-    if (!tl || !tl.time_us || !tl.time_us.length) return;
-    document.querySelectorAll("svg[data-hover=timeline]").forEach(function (chart) {
+    document.querySelectorAll("svg[data-hover]").forEach(function (chart) {
+      var which = chart.getAttribute("data-hover");
+      var tl = data[which], names = which === "memory" ? MEMORY_NAMES : NAMES;
+      if (!tl || !tl.time_us || !tl.time_us.length) return;
       var keys = chart.getAttribute("data-keys").split(",");
       var l = +chart.getAttribute("data-l"), r = +chart.getAttribute("data-r");
       var t = +chart.getAttribute("data-t"), b = +chart.getAttribute("data-b");
@@ -198,7 +202,7 @@
               dots[i].setAttribute("visibility", "visible");
             }
           }
-          return { name: NAMES[k] || k, value: isBytes ? bytes(v) : count(v), color: colors[k] };
+          return { name: names[k] || k, value: isBytes ? bytes(v) : count(v), color: colors[k] };
         });
         showTip(ev, time(ts[lo]), rows);
       });
