@@ -84,42 +84,37 @@ void lines_script(struct ctx *c, uint64_t id)
 
 /* ---- at the end ------------------------------------------------------------------ */
 
-/* The per-line copies of the sites go back into their sites. */
+/* The per-line copies of the sites go back into their sites (the one each
+ * was copied from: a site per thread stays the thread's). */
 static void merge_copies(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
-	struct heapmap groups;
+	const struct heapmap *copies = &c->scriptmap;
 	uint32_t *map = malloc((rep->nsites ? rep->nsites : 1) * sizeof *map);
 	size_t ng = 0;
-	if (!map || hm_init(&groups)) {
-		free(map);
+	if (!map) {
 		c->oom = true;
 		return;
 	}
-	/* group i is at index i: numbered in order of their first site, so
-	 * merging in place never overwrites a site not seen yet */
+	for (size_t i = 0; i < rep->nsites; i++)
+		map[i] = NO_SITE;
+	for (size_t i = 0; copies->slots && i <= copies->mask; i++)
+		if (copies->slots[i].key)
+			map[copies->slots[i].val] = (uint32_t)(copies->slots[i].key >> 32);
+	/* a copy comes after its site, and sites only move down: merging in
+	 * place never overwrites a site not seen yet */
 	for (size_t i = 0; i < rep->nsites; i++) {
 		struct mt_site s = rep->sites[i];
-		uint64_t key = (uint64_t)s.frame << 32 | (uint64_t)s.stack << 2 | (uint64_t)s.dom;
-		uint64_t v, unused;
-		if (hm_get(&groups, key, &v)) {
-			sites_sum(&rep->sites[v], &s);
+		if (map[i] == NO_SITE) {
+			map[i] = (uint32_t)ng;
+			rep->sites[ng++] = s;
 		} else {
-			v = ng++;
-			if (hm_put(&groups, key, v, &unused) < 0) {
-				c->oom = true;
-				break;
-			}
-			s.script = 0;
-			rep->sites[v] = s;
+			map[i] = map[map[i]];
+			sites_sum(&rep->sites[map[i]], &s);
 		}
-		map[i] = (uint32_t)v;
 	}
-	if (!c->oom) {
-		rep->nsites = ng;
-		sites_remap(c, map);
-	}
-	hm_free(&groups);
+	rep->nsites = ng;
+	sites_remap(c, map);
 	free(map);
 }
 
