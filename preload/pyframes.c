@@ -105,12 +105,16 @@ static inline __attribute__((always_inline)) const void *current_frame(const str
 	return python_frame(d, p);
 }
 
-/* A frame that runs code of its own: a code object with a line table
- * (3.13 runs some calls of __init__ through a shim code object without
- * one, which CPython's own tracebacks leave out too). */
+/* A frame that runs code of its own: a code object with a line table,
+ * and not 3.13's shim through which the specialized call of a class runs
+ * __init__ (Objects/codeobject.c, _Py_MakeShimCode: one string object is
+ * its file, name and qualified name; frame.f_back and CPython's own
+ * tracebacks leave it out too). */
 static int has_lines(const void *code)
 {
 	if (mt_pyd_ptr(code, pf.d.ob_type) != pf.d.code_type)
+		return 0;
+	if (mt_pyd_ptr(code, pf.d.co_filename) == mt_pyd_ptr(code, pf.d.co_qualname))
 		return 0;
 	const void *table = mt_pyd_ptr(code, pf.d.co_linetable);
 	return table && mt_pyd_ssize(table, pf.d.bytes_size) > 0;
