@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "html_assets.h"
 #include "json_get.h"
 
 /* Figures beyond this are treated as damage, not measurements. */
@@ -127,6 +128,13 @@ void hp_td_site(struct page *p, const json_t *o)
 	he_raw(&p->e, "</td>");
 }
 
+void hp_tr_site(struct page *p, const json_t *o)
+{
+	he_raw(&p->e, "<tr>");
+	hp_td_site(p, o);
+	hp_td_jtext(p, jg(o, "domain"), "dom");
+}
+
 void hp_td_jtext(struct page *p, const json_t *s, const char *cls)
 {
 	if (cls)
@@ -184,3 +192,29 @@ bool hp_first_step(const json_t *marks, size_t i)
 	return i == 0 && l && !strcmp(l, "(before first mark)");
 }
 
+
+void hp_head(struct page *p)
+{
+	he_raw(&p->e, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
+		      "<meta charset=\"utf-8\">"
+		      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+		      "<meta name=\"color-scheme\" content=\"light\">"
+		      "<meta name=\"generator\" content=\"memtrace\">"
+		      "<title>memtrace: ");
+}
+
+void hp_head_end(struct page *p)
+{
+	he_raw(&p->e, "</title><style>");
+	he_raw(&p->e, mt_html_css);
+	he_raw(&p->e, "</style></head><body>\n");
+}
+
+void hp_scripts(struct page *p, const json_t *data)
+{
+	he_raw(&p->e, "<script type=\"application/json\" id=\"mt-data\">");
+	he_json(&p->e, data);
+	he_raw(&p->e, "</script>\n<script>");
+	he_raw(&p->e, mt_html_js);
+	he_raw(&p->e, "</script>\n");
+}

@@ -3,8 +3,8 @@
  * written, its colours, and helpers for sections, stats and tables whose
  * cells carry the figures they show (data-v) so that the page's script can
  * sort them.  output_html.c writes the page; html_python.c the pymalloc
- * and list sections; html_tables.c the sites and steps; html_memory.c what
- * the OS sees.
+ * and list sections; html_tables.c the sites and steps; html_script.c the
+ * main script line by line; html_memory.c what the OS sees.
  */
 #ifndef MEMTRACE_HTML_PAGE_H
 #define MEMTRACE_HTML_PAGE_H
@@ -61,6 +61,12 @@ extern const char *const hp_timeline_keys[HP_SERIES];
 double hp_clamp(double v);
 double hp_num(const json_t *o, const char *key);
 
+/* The page's head: hp_head, then the title's text, then hp_head_end
+ * (the stylesheet; the body starts).  hp_scripts: the data for the page's
+ * script, and the script. */
+void hp_head(struct page *p);
+void hp_head_end(struct page *p);
+void hp_scripts(struct page *p, const json_t *data);
 /* A wide chart of bytes over the trace's time, with the marks, and a dot
  * at the peak the report gives (its peak_key and time_us members). */
 struct hp_time_chart {
@@ -105,6 +111,8 @@ void hp_location(struct page *p, const json_t *o);
 /* The cell of a site: function and location, with its stack folded away
  * when it has more than one frame. */
 void hp_td_site(struct page *p, const json_t *o);
+/* A row's start: the site's cell and its domain's. */
+void hp_tr_site(struct page *p, const json_t *o);
 
 /* Whether marks[i] is the builder's "(before first mark)" step. */
 bool hp_first_step(const json_t *marks, size_t i);
@@ -116,6 +124,7 @@ enum site_view { BY_PEAK, BY_LIVE, BY_TEMP };
 void html_sites_table(struct page *p, const char *id, const char *title, const char *key,
 		      enum site_view view, const char *note);
 void html_marks_section(struct page *p);
+void html_script_section(struct page *p);
 /* html_memory.c: the section, and its columns for the page's script. */
 void html_memory_section(struct page *p);
 void html_memory_data(struct page *p, json_t *data);

@@ -25,16 +25,24 @@ void html_sites_table(struct page *p, const char *id, const char *title, const c
 		hp_section_close(p);
 		return;
 	}
+	/* the main table comes in the view's order */
+	const char *sort = jg_str(jg_obj(p->r, "view"), "sort");
+	bool by = view == BY_PEAK && sort;
 	struct hp_col peak_cols[] = {
 		{ .head = "Site" },
 		{ .head = "Domain" },
-		{ .head = "Allocations", .num = true },
-		{ .head = "Bytes", .num = true, .tip = "allocated here" },
+		{ .head = "Allocations", .num = true, .sorted = by && !strcmp(sort, "allocs") },
+		{ .head = "Bytes",
+		  .num = true,
+		  .tip = "allocated here",
+		  .sorted = by && !strcmp(sort, "bytes") },
 		{ .head = "At peak",
 		  .num = true,
 		  .tip = "live at the heap peak",
-		  .sorted = view == BY_PEAK },
-		{ .head = "Live at exit", .num = true, .sorted = view == BY_LIVE },
+		  .sorted = view == BY_PEAK && (!sort || !strcmp(sort, "peak")) },
+		{ .head = "Live at exit",
+		  .num = true,
+		  .sorted = view == BY_LIVE || (by && !strcmp(sort, "leaked")) },
 		{ .head = "Live blocks", .num = true },
 	};
 	static const struct hp_col temp_cols[] = {
@@ -54,9 +62,7 @@ void html_sites_table(struct page *p, const char *id, const char *title, const c
 	size_t rows = 0;
 	for (; rows < jg_len(sites) && rows < HP_MAX_ROWS; rows++) {
 		const json_t *s = json_array_get(sites, rows);
-		he_raw(&p->e, "<tr>");
-		hp_td_site(p, s);
-		hp_td_jtext(p, jg(s, "domain"), "dom");
+		hp_tr_site(p, s);
 		if (view == BY_TEMP) {
 			hp_td_count(p, hp_num(s, "temporary_allocs"));
 			hp_td_bytes(p, hp_num(s, "temporary_bytes"));

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "html_assets.h"
 #include "html_page.h"
 #include "json_get.h"
 
@@ -73,16 +72,9 @@ static void command_line(struct page *p)
 
 static void head(struct page *p)
 {
-	he_raw(&p->e, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
-		      "<meta charset=\"utf-8\">"
-		      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-		      "<meta name=\"color-scheme\" content=\"light\">"
-		      "<meta name=\"generator\" content=\"memtrace\">"
-		      "<title>memtrace: ");
+	hp_head(p);
 	command_line(p);
-	he_raw(&p->e, "</title><style>");
-	he_raw(&p->e, mt_html_css);
-	he_raw(&p->e, "</style></head><body>\n");
+	hp_head_end(p);
 }
 
 static void meta(struct page *p, const char *name)
@@ -155,6 +147,26 @@ static void header(struct page *p, const char *trace_name)
 	he_fmt(&p->e, "%s in %s thread%s", hf_count(hp_num(ev, "total")).s,
 	       hf_count(hp_num(trace, "threads")).s, hp_num(trace, "threads") == 1 ? "" : "s");
 	he_raw(&p->e, "</dd></div>");
+	const json_t *win = jg_obj(p->r, "window"), *view = jg_obj(p->r, "view");
+	if (win && json_is_true(jg(win, "opened"))) {
+		meta(p, "window");
+		he_fmt(&p->e, "%s to ", hf_time(hp_num(win, "from_us")).s);
+		he_textz(&p->e, hf_time(hp_num(win, "to_us")).s);
+		he_raw(&p->e, "</dd></div>");
+	}
+	if (json_is_number(jg(view, "thread"))) {
+		meta(p, "thread");
+		he_fmt(&p->e, "%.0f", hp_num(view, "thread"));
+		he_raw(&p->e, "</dd></div>");
+	}
+	if (jg_len(jg_arr(view, "domains")) && jg_len(jg_arr(view, "domains")) < 4) {
+		meta(p, "domains");
+		for (size_t i = 0; i < jg_len(jg_arr(view, "domains")); i++) {
+			he_raw(&p->e, i ? ", " : "");
+			he_jtext(&p->e, json_array_get(jg_arr(view, "domains"), i), "?");
+		}
+		he_raw(&p->e, "</dd></div>");
+	}
 	if (trace_name) {
 		meta(p, "trace");
 		he_textz(&p->e, trace_name);
@@ -180,7 +192,10 @@ static void header(struct page *p, const char *trace_name)
 static void nav(struct page *p)
 {
 	const json_t *r = p->r;
-	he_raw(&p->e, "<nav><a href=\"#summary\">Summary</a><a href=\"#heap\">Heap</a>");
+	he_raw(&p->e, "<nav><a href=\"#summary\">Summary</a>");
+	if (jg_len(jg_arr(r, "script_lines")))
+		he_raw(&p->e, "<a href=\"#script\">Script</a>");
+	he_raw(&p->e, "<a href=\"#heap\">Heap</a>");
 	if (jg_len(jg_arr(jg_obj(r, "timeline"), "samples")))
 		he_raw(&p->e, "<a href=\"#memory\">Memory</a>");
 	if (p->python)
@@ -554,11 +569,7 @@ static void page_data(struct page *p, const struct hp_timeline *tl)
 		json_t *tree = flame_data(f, hp_num(f, "value") * FLAME_MIN_SHARE, 0);
 		json_object_set_new(d, "flame", tree ? tree : json_null());
 	}
-	he_raw(&p->e, "<script type=\"application/json\" id=\"mt-data\">");
-	he_json(&p->e, d);
-	he_raw(&p->e, "</script>\n<script>");
-	he_raw(&p->e, mt_html_js);
-	he_raw(&p->e, "</script>\n");
+	hp_scripts(p, d);
 	json_decref(d);
 }
 
@@ -588,6 +599,7 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	nav(&p);
 	he_raw(&p.e, "<main>");
 	summary(&p);
+	html_script_section(&p);
 	heap_charts(&p, &tl);
 	html_memory_section(&p);
 	if (!p.python)

@@ -112,10 +112,10 @@ class HtmlReport(TracerTestCase):
                                  env={"MEMTRACE_PY_DEPTH": "8", **(env or {})})
         return run.traces[0]
 
-    def render(self, trace, fmt, expect_rc=0):
+    def render(self, trace, fmt, *options, expect_rc=0):
         out = self.tmp / ("report." + fmt)
-        proc = subprocess.run([str(CLI), "report", "--format", fmt, "-o", str(out), str(trace)],
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        proc = subprocess.run([str(CLI), "report", "--format", fmt, *options, "-o", str(out),
+                               str(trace)], capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(proc.returncode, expect_rc, proc.stderr)
         return out.read_text(encoding="utf-8")
 
@@ -165,8 +165,29 @@ class HtmlReport(TracerTestCase):
         self.assertEqual(text.count("<script"), 2)
 
         for section in ("summary", "heap", "pools", "sizes", "lists", "sites", "leaks",
-                        "steps", "flame"):
+                        "steps", "flame", "script"):
             self.assertIn(section, page.ids)
+        # the main script's source with each line's figures in a gutter: the
+        # list's line (in the script's own function, so it counts there,
+        # not at the call) and `del xs` show their allocations and frees
+        rep = self.report_ok(trace)
+        lines = {l["source"].strip(): l for l in rep["script_lines"]}
+        for source in ("return [i * 3 for i in range(n)]", "del xs"):
+            l = lines[source]
+            row = re.search(r'<tr class="hot"><td class="n ln">%d</td>(.*?)</tr>' % l["line"],
+                            text)
+            self.assertIsNotNone(row, source)
+            cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+            self.assertEqual(cells[:2], ["{:,}".format(l["allocs"]), "{:,}".format(l["frees"])])
+            self.assertIn(html.escape(source, quote=False), row.group(1))
+        self.assertGreaterEqual(lines["return [i * 3 for i in range(n)]"]["allocs"],
+                                100000 - 257)
+        self.assertGreaterEqual(lines["del xs"]["frees"], 100000 - 257)
+        # the histogram: the list's ints are 32-byte requests (a one-digit
+        # PyLongObject, 8-aligned), in the bucket from 32 to 63
+        sizes = {b["min"]: b for b in rep["summary"]["size_histogram"]}
+        self.assertEqual(sizes[32]["max"], 63)
+        self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
         for label in ("build a dict", "free the list", "end"):
             self.assertIn(label, shown)
         self.assertNotIn("Not a Python process", shown)
@@ -184,9 +205,12 @@ class HtmlReport(TracerTestCase):
             total += int(m.group(2))
             self.assertTrue(all(f for f in m.group(1).split(";")), line)
         self.assertEqual(total, rep["flame"]["value"])
-        # frames are "function (file:line)", stacks several deep
-        self.assertTrue(any(re.search(r"<listcomp> \(.*lab<b>\.py:\d+\)", s) for s in stacks))
+        # frames are the functions' names, stacks several deep
+        self.assertTrue(any(s.endswith(";build;build.<locals>.<listcomp>") for s in stacks))
         self.assertTrue(any(s.count(";") >= 2 for s in stacks))
+        # --folded-lines: "function (file:line)"
+        folded = self.render(trace, "folded", "--folded-lines")
+        self.assertRegex(folded, r"<listcomp> \(.*lab<b>\.py:\d+\) \d+\n")
 
     def test_not_python(self):
         run = self.run_traced_ok([prog("every_call")])
