@@ -23,11 +23,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,91 +76,6 @@ size_t mt_proc_read(const char *path, char *buf, size_t cap)
 	buf[len] = 0;
 	errno = saved;
 	return len;
-}
-
-/* The highest descriptors the program is least likely to reach. */
-static int fd_high(int fd)
-{
-	struct rlimit rl;
-	rlim_t top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? rl.rlim_cur : 1024;
-	if (fd < 0 || top <= 64)
-		return fd;
-	int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)(top - 64));
-	if (high < 0)
-		return fd;
-	close(fd);
-	return high;
-}
-
-/* The writer's /proc files, kept open: one opened each round would, for a
- * moment, be the lowest free descriptor, which a program listing its own
- * (CPython's test_subprocess, in a child that closed the rest) would see.
- * Kept high, under select()'s limit, and checked before each read, since a
- * program may close one and reuse its number. */
-struct kept {
-	int fd; /* -1: none */
-	dev_t dev;
-	ino_t ino;
-};
-static struct kept kept_status = {-1, 0, 0}, kept_leader = {-1, 0, 0};
-
-static void kept_open(struct kept *k, const char *path)
-{
-	struct stat st;
-	int fd = fd_high(mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC)));
-	if (fd >= 0 && fstat(fd, &st) == 0) {
-		*k = (struct kept){fd, st.st_dev, st.st_ino};
-	} else if (fd >= 0) {
-		close(fd);
-	}
-}
-
-static size_t kept_read(struct kept *k, const char *path, char *buf, size_t cap)
-{
-	int saved = errno;
-	struct stat st;
-	ssize_t n = -1;
-	if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
-		n = pread(k->fd, buf, cap - 1, 0);
-	else
-		k->fd = -1; /* closed, or another file now: the program's */
-	errno = saved;
-	if (n < 0)
-		return mt_proc_read(path, buf, cap);
-	buf[n] = 0;
-	return (size_t)n;
-}
-
-static void kept_forget(struct kept *k)
-{
-	if (k->fd >= 0)
-		close(k->fd);
-	k->fd = -1;
-}
-
-static void leader_path(char *path, size_t cap)
-{
-	snprintf(path, cap, "/proc/self/task/%d/stat", (int)getpid());
-}
-
-void mt_proc_keep(void)
-{
-	char path[64];
-	leader_path(path, sizeof path);
-	kept_open(&kept_status, MT_PROC_STATUS);
-	kept_open(&kept_leader, path);
-}
-
-size_t mt_proc_status(char *buf, size_t cap)
-{
-	return kept_read(&kept_status, MT_PROC_STATUS, buf, cap);
-}
-
-size_t mt_proc_leader_stat(char *buf, size_t cap)
-{
-	char path[64];
-	leader_path(path, sizeof path);
-	return kept_read(&kept_leader, path, buf, cap);
 }
 
 /* start_brk, field 47 of /proc/self/stat: where the brk heap begins. */
@@ -224,7 +136,7 @@ static void resident(struct mt_sample *s, const char *status)
 {
 	char buf[4096];
 	if (!status)
-		status = mt_proc_status(buf, sizeof buf) ? buf : NULL;
+		status = mt_proc_read(MT_PROC_STATUS, buf, sizeof buf) ? buf : NULL;
 	if (!status)
 		return;
 	status_field(s, MT_S_RSS_ANON, status, "\nRssAnon:");
@@ -299,9 +211,6 @@ void mt_sampler_totals(uint64_t *samples, uint64_t *us)
 
 void mt_sampler_fork_child(void)
 {
-	/* the parent's files: the child's writer opens its own */
-	kept_forget(&kept_status);
-	kept_forget(&kept_leader);
 	smp.next_us = smp.next_alloc_us = smp.own_us = 0;
 	smp.samples = smp.cost_us = 0;
 }

@@ -37,12 +37,6 @@ void mt_sampler_take(struct mt_sample *s, uint64_t now_us, int full, const char 
 #define MT_PROC_STATUS "/proc/thread-self/status"
 /* A small /proc file into buf, NUL-terminated; its length, 0 on failure. */
 size_t mt_proc_read(const char *path, char *buf, size_t cap);
-/* The writer keeps its MT_PROC_STATUS (any live thread's has the process's
- * figures) and the first thread's stat open from its start: read as
- * mt_proc_read reads them. */
-void mt_proc_keep(void);
-size_t mt_proc_status(char *buf, size_t cap);
-size_t mt_proc_leader_stat(char *buf, size_t cap);
 /* Samples taken by the writer, and the CPU microseconds it spent on them. */
 void mt_sampler_totals(uint64_t *samples, uint64_t *us);
 

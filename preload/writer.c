@@ -523,8 +523,9 @@ static int serve_sync(void)
  * the number of threads. */
 static int leader_gone(void)
 {
-	char buf[1024];
-	char *p = mt_proc_leader_stat(buf, sizeof buf) ? strrchr(buf, ')') : NULL;
+	char buf[1024], path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
+	char *p = mt_proc_read(path, buf, sizeof buf) ? strrchr(buf, ')') : NULL;
 	return p && p[1] == ' ' && p[2] == 'Z';
 }
 
@@ -545,7 +546,6 @@ static void *writer_main(void *arg)
 {
 	(void)arg;
 	mt_thread_self()->internal = 1;
-	mt_proc_keep();
 	uint64_t checked = 0;
 	for (;;) {
 		char status[4096];
@@ -555,7 +555,7 @@ static void *writer_main(void *arg)
 		 * gone: the check comes with the samples, or every WAKE_MS. */
 		uint64_t now = mono_us();
 		if (!mt_sampler_wait_us(now) || now - checked >= WAKE_MS * 1000) {
-			st = mt_proc_status(status, sizeof status) ? status : NULL;
+			st = mt_proc_read(MT_PROC_STATUS, status, sizeof status) ? status : NULL;
 			end_if_program_gone(st);
 			checked = now;
 		}
