@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct mt_config mt_cfg;
@@ -24,6 +25,29 @@ static int warn_bad;
 /* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
  * program whose stderr is checked (a test suite) sees what it would see
  * untraced. */
+/* A thread whose descriptor table is its own (the writer's, see writer.c)
+ * borrows the program's stderr for a message. */
+static pid_t own_table_tid;
+
+void mt_log_own_table(void)
+{
+	own_table_tid = (pid_t)syscall(SYS_gettid);
+}
+
+/* The program's stderr in this thread's table; *borrowed: close it after. */
+static int stderr_fd(int *borrowed)
+{
+	*borrowed = 0;
+	if (!own_table_tid || (pid_t)syscall(SYS_gettid) != own_table_tid)
+		return STDERR_FILENO;
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	int fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, STDERR_FILENO, 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	*borrowed = fd >= 0;
+	return fd;
+}
+
 void mt_log(const char *fmt, ...)
 {
 	if (mt_cfg.quiet)
@@ -38,15 +62,21 @@ void mt_log(const char *fmt, ...)
 	if (n > (int)sizeof line - 2)
 		n = (int)sizeof line - 2;
 	line[n++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	int borrowed, fd = stderr_fd(&borrowed);
+	ssize_t w = write(fd, line, (size_t)n);
 	(void)w;
+	if (borrowed)
+		close(fd);
 	errno = saved;
 }
 
 int mt_stderr_is_terminal(void)
 {
 	int saved = errno;
-	int tty = isatty(STDERR_FILENO);
+	int borrowed, fd = stderr_fd(&borrowed);
+	int tty = isatty(fd);
+	if (borrowed)
+		close(fd);
 	errno = saved;
 	return tty;
 }

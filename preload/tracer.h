@@ -78,6 +78,8 @@ int mt_config_only_matches(const char *name);
 /* One line on stderr, prefixed "memtrace: ", unless MEMTRACE_QUIET=1; never
  * allocates. */
 void mt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The calling thread's descriptor table is its own, without the program's. */
+void mt_log_own_table(void);
 /* Whether stderr is a terminal (errno is kept). */
 int mt_stderr_is_terminal(void);
 

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,10 +543,27 @@ static void end_if_program_gone(const char *status)
 		exit(0);
 }
 
+/* The writer's files (the trace, opened for each write; /proc, read each
+ * round) go into a descriptor table of its own.  In the program's, each
+ * would for a moment be the lowest free descriptor, which a program listing
+ * its own can see: CPython's test_pass_fds does, in a child that closed the
+ * rest.  The copies of the program's descriptors are closed at once, so a
+ * pipe the program closes still reaches its end of file. */
+static void own_table(void)
+{
+	if (unshare(CLONE_FILES) != 0)
+		return; /* a sandbox may refuse: the program's table then */
+	if (close_range(0, ~0U, 0) != 0)
+		for (int fd = 0; fd < 65536; fd++)
+			close(fd);
+	mt_log_own_table();
+}
+
 static void *writer_main(void *arg)
 {
 	(void)arg;
 	mt_thread_self()->internal = 1;
+	own_table();
 	uint64_t checked = 0;
 	for (;;) {
 		char status[4096];
