@@ -202,6 +202,10 @@ struct ctx {
 	struct tl_state tl;
 	struct marks_state marks;
 	struct stacks_state *stacks; /* stacks.c; NULL until a native record */
+	/* MT_BUILD_TIME_GRID (timegrid.c): the bucket time is in now */
+	bool grid;
+	uint64_t grid_bucket;
+	size_t grid_cap;
 };
 
 static inline struct thread *cur_thread(struct ctx *c)
@@ -229,11 +233,25 @@ static inline uint32_t site_of(struct ctx *c, struct thread *t, int dom)
 	return s != NO_SITE ? s : sites_lookup(c, t, dom);
 }
 
+/* ---- timegrid.c ------------------------------------------------------------------------ */
+
+int grid_init(struct ctx *c);
+/* Site idx was made; -1 when out of memory. */
+int grid_site_new(struct ctx *c, size_t idx);
+/* Site idx changes in a bucket later than its last change. */
+void grid_change(struct ctx *c, uint32_t idx);
+/* Time moved on to c->cnt.time_us. */
+void grid_time(struct ctx *c);
+void grid_finish(struct ctx *c);
+
 /* Before a site's live bytes change: if they have not been looked at since
- * the last snapshot, they still hold the value they had then. */
+ * the last snapshot, they still hold the value they had then.  Every
+ * change of a site's figures comes after a call to this. */
 static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 {
 	struct mt_site *s = &c->rep->sites[idx];
+	if (__builtin_expect(c->grid, 0) && c->rep->grid.sites[idx].bucket != c->grid_bucket)
+		grid_change(c, idx);
 	if (s->epoch != c->epoch) {
 		s->peak_bytes = s->live_bytes;
 		s->peak_blocks = s->live_blocks;

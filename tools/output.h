@@ -23,6 +23,17 @@
  * json_decref it).  NULL only when out of memory. */
 json_t *mt_report_to_json(const struct mt_report *rep);
 
+/* The "profile" key: every site of a build with MT_BUILD_PER_THREAD and
+ * MT_BUILD_TIME_GRID, with its stack and figures over time (the HTML
+ * page's data).  mt_report_to_json adds it when the report has a grid.
+ * NULL only when out of memory. */
+json_t *mt_profile_json(const struct mt_report *rep);
+
+/* A JSON number of a count, and a string from a C string whose bytes need
+ * not be UTF-8 (they are spelled \xNN then). */
+json_t *mt_json_num(uint64_t v);
+json_t *mt_json_cstr(const char *s);
+
 /* Several reports: {"format": "memtrace-report-set", "reports": [...],
  * "combined": {...}}.  names[i] titles reps[i] (may be NULL). */
 json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,

@@ -514,6 +514,8 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 		rep->trace.duration_us += r->value;
 		c->cnt.time_us = rep->trace.duration_us;
 		timeline_time(c);
+		if (c->grid)
+			grid_time(c);
 		break;
 	case MT_REC_LOST:
 		c->lost_records += r->value;
@@ -888,12 +890,13 @@ static int read_blocks_ahead(struct ctx *c, struct mt_reader *rd, mt_progress_fn
 
 /* ---- the builder ------------------------------------------------------- */
 
-static int ctx_init(struct ctx *c, struct mt_report *rep)
+static int ctx_init(struct ctx *c, struct mt_report *rep, unsigned flags)
 {
 	int err = 0;
 	memset(c, 0, sizeof *c);
 	c->rep = rep;
 	c->per_thread = rep->per_thread;
+	c->grid = rep->per_thread && (flags & MT_BUILD_TIME_GRID);
 	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		err |= hm_init(&c->live[d]);
 		err |= hm_init(&c->big[d]);
@@ -910,6 +913,8 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	err |= pools_init(c);
 	err |= lists_init(c);
 	err |= timeline_init(c);
+	if (c->grid)
+		err |= grid_init(c);
 	return err || !c->threads ? -1 : 0;
 }
 
@@ -942,6 +947,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	marks_finish(c);
 	pools_finish(c);
 	sites_finish(c);
+	if (c->grid)
+		grid_finish(c);
 	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
 	rep->heap.live_blocks =
@@ -969,7 +976,7 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsi
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
 		st = open_error(rep, &rd, rst, f);
-	} else if (ctx_init(&c, rep)) {
+	} else if (ctx_init(&c, rep, flags)) {
 		snprintf(rep->error, sizeof rep->error, "out of memory");
 		st = MT_REPORT_FAILED;
 		ctx_free(&c);
@@ -1013,6 +1020,7 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
+	mt_grid_free(&rep->grid, rep->nsites);
 	mt_native_free(rep->native);
 	rep->native = NULL;
 	rep->strings = NULL;

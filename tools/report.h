@@ -188,6 +188,30 @@ struct mt_mark {
 	uint64_t heap_peak; /* highest heap during the step */
 };
 
+/* ---- the sites over time (MT_BUILD_TIME_GRID) ---------------------------- */
+
+/* Time cut into buckets of bucket_us: the grid starts at 1 us a bucket
+ * and doubles whenever the trace runs past MT_GRID_MAX buckets.  A site's
+ * cell is its running figures at the end of a bucket in which they
+ * changed; in the buckets without a cell they are the previous cell's. */
+#define MT_GRID_MAX 256
+
+struct mt_tcell {
+	uint64_t bucket;
+	uint64_t allocs, bytes, live_bytes, temp_allocs, temp_bytes;
+};
+
+struct mt_site_times {
+	struct mt_tcell *cells; /* by bucket, ascending */
+	uint32_t n, cap;
+	uint64_t bucket;        /* of the site's last change; UINT64_MAX: none */
+};
+
+struct mt_grid {
+	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace */
+	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
+};
+
 struct mt_report {
 	struct mt_process process;
 	struct {
@@ -224,6 +248,7 @@ struct mt_report {
 	struct mt_pools pools;
 	struct mt_lists lists;
 	struct mt_timeline timeline;
+	struct mt_grid grid;
 	struct mt_mark *marks;
 	size_t nmarks;
 	uint64_t marks_total; /* MARK records, some maybe folded */
@@ -260,10 +285,15 @@ enum mt_build_flags {
 	 * thread).  The samples of the profile exports (export.h); the other
 	 * outputs want the merged sites of a plain build. */
 	MT_BUILD_PER_THREAD = 1 << 0,
+	/* Each site's figures over time (struct mt_grid), for the HTML page's
+	 * time window.  Only with MT_BUILD_PER_THREAD, whose sites are never
+	 * merged after the build. */
+	MT_BUILD_TIME_GRID = 1 << 1,
 };
 enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsigned flags,
 					    mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
+void mt_grid_free(struct mt_grid *g, size_t nsites);
 
 /* "malloc", "pymem_raw", ... as used in every output. */
 const char *mt_domain_name(int dom);

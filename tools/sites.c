@@ -128,6 +128,10 @@ static uint32_t new_site(struct ctx *c, uint32_t frame, int dom)
 		c->oom = true;
 		return rep->nsites ? 0 : NO_SITE;
 	}
+	if (c->grid && grid_site_new(c, rep->nsites)) {
+		c->oom = true;
+		return rep->nsites ? 0 : NO_SITE;
+	}
 	/* Its value at a peak still to be fixed is whatever it has then. */
 	rep->sites[rep->nsites] = (struct mt_site){
 		.frame = frame, .dom = dom, .epoch = c->epoch

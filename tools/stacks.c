@@ -246,22 +246,28 @@ void stacks_finish(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	struct mt_native *n = rep->native;
-	if (!n || !rep->nsites || c->per_thread)
-		return; /* MT_BUILD_PER_THREAD keeps every (stack, location, thread) */
+	if (!n || !rep->nsites)
+		return;
 	/* the flame graph keeps every path */
 	n->paths = malloc(rep->nsites * sizeof *n->paths);
-	uint32_t *map = malloc(rep->nsites * sizeof *map);
-	uint64_t *best = malloc(rep->nsites * sizeof *best);
-	struct heapmap groups, ips;
-	if (!n->paths || !map || !best || hm_init(&groups) | hm_init(&ips)) {
+	if (!n->paths) {
 		c->oom = true;
-		goto out;
+		return;
 	}
 	for (size_t i = 0; i < rep->nsites; i++)
 		if (rep->sites[i].bytes)
 			n->paths[n->npaths++] = (struct mt_path){ rep->sites[i].stack,
 								  rep->sites[i].frame,
 								  rep->sites[i].bytes };
+	if (c->per_thread)
+		return; /* MT_BUILD_PER_THREAD keeps every (stack, location, thread) */
+	uint32_t *map = malloc(rep->nsites * sizeof *map);
+	uint64_t *best = malloc(rep->nsites * sizeof *best);
+	struct heapmap groups = { 0 }, ips = { 0 };
+	if (!map || !best || hm_init(&groups) | hm_init(&ips)) {
+		c->oom = true;
+		goto out;
+	}
 	/* group i of the merged sites is at index i: groups are numbered in
 	 * order of their first site, so merging in place never overwrites a
 	 * site not seen yet */

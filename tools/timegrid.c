@@ -1,0 +1,108 @@
+/*
+ * timegrid.c - every site's figures over time (MT_BUILD_TIME_GRID), for
+ * the HTML page's time window: a coarse grid of at most MT_GRID_MAX
+ * buckets (report.h), each site keeping a cell only for the buckets in
+ * which its figures changed.
+ *
+ * A cell holds the site's running figures at the end of its bucket, so
+ * the page gets a window's figures by subtracting the cell before the
+ * window from the one at its end, and a site's live bytes at any bucket
+ * end from one cell.  The cell of a bucket is written lazily: before a
+ * site changes (site_touch) in a bucket later than its last change, its
+ * figures are still those of that bucket's end.  Cost while reading: one
+ * compare per site change; a cell per site and busy bucket.
+ */
+#include <string.h>
+
+#include "analysis.h"
+
+int grid_init(struct ctx *c)
+{
+	c->rep->grid.bucket_us = 1;
+	c->grid_bucket = 0;
+	return 0;
+}
+
+int grid_site_new(struct ctx *c, size_t idx)
+{
+	struct mt_grid *g = &c->rep->grid;
+	if (mt_grow((void **)&g->sites, &c->grid_cap, idx + 1, sizeof *g->sites))
+		return -1;
+	g->sites[idx] = (struct mt_site_times){ .bucket = UINT64_MAX };
+	return 0;
+}
+
+/* The site's figures as the cell of bucket b: the latest cell of a bucket
+ * wins (the grid coarsens between two changes of a site). */
+static void push_cell(struct ctx *c, struct mt_site_times *t, const struct mt_site *s,
+		      uint64_t b)
+{
+	struct mt_tcell cell = { b, s->allocs, s->bytes, s->live_bytes, s->temp_allocs,
+				 s->temp_bytes };
+	if (t->n && t->cells[t->n - 1].bucket == b) {
+		t->cells[t->n - 1] = cell;
+		return;
+	}
+	size_t cap = t->cap;
+	if (mt_grow((void **)&t->cells, &cap, t->n + 1, sizeof *t->cells)) {
+		c->oom = true;
+		return;
+	}
+	t->cap = (uint32_t)cap;
+	t->cells[t->n++] = cell;
+}
+
+void grid_change(struct ctx *c, uint32_t idx)
+{
+	struct mt_site_times *t = &c->rep->grid.sites[idx];
+	if (t->bucket != UINT64_MAX)
+		push_cell(c, t, &c->rep->sites[idx], t->bucket);
+	t->bucket = c->grid_bucket;
+}
+
+/* Buckets twice as wide: pairs of cells merge, the later one's figures
+ * standing for both. */
+static void coarsen(struct ctx *c)
+{
+	struct mt_grid *g = &c->rep->grid;
+	g->bucket_us *= 2;
+	for (size_t i = 0; i < c->rep->nsites; i++) {
+		struct mt_site_times *t = &g->sites[i];
+		uint32_t n = 0;
+		for (uint32_t k = 0; k < t->n; k++) {
+			struct mt_tcell cell = t->cells[k];
+			cell.bucket /= 2;
+			if (n && t->cells[n - 1].bucket == cell.bucket)
+				n--;
+			t->cells[n++] = cell;
+		}
+		t->n = n;
+		if (t->bucket != UINT64_MAX)
+			t->bucket /= 2;
+	}
+}
+
+void grid_time(struct ctx *c)
+{
+	struct mt_grid *g = &c->rep->grid;
+	while (c->cnt.time_us / g->bucket_us >= MT_GRID_MAX)
+		coarsen(c);
+	c->grid_bucket = c->cnt.time_us / g->bucket_us;
+}
+
+void grid_finish(struct ctx *c)
+{
+	struct mt_grid *g = &c->rep->grid;
+	for (size_t i = 0; i < c->rep->nsites; i++)
+		if (g->sites[i].bucket != UINT64_MAX)
+			push_cell(c, &g->sites[i], &c->rep->sites[i], g->sites[i].bucket);
+	g->nbuckets = c->grid_bucket + 1;
+}
+
+void mt_grid_free(struct mt_grid *g, size_t nsites)
+{
+	for (size_t i = 0; g->sites && i < nsites; i++)
+		free(g->sites[i].cells);
+	free(g->sites);
+	g->sites = NULL;
+}
