@@ -9,8 +9,15 @@ report loaded offline, with a fresh profile:
   * a copy of the page with a test script appended drives it: sorts a
     table, hovers a chart, zooms the flame graph in and out, searches it,
     and reports what it saw;
-  * a screenshot (1400x3000) is written to $MEMTRACE_SCREENSHOTS (default:
-    a scratch directory) and must be a real, non-blank PNG.
+  * the report views, against figures computed here from the page's own
+    data block: each sort puts the expected site on top, with its figure;
+    a time brushed on the heap chart shows the window's own peak and cuts
+    the tables and the flame graph to it; a domain filter leaves only that
+    domain's sites;
+  * a page of 100,000 sites and 10^6 timeline points still draws, its
+    chart downsampled;
+  * screenshots (1400 px wide) are written to $MEMTRACE_SCREENSHOTS
+    (default: a scratch directory) and must be real, non-blank PNGs.
 
 Run alone, this file exits 77 (ctest's SKIP_RETURN_CODE) when every test
 was skipped."""
@@ -75,7 +82,7 @@ SELF_TEST = """
   try {
     out.status = document.documentElement.getAttribute("data-memtrace");
     // sort the sites by their first numeric column, twice
-    var table = document.querySelector("#sites table.sortable");
+    var table = document.querySelector("#summary table.sortable");
     var th = table.querySelectorAll("th[data-sort=num]")[1];
     var col = Array.prototype.indexOf.call(th.parentNode.cells, th);
     function column() {
@@ -84,7 +91,7 @@ SELF_TEST = """
       });
     }
     function sorted(values, dir) {
-      return values.length > 3 && values.every(function (v, i) {
+      return values.length >= 3 && values.every(function (v, i) {
         return i === 0 || (dir === "ascending" ? values[i - 1] <= v : values[i - 1] >= v);
       });
     }
@@ -95,7 +102,7 @@ SELF_TEST = """
     out.sort = {first: first.slice(0, 5), second: second.slice(0, 5), dir1: dir1, dir2: dir2,
       ok1: sorted(first, dir1), ok2: sorted(second, dir2)};
     // hover the heap chart in its middle
-    var chart = document.querySelector("#heap svg[data-hover]");
+    var chart = document.querySelector("#heap svg[data-chart=heap]");
     var box = chart.getBoundingClientRect();
     fire(chart, "mousemove", box.left + box.width / 2, box.top + box.height / 2);
     var tip = document.getElementById("mt-tip");
@@ -131,6 +138,145 @@ SELF_TEST = """
     search.dispatchEvent(new Event("input"));
     out.match = document.getElementById("fg-match").textContent;
     out.hits = fg.querySelectorAll("g.hit").length;
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+})();
+</script>
+"""
+
+# ---- the report views, computed here from the page's data ------------------
+
+CELL = 6
+SORTS = {"peak": ("peak", "bytes"), "allocations": ("allocs", "bytes"),
+         "bytes": ("bytes", "allocs"), "leaked": ("leak", "leakBlocks"),
+         "temporary": ("temp", "tempBytes")}
+
+
+def page_data(text):
+    m = re.search(r'<script type="application/json" id="mt-data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+def running_cells(deltas):
+    out, prev = [], [0] * CELL
+    for i in range(0, len(deltas) - len(deltas) % CELL, CELL):
+        prev = [p + d for p, d in zip(prev, deltas[i:i + CELL])]
+        out.append(prev)
+    return out
+
+
+def cell_at(cells, b):
+    best = [0] * CELL
+    for c in cells:
+        if c[0] <= b:
+            best = c
+    return best
+
+
+def make_window(rep, t0, t1):
+    """The window as the page makes it: grid buckets, and its peak, the
+    highest heap of the timeline in it."""
+    width = rep["profile"]["grid"]["bucket_us"]
+    peak, peak_t = None, t0
+    for p in rep["timeline"]["points"]:
+        if t0 <= p["time_us"] <= t1 and (peak is None or p["heap"] > peak):
+            peak, peak_t = p["heap"], p["time_us"]
+    return {"b0": int(t0 // width), "b1": int(t1 // width), "bp": int(peak_t // width),
+            "peak": peak}
+
+
+def site_figures(rep, win=None):
+    s = rep["profile"]["sites"]
+    out = []
+    for i in range(len(s["where"])):
+        if win is None:
+            out.append({"allocs": s["allocs"][i], "bytes": s["bytes"][i],
+                        "peak": s["peak_bytes"][i], "leak": s["live_bytes_at_exit"][i],
+                        "leakBlocks": s["live_blocks_at_exit"][i],
+                        "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
+            continue
+        cells = running_cells(s["times"][i])
+        a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
+        out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
+                    "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
+                    "temp": b[4] - a[4], "tempBytes": b[5] - a[5]})
+    return out
+
+
+def group_rows(rep, fig, domains=(0, 1, 2, 3)):
+    """The visible sites by line: where frame -> summed figures."""
+    s, rows = rep["profile"]["sites"], {}
+    for i, f in enumerate(fig):
+        if s["domain"][i] not in domains:
+            continue
+        r = rows.setdefault(s["where"][i], dict.fromkeys(f, 0))
+        for k, v in f.items():
+            r[k] += v
+    return rows
+
+
+def top_row(rows, how):
+    """The page's sites table: rows with anything, by key, key2, then frame."""
+    key, key2 = SORTS[how]
+    live = {w: r for w, r in rows.items() if r["allocs"] > 0 or r["peak"] > 0 or r["leak"] > 0}
+    where = min(live, key=lambda w: (-live[w][key], -live[w][key2], w))
+    return where, live[where]
+
+# Appended to a copy of the page: uses the report views as a user does
+# (buttons, the mouse on the heap chart, check boxes) and writes what the
+# tables, the window and the flame graph show into <html data-selftest>.
+VIEWS_TEST = """
+<script>
+(function () {
+  var out = {};
+  function fire(el, type, x, y) {
+    el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y, button: 0}));
+  }
+  function top(id) {
+    var tr = document.querySelector("#" + id + " table.sites tbody tr");
+    if (!tr) return null;
+    return {where: +tr.getAttribute("data-where"),
+            values: Array.prototype.slice.call(tr.cells, 2).map(function (td) {
+              return +td.getAttribute("data-v"); })};
+  }
+  function sorts() {
+    var r = {};
+    ["peak", "allocations", "bytes", "leaked", "temporary"].forEach(function (k) {
+      document.querySelector("#sites button[data-sort-by=" + k + "]").click();
+      r[k] = top("sites");
+    });
+    return r;
+  }
+  try {
+    out.status = document.documentElement.getAttribute("data-memtrace");
+    out.whole = {sorts: sorts(), flame: window.memtrace.flameTotal(),
+                 peakText: document.querySelector(".win-peak").textContent};
+    /* brush the heap chart from T0 to T1 */
+    var c = document.querySelector("#heap svg[data-chart=heap]");
+    var g = c.getAttribute("data-plot").split(" ").map(Number);  /* L R x0 x1 W */
+    var box = c.getBoundingClientRect();
+    function cx(t) { return box.left + (g[0] + (t - g[2]) / (g[3] - g[2]) * (g[1] - g[0])) * box.width / g[4]; }
+    var cy = box.top + box.height / 2;
+    fire(c, "mousedown", cx(%(t0)s), cy);
+    fire(c, "mousemove", cx(%(t1)s), cy);
+    fire(c, "mouseup", cx(%(t1)s), cy);
+    var w = window.memtrace.window();
+    out.window = w && {t0: w.t0, t1: w.t1, peak: w.peak};
+    out.windowPeakText = document.querySelector(".win-peak").textContent;
+    out.inWindow = {sorts: sorts(), flame: window.memtrace.flameTotal()};
+    /* back to the whole trace; then malloc alone */
+    document.getElementById("win-clear").click();
+    out.clearedPeakText = document.querySelector(".win-peak").textContent;
+    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+      if (cb.value !== "malloc") cb.click();
+    });
+    document.querySelector("#sites button[data-sort-by=bytes]").click();
+    out.malloc = {top: top("sites"), flame: window.memtrace.flameTotal(),
+      domains: Array.prototype.map.call(
+        document.querySelectorAll("#sites table.sites tbody tr td.dom"),
+        function (td) { return td.title; })};
   } catch (e) {
     out.error = String(e && e.stack || e);
   }
@@ -230,7 +376,8 @@ class Browser(TracerTestCase):
         self.assertEqual(m.group(1), "ok")
         self.assertNotIn('id="mt-error"', dom)
         # the script built the flame graph
-        self.assertRegex(dom, r'<div id="fg" class="fg"><svg[^>]*>.*<rect', )
+        self.assertIsNotNone(re.search(r'<div class="fg" id="fg"><svg[^>]*>.*?<rect', dom),
+                             "no flame graph")
 
     def test_interactions(self):
         page = self.tmp / "selftest.html"
@@ -253,6 +400,65 @@ class Browser(TracerTestCase):
         self.assertEqual(got["framesAfterReset"], got["frames"])
         self.assertRegex(got["match"], r"matched .*B \(.*%\)")
         self.assertGreater(got["hits"], 0)
+
+    def selftest(self, script, name, *args):
+        page = self.tmp / name
+        page.write_text(self.page.read_text(encoding="utf-8").replace(
+            "</body>", script + "</body>"), encoding="utf-8")
+        dom = self.chromium("--dump-dom", "--window-size=1400,3000", *args, page=page).stdout
+        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
+        self.assertIsNotNone(m, "the self-test did not run")
+        got = json.loads(html.unescape(m.group(1)))
+        self.assertNotIn("error", got, got.get("error"))
+        self.assertEqual(got["status"], "ok")
+        return got
+
+    def expect_sorts(self, got, rep, fig):
+        rows = group_rows(rep, fig)
+        column = {"allocations": 0, "bytes": 1, "peak": 2, "leaked": 3, "temporary": 4}
+        for how in SORTS:
+            where, figures = top_row(rows, how)
+            with self.subTest(sort=how):
+                self.assertEqual(got[how]["where"], where)
+                self.assertEqual(got[how]["values"][column[how]], figures[SORTS[how][0]])
+        return {how: got[how]["where"] for how in SORTS}
+
+    def test_views(self):
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        marks = rep["marks"]
+        first = 1 if marks[0]["label"] == "(before first mark)" else 0
+        t0, t1 = marks[first]["time_us"], marks[first + 1]["time_us"]  # "build the list"
+        got = self.selftest(VIEWS_TEST % {"t0": t0, "t1": t1}, "views.html")
+
+        # each sort puts the expected site on top, and they are not all one
+        tops = self.expect_sorts(got["whole"]["sorts"], rep, site_figures(rep))
+        self.assertGreaterEqual(len(set(tops.values())), 3, tops)
+        self.assertEqual(got["whole"]["flame"], sum(rep["profile"]["sites"]["bytes"]))
+
+        # the brush: the window's own peak, lower than the trace's, and the
+        # tables and flame graph cut to the window
+        w = got["window"]
+        self.assertIsNotNone(w, "the brush made no window")
+        self.assertAlmostEqual(w["t0"], t0, delta=(t1 - t0) * 0.02 + 1000)
+        self.assertAlmostEqual(w["t1"], t1, delta=(t1 - t0) * 0.02 + 1000)
+        win = make_window(rep, w["t0"], w["t1"])
+        self.assertEqual(w["peak"], win["peak"])
+        self.assertLess(win["peak"], rep["summary"]["heap_peak"]["bytes"])
+        self.assertNotEqual(got["windowPeakText"], got["whole"]["peakText"])
+        self.assertEqual(got["clearedPeakText"], got["whole"]["peakText"])
+        fig = site_figures(rep, win)
+        self.expect_sorts(got["inWindow"]["sorts"], rep, fig)
+        self.assertEqual(got["inWindow"]["flame"], sum(f["bytes"] for f in fig))
+        self.assertLess(got["inWindow"]["flame"], got["whole"]["flame"])
+
+        # malloc alone: no other domain in the table, the flame graph its bytes
+        m = got["malloc"]
+        self.assertTrue(m["domains"] and all(d == "malloc" for d in m["domains"]), m["domains"])
+        sites = rep["profile"]["sites"]
+        self.assertEqual(m["flame"], sum(b for b, d in zip(sites["bytes"], sites["domain"]) if d == 0))
+        where, figures = top_row(group_rows(rep, site_figures(rep), domains=(0,)), "bytes")
+        self.assertEqual(m["top"]["where"], where)
+        self.assertEqual(m["top"]["values"][1], figures["bytes"])
 
     def test_screenshot(self):
         outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp

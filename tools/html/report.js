@@ -280,6 +280,8 @@
     var c = add(fig, svg("svg", { "class": "chart", viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-label": o.title }));
     c.setAttribute("data-chart", o.id || "");
+    /* the plot area and its time span, for scripts that brush it */
+    c.setAttribute("data-plot", [L, R, x0, x1, W].join(" "));
     var grid = add(c, svg("g", { "class": "grid" })), labels = add(c, svg("g", {}));
     for (var v = 0; v <= ya.max + ya.step / 2; v += ya.step) {
       add(grid, svg("line", { x1: L, x2: R, y1: Y(v), y2: Y(v) }));
@@ -1006,6 +1008,7 @@
       var shown = holder.mtAll ? rows.length : Math.min(rows.length, ROWS);
       for (var i = 0; i < shown; i++) {
         var r = rows[i], row = add(body, el("tr"));
+        row.setAttribute("data-where", r.where);
         var site = r.best, w = frameOf(r.where);
         var where = add(row, el("td"));
         if (VIEW.group === "file") w = { function: "", file: w.file, line: 0 };
@@ -1304,6 +1307,7 @@
     /* what a user can do, for scripts and tests */
     window.memtrace = {
       setWindow: setWindow,
+      window: function () { return VIEW.win; },
       windowPeak: function () { return VIEW.win ? VIEW.win.peak : num(obj(obj(REP, "summary"), "heap_peak"), "bytes"); },
       sort: function (table, how) { TABLES[table].sort(how); },
       group: function (how) { VIEW.group = how; document.getElementById("view-group").value = how; changed(); },
