@@ -70,11 +70,25 @@ del xs
 mark("end <script>alert(1)</script>")
 """
 
+# The page draws its views a task at a time: the self-tests start once it
+# says it is done (the browser runs with a virtual time budget, so that
+# they get to run before the page is dumped).
+WHEN_DRAWN = """
+<script>
+function whenDrawn(f) {
+  (function poll() {
+    if (document.documentElement.getAttribute("data-memtrace") !== "loading") f();
+    else setTimeout(poll, 10);
+  })();
+}
+</script>
+"""
+
 # Appended to a copy of the page: drives it and writes what it saw into
 # <html data-selftest>, as JSON.
 SELF_TEST = """
 <script>
-(function () {
+whenDrawn(function () {
   var out = {};
   function fire(el, type, x, y) {
     el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y}));
@@ -142,7 +156,7 @@ SELF_TEST = """
     out.error = String(e && e.stack || e);
   }
   document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
-})();
+});
 </script>
 """
 
@@ -229,7 +243,7 @@ def top_row(rows, how):
 # tables, the window and the flame graph show into <html data-selftest>.
 VIEWS_TEST = """
 <script>
-(function () {
+whenDrawn(function () {
   var out = {};
   function fire(el, type, x, y) {
     el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y, button: 0}));
@@ -281,7 +295,7 @@ VIEWS_TEST = """
     out.error = String(e && e.stack || e);
   }
   document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
-})();
+});
 </script>
 """
 
@@ -363,7 +377,8 @@ class Browser(TracerTestCase):
                         str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
 
     def chromium(self, *args, page=None):
-        proc = run_chromium((page or self.page).as_uri(), self.tmp, *args)
+        proc = run_chromium((page or self.page).as_uri(), self.tmp, "--virtual-time-budget=60000",
+                            *args)
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
         self.assertEqual(console, [], "console messages")
@@ -382,7 +397,7 @@ class Browser(TracerTestCase):
     def test_interactions(self):
         page = self.tmp / "selftest.html"
         page.write_text(self.page.read_text(encoding="utf-8").replace(
-            "</body>", SELF_TEST + "</body>"), encoding="utf-8")
+            "</body>", WHEN_DRAWN + SELF_TEST + "</body>"), encoding="utf-8")
         dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
         m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
         self.assertIsNotNone(m, "the self-test did not run")
@@ -404,7 +419,7 @@ class Browser(TracerTestCase):
     def selftest(self, script, name, *args):
         page = self.tmp / name
         page.write_text(self.page.read_text(encoding="utf-8").replace(
-            "</body>", script + "</body>"), encoding="utf-8")
+            "</body>", WHEN_DRAWN + script + "</body>"), encoding="utf-8")
         dom = self.chromium("--dump-dom", "--window-size=1400,3000", *args, page=page).stdout
         m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
         self.assertIsNotNone(m, "the self-test did not run")

@@ -513,6 +513,16 @@
   var VIEW = { group: "line", domains: [true, true, true, true], thread: -1, win: null };
   var listeners = [];
   function changed() { listeners.forEach(function (f) { f(); }); }
+  /* The first drawing of the views, one task each, so that the browser
+   * is never blocked long at a time on a large report; then done(). */
+  function firstDraw(done) {
+    var i = 0;
+    (function next() {
+      if (i === listeners.length) return done();
+      listeners[i++]();
+      setTimeout(next, 0);
+    })();
+  }
 
   /* A site's running figures at the end of bucket b (-1: before the start):
    * its last cell at or before b. */
@@ -1138,10 +1148,11 @@
       p = PROF.nodeParent[k];
       var parent = p >= 0 && p < k ? made[p] : top;
       if (!parent) continue;
-      var n = made[k] = { name: frameName(PROF.nodeFrame[k]), value: val[k], children: [], parent: parent, depth: parent.depth + 1 };
+      var n = made[k] = { frame: PROF.nodeFrame[k], value: val[k], children: [], parent: parent, depth: parent.depth + 1 };
       parent.children.push(n);
     }
     if (nat > 0) top.children.push({ name: "<native>", value: nat, children: [], parent: top, depth: 1 });
+    top.name = "all";
     (function sort(n) {
       n.children.sort(function (a, b) { return b.value - a.value; });
       n.children.forEach(sort);
@@ -1157,6 +1168,11 @@
       return n;
     }
     return build(obj(REP, "flame") || {}, null, 0);
+  }
+  /* Names are made when a frame is drawn or searched: most never are. */
+  function nodeName(n) {
+    if (n.name === undefined) n.name = frameName(n.frame);
+    return n.name;
   }
   function flameSection(main) {
     var s = section(main, "flame", "Flame graph");
@@ -1176,28 +1192,33 @@
     host.id = "fg";
     var ROW = 18, top = null, focus = null, query = "";
     var svgEl = add(host, svg("svg", { role: "img", "aria-label": "flame graph" }));
-    function deepest(n) {
+    /* the depth drawn under n: frames of a pixel or more */
+    function deepest(n, w) {
       var d = 0;
-      for (var i = 0; i < n.children.length; i++) d = Math.max(d, 1 + deepest(n.children[i]));
+      for (var i = 0; i < n.children.length; i++) {
+        var cw = w * n.children[i].value / (n.value || 1);
+        if (cw >= 1) d = Math.max(d, 1 + deepest(n.children[i], cw));
+      }
       return d;
     }
     function draw() {
-      var width = host.clientWidth || 1100;
+      /* the section's inner width, without asking the browser for a layout */
+      var width = Math.max(400, Math.min(window.innerWidth || 1180, 1180) - 48 - 46);
       svgEl.textContent = "";
       if (!top.value) { info.textContent = "No allocations to draw."; svgEl.setAttribute("height", 0); return; }
-      var rows = focus.depth + 1 + Math.min(deepest(focus), 256);
+      var rows = focus.depth + 1 + Math.min(deepest(focus, width), 256);
       svgEl.setAttribute("viewBox", "0 0 " + width + " " + rows * ROW);
       svgEl.setAttribute("height", rows * ROW);
       function box(n, x, w, dim) {
         var g = svg("g", {});
-        var hit = query && n.depth > 0 && n.name.toLowerCase().indexOf(query) >= 0;
+        var hit = query && n.depth > 0 && nodeName(n).toLowerCase().indexOf(query) >= 0;
         if (dim) g.setAttribute("class", "dim");
         if (hit) g.setAttribute("class", "hit");
         add(g, svg("rect", { x: x, y: n.depth * ROW, width: Math.max(w, 0.5), height: ROW - 1,
-          fill: n.depth === 0 ? "hsl(210, 20%, 80%)" : frameColor(n.name), rx: 2 }));
+          fill: n.depth === 0 ? "hsl(210, 20%, 80%)" : frameColor(nodeName(n)), rx: 2 }));
         var chars = Math.floor((w - 8) / 7);
         if (chars >= 3) {
-          var label = n.depth === 0 ? "all (" + bytes(n.value) + ")" : n.name;
+          var label = n.depth === 0 ? "all (" + bytes(n.value) + ")" : nodeName(n);
           add(g, svg("text", { x: x + 4, y: n.depth * ROW + 13 })).textContent =
             label.length > chars ? label.slice(0, chars - 1) + "…" : label;
         }
@@ -1210,14 +1231,14 @@
         var cx = x;
         n.children.forEach(function (c) {
           var cw = w * c.value / (n.value || 1);
-          if (cw >= 0.4) lay(c, cx, cw);
+          if (cw >= 1) lay(c, cx, cw); /* a frame narrower than a pixel is not drawn */
           cx += cw;
         });
       })(focus, 0, width);
       if (query) {
         var matched = 0;
         (function walk(n) {
-          if (n.depth > 0 && n.name.toLowerCase().indexOf(query) >= 0) { matched += n.value; return; }
+          if (n.depth > 0 && nodeName(n).toLowerCase().indexOf(query) >= 0) { matched += n.value; return; }
           n.children.forEach(walk);
         })(top);
         match.textContent = "matched " + bytes(matched) + " (" + pct(matched, top.value) + ")";
@@ -1240,7 +1261,7 @@
       var self = n.value;
       n.children.forEach(function (c) { self -= c.value; });
       if (n.children.length) rows.push({ name: "in this frame itself", value: bytes(Math.max(self, 0)) });
-      showTip(ev, n.depth === 0 ? "all" : n.name, rows);
+      showTip(ev, n.depth === 0 ? "all" : nodeName(n), rows);
     });
     svgEl.addEventListener("mouseleave", hideTip);
     svgEl.addEventListener("click", function (ev) {
@@ -1303,7 +1324,6 @@
     flameSection(main);
     footer(body);
     body.appendChild(tip);
-    changed();
     /* what a user can do, for scripts and tests */
     window.memtrace = {
       setWindow: setWindow,
@@ -1313,7 +1333,9 @@
       group: function (how) { VIEW.group = how; document.getElementById("view-group").value = how; changed(); },
       flameTotal: function () { return FLAME.total(); },
     };
-    if (root.getAttribute("data-memtrace") !== "error") root.setAttribute("data-memtrace", "ok");
+    firstDraw(function () {
+      if (root.getAttribute("data-memtrace") !== "error") root.setAttribute("data-memtrace", "ok");
+    });
   }
   try {
     init();
