@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """How fast the HTML report opens in headless Chromium, and how big it is.
 
-For each page: its size, the share of its data, and over several runs (the
-median) the time from navigation to the page drawn (the page's script ends
-synchronously, so this is the one task that parses the JSON and draws
-everything) and the longest task the browser reports (PerformanceObserver,
-"longtask").  Pages:
+For each page: its size, the size of its profile, and over several runs
+(the median) the time from navigation to the first frame after the page
+says it is drawn, and the longest task the browser reports
+(PerformanceObserver, "longtask"): how long the page kept the browser from
+answering.
+The pages are opened one at a time by bench/html_open.js (Node, through
+Chromium's DevTools protocol), each in a fresh headless Chromium.
   * the report of bench/alloc_heavy.py (the Python benchmark's trace),
     traced here with the tracer of BUILD;
   * a synthetic report of --sites sites (100,000) and --points timeline
@@ -31,9 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE_HEAD = """<script>window.mtLong = [];
 new PerformanceObserver(function (l) { l.getEntries().forEach(function (e) { mtLong.push(e.duration); }); })
   .observe({entryTypes: ["longtask"]});</script>"""
-PROBE_TAIL = """<script>document.documentElement.setAttribute("data-drawn-ms", performance.now().toFixed(1));
-setTimeout(function () { document.documentElement.setAttribute("data-long-ms",
-  JSON.stringify(window.mtLong)); }, 0);</script>"""
+# once the page says it is drawn, the next frame: its time since navigation
+PROBE_TAIL = """<script>(function poll() {
+  if (document.documentElement.getAttribute("data-memtrace") === "loading") return setTimeout(poll, 5);
+  requestAnimationFrame(function () { setTimeout(function () {
+    document.documentElement.setAttribute("data-drawn-ms", performance.now().toFixed(1)); }, 0); });
+})();</script>"""
 
 
 def chromium():
@@ -43,20 +48,18 @@ def chromium():
     sys.exit("no chromium")
 
 
-def open_page(page, work):
-    profile = tempfile.mkdtemp(prefix="profile.", dir=work)
-    argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-extensions", "--user-data-dir=" + profile, "--window-size=1400,3000",
-            "--virtual-time-budget=3000", "--dump-dom", page.as_uri()]
-    dom = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
-    shutil.rmtree(profile, True)
-    ok = re.search(r'data-memtrace="([a-z]*)"', dom)
-    drawn = re.search(r'data-drawn-ms="([0-9.]*)"', dom)
-    longest = re.search(r'data-long-ms="([^"]*)"', dom)
-    tasks = json.loads(longest.group(1).replace("&quot;", '"')) if longest else []
-    return (ok.group(1) if ok else None, float(drawn.group(1)) if drawn else None,
-            max(tasks) if tasks else 0.0)
+def open_pages(pages):
+    """[(state, drawn ms, longest task ms)] of each page, by html_open.js."""
+    proc = subprocess.run(["node", "--experimental-websocket", "--no-warnings",
+                           str(REPO / "bench" / "html_open.js"), chromium(), *map(str, pages)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    out = []
+    for line in proc.stdout.splitlines():
+        r = json.loads(line)
+        out.append((r["state"], r["drawn_ms"], max(r["long_ms"] or [0])))
+    return out
 
 
 def probed(template, data, out):
@@ -154,7 +157,7 @@ def main():
         print("%-32s %10s %10s %8s %12s %12s" % ("page", "size", "profile", "drawn", "drawn (ms)",
                                                  "longest (ms)"))
         for name, path, size, prof in pages:
-            runs = [open_page(path, work) for _ in range(args.reps)]
+            runs = open_pages([path] * args.reps)
             states = {r[0] for r in runs}
             drawn = statistics.median(r[1] for r in runs if r[1] is not None)
             longest = statistics.median(r[2] for r in runs)

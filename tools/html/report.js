@@ -69,7 +69,13 @@
     return (a < 9.995 ? v.toFixed(2) : a < 99.95 ? v.toFixed(1) : v.toFixed(0)) + " " + u[i];
   }
   function sbytes(v) { return (v > 0 ? "+" : "") + bytes(v); }
-  function count(v) { return Math.round(v).toLocaleString("en-US"); }
+  /* 1,234,567 (toLocaleString is a hundred times slower) */
+  function count(v) {
+    var s = String(Math.abs(Math.round(v)));
+    if (!/^\d+$/.test(s)) return String(Math.round(v));
+    for (var i = s.length - 3; i > 0; i -= 3) s = s.slice(0, i) + "," + s.slice(i);
+    return (v <= -0.5 ? "-" : "") + s;
+  }
   function scount(v) { return (v > 0 ? "+" : "") + count(v); }
   function time(us) {
     var a = Math.abs(us);
@@ -123,6 +129,8 @@
     span.appendChild(document.createTextNode(file.slice(slash + 1) + (f.line > 0 ? ":" + f.line : "")));
     return span;
   }
+  /* A site: function and location, and its stack in a <details> whose
+   * frames are made when it is first opened. */
   function whereCell(td, f, stack) {
     td.className = "where";
     if (f.function) {
@@ -133,12 +141,15 @@
     if (stack && stack.length > 1) {
       var d = add(td, el("details"));
       add(d, el("summary", null, stack.length + " frames"));
-      var ol = add(d, el("ol", "stack"));
-      stack.slice(0, 256).forEach(function (s) {
-        var li = add(ol, el("li"));
-        add(li, el("span", "fn", s.function || "?"));
-        li.appendChild(document.createTextNode(" "));
-        li.appendChild(location(s));
+      d.addEventListener("toggle", function () {
+        if (d.querySelector("ol")) return;
+        var ol = add(d, el("ol", "stack"));
+        stack.slice(0, 256).forEach(function (s) {
+          var li = add(ol, el("li"));
+          add(li, el("span", "fn", s.function || "?"));
+          li.appendChild(document.createTextNode(" "));
+          li.appendChild(location(s));
+        });
       });
     }
   }
@@ -597,7 +608,7 @@
       else key = w;
       var r = groups.get(key);
       if (!r) {
-        r = { where: w, best: i, bestBytes: -1, domains: 0, threads: new Set(), sites: 0,
+        r = { where: w, best: i, bestBytes: -1, domains: 0, sites: 0,
           allocs: 0, bytes: 0, peak: 0, leak: 0, leakBlocks: 0, temp: 0, tempBytes: 0 };
         groups.set(key, r);
         rows.push(r);
@@ -611,7 +622,6 @@
       r.temp += fig[o + F_TEMP];
       r.tempBytes += fig[o + F_TEMPB];
       r.domains |= 1 << PROF.domain[i];
-      r.threads.add(PROF.thread[i]);
       r.sites++;
       if (PROF.bytes[i] > r.bestBytes) { r.best = i; r.bestBytes = PROF.bytes[i]; }
     }
