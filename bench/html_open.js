@@ -101,7 +101,11 @@ async function openOne(page) {
     const exited = new Promise((r) => proc.on("exit", r));
     proc.kill();
     await exited;
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+    } catch (e) {
+      /* chromium's helpers may still be writing their profile: left to /tmp */
+    }
   }
 }
 

@@ -14,8 +14,8 @@ report loaded offline, with a fresh profile:
     a time brushed on the heap chart shows the window's own peak and cuts
     the tables and the flame graph to it; a domain filter leaves only that
     domain's sites;
-  * a page of 100,000 sites and 10^6 timeline points still draws, its
-    chart downsampled;
+  * pages of 100,000 sites and of 10^6 timeline points still draw, the
+    chart downsampled, and cut to a window;
   * screenshots (1400 px wide) are written to $MEMTRACE_SCREENSHOTS
     (default: a scratch directory) and must be real, non-blank PNGs.
 
@@ -299,6 +299,59 @@ whenDrawn(function () {
 </script>
 """
 
+# Appended to the large page: what it drew, and a brushed window.
+SCALE_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    var c = document.querySelector("#heap svg[data-chart=heap]");
+    out.vertices = c.querySelector("path.line").getAttribute("d").split(/[ML]/).length - 1;
+    out.plot = c.getAttribute("data-plot").split(" ").map(Number);
+    out.rows = document.querySelectorAll("#sites table.sites tbody tr").length;
+    out.more = document.querySelector("#sites button.showall").textContent;
+    window.memtrace.setWindow(%(t0)s, %(t1)s);
+    out.windowPeak = window.memtrace.window().peak;
+    out.flame = window.memtrace.flameTotal();
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+
+def large_report(base, nsites, npoints):
+    """base with nsites sites, each its own line with one cell, and a
+    timeline of npoints points whose heap is a saw tooth with one high
+    tooth: the page must draw it downsampled and keep that peak."""
+    rep = dict(base)
+    nbuckets = 256
+    step = 10  # us between points
+    bucket = max(1, npoints * step // nbuckets)
+    strings = ["file%d.py" % (i % 1000) for i in range(1000)] + ["f%d" % i for i in range(nsites)]
+    sites = {"where": list(range(nsites)), "node": list(range(nsites)),
+             "domain": [i % 4 for i in range(nsites)], "thread": [0] * nsites,
+             "allocs": [1 + i % 7 for i in range(nsites)],
+             "bytes": [100 * (1 + i % 7) for i in range(nsites)],
+             "peak_bytes": [i % 5 for i in range(nsites)], "peak_blocks": [1] * nsites,
+             "live_bytes_at_exit": [0] * nsites, "live_blocks_at_exit": [0] * nsites,
+             "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
+             "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
+                       for i in range(nsites)]}
+    rep["profile"] = {"grid": {"bucket_us": bucket, "buckets": nbuckets}, "strings": strings,
+                      "frames": {"function": [1000 + i for i in range(nsites)],
+                                 "file": [i % 1000 for i in range(nsites)],
+                                 "line": [1 + i for i in range(nsites)],
+                                 "module": [-1] * nsites},
+                      "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
+                      "threads": [1], "sites": sites}
+    points = [{"time_us": i * step, "heap": (i % 1000) * 1000 + (5_000_000 if i == npoints // 3 else 0)}
+              for i in range(npoints)]
+    rep["timeline"] = {"interval_us": step, "points": points}
+    return rep
+
 
 def python():
     for exe in ("/usr/bin/python3", shutil.which("python3")):
@@ -474,6 +527,52 @@ class Browser(TracerTestCase):
         where, figures = top_row(group_rows(rep, site_figures(rep), domains=(0,)), "bytes")
         self.assertEqual(m["top"]["where"], where)
         self.assertEqual(m["top"]["values"][1], figures["bytes"])
+
+    def large_page(self, nsites, npoints):
+        """What the page drew for a report of nsites sites and npoints
+        timeline points, and for a window over its second quarter."""
+        text = self.page.read_text(encoding="utf-8")
+        rep = large_report(page_data(text)["report"], nsites, npoints)
+        head, rest = text.split('<script type="application/json" id="mt-data">', 1)
+        block = json.dumps({"report": rep}, separators=(",", ":")).replace("<", "\\u003c")
+        big = self.tmp / "large.html"
+        t0, t1 = npoints // 4 * 10, npoints // 2 * 10
+        big.write_text(head + '<script type="application/json" id="mt-data">' + block +
+                       "</script>" + rest.split("</script>", 1)[1].replace(
+                           "</body>", WHEN_DRAWN + SCALE_TEST % {"t0": t0, "t1": t1} +
+                           "</body>"), encoding="utf-8")
+        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=big).stdout
+        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
+        self.assertIsNotNone(m, "the self-test did not run")
+        got = json.loads(html.unescape(m.group(1)))
+        self.assertNotIn("error", got, got.get("error"))
+        self.assertEqual(got["status"], "ok")
+        # the window's peak, and the flame graph of the sites' cells in it
+        peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
+        self.assertEqual(got["windowPeak"], peak)
+        width = rep["profile"]["grid"]["bucket_us"]
+        self.assertEqual(got["flame"], sum(
+            c[2] for c in rep["profile"]["sites"]["times"] if t0 // width <= c[0] <= t1 // width))
+        print("\n%d sites, %d points: a page of %.0f MB" % (
+            nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
+        return got
+
+    def test_many_sites(self):
+        """100,000 sites: the tables show a page of rows."""
+        got = self.large_page(100_000, 1000)
+        self.assertEqual(got["rows"], 50)
+        self.assertEqual(got["more"], "Show all 100,000 rows")
+
+    def test_many_points(self):
+        """10^6 timeline points: the chart is downsampled to at most the
+        first, lowest, highest and last point of each pixel, and the one
+        high tooth is still the window's peak."""
+        npoints = 1_000_000
+        got = self.large_page(1000, npoints)
+        left, right = got["plot"][0], got["plot"][1]
+        self.assertLessEqual(got["vertices"], 4 * (right - left + 1))
+        self.assertGreater(got["vertices"], right - left)
+        self.assertEqual(got["windowPeak"], 5_000_000 + (npoints // 3 % 1000) * 1000)
 
     def test_screenshot(self):
         outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
