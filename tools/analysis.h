@@ -181,7 +181,8 @@ struct ctx {
 	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
 	 * taken at the fullest moment of the plateau at its peak (sites.c) */
 	bool in_plateau, snapped;
-	uint64_t epoch;
+	uint64_t epoch;         /* moves on at each snapshot and grid bucket */
+	uint64_t snap_epoch;    /* the epoch the last snapshot began */
 	uint64_t sites_live;    /* live bytes of all sites */
 	uint64_t snap_total;    /* sites_live at the last snapshot */
 	struct mt_counters cnt; /* running counters: marks.c takes differences */
@@ -244,17 +245,21 @@ void grid_change(struct ctx *c, uint32_t idx);
 void grid_time(struct ctx *c);
 void grid_finish(struct ctx *c);
 
-/* Before a site's live bytes change: if they have not been looked at since
- * the last snapshot, they still hold the value they had then.  Every
- * change of a site's figures comes after a call to this. */
+/* Before a site's figures change (every change comes after a call to
+ * this): if they have not been looked at since the last snapshot, they
+ * still hold the value they had then; with a time grid, if they have not
+ * changed in this bucket, they are those of the end of their bucket.  One
+ * compare: the epoch moves on at both. */
 static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 {
 	struct mt_site *s = &c->rep->sites[idx];
-	if (__builtin_expect(c->grid, 0) && c->rep->grid.sites[idx].bucket != c->grid_bucket)
-		grid_change(c, idx);
 	if (s->epoch != c->epoch) {
-		s->peak_bytes = s->live_bytes;
-		s->peak_blocks = s->live_blocks;
+		if (s->epoch < c->snap_epoch) {
+			s->peak_bytes = s->live_bytes;
+			s->peak_blocks = s->live_blocks;
+		}
+		if (c->grid && c->rep->grid.sites[idx].bucket != c->grid_bucket)
+			grid_change(c, idx);
 		s->epoch = c->epoch;
 	}
 	return s;

@@ -204,7 +204,7 @@ struct mt_tcell {
 struct mt_site_times {
 	struct mt_tcell *cells; /* by bucket, ascending */
 	uint32_t n, cap;
-	uint64_t bucket;        /* of the site's last change; UINT64_MAX: none */
+	uint64_t bucket;        /* of the site's last change (or its making) */
 };
 
 struct mt_grid {

@@ -187,7 +187,7 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 void sites_snapshot(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
-	c->epoch++;
+	c->snap_epoch = ++c->epoch;
 	c->snapped = true;
 	c->snap_total = c->sites_live;
 	rep->heap.snapshot_us = c->cnt.time_us;

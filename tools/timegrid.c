@@ -9,8 +9,10 @@
  * window from the one at its end, and a site's live bytes at any bucket
  * end from one cell.  The cell of a bucket is written lazily: before a
  * site changes (site_touch) in a bucket later than its last change, its
- * figures are still those of that bucket's end.  Cost while reading: one
- * compare per site change; a cell per site and busy bucket.
+ * figures are still those of that bucket's end.  A new bucket moves the
+ * builder's epoch on, so site_touch's one compare serves both this and
+ * the peak (sites.c): without a grid, reading costs nothing more; with
+ * one, a cell per site and busy bucket.
  */
 #include <string.h>
 
@@ -28,17 +30,21 @@ int grid_site_new(struct ctx *c, size_t idx)
 	struct mt_grid *g = &c->rep->grid;
 	if (mt_grow((void **)&g->sites, &c->grid_cap, idx + 1, sizeof *g->sites))
 		return -1;
-	g->sites[idx] = (struct mt_site_times){ .bucket = UINT64_MAX };
+	/* a new site's figures are zeros, until they change in this bucket */
+	g->sites[idx] = (struct mt_site_times){ .bucket = c->grid_bucket };
 	return 0;
 }
 
 /* The site's figures as the cell of bucket b: the latest cell of a bucket
- * wins (the grid coarsens between two changes of a site). */
+ * wins (the grid coarsens between two changes of a site).  Zeros before
+ * the first cell go without saying. */
 static void push_cell(struct ctx *c, struct mt_site_times *t, const struct mt_site *s,
 		      uint64_t b)
 {
 	struct mt_tcell cell = { b, s->allocs, s->bytes, s->live_bytes, s->temp_allocs,
 				 s->temp_bytes };
+	if (!t->n && !(cell.allocs | cell.bytes | cell.live_bytes | cell.temp_allocs))
+		return;
 	if (t->n && t->cells[t->n - 1].bucket == b) {
 		t->cells[t->n - 1] = cell;
 		return;
@@ -55,8 +61,7 @@ static void push_cell(struct ctx *c, struct mt_site_times *t, const struct mt_si
 void grid_change(struct ctx *c, uint32_t idx)
 {
 	struct mt_site_times *t = &c->rep->grid.sites[idx];
-	if (t->bucket != UINT64_MAX)
-		push_cell(c, t, &c->rep->sites[idx], t->bucket);
+	push_cell(c, t, &c->rep->sites[idx], t->bucket);
 	t->bucket = c->grid_bucket;
 }
 
@@ -77,25 +82,26 @@ static void coarsen(struct ctx *c)
 			t->cells[n++] = cell;
 		}
 		t->n = n;
-		if (t->bucket != UINT64_MAX)
-			t->bucket /= 2;
+		t->bucket /= 2;
 	}
 }
 
 void grid_time(struct ctx *c)
 {
 	struct mt_grid *g = &c->rep->grid;
+	uint64_t was = c->grid_bucket;
 	while (c->cnt.time_us / g->bucket_us >= MT_GRID_MAX)
 		coarsen(c);
 	c->grid_bucket = c->cnt.time_us / g->bucket_us;
+	if (c->grid_bucket != was)
+		c->epoch++; /* every site looks at its bucket when it next changes */
 }
 
 void grid_finish(struct ctx *c)
 {
 	struct mt_grid *g = &c->rep->grid;
 	for (size_t i = 0; i < c->rep->nsites; i++)
-		if (g->sites[i].bucket != UINT64_MAX)
-			push_cell(c, &g->sites[i], &c->rep->sites[i], g->sites[i].bucket);
+		push_cell(c, &g->sites[i], &c->rep->sites[i], g->sites[i].bucket);
 	g->nbuckets = c->grid_bucket + 1;
 }
 
