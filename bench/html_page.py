@@ -10,9 +10,10 @@ The pages are opened one at a time by bench/html_open.js (Node, through
 Chromium's DevTools protocol), each in a fresh headless Chromium.
   * the report of bench/alloc_heavy.py (the Python benchmark's trace),
     traced here with the tracer of BUILD;
-  * a synthetic report of --sites sites (100,000) and --points timeline
-    points (10^6), put into the same page: the scale the page must stay
-    usable at.
+  * synthetic reports put into the same page, at the scale the page must
+    stay usable at: --sites sites (100,000) with 1,000 timeline points, and
+    --points points (10^6, each with every key of the schema) with 1,000
+    sites.
 
     python3 bench/html_page.py [--build build] [--reps 5]
 """
@@ -150,10 +151,12 @@ def main():
         data = json.loads(re.search(r'id="mt-data">(.*?)</script>', template, re.S).group(1))
         pages = [("alloc_heavy.py", probed(template, data, work / "a.html"), page.stat().st_size,
                   len(json.dumps(data["report"].get("profile"), separators=(",", ":"))))]
-        big = synthetic(data["report"], args.sites, args.points)
-        syn = probed(template, {"report": big}, work / "s.html")
-        pages.append(("%d sites, %d points" % (args.sites, args.points), syn, syn.stat().st_size,
-                      len(json.dumps(big["profile"], separators=(",", ":")))))
+        for nsites, npoints in ((args.sites, 1000), (1000, args.points)):
+            big = synthetic(data["report"], nsites, npoints)
+            syn = probed(template, {"report": big}, work / ("s%d.html" % len(pages)))
+            pages.append(("%d sites, %d points" % (nsites, npoints), syn, syn.stat().st_size,
+                          len(json.dumps(big["profile"], separators=(",", ":")))))
+            del big
         print("%-32s %10s %10s %8s %12s %12s" % ("page", "size", "profile", "drawn", "drawn (ms)",
                                                  "longest (ms)"))
         for name, path, size, prof in pages:

@@ -591,6 +591,30 @@ class Browser(TracerTestCase):
         shutil.copy(self.page, outdir / "report.html")
         print("\nscreenshot: %s" % shot, file=sys.stderr)
 
+    def test_screenshot_window(self):
+        """The whole page, 1400 px wide, cut to the "build a dict" step with
+        the raw domain hidden: report-window.png."""
+        outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
+        outdir.mkdir(parents=True, exist_ok=True)
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        marks = [m for m in rep["marks"] if m["label"] != "(before first mark)"]
+        page = self.tmp / "window.html"
+        page.write_text(self.page.read_text(encoding="utf-8").replace("</body>", WHEN_DRAWN + """
+<script>whenDrawn(function () {
+  window.memtrace.setWindow(%d, %d);
+  document.querySelector("input[data-domain=pymem_raw]").click();
+});</script></body>""" % (marks[1]["time_us"], marks[2]["time_us"])), encoding="utf-8")
+        shot = outdir / "report-window.png"
+        shot.unlink(missing_ok=True)
+        self.chromium("--screenshot=" + str(shot), "--window-size=1400,9000", "--hide-scrollbars",
+                      page=page)
+        (width, height), data = png_size(shot)
+        self.assertEqual((width, height), (1400, 9000))
+        colours = png_colours(data)
+        if colours is not None:
+            self.assertGreater(colours, 20, "the screenshot is nearly blank")
+        print("\nscreenshot: %s" % shot, file=sys.stderr)
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False).result
