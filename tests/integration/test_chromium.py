@@ -429,6 +429,16 @@ class Browser(TracerTestCase):
         subprocess.run([str(CLI), "report", "--format", "html", "-o", str(cls.page),
                         str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
 
+    def selftest_result(self, page):
+        """What the self-test appended to page wrote into <html data-selftest>."""
+        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
+        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
+        self.assertIsNotNone(m, "the self-test did not run")
+        got = json.loads(html.unescape(m.group(1)))
+        self.assertNotIn("error", got, got.get("error"))
+        self.assertEqual(got["status"], "ok")
+        return got
+
     def chromium(self, *args, page=None):
         proc = run_chromium((page or self.page).as_uri(), self.tmp, "--virtual-time-budget=60000",
                             *args)
@@ -451,12 +461,7 @@ class Browser(TracerTestCase):
         page = self.tmp / "selftest.html"
         page.write_text(self.page.read_text(encoding="utf-8").replace(
             "</body>", WHEN_DRAWN + SELF_TEST + "</body>"), encoding="utf-8")
-        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
-        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
-        self.assertIsNotNone(m, "the self-test did not run")
-        got = json.loads(html.unescape(m.group(1)))
-        self.assertNotIn("error", got, got.get("error"))
-        self.assertEqual(got["status"], "ok")
+        got = self.selftest_result(page)
         self.assertEqual({got["sort"]["dir1"], got["sort"]["dir2"]}, {"ascending", "descending"})
         self.assertTrue(got["sort"]["ok1"] and got["sort"]["ok2"], got["sort"])
         self.assertIsNotNone(got["chartTip"], "no read-out on the heap chart")
@@ -469,17 +474,11 @@ class Browser(TracerTestCase):
         self.assertRegex(got["match"], r"matched .*B \(.*%\)")
         self.assertGreater(got["hits"], 0)
 
-    def selftest(self, script, name, *args):
+    def selftest(self, script, name):
         page = self.tmp / name
         page.write_text(self.page.read_text(encoding="utf-8").replace(
             "</body>", WHEN_DRAWN + script + "</body>"), encoding="utf-8")
-        dom = self.chromium("--dump-dom", "--window-size=1400,3000", *args, page=page).stdout
-        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
-        self.assertIsNotNone(m, "the self-test did not run")
-        got = json.loads(html.unescape(m.group(1)))
-        self.assertNotIn("error", got, got.get("error"))
-        self.assertEqual(got["status"], "ok")
-        return got
+        return self.selftest_result(page)
 
     def expect_sorts(self, got, rep, fig):
         rows = group_rows(rep, fig)
@@ -541,12 +540,7 @@ class Browser(TracerTestCase):
                        "</script>" + rest.split("</script>", 1)[1].replace(
                            "</body>", WHEN_DRAWN + SCALE_TEST % {"t0": t0, "t1": t1} +
                            "</body>"), encoding="utf-8")
-        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=big).stdout
-        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
-        self.assertIsNotNone(m, "the self-test did not run")
-        got = json.loads(html.unescape(m.group(1)))
-        self.assertNotIn("error", got, got.get("error"))
-        self.assertEqual(got["status"], "ok")
+        got = self.selftest_result(big)
         # the window's peak, and the flame graph of the sites' cells in it
         peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
         self.assertEqual(got["windowPeak"], peak)

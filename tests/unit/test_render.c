@@ -257,6 +257,16 @@ static FILE *timed_trace(struct tg *t)
 	return tg_file(t->data, t->len);
 }
 
+/* The report of timed_trace() with a site per thread and the time grid. */
+static void build_timed(struct tg *t, struct mt_report *rep)
+{
+	FILE *f = timed_trace(t);
+	assert_int_equal(mt_report_build_flags(f, rep, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
+					       NULL, NULL),
+			 MT_REPORT_OK);
+	fclose(f);
+}
+
 static json_t *column(const json_t *table, const char *key)
 {
 	json_t *c = json_object_get(table, key);
@@ -269,11 +279,7 @@ static void test_profile_figures(void **state)
 	(void)state;
 	struct tg t;
 	struct mt_report rep;
-	FILE *f = timed_trace(&t);
-	assert_int_equal(mt_report_build_flags(f, &rep, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
-					       NULL, NULL),
-			 MT_REPORT_OK);
-	fclose(f);
+	build_timed(&t, &rep);
 	json_t *j = mt_report_to_json(&rep), *p = json_object_get(j, "profile");
 	assert_non_null(p);
 	json_t *grid = json_object_get(p, "grid"), *sites = json_object_get(p, "sites");
@@ -318,11 +324,7 @@ static void test_html_of_built_report(void **state)
 	struct tg t;
 	struct mt_report rep;
 	struct capture c;
-	FILE *f = timed_trace(&t);
-	assert_int_equal(mt_report_build_flags(f, &rep, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
-					       NULL, NULL),
-			 MT_REPORT_OK);
-	fclose(f);
+	build_timed(&t, &rep);
 	assert_int_equal(mt_output_html(&rep, "x.trace", capture_start(&c)), 0);
 	char *out = capture_end(&c);
 	/* the page's report is the JSON's, but for the flame graph's tree,

@@ -244,6 +244,15 @@
     var s = +(v / a.unit).toPrecision(6);
     return s + (a.name ? (a.name === "k" || a.name === "M" || a.name === "G" || a.name === "" ? "" : " ") + a.name : "");
   }
+  /* The names of a chart's series, each with a swatch of class cls. */
+  function legend(fig, series, cls) {
+    var box = add(fig, el("div", "legend"));
+    series.forEach(function (s) {
+      var sp = add(box, el("span"));
+      add(sp, el("i", cls)).style.background = s.color;
+      sp.appendChild(document.createTextNode(s.name));
+    });
+  }
   /* Columns of a series at most one pixel wide: where a column holds more
    * than two points, the first, the lowest, the highest and the last
    * stand for them, so that no peak and no dip is lost. */
@@ -282,12 +291,7 @@
     function X(v) { return L + (v - x0) / ((x1 - x0) || 1) * (R - L); }
     function Y(v) { return B - v / (ya.max || 1) * (B - T); }
     var fig = add(parent, el("figure", o.wide ? "wide" : null));
-    var legend = add(fig, el("div", "legend"));
-    o.series.forEach(function (s) {
-      var sp = add(legend, el("span"));
-      add(sp, el("i", "ln")).style.background = s.color;
-      sp.appendChild(document.createTextNode(s.name));
-    });
+    legend(fig, o.series, "ln");
     var c = add(fig, svg("svg", { "class": "chart", viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-label": o.title }));
     c.setAttribute("data-chart", o.id || "");
@@ -403,14 +407,7 @@
     var ya = valueAxis(maxv || 1, o.isBytes, 4), bw = (R - L) / Math.max(n, 1);
     function Y(v) { return B - v / (ya.max || 1) * (B - T); }
     var fig = add(parent, el("figure"));
-    if (o.series.length > 1) {
-      var legend = add(fig, el("div", "legend"));
-      o.series.forEach(function (s) {
-        var sp = add(legend, el("span"));
-        add(sp, el("i", "sw")).style.background = s.color;
-        sp.appendChild(document.createTextNode(s.name));
-      });
-    }
+    if (o.series.length > 1) legend(fig, o.series, "sw");
     var c = add(fig, svg("svg", { "class": "chart", viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-label": o.title }));
     var grid = add(c, svg("g", { "class": "grid" }));
