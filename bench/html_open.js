@@ -70,7 +70,15 @@ async function openOne(page) {
     "--user-data-dir=" + dir, "about:blank"], { stdio: "ignore" });
   try {
     const p = await port(dir);
-    const targets = await (await fetch(`http://127.0.0.1:${p}/json/list`)).json();
+    let targets = null;
+    for (let i = 0; !targets; i++) {
+      try {
+        targets = await (await fetch(`http://127.0.0.1:${p}/json/list`)).json();
+      } catch (e) {
+        if (i === 100) throw e;
+        await sleep(100); /* listening a moment after it says where */
+      }
+    }
     const target = targets.find((t) => t.type === "page");
     const c = client(target.webSocketDebuggerUrl);
     await c.opened;
