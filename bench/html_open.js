@@ -1,7 +1,10 @@
 // html_open.js [--cpu] CHROMIUM PAGE... - opens each page in headless
 // Chromium through the DevTools protocol and prints, one JSON line per
 // page, what the page's probes (bench/html_page.py) recorded once it said
-// it was drawn: {"state", "drawn_ms", "long_ms": [...]}; with --cpu also
+// it was drawn: {"state", "drawn_ms", "long_ms": [...]}, and the CPU time
+// the renderer's main thread spent from navigation to then ("cpu_ms",
+// Chromium's ThreadTime metric: unlike wall times, it hardly moves when
+// other work loads the machine); with --cpu also
 // "self_ms", the script's functions by their own time (V8's sampling
 // profiler).  Node 20 with --experimental-websocket.
 "use strict";
@@ -49,6 +52,12 @@ function client(url) {
   };
 }
 
+/* The renderer main thread's CPU time so far, in ms. */
+async function threadTime(c) {
+  const m = (await c.send("Performance.getMetrics")).result.metrics;
+  return 1000 * m.find((x) => x.name === "ThreadTime").value;
+}
+
 /* The 15 functions with the most time of their own, in ms. */
 function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -83,6 +92,8 @@ async function openOne(page) {
     const c = client(target.webSocketDebuggerUrl);
     await c.opened;
     await c.send("Page.enable");
+    await c.send("Performance.enable");
+    const cpu0 = await threadTime(c);
     if (cpu) {
       await c.send("Profiler.enable");
       await c.send("Profiler.setSamplingInterval", { interval: 200 });
@@ -98,7 +109,8 @@ async function openOne(page) {
       const v = r.result && r.result.result && r.result.result.value;
       const [state, drawn, long] = v ? JSON.parse(v) : [null, null, []];
       if (drawn || state === "error" || Date.now() - t0 > 600000) {
-        const out = { state, drawn_ms: drawn === null ? null : +drawn, long_ms: long };
+        const out = { state, drawn_ms: drawn === null ? null : +drawn, long_ms: long,
+          cpu_ms: Math.round((await threadTime(c)) - cpu0) };
         if (cpu) out.self_ms = selfTimes((await c.send("Profiler.stop")).result.profile);
         c.close();
         return out;

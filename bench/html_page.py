@@ -50,7 +50,8 @@ def chromium():
 
 
 def open_pages(pages):
-    """[(state, drawn ms, longest task ms)] of each page, by html_open.js."""
+    """[(state, drawn ms, longest task ms, main thread CPU ms)] of each page,
+    by html_open.js."""
     proc = subprocess.run(["node", "--experimental-websocket", "--no-warnings",
                            str(REPO / "bench" / "html_open.js"), chromium(), *map(str, pages)],
                           capture_output=True, text=True, timeout=3600)
@@ -59,7 +60,7 @@ def open_pages(pages):
     out = []
     for line in proc.stdout.splitlines():
         r = json.loads(line)
-        out.append((r["state"], r["drawn_ms"], max(r["long_ms"] or [0])))
+        out.append((r["state"], r["drawn_ms"], max(r["long_ms"] or [0]), r["cpu_ms"]))
     return out
 
 
@@ -133,6 +134,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--sites", type=int, default=100_000)
     ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--baseline", metavar="MEMTRACE",
+                    help="another memtrace command: its page of the same trace is measured too")
     args = ap.parse_args()
     build = Path(args.build).resolve()
     work = Path(tempfile.mkdtemp(prefix="memtrace-html-bench."))
@@ -151,22 +154,30 @@ def main():
         data = json.loads(re.search(r'id="mt-data">(.*?)</script>', template, re.S).group(1))
         pages = [("alloc_heavy.py", probed(template, data, work / "a.html"), page.stat().st_size,
                   len(json.dumps(data["report"].get("profile"), separators=(",", ":"))))]
+        if args.baseline:
+            old = work / "baseline.html"
+            subprocess.run([args.baseline, "report", "--format", "html", "-o", str(old),
+                            str(trace)], check=True)
+            probe = old.read_text(encoding="utf-8").replace("<body>", "<body>" + PROBE_HEAD, 1)
+            old.write_text(probe.replace("</body>", PROBE_TAIL + "</body>"), encoding="utf-8")
+            pages.append(("alloc_heavy.py, --baseline's page", old, old.stat().st_size, 0))
         for nsites, npoints in ((args.sites, 1000), (1000, args.points)):
             big = synthetic(data["report"], nsites, npoints)
             syn = probed(template, {"report": big}, work / ("s%d.html" % len(pages)))
             pages.append(("%d sites, %d points" % (nsites, npoints), syn, syn.stat().st_size,
                           len(json.dumps(big["profile"], separators=(",", ":")))))
             del big
-        print("%-32s %10s %10s %8s %12s %12s" % ("page", "size", "profile", "drawn", "drawn (ms)",
-                                                 "longest (ms)"))
+        print("%-36s %8s %8s %6s %10s %10s %10s" % ("page", "size", "profile", "drawn",
+                                                    "drawn ms", "longest ms", "CPU ms"))
         for name, path, size, prof in pages:
             runs = open_pages([path] * args.reps)
             states = {r[0] for r in runs}
             drawn = statistics.median(r[1] for r in runs if r[1] is not None)
             longest = statistics.median(r[2] for r in runs)
-            print("%-32s %9.1fM %9.1fM %8s %12.0f %12.0f" % (name, size / 1e6, prof / 1e6,
-                                                            ",".join(sorted(map(str, states))),
-                                                            drawn, longest))
+            cpu = statistics.median(r[3] for r in runs)
+            print("%-36s %7.1fM %7.1fM %6s %10.0f %10.0f %10.0f" % (
+                name, size / 1e6, prof / 1e6, ",".join(sorted(map(str, states))), drawn,
+                longest, cpu), flush=True)
     finally:
         shutil.rmtree(work, True)
 

@@ -71,12 +71,14 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	if (!data)
 		return -1;
 	/* the page's data: the report, and the name of its trace.  With a
-	 * profile, the page draws the flame graph from the sites' stacks, so
-	 * the report's own tree (half of the data) stays out. */
+	 * profile, the page makes the lists of sites and the flame graph from
+	 * it, so the report's own (most of the data) stay out. */
+	static const char *const derived[] = { "flame", "sites", "leaks", "temporary_sites" };
 	json_t *rep = json_object_get(report, "profile") ? json_object() : NULL;
 	if (rep) {
 		json_object_update(rep, (json_t *)report);
-		json_object_del(rep, "flame");
+		for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)
+			json_object_del(rep, derived[i]);
 	}
 	json_object_set_new(data, "report", rep ? rep : json_incref((json_t *)report));
 	if (trace_name)

@@ -327,13 +327,16 @@ static void test_html_of_built_report(void **state)
 	build_timed(&t, &rep);
 	assert_int_equal(mt_output_html(&rep, "x.trace", capture_start(&c)), 0);
 	char *out = capture_end(&c);
-	/* the page's report is the JSON's, but for the flame graph's tree,
-	 * which the page makes from the profile */
+	/* the page's report is the JSON's, but for the lists of sites and the
+	 * flame graph's tree, which the page makes from the profile */
 	json_t *data = page_data(out), *j = mt_report_to_json(&rep);
 	json_t *page = json_object_get(data, "report");
-	assert_non_null(json_object_get(j, "flame"));
-	assert_null(json_object_get(page, "flame"));
-	json_object_del(j, "flame");
+	static const char *const derived[] = { "flame", "sites", "leaks", "temporary_sites" };
+	for (size_t i = 0; i < sizeof derived / sizeof *derived; i++) {
+		assert_non_null(json_object_get(j, derived[i]));
+		assert_null(json_object_get(page, derived[i]));
+		json_object_del(j, derived[i]);
+	}
 	assert_true(json_equal(page, j));
 	json_decref(j);
 	json_decref(data);
