@@ -13,7 +13,7 @@ report loaded offline, with a fresh profile:
     data block: each sort puts the expected site on top, with its figure;
     a time brushed on the heap chart shows the window's own peak and cuts
     the tables and the flame graph to it; a domain filter leaves only that
-    domain's sites;
+    domain's sites, a thread filter only that thread's;
   * pages of 100,000 sites and of 10^6 timeline points still draw, the
     chart downsampled, and cut to a window;
   * screenshots (1400 px wide) are written to $MEMTRACE_SCREENSHOTS
@@ -41,6 +41,7 @@ SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
 SCRIPT = """\
 import sys
+import threading
 sys.path.insert(0, {python_dir!r})
 from memtrace import mark
 
@@ -64,7 +65,10 @@ xs = build(300000)
 mark("build a dict")
 d = nested(20000)
 mark("grow a list")
-g = grow(50000)
+out = []
+t = threading.Thread(target=lambda: out.append(grow(50000)))
+t.start()
+t.join()
 mark("free the list")
 del xs
 mark("end <script>alert(1)</script>")
@@ -219,11 +223,11 @@ def site_figures(rep, win=None):
     return out
 
 
-def group_rows(rep, fig, domains=(0, 1, 2, 3)):
+def group_rows(rep, fig, domains=(0, 1, 2, 3), thread=None):
     """The visible sites by line: where frame -> summed figures."""
     s, rows = rep["profile"]["sites"], {}
     for i, f in enumerate(fig):
-        if s["domain"][i] not in domains:
+        if s["domain"][i] not in domains or thread not in (None, s["thread"][i]):
             continue
         r = rows.setdefault(s["where"][i], dict.fromkeys(f, 0))
         for k, v in f.items():
@@ -291,6 +295,15 @@ whenDrawn(function () {
       domains: Array.prototype.map.call(
         document.querySelectorAll("#sites table.sites tbody tr td.dom"),
         function (td) { return td.title; })};
+    /* every domain again; then the thread that grew the list alone */
+    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+      if (!cb.checked) cb.click();
+    });
+    var threads = document.getElementById("view-thread");
+    threads.value = "%(thread)s";
+    threads.dispatchEvent(new Event("change"));
+    out.thread = {top: top("sites"), flame: window.memtrace.flameTotal(),
+      options: threads.options.length};
   } catch (e) {
     out.error = String(e && e.stack || e);
   }
@@ -495,7 +508,12 @@ class Browser(TracerTestCase):
         marks = rep["marks"]
         first = 1 if marks[0]["label"] == "(before first mark)" else 0
         t0, t1 = marks[first]["time_us"], marks[first + 1]["time_us"]  # "build the list"
-        got = self.selftest(VIEWS_TEST % {"t0": t0, "t1": t1}, "views.html")
+        # the threads in the order their sites came: the main one, then the
+        # one that grew the list
+        tids = rep["profile"]["threads"]
+        self.assertEqual(len(tids), 2)
+        thread = 1
+        got = self.selftest(VIEWS_TEST % {"t0": t0, "t1": t1, "thread": thread}, "views.html")
 
         # each sort puts the expected site on top, and they are not all one
         tops = self.expect_sorts(got["whole"]["sorts"], rep, site_figures(rep))
@@ -526,6 +544,17 @@ class Browser(TracerTestCase):
         where, figures = top_row(group_rows(rep, site_figures(rep), domains=(0,)), "bytes")
         self.assertEqual(m["top"]["where"], where)
         self.assertEqual(m["top"]["values"][1], figures["bytes"])
+
+        # the second thread alone: its sites' bytes, grow()'s append on top
+        t = got["thread"]
+        self.assertEqual(t["options"], len(tids) + 1)
+        self.assertEqual(t["flame"], sum(b for b, k in zip(sites["bytes"], sites["thread"])
+                                         if k == thread))
+        where, figures = top_row(group_rows(rep, site_figures(rep), thread=thread), "bytes")
+        self.assertEqual(t["top"]["where"], where)
+        self.assertEqual(t["top"]["values"][1], figures["bytes"])
+        frames = rep["profile"]["frames"]
+        self.assertEqual(rep["profile"]["strings"][frames["function"][where]], "grow")
 
     def large_page(self, nsites, npoints):
         """What the page drew for a report of nsites sites and npoints
