@@ -437,10 +437,14 @@
   }
 
   /* ---- the data ---- */
-  var block = document.getElementById("mt-data");
-  var DATA = JSON.parse(block ? block.textContent : "{}") || {};
-  var REP = obj(DATA, "report") || {};
-  var PY = !!obj(obj(REP, "process"), "python");
+  /* The page's data, read a part at a time by init(). */
+  var DATA, REP, PY, TL, MARKS, CHART_MARKS, PROF;
+  function load() {
+    var block = document.getElementById("mt-data");
+    DATA = JSON.parse(block ? block.textContent : "{}") || {};
+    REP = obj(DATA, "report") || {};
+    PY = !!obj(obj(REP, "process"), "python");
+  }
 
   /* The timeline as columns; time never runs backwards on the charts. */
   function timeline() {
@@ -453,9 +457,8 @@
     }
     return tl;
   }
-  var TL = timeline();
   /* The steps between marks, numbered as the charts show them. */
-  var MARKS = (function () {
+  function steps() {
     var out = [], number = 0;
     arr(REP, "marks").forEach(function (m, i) {
       var first = i === 0 && m.label === "(before first mark)";
@@ -464,8 +467,7 @@
         time_us: num(m, "time_us") });
     });
     return out;
-  })();
-  var CHART_MARKS = MARKS.filter(function (m) { return !m.first; });
+  }
 
   var CELL = 6; /* a cell: bucket, allocs, bytes, live bytes, temporaries, their bytes */
   /* The profile's sites as typed columns, and their stacks. */
@@ -498,7 +500,6 @@
     P.buckets = Math.max(1, num(g, "buckets"));
     return P;
   }
-  var PROF = profile();
   function sget(i) { return PROF.strings[i] === undefined ? "?" : String(PROF.strings[i]); }
   function frameOf(id) {
     var F = PROF.frames, m = F.module[id];
@@ -521,13 +522,13 @@
   var VIEW = { group: "line", domains: [true, true, true, true], thread: -1, win: null };
   var listeners = [];
   function changed() { listeners.forEach(function (f) { f(); }); }
-  /* The first drawing of the views, one task each, so that the browser
-   * is never blocked long at a time on a large report; then done(). */
-  function firstDraw(done) {
+  /* Runs the functions of list one per task, so that the browser is never
+   * blocked long at a time by a large report; then done(). */
+  function inTurn(list, done) {
     var i = 0;
     (function next() {
-      if (i === listeners.length) return done();
-      listeners[i++]();
+      if (i === list.length) return done();
+      list[i++]();
       setTimeout(next, 0);
     })();
   }
@@ -1294,23 +1295,55 @@
   }
 
   function init() {
-    var body = document.body;
-    header(body);
-    intro(body);
-    var have = { summary: 1, heap: 1, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
-      leaks: PROF ? PROF.n > 0 : arr(REP, "leaks").length, temporary: PROF ? PROF.n > 0 : arr(REP, "temporary_sites").length,
-      steps: MARKS.length };
-    nav(body, have);
-    var main = add(body, el("main"));
-    summary(main);
-    heapSection(main);
-    if (!PY) {
-      var slim = add(main, el("section", "slim"));
-      note(slim, "Not a Python process: no pymalloc arenas, pools or list buffers to show.");
-    }
-    if (PY) poolsSection(main);
-    sizesSection(main);
-    if (PY) listsSection(main);
+    var body = document.body, main;
+    inTurn([
+      load,
+      function () {
+        TL = timeline();
+        MARKS = steps();
+        CHART_MARKS = MARKS.filter(function (m) { return !m.first; });
+      },
+      function () { PROF = profile(); },
+      function () {
+        header(body);
+        intro(body);
+        nav(body, { summary: 1, heap: 1, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
+          leaks: PROF ? PROF.n > 0 : arr(REP, "leaks").length,
+          temporary: PROF ? PROF.n > 0 : arr(REP, "temporary_sites").length, steps: MARKS.length });
+        main = add(body, el("main"));
+        summary(main);
+      },
+      function () { heapSection(main); },
+      function () {
+        if (PY) poolsSection(main);
+        else note(add(main, el("section", "slim")), "Not a Python process: no pymalloc arenas, pools or list buffers to show.");
+      },
+      function () { sizesSection(main); },
+      function () { if (PY) listsSection(main); },
+      function () { siteSections(main); },
+      function () { stepsSection(main); },
+      function () {
+        flameSection(main);
+        footer(body);
+        body.appendChild(tip);
+      },
+    ], function () {
+      /* what a user can do, for scripts and tests */
+      window.memtrace = {
+        setWindow: setWindow,
+        window: function () { return VIEW.win; },
+        windowPeak: function () { return VIEW.win ? VIEW.win.peak : num(obj(obj(REP, "summary"), "heap_peak"), "bytes"); },
+        sort: function (table, how) { TABLES[table].sort(how); },
+        group: function (how) { VIEW.group = how; document.getElementById("view-group").value = how; changed(); },
+        flameTotal: function () { return FLAME.total(); },
+      };
+      inTurn(listeners, function () {
+        if (root.getAttribute("data-memtrace") !== "error") root.setAttribute("data-memtrace", "ok");
+      });
+    });
+  }
+  /* The three tables of sites: from the profile, or from the JSON's lists. */
+  function siteSections(main) {
     var siteNote = "Where memory was allocated: the innermost Python line for PyMem and PyObject " +
       "allocations, <native> for the rest (or, with native stacks, the innermost frame outside the runtime).";
     if (PROF) {
@@ -1327,22 +1360,6 @@
       plainSites(main, "temporary", "Temporary allocations", "temporary_sites", "Allocations freed again by the " +
         "same thread before it allocated anything else (heaptrack's definition).");
     }
-    stepsSection(main);
-    flameSection(main);
-    footer(body);
-    body.appendChild(tip);
-    /* what a user can do, for scripts and tests */
-    window.memtrace = {
-      setWindow: setWindow,
-      window: function () { return VIEW.win; },
-      windowPeak: function () { return VIEW.win ? VIEW.win.peak : num(obj(obj(REP, "summary"), "heap_peak"), "bytes"); },
-      sort: function (table, how) { TABLES[table].sort(how); },
-      group: function (how) { VIEW.group = how; document.getElementById("view-group").value = how; changed(); },
-      flameTotal: function () { return FLAME.total(); },
-    };
-    firstDraw(function () {
-      if (root.getAttribute("data-memtrace") !== "error") root.setAttribute("data-memtrace", "ok");
-    });
   }
   try {
     init();
