@@ -1008,7 +1008,7 @@
     ];
     function draw() {
       Object.keys(buttons).forEach(function (k) { buttons[k].classList.toggle("on", k === sortBy); });
-      var rows = sortRows(groupRows(FIG).filter(function (r) { return wanted(r); }), sortBy);
+      var rows = sortRows(viewRows().filter(function (r) { return wanted(r); }), sortBy);
       holder.textContent = "";
       if (!rows.length) { add(holder, el("p", "empty", "None.")); return; }
       var wrap = add(holder, el("div", "tw")), t = add(wrap, el("table", "sites"));
@@ -1052,8 +1052,17 @@
     listeners.push(draw);
     TABLES[id] = { sort: function (k) { sortBy = k; draw(); } };
   }
-  var FIG = null, TABLES = {};
-  listeners.push(function () { if (PROF) FIG = siteFigures(); });
+  /* The sites' figures and rows in the view, made again when it changes
+   * (this listener comes first), the rows once for the three tables. */
+  var FIG = null, ROWS = null, TABLES = {};
+  listeners.push(function () {
+    if (PROF) FIG = siteFigures();
+    ROWS = null;
+  });
+  function viewRows() {
+    if (!ROWS) ROWS = groupRows(FIG);
+    return ROWS;
+  }
 
   /* Sites from the JSON's lists (a report without a profile). */
   function plainSites(main, id, title, key, noteText) {
