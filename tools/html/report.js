@@ -1054,14 +1054,14 @@
   }
   /* The sites' figures and rows in the view, made again when it changes
    * (this listener comes first), the rows once for the three tables. */
-  var FIG = null, ROWS = null, TABLES = {};
+  var FIG = null, GROUPS = null, TABLES = {};
   listeners.push(function () {
     if (PROF) FIG = siteFigures();
-    ROWS = null;
+    GROUPS = null;
   });
   function viewRows() {
-    if (!ROWS) ROWS = groupRows(FIG);
-    return ROWS;
+    if (!GROUPS) GROUPS = groupRows(FIG);
+    return GROUPS;
   }
 
   /* Sites from the JSON's lists (a report without a profile). */
