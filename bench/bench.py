@@ -10,6 +10,7 @@ See bench/README.md.
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,12 +25,13 @@ REPO = BENCH.parent
 
 class Mode:
     """One way of running a workload.  `tracer` is "memtrace", "heaptrack"
-    or None; its output file is measured after the run."""
+    or None; its output files (`files` of them; None: any number) are
+    measured after the run."""
 
-    def __init__(self, name, argv, env=None, tracer=None, check_stdout=True):
+    def __init__(self, name, argv, env=None, tracer=None, check_stdout=True, files=1):
         self.name, self.argv, self.env, self.tracer = name, argv, env or {}, tracer
-        self.check_stdout = check_stdout
-        self.times, self.sizes = [], []
+        self.check_stdout, self.files = check_stdout, files
+        self.times, self.cpus, self.sizes = [], [], []
         self.events = None
 
 
@@ -57,8 +59,15 @@ def memtrace_events(cli, trace):
     return json.loads(out.stdout)["events"]["total"]
 
 
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_once(mode, workdir, cli, expected_stdout):
-    """Runs a mode once; records its wall time and its output's size."""
+    """Runs a mode once; records its wall time, the CPU time of its
+    processes and threads (user + system: on a loaded machine it moves
+    less than the wall time) and its output's size."""
     outdir = Path(tempfile.mkdtemp(dir=workdir))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MEMTRACE_") and k not in ("LD_PRELOAD", "PYTHONMALLOC")}
@@ -70,10 +79,11 @@ def run_once(mode, workdir, cli, expected_stdout):
     elif mode.tracer == "heaptrack":
         argv = ["heaptrack", "-o", str(outdir / "run")] + argv
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     mode.times.append(time.perf_counter() - start)
+    mode.cpus.append(children_cpu() - cpu)
     if proc.returncode != 0:
         sys.exit("%s failed (exit %d):\n%s" % (mode.name, proc.returncode, proc.stderr))
     if mode.check_stdout and expected_stdout is not None and proc.stdout != expected_stdout:
@@ -81,10 +91,10 @@ def run_once(mode, workdir, cli, expected_stdout):
 
     files = [p for p in outdir.iterdir() if p.is_file()]
     if mode.tracer:
-        if len(files) != 1:
-            sys.exit("%s left %s, expected one file" % (mode.name, [p.name for p in files]))
-        mode.sizes.append(files[0].stat().st_size)
-        if mode.tracer == "memtrace" and mode.events is None:
+        if mode.files is not None and len(files) != mode.files:
+            sys.exit("%s left %d files, expected %d" % (mode.name, len(files), mode.files))
+        mode.sizes.append(sum(p.stat().st_size for p in files))
+        if mode.tracer == "memtrace" and mode.events is None and mode.files == 1:
             mode.events = memtrace_events(cli, files[0])
     shutil.rmtree(outdir)
     return proc.stdout
@@ -95,6 +105,7 @@ def measure(workload, modes, reps, workdir, cli):
           file=sys.stderr, flush=True)
     expected = run_once(modes[0], workdir, cli, None)  # warm-up, and the reference output
     modes[0].times.clear()
+    modes[0].cpus.clear()
     for _ in range(reps):
         for mode in modes:
             run_once(mode, workdir, cli, expected)
@@ -123,15 +134,18 @@ def fmt_size(n):
 
 
 def print_table(results):
-    header = ("workload", "mode", "median s", "vs untraced", "output", "bytes/event", "events")
+    header = ("workload", "mode", "median s", "vs untraced", "cpu s", "cpu vs untraced",
+              "output", "bytes/event", "events")
     rows = []
     for workload, modes in results:
         base = statistics.median(modes[0].times)
+        base_cpu = statistics.median(modes[0].cpus)
         for mode in modes:
-            t = statistics.median(mode.times)
+            t, cpu = statistics.median(mode.times), statistics.median(mode.cpus)
             size = statistics.median(mode.sizes) if mode.sizes else None
             rows.append((
                 workload, mode.name, "%.3f" % t, "%.2fx" % (t / base),
+                "%.3f" % cpu, "%.2fx" % (cpu / base_cpu),
                 fmt_size(size) if size is not None else "-",
                 "%.2f" % (size / mode.events) if size and mode.events else "-",
                 "{:,}".format(mode.events) if mode.events else "-"))
@@ -150,7 +164,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=3_000_000,
                     help="storm malloc/free pairs per thread (default 3000000)")
     ap.add_argument("--depth", type=int, default=40, help="deep's call depth (default 40)")
-    ap.add_argument("--only", choices=("storm", "deep", "python", "versions"),
+    ap.add_argument("--only", choices=("storm", "deep", "python", "versions", "startup"),
                     help="run one workload only")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
     args = ap.parse_args()
@@ -167,6 +181,7 @@ def main():
     if heaptrack is None and not args.no_heaptrack:
         print("heaptrack is not installed: its rows are skipped", file=sys.stderr)
     preload = {"LD_PRELOAD": str(lib)}
+    no_samples = {**preload, "MEMTRACE_RSS_MS": "0"}  # what sampling the OS's view costs
     native = {"MEMTRACE_NATIVE": "1"}
     # the same stacks, all of them walked by libunwind (see README: Native stacks)
     native_lu = {**native, "MEMTRACE_NATIVE_UNWIND": "libunwind"}
@@ -177,6 +192,7 @@ def main():
         def c_modes(argv):
             modes = [Mode("untraced", argv),
                      Mode("memtrace", argv, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", argv, no_samples, tracer="memtrace"),
                      Mode("memtrace, native stacks", argv, {**preload, **native},
                           tracer="memtrace"),
                      Mode("memtrace, native, libunwind", argv, {**preload, **native_lu},
@@ -200,6 +216,7 @@ def main():
             sysmalloc = {"PYTHONMALLOC": "malloc"}
             modes = [Mode("untraced", py),
                      Mode("memtrace", py, preload, tracer="memtrace"),
+                     Mode("memtrace, no RSS samples", py, no_samples, tracer="memtrace"),
                      Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
                           tracer="memtrace"),
                      Mode("memtrace, native stacks", py, {**preload, **native},
@@ -237,6 +254,19 @@ def main():
                     name = "alloc_heavy.py, %s%s" % (version, suffix)
                     measure(name, modes, args.reps, workdir, cli)
                     results.append((name, modes))
+
+        if args.only in (None, "startup"):
+            # a shell starting 200 short programs: what a process pays for
+            # the tracer's check when MEMTRACE_ONLY leaves it untraced
+            loop = ["bash", "-c", "for i in $(seq 200); do /bin/true; done"]
+            modes = [Mode("untraced", loop),
+                     Mode("memtrace, MEMTRACE_ONLY not matching", loop,
+                          {**preload, "MEMTRACE_ONLY": "no-such-program"}, tracer="memtrace",
+                          files=0),
+                     Mode("memtrace, every process", loop, preload, tracer="memtrace",
+                          files=None)]
+            measure("startup", modes, args.reps, workdir, cli)
+            results.append(("200 x /bin/true", modes))
 
         report_events, report_secs = reporter_speed(
             cli, lib, [real_python(), str(BENCH / "alloc_heavy.py")], workdir)

@@ -172,6 +172,31 @@ void mt_enc_module(struct mt_enc *e, uint64_t id, uint64_t start, uint64_t end, 
 	e->len = (size_t)(p - e->buf);
 }
 
+void mt_enc_map(struct mt_enc *e, int kind, uint64_t size, uint64_t addr, uint64_t prot,
+		uint64_t flags)
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(kind, 0);
+	p = put_varint(p, size);
+	p = put_addr(e, p, addr);
+	if (kind == MT_REC_MMAP)
+		p = put_varint(p, prot);
+	p = put_varint(p, flags);
+	e->len = (size_t)(p - e->buf);
+}
+
+void mt_enc_sample(struct mt_enc *e, uint64_t mask, const uint64_t v[MT_S_COUNT])
+{
+	uint8_t *p = e->buf + e->len;
+	*p++ = MT_TAG(MT_REC_SAMPLE, 0);
+	mask &= (1u << MT_S_COUNT) - 1;
+	p = put_varint(p, mask);
+	for (int f = 0; f < MT_S_COUNT; f++)
+		if (mask >> f & 1)
+			p = put_varint(p, v[f]);
+	e->len = (size_t)(p - e->buf);
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len)
@@ -189,6 +214,38 @@ static int get_addr(struct mt_dec *d, uint64_t *out)
 	d->prev_addr += (uint64_t)unzigzag(z);
 	*out = d->prev_addr;
 	return 0;
+}
+
+/* A SAMPLE's mask and values; the values stay in the block for
+ * mt_dec_sample. */
+static int get_sample(struct mt_dec *d, struct mt_rec *r)
+{
+	uint64_t v;
+	if (get_varint(&d->p, d->end, &r->value))
+		return -1;
+	r->bytes = d->p;
+	for (uint64_t m = r->value; m; m &= m - 1)
+		if (get_varint(&d->p, d->end, &v))
+			return -1;
+	r->n = (size_t)(d->p - r->bytes);
+	return 1;
+}
+
+void mt_dec_sample(const struct mt_rec *r, uint64_t v[MT_S_COUNT], uint64_t *have)
+{
+	const uint8_t *p = r->bytes, *end = r->bytes + r->n;
+	uint64_t x;
+	*have = 0;
+	for (int f = 0; f < 64 && (r->value >> f); f++) {
+		if (!(r->value >> f & 1))
+			continue;
+		if (get_varint(&p, end, &x))
+			return;
+		if (f < MT_S_COUNT) {
+			v[f] = x;
+			*have |= 1ull << f;
+		}
+	}
 }
 
 int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
@@ -256,6 +313,24 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 				       get_varint(&d->p, d->end, &r->ref2)
 			       ? -1
 			       : 1;
+	case MT_REC_MMAP:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->size) || get_addr(d, &r->addr) ||
+				       get_varint(&d->p, d->end, &r->value) ||
+				       get_varint(&d->p, d->end, &r->ref1)
+			       ? -1
+			       : 1;
+	case MT_REC_MREMAP_IN:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->size) || get_addr(d, &r->addr) ||
+				       get_varint(&d->p, d->end, &r->ref1)
+			       ? -1
+			       : 1;
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_OUT:
+		return r->dom != 0 || get_varint(&d->p, d->end, &r->size) || get_addr(d, &r->addr)
+			       ? -1
+			       : 1;
+	case MT_REC_SAMPLE:
+		return r->dom != 0 ? -1 : get_sample(d, r);
 	case MT_REC_CODE:
 	case MT_REC_FRAME:
 		return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||

@@ -44,6 +44,13 @@ void mt_enc_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t code,
 void mt_enc_native_frame(struct mt_enc *e, uint64_t id, uint64_t parent, uint64_t ip);
 void mt_enc_module(struct mt_enc *e, uint64_t id, uint64_t start, uint64_t end, uint64_t bias,
 		   uint64_t path, uint64_t build_id);
+/* MMAP (prot, flags) and MREMAP_IN (flags only: prot is ignored). */
+void mt_enc_map(struct mt_enc *e, int kind, uint64_t size, uint64_t addr, uint64_t prot,
+		uint64_t flags);
+/* A SAMPLE of the fields in mask (bits of enum mt_sample_field); needs up
+ * to MT_SAMPLE_MAX bytes, more than MT_REC_MAX. */
+#define MT_SAMPLE_MAX (1 + 10 + 10 * MT_S_COUNT)
+void mt_enc_sample(struct mt_enc *e, uint64_t mask, const uint64_t v[MT_S_COUNT]);
 
 /* One decoded record.  Fields not used by a kind are zero. */
 struct mt_rec {
@@ -52,15 +59,17 @@ struct mt_rec {
 	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC and STACK
 	 * frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
 	 * NATIVE_FRAME and MODULE: the id they define.  NATIVE_FRAME: addr is
-	 * the ip.  MODULE: addr the start, size the length, old the load bias. */
+	 * the ip.  MODULE: addr the start, size the length, old the load bias.
+	 * MMAP: prot.  SAMPLE: the mask (values: mt_dec_sample). */
 	uint64_t value;
 	int fn;             /* ALIGNED: enum mt_aligned_fn */
 	uint64_t ref1;      /* CODE: filename string; FRAME, NATIVE_FRAME: parent;
-			       MODULE: path string */
+			       MODULE: path string; MMAP, MREMAP_IN: flags */
 	uint64_t ref2;      /* CODE: name string id; FRAME: code id;
 			       MODULE: build-id string (0: none) */
 	uint64_t line;      /* CODE: first line; FRAME: line */
-	const uint8_t *bytes; /* STRING: its bytes (in the block buffer) */
+	const uint8_t *bytes; /* STRING: its bytes, SAMPLE: its values (in the
+				 block buffer) */
 	size_t n;
 };
 
@@ -72,6 +81,10 @@ struct mt_dec {
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len);
 /* 1: a record, 0: end of block, -1: malformed. */
 int mt_dec_next(struct mt_dec *d, struct mt_rec *r);
+/* The values of a SAMPLE record: v[f] for each field f the sample holds
+ * (bits of *have); the others are left alone.  Fields this reader does not
+ * know are skipped. */
+void mt_dec_sample(const struct mt_rec *r, uint64_t v[MT_S_COUNT], uint64_t *have);
 
 /* ---- key/value lists (header and footer) ------------------------------ */
 

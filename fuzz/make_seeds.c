@@ -227,6 +227,15 @@ static void python_events(struct trace *t)
 	mt_enc_alloc(e, MT_REC_MALLOC, MT_DOM_MALLOC, 4000, 0x5000);
 	mt_enc_alloc(e, MT_REC_MALLOC, MT_DOM_PYRAW, 4000, 0x5000);
 	mt_enc_value(e, MT_REC_MARK, 5);
+	uint64_t sample[MT_S_COUNT] = {4 << 20, 8 << 20, 0, 0x10000 + (1 << 20), 1 << 19,
+				       1 << 20, 0, 1 << 19, 1 << 19, 4096, 1 << 21, 1 << 20};
+	mt_enc_sample(e, (1u << MT_S_COUNT) - 1, sample);
+	/* a mapping cut in two, moved by mremap, and a file mapping */
+	mt_enc_map(e, MT_REC_MMAP, 10 << 12, 0x40000000, 3, 0x22);
+	mt_enc_alloc(e, MT_REC_MUNMAP, 0, 2 << 12, 0x40004000);
+	mt_enc_alloc(e, MT_REC_MREMAP_OUT, 0, 4 << 12, 0x40000000);
+	mt_enc_map(e, MT_REC_MREMAP_IN, 8 << 12, 0x50000000, 0, 1);
+	mt_enc_map(e, MT_REC_MMAP, 100, 0x60000000, 1, 0x2);
 	mt_enc_value(e, MT_REC_LOC, 3);
 	mt_enc_alloc(e, MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 1 << 20, ARENA);
 	mt_enc_alloc(e, MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 16384, 0x9000000);

@@ -15,7 +15,11 @@
 
 struct mt_config mt_cfg;
 
-static const char *output_template = "memtrace.%p.trace";
+static const char default_output[] = "memtrace.%p.trace";
+static const char *output_template = default_output;
+/* Every process of a run reads the same settings; only the run's top
+ * process says what is wrong with them. */
+static int warn_bad;
 
 /* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
  * program whose stderr is checked (a test suite) sees what it would see
@@ -47,6 +51,8 @@ int mt_stderr_is_terminal(void)
 	return tty;
 }
 
+#define bad(...) do { if (warn_bad) mt_log(__VA_ARGS__); } while (0)
+
 /* An unsigned setting in [lo, hi]; anything else is reported and replaced
  * by the default. */
 static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi)
@@ -58,9 +64,9 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t lo, uint64_t hi
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || *end || *s == '-' || v < lo || v > hi) {
-		mt_log("ignoring %s=\"%s\": expected a whole number from %llu to %llu; using %llu",
-		       name, s, (unsigned long long)lo, (unsigned long long)hi,
-		       (unsigned long long)def);
+		bad("ignoring %s=\"%s\": expected a whole number from %llu to %llu; using %llu",
+		    name, s, (unsigned long long)lo, (unsigned long long)hi,
+		    (unsigned long long)def);
 		return def;
 	}
 	return v;
@@ -73,55 +79,87 @@ static int env_flag(const char *name)
 		return 0;
 	if (!strcmp(s, "1"))
 		return 1;
-	mt_log("ignoring %s=\"%s\": expected 0 or 1", name, s);
+	bad("ignoring %s=\"%s\": expected 0 or 1", name, s);
 	return 0;
 }
 
-/* MEMTRACE_NATIVE_UNWIND: how native stacks are walked (see native.h). */
-static int env_unwinder(void)
+/* One of `names` (index 0 is the default), given as "a, b or c" in the
+ * complaint. */
+static int env_choice(const char *name, const char *const *names, int n, const char *expected)
 {
-	static const char *const names[] = {"rules", "libunwind", "check"};
-	const char *s = getenv("MEMTRACE_NATIVE_UNWIND");
+	const char *s = getenv(name);
 	if (!s || !*s)
-		return MT_UNWIND_RULES;
-	for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
+		return 0;
+	for (int i = 0; i < n; i++)
 		if (!strcmp(s, names[i]))
 			return i;
-	mt_log("ignoring MEMTRACE_NATIVE_UNWIND=\"%s\": expected rules, libunwind or check", s);
-	return MT_UNWIND_RULES;
+	bad("ignoring %s=\"%s\": expected %s; using %s", name, s, expected, names[0]);
+	return 0;
 }
 
-void mt_config_load(void)
+/* MEMTRACE_ONLY: a comma-separated list of non-empty globs. */
+static void env_only(void)
 {
+	const char *s = getenv("MEMTRACE_ONLY");
+	mt_cfg.only[0] = 0;
+	if (!s || !*s)
+		return;
+	size_t n = strlen(s);
+	int empty = s[0] == ',' || s[n - 1] == ',' || strstr(s, ",,");
+	if (n >= sizeof mt_cfg.only || empty) {
+		bad("ignoring MEMTRACE_ONLY: %s; tracing every process",
+		    empty ? "an empty name in the list" : "longer than 1023 characters");
+		return;
+	}
+	memcpy(mt_cfg.only, s, n + 1);
+}
+
+void mt_config_load(int warn)
+{
+	static const char *const unwinders[] = {"rules", "libunwind", "check"};
+	static const char *const follows[] = {"all", "exec", "none"};
+	warn_bad = warn;
 	mt_cfg.quiet = env_flag("MEMTRACE_QUIET");
+	mt_cfg.follow = env_choice("MEMTRACE_FOLLOW", follows, 3, "all, exec or none");
+	env_only();
 	mt_cfg.flush_ms = (unsigned)env_u64("MEMTRACE_FLUSH_MS", 100, 1, 60000);
 	mt_cfg.zstd_level = (int)env_u64("MEMTRACE_ZSTD_LEVEL", 3, 1, 19);
+	mt_cfg.rss_ms = (unsigned)env_u64("MEMTRACE_RSS_MS", 10, 0, 60000);
 	mt_cfg.py_depth = (int)env_u64("MEMTRACE_PY_DEPTH", 1, 0, 128);
 	mt_cfg.native_depth = env_flag("MEMTRACE_NATIVE")
 				      ? (int)env_u64("MEMTRACE_NATIVE_DEPTH", 64, 1, 256)
 				      : 0;
-	mt_cfg.unwinder = mt_cfg.native_depth ? env_unwinder() : MT_UNWIND_RULES;
+	mt_cfg.unwinder = mt_cfg.native_depth ? env_choice("MEMTRACE_NATIVE_UNWIND", unwinders, 3,
+							   "rules, libunwind or check")
+					      : MT_UNWIND_RULES;
 	uint64_t ring = env_u64("MEMTRACE_RING_EVENTS", 65536, 1024, 1u << 24);
 	if (ring & (ring - 1)) {
-		mt_log("ignoring MEMTRACE_RING_EVENTS=%llu: expected a power of two; using 65536",
-		       (unsigned long long)ring);
+		bad("ignoring MEMTRACE_RING_EVENTS=%llu: expected a power of two; using 65536",
+		    (unsigned long long)ring);
 		ring = 65536;
 	}
 	mt_cfg.ring_events = ring;
 	const char *out = getenv("MEMTRACE_OUTPUT");
+	output_template = default_output;
 	if (out && *out) {
 		if (strlen(out) >= sizeof mt_cfg.output - 32)
-			mt_log("ignoring MEMTRACE_OUTPUT: path too long; using %s", output_template);
+			bad("ignoring MEMTRACE_OUTPUT: path too long; using %s", default_output);
 		else
 			output_template = out;
 	}
 }
 
-int mt_config_expand_output(void)
+const char *mt_config_output_setting(void)
 {
-	char *o = mt_cfg.output, *end = o + sizeof mt_cfg.output - 1;
+	const char *out = getenv("MEMTRACE_OUTPUT");
+	return out ? out : "";
+}
+
+int mt_config_expand_output(char *out, size_t cap)
+{
+	char *o = out, *end = out + cap - 1;
 	/* Absolute, since the writer reopens it after the program may have
-	 * changed its directory. */
+	 * changed its directory, and children write beside it. */
 	if (output_template[0] != '/') {
 		if (!getcwd(o, (size_t)(end - o) - 1))
 			return -1;
@@ -140,4 +178,56 @@ int mt_config_expand_output(void)
 		return -1;
 	*o = 0;
 	return 0;
+}
+
+/* A shell-style glob: '*', '?' and [set] (with ranges and a leading '!'),
+ * written out since fnmatch may allocate. */
+static int glob_match(const char *p, const char *pend, const char *s)
+{
+	for (; p < pend; p++, s++) {
+		if (*p == '*') {
+			for (const char *t = s;; t++) {
+				if (glob_match(p + 1, pend, t))
+					return 1;
+				if (!*t)
+					return 0;
+			}
+		}
+		if (!*s)
+			return 0;
+		if (*p == '[') {
+			const char *q = p + 1;
+			int neg = q < pend && *q == '!', hit = 0;
+			q += neg;
+			for (; q < pend && (*q != ']' || q == p + 1 + neg); q++) {
+				if (q + 2 < pend && q[1] == '-' && q[2] != ']') {
+					hit |= *s >= q[0] && *s <= q[2];
+					q += 2;
+				} else {
+					hit |= *s == *q;
+				}
+			}
+			if (q == pend || hit == neg)
+				return 0;
+			p = q;
+		} else if (*p != '?' && *p != *s) {
+			return 0;
+		}
+	}
+	return !*s;
+}
+
+int mt_config_only_matches(const char *name)
+{
+	if (!mt_cfg.only[0])
+		return 1;
+	for (const char *p = mt_cfg.only;;) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma ? comma : p + strlen(p);
+		if (glob_match(p, end, name))
+			return 1;
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
 }

@@ -6,11 +6,12 @@
  * drops it, so a reader that sees an id sees the key that goes with it.  A
  * grow fills a new table before it publishes it, with its size, through
  * one pointer; a reader works in the table it loaded, which holds every
- * key put before it was loaded.
+ * key put before it was loaded.  Tables are the tracer's own mappings
+ * (ownmem.h), not heap blocks.
  */
 #include "idmap.h"
 
-#include <stdlib.h>
+#include "ownmem.h"
 
 #define DELETED UINT64_MAX
 
@@ -60,6 +61,11 @@ static void insert(struct mt_idmap_table *t, uint64_t a, uint64_t b, uint64_t c,
 	__atomic_store_n(&t->slots[i].id, id, __ATOMIC_RELEASE);
 }
 
+static size_t table_bytes(size_t cap)
+{
+	return sizeof(struct mt_idmap_table) + cap * sizeof(struct mt_idmap_slot);
+}
+
 static int grow(struct mt_idmap *m)
 {
 	struct mt_idmap_table *old = m->table;
@@ -71,7 +77,7 @@ static int grow(struct mt_idmap *m)
 	size_t cap = old_cap ? old_cap : 256;
 	while (cap < 4 * (live + 1))
 		cap *= 2;
-	struct mt_idmap_table *t = calloc(1, sizeof *t + cap * sizeof t->slots[0]);
+	struct mt_idmap_table *t = mt_own_map(table_bytes(cap));
 	if (!t)
 		return -1;
 	t->cap = cap;
@@ -105,7 +111,8 @@ void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 void mt_idmap_clear(struct mt_idmap *m)
 {
 	for (int i = 0; i < m->nretired; i++)
-		free(m->retired[i]);
-	free(m->table);
+		mt_own_unmap(m->retired[i], table_bytes(m->retired[i]->cap));
+	if (m->table)
+		mt_own_unmap(m->table, table_bytes(m->table->cap));
 	*m = (struct mt_idmap){ 0 };
 }

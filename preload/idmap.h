@@ -3,8 +3,8 @@
  * id, for the tracer's own interning tables (code objects, Python stack
  * nodes, strings).  Writers (put, del, clear) are serialised by the
  * caller; mt_idmap_get may run at the same time as a put or del, from any
- * thread, without a lock.  Memory comes from the real allocator inside the
- * tracer's internal sections.
+ * thread, without a lock.  Its tables are the tracer's own mappings
+ * (ownmem.h).
  */
 #ifndef MEMTRACE_IDMAP_H
 #define MEMTRACE_IDMAP_H
@@ -29,7 +29,7 @@ struct mt_idmap {
 	struct mt_idmap_table *table; /* NULL while empty */
 	size_t used;                  /* slots taken, deleted ones too */
 	/* tables a grow replaced: a reader may still be in one, so they are
-	 * freed only by mt_idmap_clear (their sizes add up to less than the
+	 * unmapped only by mt_idmap_clear (their sizes add up to less than the
 	 * current one's) */
 	struct mt_idmap_table *retired[MT_IDMAP_RETIRED];
 	int nretired;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,12 @@
 
 #include "codec.h"
 #include "meta.h"
+#include "mappings.h"
 #include "native.h"
+#include "ownmem.h"
 #include "pyshim.h"
+#include "run.h"
+#include "sampler.h"
 #include "threads.h"
 #include "tracer.h"
 #include "writer.h"
@@ -32,16 +37,42 @@
 #define EXPORT __attribute__((visibility("default")))
 
 int mt_active;
-static int decided, failed;
+int mt_exit_status = -1;
+static int decision, failed, traced;
+static pthread_t decider;
 static pid_t traced_pid; /* differs from getpid() in a vfork child */
+
+enum { UNDECIDED, DECIDING, DECIDED };
+
+/* Whether this program image is traced: not in setuid programs, and only
+ * as the run's MEMTRACE_FOLLOW and MEMTRACE_ONLY say. */
+static int decide(void)
+{
+	if (getauxval(AT_SECURE))
+		return 0;
+	mt_config_load(mt_run_join());
+	int on = mt_run_traced() && mt_threads_init() == 0;
+	mt_run_begin(on);
+	return on;
+}
 
 int mt_tracer_start(void)
 {
-	if (!__atomic_load_n(&decided, __ATOMIC_ACQUIRE)) {
-		if (!getauxval(AT_SECURE))
-			__atomic_store_n(&mt_active, 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&decided, 1, __ATOMIC_RELEASE);
+	int d = __atomic_load_n(&decision, __ATOMIC_ACQUIRE);
+	if (d == DECIDED)
+		return __atomic_load_n(&mt_active, __ATOMIC_ACQUIRE);
+	if (d == UNDECIDED && __atomic_compare_exchange_n(&decision, &d, DECIDING, 0,
+							  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		decider = pthread_self();
+		traced = decide();
+		__atomic_store_n(&mt_active, traced, __ATOMIC_RELEASE);
+		__atomic_store_n(&decision, DECIDED, __ATOMIC_RELEASE);
+		return traced;
 	}
+	if (pthread_equal(decider, pthread_self()))
+		return 0; /* an allocation the decision itself makes */
+	while (__atomic_load_n(&decision, __ATOMIC_ACQUIRE) != DECIDED)
+		sched_yield();
 	return __atomic_load_n(&mt_active, __ATOMIC_ACQUIRE);
 }
 
@@ -53,9 +84,11 @@ void mt_tracer_fail(const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	mt_log("%s; tracing is off, the program runs on", msg);
+	if (n >= 0 && (size_t)n < sizeof msg)
+		snprintf(msg + n, sizeof msg - (size_t)n, "; tracing is off, the program runs on");
+	mt_run_say(msg);
 }
 
 int mt_fd_off_std(int fd)
@@ -100,54 +133,37 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 	n = mt_kv_put_bytes(buf, n, MT_H_ARGV, scratch, argv);
 	if (mt_native_on)
 		n = mt_kv_put_u64(buf, n, MT_H_NATIVE_DEPTH, (uint64_t)mt_cfg.native_depth);
+	n = mt_run_header(buf, n);
+	n = mt_sampler_header(buf, n);
 	return mt_py_header(buf, n);
 }
 
 #define HEADER_ARGV_MAX (256 * 1024)
 
-/* exec keeps the pid, so an exec'd program finds its predecessor's trace
- * under the same name: it takes the first free "NAME.N.trace" instead. */
-static int create_unique(char *path, size_t cap)
-{
-	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = open(path, flags, 0600);
-	if (fd >= 0 || errno != EEXIST)
-		return mt_fd_off_std(fd);
-	char base[sizeof mt_cfg.output];
-	size_t len = strlen(path);
-	const char *ext = len > 6 && !strcmp(path + len - 6, ".trace") ? ".trace" : "";
-	snprintf(base, sizeof base, "%.*s", (int)(len - strlen(ext)), path);
-	for (int i = 1; i < 1000 && fd < 0 && errno == EEXIST; i++) {
-		if ((size_t)snprintf(path, cap, "%s.%d%s", base, i, ext) >= cap)
-			break;
-		fd = open(path, flags, 0600);
-	}
-	return mt_fd_off_std(fd);
-}
-
 /* Creates the trace file (never through a symlink, never over an existing
- * file) and starts the writer. */
+ * file) and starts the writer.  A file that could not be written goes. */
 static void open_trace(void)
 {
 	traced_pid = getpid();
-	if (mt_config_expand_output()) {
-		mt_tracer_fail("MEMTRACE_OUTPUT is too long");
-		return;
-	}
-	int fd = create_unique(mt_cfg.output, sizeof mt_cfg.output);
+	int fd = mt_fd_off_std(mt_run_create_trace(mt_cfg.output, sizeof mt_cfg.output));
 	if (fd < 0) {
 		mt_tracer_fail("cannot create %s (%s)", mt_cfg.output, strerror(errno));
 		return;
 	}
-	char *scratch = malloc(HEADER_ARGV_MAX);
-	uint8_t *hdr = malloc(HEADER_ARGV_MAX + 8192);
+	/* Not heap blocks: freeing a block this large would raise glibc's mmap
+	 * threshold for the rest of the program. */
+	char *scratch = mt_own_map(HEADER_ARGV_MAX);
+	uint8_t *hdr = mt_own_map(HEADER_ARGV_MAX + 8192);
+	int ok = scratch && hdr &&
+		 mt_writer_start(mt_cfg.output, fd, hdr,
+				 build_header(hdr, scratch, HEADER_ARGV_MAX)) == 0;
 	if (!scratch || !hdr)
-		mt_tracer_fail("out of memory");
-	else
-		mt_writer_start(mt_cfg.output, fd, hdr, build_header(hdr, scratch, HEADER_ARGV_MAX));
-	free(scratch);
-	free(hdr);
+		mt_tracer_fail("out of memory for the header of %s", mt_cfg.output);
+	mt_own_unmap(scratch, HEADER_ARGV_MAX);
+	mt_own_unmap(hdr, HEADER_ARGV_MAX + 8192);
 	close(fd);
+	if (!ok)
+		mt_run_drop_trace(mt_cfg.output);
 }
 
 /* ---- start and stop --------------------------------------------------- */
@@ -155,20 +171,29 @@ static void open_trace(void)
 static void fork_prepare(void)
 {
 	mt_threads_fork_prepare();
+	mt_own_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	mt_own_fork_parent();
 	mt_threads_fork_parent();
 }
 
 static void fork_child(void)
 {
+	mt_own_fork_child();
 	mt_threads_fork_child();
 	mt_writer_fork_child();
 	mt_meta_fork_child();
 	mt_py_fork_child();
 	mt_native_fork_child();
+	mt_run_fork_child();
+	traced = traced && mt_run_traced();
+	if (traced)
+		mt_run_begin(1);
+	if (!traced || failed)
+		__atomic_store_n(&mt_active, 0, __ATOMIC_RELEASE);
 	if (!__atomic_load_n(&mt_active, __ATOMIC_ACQUIRE))
 		return;
 	struct mt_ring *r = mt_internal_enter();
@@ -178,16 +203,16 @@ static void fork_child(void)
 
 __attribute__((constructor)) static void mt_init(void)
 {
+	if (!mt_tracer_start())
+		return;
 	struct mt_ring *r = mt_internal_enter();
-	if (mt_tracer_start()) {
-		mt_config_load();
-		mt_threads_init();
-		mt_py_start();
-		if (mt_cfg.native_depth)
-			mt_native_start(mt_cfg.native_depth);
-		open_trace();
-		pthread_atfork(fork_prepare, fork_parent, fork_child);
-	}
+	mt_sampler_start();
+	mt_mappings_start();
+	mt_py_start();
+	if (mt_cfg.native_depth)
+		mt_native_start(mt_cfg.native_depth);
+	open_trace();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	mt_internal_leave(r);
 	if (mt_active)
 		mt_py_start_marks();
@@ -196,35 +221,66 @@ __attribute__((constructor)) static void mt_init(void)
 /* Completes the trace up to now; `stop` ends tracing in this process. */
 static void finish(int reason, int stop)
 {
-	if (failed || getpid() != traced_pid)
+	if (!traced || failed || getpid() != traced_pid)
 		return; /* off, or a vfork child sharing its parent's tracer */
 	struct mt_ring *r = mt_internal_enter();
 	if (stop)
 		__atomic_store_n(&mt_active, 0, __ATOMIC_RELEASE);
-	/* where the trace went is news for a person at a terminal; a program
-	 * reading its children's stderr would see output they never wrote */
-	if (mt_writer_sync(reason, stop) == 0 && !failed && mt_stderr_is_terminal())
-		mt_log("wrote %s (%llu events)", mt_cfg.output,
-		       (unsigned long long)mt_writer_events());
+	mt_writer_sync(reason, stop);
 	if (stop)
 		mt_native_report();
 	mt_internal_leave(r);
 }
 
+/* The end of the process: the trace's footer, then the run's line. */
+static void finish_process(int reason)
+{
+	finish(reason, 1);
+	int wrote = traced && !failed && getpid() == traced_pid;
+	mt_run_exit(wrote ? mt_cfg.output : NULL, wrote ? mt_writer_events() : 0);
+}
+
 __attribute__((destructor)) static void mt_fini(void)
 {
-	finish(MT_END_EXIT, 1);
+	if (__atomic_load_n(&decision, __ATOMIC_ACQUIRE) == DECIDED)
+		finish_process(MT_END_EXIT);
 }
 
 /* ---- _exit and exec --------------------------------------------------- */
 
+/* The next image finds its run by this process's entry. */
+static void before_exec(void)
+{
+	mt_tracer_start();
+	finish(MT_END_EXEC, 0);
+	mt_run_publish();
+}
+
 #define REAL(name) static __typeof__(name) *real_##name; \
 	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+/* The status for the footer; main's return does not pass through here
+ * (glibc calls its own exit), and its status stays unknown.  A vfork child
+ * must leave its parent's alone. */
+static void exit_status(int status)
+{
+	if (getpid() == traced_pid)
+		mt_exit_status = status & 0xff;
+}
+
+EXPORT void exit(int status)
+{
+	REAL(exit);
+	exit_status(status);
+	real_exit(status);
+	__builtin_unreachable();
+}
 
 EXPORT void _exit(int status)
 {
 	REAL(_exit);
-	finish(MT_END__EXIT, 1);
+	exit_status(status);
+	finish_process(MT_END__EXIT);
 	real__exit(status);
 	__builtin_unreachable();
 }
@@ -232,7 +288,8 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status)
 {
 	REAL(_Exit);
-	finish(MT_END__EXIT, 1);
+	exit_status(status);
+	finish_process(MT_END__EXIT);
 	real__Exit(status);
 	__builtin_unreachable();
 }
@@ -240,35 +297,35 @@ EXPORT void _Exit(int status)
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	REAL(execve);
-	finish(MT_END_EXEC, 0);
+	before_exec();
 	return real_execve(path, argv, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
 {
 	REAL(execv);
-	finish(MT_END_EXEC, 0);
+	before_exec();
 	return real_execv(path, argv);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
 	REAL(execvp);
-	finish(MT_END_EXEC, 0);
+	before_exec();
 	return real_execvp(file, argv);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	REAL(execvpe);
-	finish(MT_END_EXEC, 0);
+	before_exec();
 	return real_execvpe(file, argv, envp);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	REAL(fexecve);
-	finish(MT_END_EXEC, 0);
+	before_exec();
 	return real_fexecve(fd, argv, envp);
 }
 
@@ -319,4 +376,44 @@ EXPORT int execle(const char *path, const char *arg0, ...)
 	char *const *envp = va_arg(ap, char *const *);
 	va_end(ap);
 	return execve(path, argv, envp);
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+/* Children started by these exec inside libc, past the wrappers above:
+ * they find the run by this process's entry. */
+static void before_spawn(void)
+{
+	mt_tracer_start();
+	mt_run_publish();
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	REAL(posix_spawn);
+	before_spawn();
+	return real_posix_spawn(pid, path, actions, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	REAL(posix_spawnp);
+	before_spawn();
+	return real_posix_spawnp(pid, file, actions, attr, argv, envp);
+}
+
+EXPORT int system(const char *command)
+{
+	REAL(system);
+	before_spawn();
+	return real_system(command);
+}
+
+EXPORT FILE *popen(const char *command, const char *type)
+{
+	REAL(popen);
+	before_spawn();
+	return real_popen(command, type);
 }

@@ -1,6 +1,7 @@
 /*
  * meta.c - the definitions buffer and the string table (meta.h), and the
- * exported memtrace_mark() that labels steps of a program.
+ * exported memtrace_mark() that labels steps of a program (with a sample
+ * of what the OS sees at that moment: sampler.c).
  */
 #define _GNU_SOURCE
 #include "meta.h"
@@ -10,7 +11,9 @@
 #include <string.h>
 
 #include "idmap.h"
+#include "ownmem.h"
 #include "record.h"
+#include "sampler.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -39,7 +42,7 @@ struct mt_enc *mt_meta_room(size_t need)
 		size_t cap = meta.cap ? meta.cap : 64 * 1024;
 		while (cap < meta.enc.len + need)
 			cap *= 2;
-		uint8_t *buf = realloc(meta.enc.buf, cap);
+		uint8_t *buf = mt_own_remap(meta.enc.buf, meta.cap, cap);
 		if (!buf)
 			return NULL;
 		meta.enc.buf = buf;
@@ -112,7 +115,8 @@ EXPORT void memtrace_mark(const char *label)
 		mt_meta_mark(id);
 }
 
+/* The mark and, when samples are on, what the OS sees at it (sampler.h). */
 void mt_meta_mark(uint64_t id)
 {
-	mt_record(MT_EV_OP(MT_REC_MARK, 0, 0), 0, (const void *)(uintptr_t)id, 0, 0);
+	mt_sampler_mark(id);
 }

@@ -53,9 +53,8 @@ static struct {
 } nat;
 
 /* What a thread keeps between stacks.  It lives in a mapping of its own,
- * made at the thread's first stack, not in TLS: glibc carves every
- * thread's TLS out of its stack, and a thread asked for with a small
- * stack could no longer be created. */
+ * made at the thread's first stack, reached from the thread's state
+ * (threads.h): 30 KB that no thread without stacks should pay for. */
 struct thread_state {
 	struct {
 		uint64_t hash, node, generation;
@@ -63,28 +62,24 @@ struct thread_state {
 	struct mt_unwind_thread unwind;
 };
 
-static __thread struct {
-	struct thread_state *state;
-	int gone; /* past its exit, or no memory: no state any more */
-} self __attribute__((tls_model("initial-exec")));
-
 static struct thread_state *thread_state(void)
 {
-	if (!self.state && !self.gone) {
-		void *p = mmap(NULL, sizeof *self.state, PROT_READ | PROT_WRITE,
+	struct mt_thread *th = mt_thread_self();
+	if (!th->native.state && !th->native.gone) {
+		void *p = mmap(NULL, sizeof(struct thread_state), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		self.state = p == MAP_FAILED ? NULL : p;
-		self.gone = !self.state;
+		th->native.state = p == MAP_FAILED ? NULL : p;
+		th->native.gone = !th->native.state;
 	}
-	return self.state;
+	return th->native.state;
 }
 
-void mt_native_thread_exit(void)
+void mt_native_thread_exit(struct mt_thread *th)
 {
-	if (self.state)
-		munmap(self.state, sizeof *self.state);
-	self.state = NULL;
-	self.gone = 1;
+	if (th->native.state)
+		munmap(th->native.state, sizeof(struct thread_state));
+	th->native.state = NULL;
+	th->native.gone = 1;
 }
 
 /* ---- objects ------------------------------------------------------------ */

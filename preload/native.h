@@ -8,8 +8,10 @@
 
 #define MT_NATIVE_DEPTH_MAX 256
 
+struct mt_thread;
+
 /* Nonzero when stacks are recorded. */
-extern int mt_native_on;
+extern __attribute__((visibility("hidden"))) int mt_native_on;
 
 /* At start-up: loads libunwind and describes the loaded objects. */
 int mt_native_start(int depth);
@@ -19,7 +21,7 @@ uint64_t mt_native_stack(void);
 void mt_native_poll(void);
 void mt_native_fork_child(void);
 /* From the thread-exit hook: the thread's own state goes. */
-void mt_native_thread_exit(void);
+void mt_native_thread_exit(struct mt_thread *t);
 /* At exit: what MEMTRACE_NATIVE_UNWIND=check found, on stderr. */
 void mt_native_report(void);
 

@@ -37,13 +37,6 @@ static struct {
 	uint8_t maybe_code[8192]; /* bit per address hash: a code object lives there */
 } pf;
 
-/* The last lookup of each thread, for the common case of many allocations
- * from one instruction in a loop. */
-static __thread struct {
-	const void *code, *instr;
-	uint64_t generation, node;
-} last __attribute__((tls_model("initial-exec")));
-
 void mt_pyframes_init(const struct mt_pydesc *desc, int depth)
 {
 	pf.d = *desc;
@@ -219,16 +212,17 @@ static uint64_t stack_node(const void *top, int *top_skipped)
 
 /* The slow path of mt_pyframes_location: f's stack node, remembered as the
  * thread's last lookup. */
-static __attribute__((noinline)) uint64_t locate(const void *f, const void *code,
-						 const void *instr, uint64_t generation)
+static __attribute__((noinline)) uint64_t locate(struct mt_py_cache *last, const void *f,
+						 const void *code, const void *instr,
+						 uint64_t generation)
 {
 	int skipped;
 	uint64_t node = stack_node(f, &skipped);
 	if (!skipped) {
-		last.code = code;
-		last.instr = instr;
-		last.generation = generation;
-		last.node = node;
+		last->code = code;
+		last->instr = instr;
+		last->generation = generation;
+		last->node = node;
 	}
 	return node;
 }
@@ -240,10 +234,11 @@ static inline uint64_t location(const struct mt_pydesc *d)
 		return 0;
 	const void *code = frame_code(d, f), *instr = frame_instr(d, f);
 	uint64_t generation = __atomic_load_n(&pf.generation, __ATOMIC_ACQUIRE);
-	if (pf.depth == 1 && last.code == code && last.instr == instr &&
-	    last.generation == generation)
-		return last.node;
-	return locate(f, code, instr, generation);
+	struct mt_py_cache *last = &mt_thread_self()->py;
+	if (pf.depth == 1 && last->code == code && last->instr == instr &&
+	    last->generation == generation)
+		return last->node;
+	return locate(last, f, code, instr, generation);
 }
 
 uint64_t mt_pyframes_location(void)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mappings.h"
 #include "meta.h"
 #include "pydesc.h"
 #include "record.h"
@@ -111,10 +112,14 @@ static void hook_free(void *ctx, void *p)
 	h->orig.free(h->orig.ctx, p);
 }
 
+/* The arena allocator maps its blocks itself: they are ARENA events, not
+ * the program's own mappings. */
 static void *arena_alloc(void *ctx, size_t size)
 {
 	(void)ctx;
+	int slot = mt_mappings_hide();
 	void *p = py.arena.alloc(py.arena.ctx, size);
+	mt_mappings_show(slot);
 	mt_record(MT_EV_OP(MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 0), size, p, 0, 0);
 	return p;
 }
@@ -123,7 +128,9 @@ static void arena_free(void *ctx, void *p, size_t size)
 {
 	(void)ctx;
 	mt_record(MT_EV_OP(MT_REC_ARENA_FREE, MT_DOM_PYOBJ, 0), size, p, 0, 1);
+	int slot = mt_mappings_hide();
 	py.arena.free(py.arena.ctx, p, size);
+	mt_mappings_show(slot);
 }
 
 /* ---- marks ------------------------------------------------------------ */

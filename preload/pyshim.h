@@ -22,7 +22,7 @@ void mt_py_start_marks(void);
 size_t mt_py_header(uint8_t *buf, size_t len);
 /* Nonzero while the interpreter starts: malloc and free then call
  * mt_py_watch(), which re-installs hooks that start-up replaced. */
-extern int mt_py_watching;
+extern __attribute__((visibility("hidden"))) int mt_py_watching;
 void mt_py_watch(void);
 void mt_py_fork_child(void);
 

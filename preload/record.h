@@ -10,19 +10,26 @@
 
 #include <memtrace/trace_format.h>
 
+#include "lifecycle.h"
 #include "native.h"
 #include "ring.h"
 #include "threads.h"
 #include "tracer.h"
 #include "writer.h"
 
+/* The fast path is inlined into every wrapper, as it was before its
+ * per-thread lookup made it too large for the compiler's own choice. */
 #define mt_likely(x) __builtin_expect(!!(x), 1)
 #define mt_unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Takes the thread's ring for one call that will publish up to `need`
  * events, with `busy` set; NULL when nothing is to be recorded. */
-static inline struct mt_ring *mt_record_begin(uint64_t need)
+static inline __attribute__((always_inline)) struct mt_ring *
+mt_record_begin(uint64_t need)
 {
+	/* Off, or not decided yet: nothing about threads is known then. */
+	if (mt_unlikely(!__atomic_load_n(&mt_active, __ATOMIC_RELAXED)) && !mt_tracer_start())
+		return NULL;
 	struct mt_ring *r = mt_thread_ring();
 	if (mt_unlikely(!r))
 		return NULL;
@@ -32,8 +39,7 @@ static inline struct mt_ring *mt_record_begin(uint64_t need)
 		return NULL;
 	}
 	mt_ring_busy(r, 1);
-	if (mt_unlikely(!__atomic_load_n(&mt_active, __ATOMIC_RELAXED) ||
-			mt_ring_reserve(r, need))) {
+	if (mt_unlikely(mt_ring_reserve(r, need))) {
 		mt_ring_busy(r, 0);
 		mt_thread_release(r);
 		return NULL;
@@ -70,8 +76,8 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
 /* One event.  `early` stamps it before the caller's next stores (frees,
  * recorded before the block is released); otherwise after everything the
  * call did (allocations, recorded after they return). */
-static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux,
-			     int early)
+static inline __attribute__((always_inline)) void
+mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux, int early)
 {
 	struct mt_ring *r = mt_record_begin(1);
 	if (!r)
@@ -83,7 +89,8 @@ static inline void mt_record(uint64_t op, uint64_t size, const void *addr, uint6
 /* An allocation, with the thread's native stack and (for the PyMem and
  * PyObject domains) its Python location, each published only when it
  * differs from what this thread published last. */
-static inline void mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
+static inline __attribute__((always_inline)) void
+mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 				   int with_loc, uint64_t loc)
 {
 	int native = mt_unlikely(mt_native_on) && !mt_self.internal;

@@ -1,24 +1,25 @@
 /*
  * ring.c - allocation, reuse and the slow (full-ring) path of the per-thread
- * event rings.  Rings live in anonymous mappings, never on the heap, so that
- * creating one cannot recurse into the allocator being traced.
+ * event rings.  Rings live in the tracer's own mappings (ownmem.h), never
+ * on the heap, so that creating one cannot recurse into the allocator
+ * being traced.
  */
 #define _GNU_SOURCE
 #include "ring.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
+#include "ownmem.h"
 #include "tracer.h"
 #include "writer.h"
 
 struct mt_ring *mt_ring_new(uint64_t capacity, uint32_t tid)
 {
 	size_t bytes = sizeof(struct mt_ring) + capacity * sizeof(struct mt_event);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	void *p = mt_own_map(bytes);
+	if (!p)
 		return NULL;
 	struct mt_ring *r = p;
 	r->mask = capacity - 1;
@@ -28,7 +29,7 @@ struct mt_ring *mt_ring_new(uint64_t capacity, uint32_t tid)
 
 void mt_ring_delete(struct mt_ring *r)
 {
-	munmap(r, sizeof(struct mt_ring) + (r->mask + 1) * sizeof(struct mt_event));
+	mt_own_unmap(r, sizeof(struct mt_ring) + (r->mask + 1) * sizeof(struct mt_event));
 }
 
 void mt_ring_reuse(struct mt_ring *r, uint32_t tid)

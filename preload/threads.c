@@ -1,17 +1,28 @@
 /*
- * threads.c - who records into which ring.  Each thread gets its own ring on
- * its first event and gives it back when it exits; events a thread makes
- * after its TLS destructors ran go to one shared, locked "late" ring.  Also
+ * threads.c - who records into which ring.  Each thread gets its state
+ * (threads.h) and its own ring on its first event and gives the ring back
+ * when it exits; events a thread makes after its key destructor ran (glibc
+ * still frees its tcache then) go to one shared, locked "late" ring.  Also
  * owns the switch to time-stamped events once a second thread records, and
  * the asymmetric barrier the writer needs to merge the rings in order.
+ *
+ * Thread states live in slabs mapped here and never unmapped, so a state
+ * may be read at any time.  glibc clears a thread's keys before it runs
+ * their destructors, so a thread past ours is found again by its pthread_t
+ * and tid; a new thread that reuses a dead one's descriptor has the same
+ * pthread_t but another tid, and the writer frees the states of threads
+ * that are gone.
  */
 #define _GNU_SOURCE
 #include "threads.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -21,12 +32,27 @@
 
 #include "lifecycle.h"
 #include "native.h"
+#include "ownmem.h"
 #include "tracer.h"
 
-__thread struct mt_thread mt_self __attribute__((tls_model("initial-exec")));
+intptr_t mt_thread_slot;
 int mt_multi;
 
 #define LATE_RING_EVENTS 4096
+#define SLAB_BYTES (64 * 1024)
+/* Keys from here on live in blocks glibc allocates on the first set. */
+#define KEYS_INLINE 32
+
+struct slab {
+	struct slab *next;
+	struct mt_thread t[];
+};
+#define SLAB_THREADS ((SLAB_BYTES - sizeof(struct slab)) / sizeof(struct mt_thread))
+
+const struct mt_thread mt_thread_none;
+
+/* Without memory for a state: records nothing, walks no stacks. */
+static struct mt_thread stand_in = { .internal = 1, .native.gone = 1 };
 
 static struct {
 	int lock;                /* spinlock: a mutex would not survive fork */
@@ -36,9 +62,11 @@ static struct {
 	uint64_t threads;        /* rings handed out, ever */
 	uint64_t lost, waits;    /* from recycled rings */
 	uint64_t fork_head;      /* the forking thread's head at fork() */
-	pthread_key_t exit_key;
+	struct slab *slabs;      /* every thread state */
+	struct mt_thread *free;  /* states to hand out */
+	struct mt_thread *late_holder; /* holds the late ring's lock */
 	int barrier;             /* enum barrier_kind */
-	int init_done;
+	pthread_key_t key;       /* its value: the thread's state */
 } reg;
 
 enum barrier_kind { BARRIER_EXPEDITED = 1, BARRIER_GLOBAL, BARRIER_MPROTECT };
@@ -54,13 +82,128 @@ static void reg_unlock(void)
 	__atomic_store_n(&reg.lock, 0, __ATOMIC_RELEASE);
 }
 
+/* Blocks every signal around the code that takes the registry lock for a
+ * thread without a state: a handler that allocated there would want the
+ * lock again, and could not even tell it is inside the tracer. */
+static void signals_block(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+static void signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* ---- thread states ------------------------------------------------------ */
+
+/* Under the lock. */
+static void state_free(struct mt_thread *t)
+{
+	if (t->ring) /* a thread gone without its destructor: the writer may recycle it */
+		__atomic_store_n(&t->ring->exited, 1, __ATOMIC_RELEASE);
+	mt_native_thread_exit(t);
+	*t = (struct mt_thread){ .next_free = reg.free };
+	reg.free = t;
+}
+
+/* Under the lock: frees the states of exited threads the kernel no longer
+ * knows.  A state must outlive its thread's last free, which comes after
+ * the key destructor; a dead thread makes no more events. */
+static void sweep_gone(void)
+{
+	pid_t pid = getpid();
+	for (struct slab *s = reg.slabs; s; s = s->next)
+		for (size_t i = 0; i < SLAB_THREADS; i++) {
+			struct mt_thread *t = &s->t[i];
+			if (t->state == MT_THREAD_EXITED &&
+			    syscall(SYS_tgkill, pid, t->tid, 0) && errno == ESRCH)
+				state_free(t);
+		}
+}
+
+/* Under the lock. */
+static struct mt_thread *state_take(void)
+{
+	if (!reg.free)
+		sweep_gone();
+	if (!reg.free) {
+		struct slab *s = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s == MAP_FAILED)
+			return NULL;
+		for (size_t i = SLAB_THREADS; i-- > 0;) {
+			s->t[i].next_free = reg.free;
+			reg.free = &s->t[i];
+		}
+		s->next = reg.slabs;
+		reg.slabs = s;
+	}
+	struct mt_thread *t = reg.free;
+	reg.free = t->next_free;
+	t->next_free = NULL;
+	return t;
+}
+
+/* Under the lock: the state of the calling thread, whose key glibc has
+ * cleared.  A state of a dead thread whose descriptor this one reuses is
+ * freed on the way. */
+static struct mt_thread *state_of(pthread_t self, pid_t tid)
+{
+	for (struct slab *s = reg.slabs; s; s = s->next)
+		for (size_t i = 0; i < SLAB_THREADS; i++) {
+			struct mt_thread *t = &s->t[i];
+			if (t->state == MT_THREAD_FREE || !pthread_equal(t->self, self))
+				continue;
+			if (t->tid == tid)
+				return t;
+			state_free(t);
+		}
+	return NULL;
+}
+
+struct mt_thread *mt_thread_adopt(void)
+{
+	int saved = errno;
+	sigset_t old;
+	signals_block(&old);
+	struct mt_thread *t = mt_thread_find();
+	if (!t) {
+		pthread_t self = pthread_self();
+		pid_t tid = gettid();
+		reg_lock();
+		t = state_of(self, tid);
+		if (!t && (t = state_take())) {
+			t->self = self;
+			t->tid = tid;
+			t->state = MT_THREAD_LIVE;
+			pthread_setspecific(reg.key, t);
+		}
+		reg_unlock();
+	}
+	signals_restore(&old);
+	errno = saved;
+	return t ? t : &stand_in;
+}
+
+/* The key's destructor, called with the key already cleared; the thread's
+ * last frees (its tcache) come after it. */
 static void on_thread_exit(void *arg)
 {
-	struct mt_ring *r = arg;
-	mt_self.ring = NULL;
-	mt_self.state = MT_THREAD_EXITED;
-	mt_native_thread_exit();
-	__atomic_store_n(&r->exited, 1, __ATOMIC_RELEASE);
+	struct mt_thread *t = arg;
+	sigset_t old;
+	signals_block(&old);
+	struct mt_ring *r = t->ring;
+	t->ring = NULL;
+	reg_lock();
+	t->state = MT_THREAD_EXITED;
+	reg_unlock();
+	mt_native_thread_exit(t);
+	if (r)
+		__atomic_store_n(&r->exited, 1, __ATOMIC_RELEASE);
+	signals_restore(&old);
 }
 
 static void barrier_init(void)
@@ -99,17 +242,38 @@ void mt_barrier_all(void)
 	errno = saved;
 }
 
-void mt_threads_init(void)
+/* The offset of the key's value in every thread descriptor: libthread_db's
+ * description of struct pthread gives where its table of key blocks is,
+ * whose first block is inside the descriptor; setting the key then shows
+ * whether the value really is there.  dlsym may allocate (on failure). */
+static intptr_t find_slot(pthread_key_t key)
 {
-	if (__atomic_load_n(&reg.init_done, __ATOMIC_ACQUIRE))
-		return;
-	reg_lock();
-	if (!reg.init_done) {
-		pthread_key_create(&reg.exit_key, on_thread_exit);
-		barrier_init();
-		__atomic_store_n(&reg.init_done, 1, __ATOMIC_RELEASE);
+	const uint32_t *specific = dlsym(RTLD_DEFAULT, "_thread_db_pthread_specific");
+	const uint32_t *size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+	char *tp = __builtin_thread_pointer();
+	if (!specific || !size || specific[2] + sizeof(void *) > size[0])
+		return 0;
+	char *first = *(char **)(tp + specific[2]);
+	if (first < tp || first >= tp + size[0])
+		return 0;
+	intptr_t slot = first - tp + (intptr_t)(2 * key + 1) * (intptr_t)sizeof(void *);
+	static int probe;
+	void *was = pthread_getspecific(key);
+	pthread_setspecific(key, &probe);
+	int ok = *(void **)(tp + slot) == &probe;
+	pthread_setspecific(key, was);
+	return ok && *(void **)(tp + slot) == was ? slot : 0;
+}
+
+int mt_threads_init(void)
+{
+	if (pthread_key_create(&reg.key, on_thread_exit) || reg.key >= KEYS_INLINE ||
+	    !(mt_thread_slot = find_slot(reg.key))) {
+		mt_log("cannot find glibc's pthread key slots; not tracing");
+		return -1;
 	}
-	reg_unlock();
+	barrier_init();
+	return 0;
 }
 
 /* Publishes r to the writer; the second ring switches on time stamps. */
@@ -144,7 +308,7 @@ static struct mt_ring *new_ring(uint32_t tid)
 	return r;
 }
 
-static struct mt_ring *late_ring_lock(void)
+static struct mt_ring *late_ring_lock(struct mt_thread *t)
 {
 	if (!reg.late) {
 		struct mt_ring *r = mt_ring_new(LATE_RING_EVENTS, 0);
@@ -167,7 +331,8 @@ static struct mt_ring *late_ring_lock(void)
 	while (__atomic_exchange_n(&r->lock, 1, __ATOMIC_ACQUIRE))
 		sched_yield();
 	/* A signal handler that allocates now must not take the lock again. */
-	mt_self.internal++;
+	t->internal++;
+	reg.late_holder = t;
 	r->py_loc = r->native_stack = 0; /* each user states its own */
 	if (mt_ring_reserve(r, 1) == 0) {
 		/* Tells the writer whose events follow. */
@@ -181,30 +346,27 @@ static struct mt_ring *late_ring_lock(void)
 	return r;
 }
 
-void mt_thread_release(struct mt_ring *r)
+void mt_thread_release_late(struct mt_ring *r)
 {
-	if (r->shared) {
-		mt_self.internal--;
-		__atomic_store_n(&r->lock, 0, __ATOMIC_RELEASE);
-	}
+	reg.late_holder->internal--;
+	reg.late_holder = NULL;
+	__atomic_store_n(&r->lock, 0, __ATOMIC_RELEASE);
 }
 
-struct mt_ring *mt_thread_attach(void)
+struct mt_ring *mt_thread_attach(struct mt_thread *t)
 {
-	struct mt_thread *t = &mt_self;
-	if (t->internal || !mt_tracer_start())
+	if (!t)
+		t = mt_thread_adopt();
+	if (t->internal || t == &stand_in)
 		return NULL;
 	if (t->state == MT_THREAD_EXITED)
-		return late_ring_lock();
+		return late_ring_lock(t);
 	int saved = errno;
 	t->internal++;
-	mt_threads_init();
-	struct mt_ring *r = new_ring((uint32_t)gettid());
+	struct mt_ring *r = new_ring((uint32_t)t->tid);
 	if (r) {
-		pthread_setspecific(reg.exit_key, r);
 		add_ring(r);
 		t->ring = r;
-		t->state = MT_THREAD_ACTIVE;
 	}
 	t->internal--;
 	errno = saved;
@@ -218,7 +380,9 @@ size_t mt_threads_snapshot(struct mt_ring ***arr, size_t *cap)
 	for (struct mt_ring *r = reg.rings; r; r = r->next) {
 		if (n == *cap) {
 			size_t ncap = *cap ? 2 * *cap : 64;
-			struct mt_ring **a = realloc(*arr, ncap * sizeof *a);
+			/* not a heap block: the writer's own arena would show
+			 * in the program's glibc figures */
+			struct mt_ring **a = mt_own_remap(*arr, *cap * sizeof *a, ncap * sizeof *a);
 			if (!a)
 				break; /* the rest waits for the next round */
 			*arr = a;
@@ -251,6 +415,7 @@ void mt_threads_recycle(void)
 		r->next = reg.spare;
 		reg.spare = r;
 	}
+	sweep_gone();
 	reg_unlock();
 }
 
@@ -269,8 +434,9 @@ void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads)
 
 void mt_threads_fork_prepare(void)
 {
+	struct mt_thread *t = mt_thread_find();
 	reg_lock();
-	reg.fork_head = mt_self.ring ? mt_self.ring->head : 0;
+	reg.fork_head = t && t->ring ? t->ring->head : 0;
 }
 
 void mt_threads_fork_parent(void)
@@ -278,9 +444,23 @@ void mt_threads_fork_parent(void)
 	reg_unlock();
 }
 
+/* In a fork child: only the forking thread is left. */
+static void states_fork_child(struct mt_thread *me)
+{
+	for (struct slab *s = reg.slabs; s; s = s->next)
+		for (size_t i = 0; i < SLAB_THREADS; i++)
+			if (&s->t[i] != me && s->t[i].state != MT_THREAD_FREE)
+				state_free(&s->t[i]);
+	if (me)
+		me->tid = gettid();
+	reg.late_holder = NULL;
+}
+
 void mt_threads_fork_child(void)
 {
-	struct mt_ring *mine = mt_self.ring;
+	struct mt_thread *me = mt_thread_find();
+	struct mt_ring *mine = me ? me->ring : NULL;
+	states_fork_child(me);
 	for (struct mt_ring *r = reg.rings, *next; r; r = next) {
 		next = r->next;
 		if (r != mine && r != reg.late)

@@ -1,64 +1,138 @@
 /*
  * threads.h - per-thread tracer state and the registry of event rings.
+ *
+ * The library has no thread-local storage at all: any TLS segment makes
+ * glibc's per-thread bookkeeping (the DTV, a heap block of every thread)
+ * larger, and so changes the program's own allocations.  Each thread's
+ * state is a struct mt_thread in a mapping of the tracer's own, found
+ * through a pthread key (keys below 32 live in the thread descriptor and
+ * never allocate).
+ *
+ * Every event looks the state up, and pthread_getspecific costs some 20
+ * instructions an event (measured: 23 on the C benchmark, 75 on the
+ * Python one, which looks up three times; the read below costs 4).  So the value is read where
+ * glibc keeps it: in the thread descriptor, at an offset found once from
+ * the layout glibc publishes for debuggers (libthread_db) and checked by
+ * setting the key.  The tracer is never on without it.
  */
 #ifndef MEMTRACE_THREADS_H
 #define MEMTRACE_THREADS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ring.h"
+#include "tracer.h"
+
+/* The last Python location a thread looked up (pyframes.c), for the many
+ * allocations one instruction makes in a loop. */
+struct mt_py_cache {
+	const void *code, *instr;
+	uint64_t generation, node;
+};
 
 struct mt_thread {
 	struct mt_ring *ring; /* NULL until the thread's first event */
 	uint32_t internal;    /* >0 while the tracer itself runs: not traced */
 	uint32_t state;       /* enum mt_thread_state */
+	pthread_t self;       /* finds the struct again once glibc cleared the key */
+	pid_t tid;
+	struct {
+		void *state;  /* native.c's per-thread state, made at the first stack */
+		int gone;     /* past its exit, or no memory: no state any more */
+	} native;
+	struct mt_py_cache py;
+	struct mt_thread *next_free;
 };
 
 enum mt_thread_state {
-	MT_THREAD_NEW = 0,
-	MT_THREAD_ACTIVE = 1,
-	MT_THREAD_EXITED = 2, /* past its destructor: events use the late ring */
+	MT_THREAD_FREE = 0,
+	MT_THREAD_LIVE = 1,
+	MT_THREAD_EXITED = 2, /* past its key destructor: events use the late ring */
 };
 
-extern __thread struct mt_thread mt_self __attribute__((tls_model("initial-exec")));
+/* Where every thread descriptor holds the key's value, from the thread
+ * pointer; set by mt_threads_init, before the tracer first goes on. */
+extern MT_HIDDEN intptr_t mt_thread_slot;
+
+/* The calling thread's state, or NULL when it has none yet, or no more
+ * (glibc clears the key before the thread's last frees).  Only once
+ * mt_threads_init succeeded. */
+static inline struct mt_thread *mt_thread_find(void)
+{
+	return *(struct mt_thread **)((char *)__builtin_thread_pointer() + mt_thread_slot);
+}
+
+/* Slow path of mt_thread_self: finds the state of a thread past its key
+ * destructor, or makes one for a new thread.  Never NULL: without memory,
+ * a stand-in that records nothing. */
+struct mt_thread *mt_thread_adopt(void);
+
+static inline struct mt_thread *mt_thread_self(void)
+{
+	struct mt_thread *t = mt_thread_find();
+	return __builtin_expect(t != NULL, 1) ? t : mt_thread_adopt();
+}
+
+/* What the fast path reads of the calling thread: its state, or a zeroed
+ * one when it has none yet (reads only: mt_self.internal). */
+extern MT_HIDDEN const struct mt_thread mt_thread_none;
+static inline const struct mt_thread *mt_thread_view(void)
+{
+	const struct mt_thread *t = mt_thread_find();
+	return t ? t : &mt_thread_none;
+}
+#define mt_self (*mt_thread_view())
 
 /* Slow path of every event: gives the thread a ring, or NULL when the event
  * must not be recorded here (tracer off or internal).  Exited threads get
  * the shared late ring, already locked: release with mt_thread_release(). */
-struct mt_ring *mt_thread_attach(void);
+struct mt_ring *mt_thread_attach(struct mt_thread *t);
 static inline struct mt_ring *mt_thread_ring(void)
 {
-	struct mt_ring *r = mt_self.ring;
-	return __builtin_expect(r != NULL, 1) ? r : mt_thread_attach();
+	struct mt_thread *t = mt_thread_find();
+	struct mt_ring *r = t ? t->ring : NULL;
+	return __builtin_expect(r != NULL, 1) ? r : mt_thread_attach(t);
 }
-void mt_thread_release(struct mt_ring *r);
+void mt_thread_release_late(struct mt_ring *r);
+static inline void mt_thread_release(struct mt_ring *r)
+{
+	if (__builtin_expect(r->shared, 0))
+		mt_thread_release_late(r);
+}
 
 /* Brackets the tracer's own work on an application thread (its allocations
  * are not the program's): hides the ring so the fast path falls through to
  * mt_thread_attach, which sees `internal` and records nothing. */
 static inline struct mt_ring *mt_internal_enter(void)
 {
-	struct mt_ring *r = mt_self.ring;
-	mt_self.ring = NULL;
-	mt_self.internal++;
+	struct mt_thread *t = mt_thread_self();
+	struct mt_ring *r = t->ring;
+	t->ring = NULL;
+	t->internal++;
 	return r;
 }
 
 static inline void mt_internal_leave(struct mt_ring *r)
 {
-	mt_self.internal--;
-	mt_self.ring = r;
+	struct mt_thread *t = mt_thread_self();
+	t->internal--;
+	t->ring = r;
 }
 
-/* Sets up the registry and the thread-exit hook; idempotent. */
-void mt_threads_init(void);
+/* Sets up the registry, the thread key and its exit hook, once: 0, or -1
+ * when per-thread state cannot be found (said on stderr) and the tracer
+ * must stay off.  Called by the first caller of mt_tracer_start only. */
+int mt_threads_init(void);
 
 /* The writer's view of the registry: copies the ring list into *arr (grown
  * with realloc as needed) and returns its length. */
 size_t mt_threads_snapshot(struct mt_ring ***arr, size_t *cap);
-/* Moves rings whose thread exited and that are drained to the free list.
- * Only the writer calls this, between two snapshots. */
+/* Moves rings whose thread exited and that are drained to the free list,
+ * and frees the states of threads that are gone.  Only the writer calls
+ * this, between two snapshots. */
 void mt_threads_recycle(void);
 /* Lost events, producer waits and threads, over all rings ever used. */
 void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads);

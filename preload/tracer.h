@@ -8,13 +8,20 @@
 #include <stdint.h>
 #include <x86intrin.h>
 
+/* For the globals the fast path reads: without it, each read goes through
+ * the GOT (an extern declaration may be another object's). */
+#define MT_HIDDEN __attribute__((visibility("hidden")))
+
 /* Nonzero while events are recorded.  Cleared for good when the trace
  * cannot be written or the process is finishing. */
-extern int mt_active;
+extern MT_HIDDEN int mt_active;
 
 /* Nonzero once a second thread records events.  Until then the only
  * producer's order is the global order and events carry no time stamp. */
-extern int mt_multi;
+extern MT_HIDDEN int mt_multi;
+
+/* The status the program passed to exit or _exit; -1 until then. */
+extern MT_HIDDEN int mt_exit_status;
 
 /* A time stamp no earlier than every memory access before it: used after
  * an allocation returns. */
@@ -36,23 +43,37 @@ static inline uint64_t mt_clock_stamp_early(void)
  * stacks where they differ (a check of unwind.c, reported at exit). */
 enum mt_unwinder { MT_UNWIND_RULES = 0, MT_UNWIND_LIBUNWIND = 1, MT_UNWIND_CHECK = 2 };
 
+/* Which processes of a run are traced (MEMTRACE_FOLLOW). */
+enum mt_follow { MT_FOLLOW_ALL = 0, MT_FOLLOW_EXEC = 1, MT_FOLLOW_NONE = 2 };
+
+#define MT_ONLY_MAX 1024
+
 struct mt_config {
-	char output[4096];    /* MEMTRACE_OUTPUT with %p expanded */
+	char output[4096];    /* this process's trace file */
 	int quiet;            /* MEMTRACE_QUIET */
+	int follow;           /* MEMTRACE_FOLLOW: enum mt_follow */
+	char only[MT_ONLY_MAX]; /* MEMTRACE_ONLY: comma-separated globs; "": all */
 	uint64_t ring_events; /* MEMTRACE_RING_EVENTS */
 	unsigned flush_ms;    /* MEMTRACE_FLUSH_MS */
 	int zstd_level;       /* MEMTRACE_ZSTD_LEVEL */
 	int py_depth;         /* MEMTRACE_PY_DEPTH: Python frames per location */
 	int native_depth;     /* MEMTRACE_NATIVE_DEPTH if MEMTRACE_NATIVE, else 0 */
 	int unwinder;         /* MEMTRACE_NATIVE_UNWIND: enum mt_unwinder */
+	unsigned rss_ms;      /* MEMTRACE_RSS_MS: sampling interval, 0: no samples */
 };
-extern struct mt_config mt_cfg;
+extern MT_HIDDEN struct mt_config mt_cfg;
 
-/* Reads and validates the MEMTRACE_* environment; complains once per bad
- * value and falls back to the default. */
-void mt_config_load(void);
-/* Expands %p in MEMTRACE_OUTPUT for the current process into mt_cfg.output. */
-int mt_config_expand_output(void);
+/* Reads and validates the MEMTRACE_* environment; a bad value falls back
+ * to the default, and with `warn` (the run's top process: once per run)
+ * says so on stderr. */
+void mt_config_load(int warn);
+/* MEMTRACE_OUTPUT as the environment gives it ("" when unset). */
+const char *mt_config_output_setting(void);
+/* The trace path MEMTRACE_OUTPUT names for this process (%p: its pid),
+ * absolute, into out; -1 when too long. */
+int mt_config_expand_output(char *out, size_t cap);
+/* Whether an executable's base name matches MEMTRACE_ONLY. */
+int mt_config_only_matches(const char *name);
 
 /* One line on stderr, prefixed "memtrace: ", unless MEMTRACE_QUIET=1; never
  * allocates. */

@@ -5,6 +5,10 @@
  * and appends it to the trace.  A block goes out when it is full or every
  * MEMTRACE_FLUSH_MS, so a killed process loses at most that much.
  *
+ * Every MEMTRACE_RSS_MS the writer also samples what the OS sees
+ * (sampler.c) and puts the sample into the stream where it belongs: after
+ * the events stamped before it.
+ *
  * The merge may only emit an event when no ring can still publish an
  * earlier one.  After an asymmetric barrier at time t0 (see ring.h), a ring
  * that is not busy will only publish events stamped after t0, and a busy one
@@ -26,13 +30,17 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced: exported by libzstd */
 #include <zstd.h>
 
 #include "codec.h"
 #include "lifecycle.h"
 #include "meta.h"
 #include "native.h"
+#include "ownmem.h"
 #include "pyshim.h"
+#include "run.h"
+#include "sampler.h"
 #include "threads.h"
 #include "tracer.h"
 
@@ -61,6 +69,11 @@ static struct {
 	int tid_valid;     /* a THREAD record opens each block */
 	uint64_t events, blocks;
 	uint64_t start_us, time_us, flush_us;
+	struct mt_sample sample; /* taken, not yet in the stream (sample_due) */
+	uint64_t sample_ts;       /* its stamp, 0 while only one thread records */
+	int sample_due;
+	struct mt_sample part;    /* a mark's sample, reassembled from its events */
+	struct mt_ring *part_ring;
 	uint8_t *defs;     /* definitions taken from meta.c */
 	size_t defs_cap;
 	struct mt_ring **snap;
@@ -98,7 +111,7 @@ static int write_fd(int fd, const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			mt_tracer_fail("cannot write the trace file (%s)",
+			mt_tracer_fail("cannot write %s (%s)", w.path,
 				       n < 0 ? strerror(errno) : "no progress");
 			return -1;
 		}
@@ -124,6 +137,8 @@ static int write_all(const void *buf, size_t len)
 	}
 	int rc = write_fd(fd, buf, len);
 	close(fd);
+	if (rc && !w.blocks)
+		mt_run_drop_trace(w.path); /* a header alone is no trace worth keeping */
 	return rc;
 }
 
@@ -135,7 +150,7 @@ static int write_block(int type, const void *raw, size_t len)
 	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, w.behind ? 1 : mt_cfg.zstd_level);
 	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
 	if (!n) {
-		mt_tracer_fail("cannot compress a trace block");
+		mt_tracer_fail("cannot compress a block of %s", w.path);
 		return -1;
 	}
 	return write_all(w.out, n);
@@ -154,8 +169,9 @@ static void write_footer(int reason)
 {
 	uint8_t buf[128];
 	size_t n = 0;
-	uint64_t lost, waits, threads;
+	uint64_t lost, waits, threads, samples, sample_us;
 	mt_threads_totals(&lost, &waits, &threads);
+	mt_sampler_totals(&samples, &sample_us);
 	n = mt_kv_put_u64(buf, n, MT_F_EVENTS, w.events);
 	n = mt_kv_put_u64(buf, n, MT_F_LOST, lost);
 	n = mt_kv_put_u64(buf, n, MT_F_WAITS, waits);
@@ -163,6 +179,10 @@ static void write_footer(int reason)
 	n = mt_kv_put_u64(buf, n, MT_F_END_US, mono_us() - w.start_us);
 	n = mt_kv_put_u64(buf, n, MT_F_REASON, (uint64_t)reason);
 	n = mt_kv_put_u64(buf, n, MT_F_BLOCKS, w.blocks);
+	if (reason != MT_END_EXEC && mt_exit_status >= 0)
+		n = mt_kv_put_u64(buf, n, MT_F_EXIT_STATUS, (uint64_t)mt_exit_status);
+	n = mt_kv_put_u64(buf, n, MT_F_SAMPLES, samples);
+	n = mt_kv_put_u64(buf, n, MT_F_SAMPLE_US, sample_us);
 	write_block(MT_BLOCK_FOOTER, buf, n);
 }
 
@@ -209,6 +229,30 @@ static void put_realloc_in(struct mt_ring *r, int dom, uint64_t size, uint64_t a
 	}
 }
 
+static void stamp_time(void);
+
+static void put_sample(const struct mt_sample *s)
+{
+	if (w.enc.len + MT_SAMPLE_MAX > MT_BLOCK_MAX_RAW)
+		flush_events();
+	mt_enc_sample(&w.enc, s->mask, s->v);
+}
+
+/* A mark's sample arrives as MT_SAMPLE_PARTS events right behind its
+ * MARK, all of one ring and one stamp. */
+static void put_sample_part(struct mt_ring *r, int part, const struct mt_event *e)
+{
+	if (part == 0)
+		w.part_ring = r;
+	else if (w.part_ring != r)
+		return;
+	mt_sample_from_part(&w.part, part, e->addr, MT_EV_SIZE(e->size), e->aux);
+	if (part == MT_SAMPLE_PARTS - 1) {
+		put_sample(&w.part);
+		w.part_ring = NULL;
+	}
+}
+
 static void encode(struct mt_ring *r, const struct mt_event *e)
 {
 	uint64_t op = MT_EV_OPBITS(e->size), size = MT_EV_SIZE(e->size);
@@ -240,15 +284,29 @@ static void encode(struct mt_ring *r, const struct mt_event *e)
 		put_thread(r);
 		mt_enc_aligned(&w.enc, dom, MT_EV_OP_FN(op), e->aux, size, e->addr);
 		break;
+	case MT_REC_SAMPLE:
+		put_held_out();
+		put_sample_part(r, MT_EV_OP_FN(op), e);
+		return;
+	case MT_REC_MMAP:
+	case MT_REC_MREMAP_IN:
+		put_held_out();
+		put_thread(r);
+		mt_enc_map(&w.enc, kind, size, e->addr, (uint32_t)e->aux, e->aux >> 32);
+		break;
 	case MT_REC_FREE:
 		put_held_out();
 		put_thread(r);
 		mt_enc_addr_only(&w.enc, kind, dom, e->addr);
 		break;
-	default: /* MALLOC, CALLOC, ARENA_ALLOC, ARENA_FREE */
+	default: /* MALLOC, CALLOC, ARENA_ALLOC, ARENA_FREE, MUNMAP, MREMAP_OUT */
 		put_held_out();
 		put_thread(r);
 		mt_enc_alloc(&w.enc, kind, dom, size, e->addr);
+		/* Arena blocks are not the program's allocator calls: the
+		 * report does not count them among its events either. */
+		if (kind == MT_REC_ARENA_ALLOC || kind == MT_REC_ARENA_FREE)
+			return;
 	}
 	w.events++;
 }
@@ -322,17 +380,37 @@ static void merge(struct cursor *cur, size_t n, uint64_t horizon)
 static struct cursor *cursors(size_t n)
 {
 	if (n > w.cur_cap) {
-		struct cursor *c = realloc(w.cur, n * sizeof *c);
+		size_t cap = 2 * w.cur_cap > n ? 2 * w.cur_cap : n;
+		struct cursor *c = mt_own_remap(w.cur, w.cur_cap * sizeof *c, cap * sizeof *c);
 		if (!c)
 			return NULL;
 		w.cur = c;
-		w.cur_cap = n;
+		w.cur_cap = cap;
 	}
 	return w.cur;
 }
 
+/* A periodic sample, after the ring heads were read (see drain_round):
+ * status, this round's read of /proc, if the round made one. */
+static void sample_if_due(int multi, const char *status)
+{
+	uint64_t now = mono_us();
+	if (w.sample_due || mt_sampler_wait_us(now))
+		return;
+	w.sample_ts = multi ? mt_clock_stamp() : 0;
+	mt_sampler_take(&w.sample, now, 0, status);
+	w.sample_due = 1;
+}
+
+static void put_due_sample(void)
+{
+	stamp_time();
+	put_sample(&w.sample);
+	w.sample_due = 0;
+}
+
 /* One round: returns the number of events still visible but held back. */
-static uint64_t drain_round(void)
+static uint64_t drain_round(const char *status)
 {
 	int multi = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE);
 	uint64_t t0 = 0, horizon = UINT64_MAX, pending = 0;
@@ -373,6 +451,14 @@ static uint64_t drain_round(void)
 		any = cur[i].pos != cur[i].end;
 	if (any)
 		stamp_time();
+	sample_if_due(multi, status);
+	if (w.sample_due) {
+		/* after the events stamped before it: with one thread, all that
+		 * were published when it was taken */
+		merge(cur, n, w.sample_ts < horizon ? w.sample_ts : horizon);
+		if (w.sample_ts <= horizon)
+			put_due_sample();
+	}
 	merge(cur, n, horizon);
 	for (size_t i = 0; i < n; i++) {
 		__atomic_store_n(&cur[i].r->tail, cur[i].pos, __ATOMIC_RELEASE);
@@ -387,7 +473,7 @@ static uint64_t drain_round(void)
 /* For a sync: everything published before the request goes out. */
 static void drain_all(void)
 {
-	for (int i = 0; i < SYNC_ROUNDS && drain_round(); i++) {
+	for (int i = 0; i < SYNC_ROUNDS && drain_round(NULL); i++) {
 		struct timespec ts = {0, 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -395,9 +481,13 @@ static void drain_all(void)
 
 /* ---- the thread ------------------------------------------------------- */
 
+/* Until kicked, WAKE_MS or the next sample. */
 static void sleep_until_kicked(void)
 {
-	struct timespec ts = {0, WAKE_MS * 1000 * 1000};
+	uint64_t us = mt_sampler_wait_us(mono_us());
+	if (us > WAKE_MS * 1000)
+		us = WAKE_MS * 1000;
+	struct timespec ts = {0, (long)us * 1000};
 	__atomic_store_n(&w.sleeping, 1, __ATOMIC_SEQ_CST);
 	if (!__atomic_exchange_n(&w.wake, 0, __ATOMIC_SEQ_CST))
 		futex(&w.wake, FUTEX_WAIT_PRIVATE, 0, &ts);
@@ -414,6 +504,13 @@ static int serve_sync(void)
 	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || stop)
 		drain_all();
 	put_held_out();
+	if (w.sample_due)
+		put_due_sample();
+	if (mt_cfg.rss_ms) {
+		/* the figures at the end */
+		mt_sampler_take(&w.sample, mono_us(), 1, NULL);
+		put_due_sample();
+	}
 	flush_events();
 	write_footer(w.req_reason);
 	__atomic_store_n(&w.done_seq, req, __ATOMIC_RELEASE);
@@ -421,68 +518,70 @@ static int serve_sync(void)
 	return stop;
 }
 
-/* Reads the number of threads of this process and whether its first
- * thread has exited (a zombie leader still counts in the number). */
-static int proc_threads(int *leader_gone)
+/* Whether the first thread has exited: a zombie leader still counts in
+ * the number of threads. */
+static int leader_gone(void)
 {
 	char buf[1024], path[64];
-	int fd = mt_fd_off_std(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	char *p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
-	long threads = 0;
-	/* after the command name: state, then 16 fields, then num_threads */
-	for (int field = 0; p && field < 18; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || (threads = strtol(p + 1, NULL, 10)) <= 0)
-		return -1;
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
-	fd = mt_fd_off_std(open(path, O_RDONLY | O_CLOEXEC));
-	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	p = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
-	*leader_gone = p && p[1] == ' ' && p[2] == 'Z';
-	return (int)threads;
+	char *p = mt_proc_read(path, buf, sizeof buf) ? strrchr(buf, ')') : NULL;
+	return p && p[1] == ' ' && p[2] == 'Z';
 }
 
 /* A process ends when its last thread calls pthread_exit; our threads must
- * not keep it alive.  When only they are left, end it as glibc would have. */
-static void end_if_program_gone(void)
+ * not keep it alive.  When only they are left, end it as glibc would have.
+ * status: this thread's /proc status, read once per round for this and
+ * for a sample (every file the tracer opens is, for a moment, a descriptor
+ * a program listing its own could see). */
+static void end_if_program_gone(const char *status)
 {
-	int leader_gone = 0, threads = proc_threads(&leader_gone);
-	if (threads > 0 && threads - leader_gone <= 1) /* this thread alone */
+	const char *p = status ? strstr(status, "\nThreads:") : NULL;
+	long threads = p ? strtol(p + 9, NULL, 10) : 0;
+	if (threads > 0 && threads <= 2 && threads - leader_gone() <= 1) /* this thread alone */
 		exit(0);
 }
 
 static void *writer_main(void *arg)
 {
 	(void)arg;
-	mt_self.internal = 1;
+	mt_thread_self()->internal = 1;
+	uint64_t checked = 0;
 	for (;;) {
+		char status[4096];
+		const char *st = NULL;
 		sleep_until_kicked();
-		end_if_program_gone();
+		/* Kicked rounds come fast while the program is busy, so it is not
+		 * gone: the check comes with the samples, or every WAKE_MS. */
+		uint64_t now = mono_us();
+		if (!mt_sampler_wait_us(now) || now - checked >= WAKE_MS * 1000) {
+			st = mt_proc_read(MT_PROC_STATUS, status, sizeof status) ? status : NULL;
+			end_if_program_gone(st);
+			checked = now;
+		}
 		if (serve_sync())
 			break;
 		if (!__atomic_load_n(&mt_active, __ATOMIC_RELAXED))
 			continue; /* keep answering syncs so no one waits forever */
 		mt_native_poll();
-		drain_round();
+		drain_round(st);
 		if (w.enc.len && mono_us() - w.flush_us >= mt_cfg.flush_ms * 1000ull)
 			flush_events();
 	}
 	return NULL;
 }
 
+/* The buffers and the compressor's workspace are the tracer's own mappings:
+ * in the heap, they would change the program's heap (glibc raises its
+ * mmap threshold when a large block is freed) and its figures. */
 static int alloc_state(void)
 {
-	w.cctx = ZSTD_createCCtx();
+	ZSTD_customMem own = {mt_own_alloc, mt_own_free, NULL};
+	w.cctx = ZSTD_createCCtx_advanced(own);
 	if (!w.enc.buf)
-		w.enc.buf = malloc(MT_BLOCK_MAX_RAW + MT_REC_MAX);
+		w.enc.buf = mt_own_map(MT_BLOCK_MAX_RAW + MT_REC_MAX);
 	w.out_cap = mt_block_bound(MT_BLOCK_MAX_RAW + MT_REC_MAX);
 	if (!w.out)
-		w.out = malloc(w.out_cap);
+		w.out = mt_own_map(w.out_cap);
 	if (!w.cctx || !w.enc.buf || !w.out)
 		return -1;
 	return 0;
@@ -525,7 +624,7 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 	mt_enc_reset(&w.enc);
 	w.tid_valid = 0;
 	if (alloc_state()) {
-		mt_tracer_fail("out of memory for the writer");
+		mt_tracer_fail("out of memory for the writer of %s", path);
 		return -1;
 	}
 	mt_preamble(pre);
@@ -533,7 +632,7 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 	if (write_fd(fd, pre, sizeof pre) || !n || write_fd(fd, w.out, n))
 		return -1;
 	if (spawn_thread()) {
-		mt_tracer_fail("cannot start the writer thread");
+		mt_tracer_fail("cannot start the writer thread of %s", path);
 		return -1;
 	}
 	return 0;
@@ -585,6 +684,9 @@ void mt_writer_fork_child(void)
 	/* The parent's half-used compressor may be mid-call: leave it. */
 	w.cctx = NULL;
 	w.out_ring = NULL;
+	w.part_ring = NULL;
+	w.sample_due = 0;
+	mt_sampler_fork_child();
 	w.running = 0;
 	w.sync_lock = 0;
 	w.wake = w.sleeping = 0;

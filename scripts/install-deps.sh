@@ -11,6 +11,8 @@ packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev libcmocka-
 packages+=(libprotobuf-c-dev protobuf-c-compiler zlib1g-dev)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(valgrind)
+    # the run tests drive a Makefile
+    packages+=(make)
     # the fuzz test (libFuzzer: clang and its runtime) and the HTML report
     # in a headless browser
     packages+=(clang libclang-rt-14-dev chromium)

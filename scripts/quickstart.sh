@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds memtrace, runs the six labs under the
+# Installs what is missing, builds memtrace, runs the seven labs under the
 # tracer with every CPython on the machine and writes their reports to
 # reports/ (labN.txt, labN.html, labN.json), then prints an overview.
 set -euo pipefail

@@ -1,7 +1,7 @@
 /*
  * analysis.h - the state the report builder (report.c) shares with the
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
- * timeline.c and marks.c.  Internal to tools/; the results go into struct
+ * timeline.c, marks.c, mappings.c and memory.c.  Internal to tools/; the results go into struct
  * mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
@@ -70,6 +70,10 @@ struct thread {
 	uint64_t fresh;               /* free-threaded lists: the PyMem block the
 				       * thread's last event allocated, else 0 */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
+	struct {
+		bool active;          /* a MREMAP_OUT waits for its IN */
+		uint32_t taken;       /* mappings.c: the mappings it took off */
+	} remap;
 };
 
 /* ---- pools.c ----------------------------------------------------------------- */
@@ -81,6 +85,8 @@ struct thread {
 struct arena_slot {
 	uint64_t base, size;
 	uint64_t live_objects, live_bytes, pools_in_use;
+	uint64_t pools_touched; /* pymalloc uses an arena's pools in address order:
+				   those below this one have been written to */
 	uint32_t *tags;   /* per granule: tag | ATAG_* (0: no block there) */
 	uint16_t *sizes;  /* per granule: the requested size */
 	bool is_arena, used;
@@ -155,6 +161,32 @@ struct marks_state {
 	bool open; /* rep->marks[rep->nmarks - 1] is the current step */
 };
 
+/* ---- mappings.c ------------------------------------------------------------------------ */
+
+/* The program's mappings, a treap by start address: node 0 is nil. */
+struct map_node {
+	uint64_t start, end;
+	uint32_t left, right, prio;
+	uint32_t prot, flags, frame;
+};
+
+struct mappings_state {
+	struct map_node *v;
+	uint32_t n, cap, free_head, root;
+	uint32_t seed;
+	uint64_t page_mask;
+};
+
+/* ---- memory.c --------------------------------------------------------------------------- */
+
+struct memory_state {
+	uint64_t bucket_end;   /* of the series' current interval */
+	bool after_mark;       /* the next SAMPLE is the last MARK's */
+	size_t marks_cap;
+	unsigned scans;        /* top-block scans so far (bounded) */
+	uint64_t exit_events;  /* events.total at the last sample */
+};
+
 /* ---- the builder's context --------------------------------------------------------- */
 
 struct code {
@@ -177,6 +209,7 @@ struct ctx {
 	bool free_threaded;     /* lists grow by malloc and free (lists.c) */
 	bool mimalloc;          /* 3.13 on: PyMem/PyObject blocks may be TAG_OWN */
 	uint64_t own_live;      /* live TAG_OWN blocks */
+	uint64_t own_bytes;     /* their requested bytes */
 
 	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
 	 * taken at the fullest moment of the plateau at its peak (sites.c) */
@@ -207,6 +240,8 @@ struct ctx {
 	bool grid;
 	uint64_t grid_bucket;
 	size_t grid_cap;
+	struct mappings_state maps;
+	struct memory_state mem;
 };
 
 static inline struct thread *cur_thread(struct ctx *c)
@@ -329,8 +364,8 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr);
 void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr);
 /* A block enters or leaves pool *pool (a pools_ref() result) of arena a;
  * keep_class: an in-place realloc, the pool keeps its size class. */
-void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size,
-		     bool keep_class);
+void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t addr,
+		     uint64_t size, bool keep_class);
 void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size);
 /* Makes the tables of a; -1 when out of memory. */
 int pools_tables(struct ctx *c, struct arena_slot *a);
@@ -384,5 +419,23 @@ int marks_mark(struct ctx *c, uint64_t label_id);
 void marks_finish(struct ctx *c);
 /* The running counters with the levels filled in. */
 void counters_now(struct ctx *c, struct mt_counters *out);
+
+/* ---- mappings.c ----------------------------------------------------------------------------- */
+
+struct mt_rec;
+
+int mappings_init(struct ctx *c);
+void mappings_free(struct ctx *c);
+/* MMAP, MUNMAP, MREMAP_OUT and MREMAP_IN records. */
+void mappings_record(struct ctx *c, const struct mt_rec *r);
+void mappings_finish(struct ctx *c);
+
+/* ---- memory.c -------------------------------------------------------------------------------- */
+
+void memory_sample(struct ctx *c, const struct mt_rec *r);
+void memory_mark(struct ctx *c);
+void memory_finish(struct ctx *c);
+/* report.c: the requested size of a live block of dom (val: its packed value). */
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);
 
 #endif

@@ -23,6 +23,9 @@ enum mt_format { MT_FMT_TEXT, MT_FMT_JSON, MT_FMT_HTML, MT_FMT_FOLDED, MT_FMT_PP
 int report_trace(const char *path, enum mt_format fmt, const char *out_path);
 /* The same for several traces: each report and a combined summary. */
 int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *out_path);
+/* The text report of the run of arg (a trace of it, or its name) on
+ * stdout: as report_trace when the run has one trace. */
+int report_run_of(const char *arg);
 
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -8,9 +8,12 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
+	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--follow all|exec|none]\n"
+	"                    [--only NAME[,NAME...]] [--quiet] -- CMD [ARGS...]\n"
+	"       memtrace run [OPTIONS] SCRIPT.py [ARGS...]\n"
 	"       memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
-	"                       [--at peak|exit] [--quiet] TRACE...\n"
+	"                       [--at peak|exit] [--quiet] [--pid PID] [--exe NAME] [--all]\n"
+	"                       [--trace-only] TRACE...\n"
 	"       memtrace --version\n"
 	"\n"
 	"  run      run CMD with the allocation tracer preloaded, then report\n"

@@ -22,6 +22,12 @@
 /* The report as the JSON object of docs/report-schema.md (a new reference;
  * json_decref it).  NULL only when out of memory. */
 json_t *mt_report_to_json(const struct mt_report *rep);
+/* Its "process" member alone; object_allocator ("pymalloc", "mimalloc",
+ * "malloc") is known from a whole trace only, NULL otherwise. */
+json_t *mt_process_to_json(const struct mt_process *p, const char *object_allocator);
+/* A trace or run id as 16 hex digits (JSON numbers lose 64-bit ids); null
+ * for 0. */
+json_t *mt_json_id(uint64_t id);
 
 /* The "profile" key: every site of a build with MT_BUILD_PER_THREAD and
  * MT_BUILD_TIME_GRID, with its stack and figures over time (the HTML
@@ -38,6 +44,10 @@ json_t *mt_json_cstr(const char *s);
  * "combined": {...}}.  names[i] titles reps[i] (may be NULL). */
 json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,
 			      size_t n);
+
+/* Writes a JSON value on one line and releases it: 0, or -1 when writing
+ * failed (or root is NULL: out of memory). */
+int mt_json_dump(json_t *root, FILE *out);
 
 /* Both return 0, or -1 when writing failed. */
 int mt_output_json(const struct mt_report *rep, FILE *out);

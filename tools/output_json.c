@@ -97,9 +97,9 @@ json_t *mt_json_cstr(const char *s)
 	return cstr(s);
 }
 
-static json_t *python_json(const struct mt_report *rep)
+/* object_allocator: how its objects were served, NULL when not known */
+static json_t *python_json(const struct mt_process *p, const char *object_allocator)
 {
-	const struct mt_process *p = &rep->process;
 	char v[32];
 	static const char level[] = { 'a', 'b', 'c', 'f' };
 	uint64_t hex = p->py_version;
@@ -119,13 +119,36 @@ static json_t *python_json(const struct mt_report *rep)
 	set(o, "pool_size", ft ? json_null() : num(p->pool_size));
 	set(o, "arena_size", ft ? json_null() : num(p->arena_size));
 	set(o, "py_depth", num(p->py_depth));
-	set(o, "object_allocator", cstr(mt_object_allocator(rep)));
+	set(o, "object_allocator", object_allocator ? cstr(object_allocator) : json_null());
 	return o;
 }
 
-static json_t *process_json(const struct mt_report *rep)
+json_t *mt_json_id(uint64_t id)
 {
-	const struct mt_process *p = &rep->process;
+	char buf[17];
+	if (!id)
+		return json_null();
+	snprintf(buf, sizeof buf, "%016llx", (unsigned long long)id);
+	return json_string(buf);
+}
+
+/* Where the trace sits in its run; null for a trace that names no run. */
+static json_t *run_json(const struct mt_process *p)
+{
+	if (!p->run_id)
+		return json_null();
+	json_t *o = json_object();
+	set(o, "id", mt_json_id(p->run_id));
+	set(o, "name", bytes(&p->run_name));
+	set(o, "trace_id", mt_json_id(p->trace_id));
+	set(o, "parent", mt_json_id(p->parent_trace));
+	set(o, "exec_predecessor", mt_json_id(p->exec_pred));
+	set(o, "top", json_boolean(p->run_top));
+	return o;
+}
+
+json_t *mt_process_to_json(const struct mt_process *p, const char *object_allocator)
+{
 	json_t *o = json_object();
 	set(o, "pid", num_if(p->have, MT_HAVE_PID, p->pid));
 	set(o, "ppid", num_if(p->have, MT_HAVE_PPID, p->ppid));
@@ -134,7 +157,8 @@ static json_t *process_json(const struct mt_report *rep)
 	set(o, "start_unix_ns", num_if(p->have, MT_HAVE_START, p->start_ns));
 	set(o, "page_size", num_if(p->have, MT_HAVE_PAGE_SIZE, p->page_size));
 	set(o, "version", bytes(&p->version));
-	set(o, "python", python_json(rep));
+	set(o, "python", python_json(p, object_allocator));
+	set(o, "run", run_json(p));
 	return o;
 }
 
@@ -147,6 +171,8 @@ static json_t *trace_json(const struct mt_report *rep)
 	set(o, "blocks", num(rep->trace.blocks));
 	set(o, "duration_us", num(rep->trace.duration_us));
 	set(o, "threads", num(rep->trace.threads));
+	set(o, "exit_status", rep->trace.exit_status >= 0 ? num((uint64_t)rep->trace.exit_status)
+							 : json_null());
 	return o;
 }
 
@@ -154,7 +180,8 @@ static json_t *events_json(const struct mt_report *rep)
 {
 	json_t *o = json_object();
 	set(o, "total", num(rep->events.total));
-	set(o, "lost", num(rep->events.lost));
+	/* without a footer, what could not be recorded is not known */
+	set(o, "lost", rep->trace.complete ? num(rep->events.lost) : json_null());
 	set(o, "producer_waits", num(rep->events.producer_waits));
 	return o;
 }
@@ -597,6 +624,158 @@ out:
 	return root;
 }
 
+/* ---- what the OS sees, the mmap domain ----------------------------------------- */
+
+static json_t *sample_field(const struct mt_mem_point *p, int field)
+{
+	return p->have >> field & 1 ? num(p->v[field]) : json_null();
+}
+
+static json_t *sample_sum(const struct mt_mem_point *p, int a, int b)
+{
+	return (p->have >> a & 1) && (p->have >> b & 1) ? num(p->v[a] + p->v[b]) : json_null();
+}
+
+/* One sample and the trace's figures at it (docs/report-schema.md). */
+static json_t *mem_point_json(const struct mt_report *rep, const struct mt_mem_point *p)
+{
+	json_t *o = json_object();
+	uint64_t rss, start = rep->memory.start_brk;
+	bool brk = start && (p->have >> MT_S_BRK & 1) && p->v[MT_S_BRK] >= start;
+	set(o, "time_us", num(p->time_us));
+	set(o, "rss", mt_mem_rss(p, &rss) ? num(rss) : json_null());
+	set(o, "rss_anon", sample_field(p, MT_S_RSS_ANON));
+	set(o, "rss_file", sample_field(p, MT_S_RSS_FILE));
+	set(o, "rss_shmem", sample_field(p, MT_S_RSS_SHMEM));
+	set(o, "requested", num(mt_mem_requested(p)));
+	set(o, "malloc", num(p->malloc_live));
+	set(o, "pymalloc_objects", num(p->objects));
+	set(o, "unpooled_objects", num(p->unpooled));
+	set(o, "arenas", num(p->arenas));
+	set(o, "pools", num(p->pools));
+	set(o, "empty_arenas", num(p->empty_arenas));
+	set(o, "arenas_touched", num(p->touched));
+	set(o, "frame_stacks", num(p->frame_stacks));
+	set(o, "mmap", num(p->mmap_anon + p->mmap_file));
+	set(o, "mmap_anonymous", num(p->mmap_anon));
+	set(o, "mmap_file", num(p->mmap_file));
+	set(o, "glibc_held", sample_sum(p, MT_S_GLIBC_ARENA, MT_S_GLIBC_MMAP));
+	set(o, "glibc_heaps", sample_field(p, MT_S_GLIBC_ARENA));
+	set(o, "glibc_mmapped", sample_field(p, MT_S_GLIBC_MMAP));
+	set(o, "glibc_in_use", sample_field(p, MT_S_GLIBC_USED));
+	set(o, "glibc_free", sample_field(p, MT_S_GLIBC_FREE));
+	set(o, "glibc_top", sample_field(p, MT_S_GLIBC_TOP));
+	set(o, "brk", sample_field(p, MT_S_BRK));
+	set(o, "brk_heap", brk ? num(p->v[MT_S_BRK] - start) : json_null());
+	set(o, "brk_resident", sample_field(p, MT_S_BRK_RESIDENT));
+	set(o, "memtrace_mapped", sample_field(p, MT_S_OWN_MAPPED));
+	set(o, "memtrace_resident", sample_field(p, MT_S_OWN_RESIDENT));
+	return o;
+}
+
+static json_t *top_block_json(const struct mt_report *rep, const struct mt_top_block *t)
+{
+	if (!t->known)
+		return json_null();
+	json_t *o = json_object(), *b = json_null();
+	set(o, "top_chunk", num(t->top));
+	set(o, "free_below_top", num(t->below_free));
+	if (t->found) {
+		b = json_object();
+		set(b, "address", num(t->address));
+		set(b, "size", num(t->size));
+		if (t->site < rep->nsites) {
+			site_where(b, rep, &rep->sites[t->site]);
+			set(b, "domain", json_string(mt_domain_name(rep->sites[t->site].dom)));
+		}
+		set(o, "gap", num(t->gap));
+	}
+	set(o, "held_by", b);
+	return o;
+}
+
+static json_t *breakdown_json(const struct mt_report *rep, const struct mt_mem_point *p,
+			      const struct mt_top_block *top)
+{
+	struct mt_breakdown b;
+	json_t *o = json_object(), *parts = json_array();
+	mt_memory_breakdown(rep, p, &b);
+	set(o, "time_us", num(p->time_us));
+	set(o, "rss", b.have_rss ? num(b.rss) : json_null());
+	set(o, "requested", num(b.requested));
+	set(o, "difference", b.have_rss ? snum((int64_t)b.rss - (int64_t)b.requested) : json_null());
+	for (int k = 0; k < MT_PART_COUNT; k++) {
+		json_t *e = json_object();
+		set(e, "key", json_string(mt_part_key(k)));
+		set(e, "bytes", b.measured[k] ? snum(b.bytes[k]) : json_null());
+		set(e, "what", json_string(mt_part_text(k)));
+		json_array_append_new(parts, e);
+	}
+	set(o, "parts", parts);
+	set(o, "heap_top", top ? top_block_json(rep, top) : json_null());
+	set(o, "sample", mem_point_json(rep, p));
+	return o;
+}
+
+static json_t *memory_json(const struct mt_report *rep)
+{
+	const struct mt_memory *m = &rep->memory;
+	static const char *const kinds[] = { NULL, "glibc", "other" };
+	json_t *o = json_object();
+	set(o, "sampled", json_boolean(m->npoints > 0));
+	set(o, "interval_ms", m->have_rss_ms ? num(m->rss_ms) : json_null());
+	set(o, "samples", num(m->samples));
+	set(o, "sampling_us", num(m->sample_us));
+	set(o, "malloc", kinds[m->malloc_kind] ? json_string(kinds[m->malloc_kind]) : json_null());
+	set(o, "start_brk", m->start_brk ? num(m->start_brk) : json_null());
+	set(o, "peak", m->have_peak ? breakdown_json(rep, &m->peak, &m->peak_top) : json_null());
+	set(o, "exit", m->have_exit ? breakdown_json(rep, &m->exit, &m->exit_top) : json_null());
+	return o;
+}
+
+static json_t *samples_json(const struct mt_report *rep)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < rep->memory.npoints; i++)
+		json_array_append_new(a, mem_point_json(rep, &rep->memory.points[i]));
+	return a;
+}
+
+/* Each step's "memory": the breakdown at its mark, null without a sample. */
+static void marks_memory(const struct mt_report *rep, json_t *marks)
+{
+	for (size_t i = 0; i < rep->nmarks && i < json_array_size(marks); i++) {
+		uint32_t k = rep->marks[i].mem;
+		json_t *v = k && k <= rep->memory.nat_marks
+				    ? breakdown_json(rep, &rep->memory.at_marks[k - 1],
+						     &rep->memory.marks_top[k - 1])
+				    : json_null();
+		set(json_array_get(marks, i), "memory", v);
+	}
+}
+
+static json_t *mappings_json(const struct mt_report *rep)
+{
+	const struct mt_mappings *mp = &rep->mappings;
+	json_t *o = json_object(), *a = json_array();
+	set(o, "anonymous_bytes_at_exit", num(mp->anon_bytes));
+	set(o, "file_bytes_at_exit", num(mp->file_bytes));
+	for (size_t i = 0; i < mp->nlargest; i++) {
+		const struct mt_mapping_info *mi = &mp->largest[i];
+		json_t *e = json_object();
+		set(e, "address", num(mi->address));
+		set(e, "bytes", num(mi->bytes));
+		set(e, "anonymous", json_boolean(mi->flags & 0x20)); /* MAP_ANONYMOUS */
+		set(e, "prot", num(mi->prot));
+		set(e, "flags", num(mi->flags));
+		set(e, "location", mi->frame && mi->frame < rep->nframes ? frame_json(rep, mi->frame)
+									   : json_null());
+		json_array_append_new(a, e);
+	}
+	set(o, "largest_at_exit", a);
+	return o;
+}
+
 /* ---- the report ----------------------------------------------------------- */
 
 json_t *mt_report_to_json(const struct mt_report *rep)
@@ -609,11 +788,12 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	}
 	for (int d = 0; d < MT_DOM_COUNT; d++)
 		set(doms, mt_domain_name(d), domain_json(&rep->dom[d]));
+	set(doms, "mmap", domain_json(&rep->mappings.stats));
 	set(root, "format", json_string("memtrace-report"));
 	set(root, "schema_version", json_integer(MT_REPORT_SCHEMA_VERSION));
 	if (rep->intro)
 		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
-	set(root, "process", process_json(rep));
+	set(root, "process", mt_process_to_json(&rep->process, mt_object_allocator(rep)));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));
 	set(root, "domains", doms);
@@ -625,7 +805,11 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "leaks", sites_json(rep, MT_BY_LIVE, MT_JSON_SITES, false));
 	set(root, "temporary_sites", sites_json(rep, MT_BY_TEMP, MT_JSON_SITES, false));
 	set(root, "timeline", timeline_json(&rep->timeline));
+	set(json_object_get(root, "timeline"), "samples", samples_json(rep));
 	set(root, "marks", marks_json(rep));
+	marks_memory(rep, json_object_get(root, "marks"));
+	set(root, "memory", memory_json(rep));
+	set(root, "mappings", mappings_json(rep));
 	set(root, "flame", rep->native ? mt_native_flame_json(rep) : flame_json(rep));
 	if (rep->grid.sites)
 		set(root, "profile", mt_profile_json(rep));
@@ -637,6 +821,7 @@ static json_t *combined_json(const struct mt_report *const *reps, const char *co
 {
 	json_t *o = json_object(), *procs = json_array();
 	uint64_t events = 0, peak_sum = 0, live = 0, lost = 0;
+	bool lost_known = true;
 	for (size_t i = 0; i < n; i++) {
 		const struct mt_report *r = reps[i];
 		json_t *p = json_object();
@@ -652,12 +837,13 @@ static json_t *combined_json(const struct mt_report *const *reps, const char *co
 		json_array_append_new(procs, p);
 		events += r->events.total;
 		lost += r->events.lost;
+		lost_known &= r->trace.complete;
 		peak_sum += r->heap.peak;
 		live += r->heap.live;
 	}
 	set(o, "traces", num(n));
 	set(o, "events_total", num(events));
-	set(o, "events_lost", num(lost));
+	set(o, "events_lost", lost_known ? num(lost) : json_null());
 	set(o, "heap_peak_sum", num(peak_sum));
 	set(o, "live_at_exit_sum", num(live));
 	set(o, "processes", procs);
@@ -681,7 +867,7 @@ json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *c
 	return root;
 }
 
-static int dump(json_t *root, FILE *out)
+int mt_json_dump(json_t *root, FILE *out)
 {
 	if (!root)
 		return -1;
@@ -692,11 +878,11 @@ static int dump(json_t *root, FILE *out)
 
 int mt_output_json(const struct mt_report *rep, FILE *out)
 {
-	return dump(mt_report_to_json(rep), out);
+	return mt_json_dump(mt_report_to_json(rep), out);
 }
 
 int mt_output_json_set(const struct mt_report *const *reps, const char *const *names,
 		       size_t n, FILE *out)
 {
-	return dump(mt_report_set_to_json(reps, names, n), out);
+	return mt_json_dump(mt_report_set_to_json(reps, names, n), out);
 }

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* asprintf */
 #include "output.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@
 #define LABEL_WIDTH 20
 
 /* v with thousands separators; buf must hold 27 bytes. */
-static const char *grouped(uint64_t v, char *buf)
+const char *grouped(uint64_t v, char *buf)
 {
 	char digits[21];
 	int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), o = 0;
@@ -33,7 +34,7 @@ static const char *grouped(uint64_t v, char *buf)
 
 /* Header bytes come from the traced process: keep control characters off
  * the terminal. */
-static void put_bytes(FILE *out, const uint8_t *p, size_t n)
+void put_bytes(FILE *out, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] < 0x80 && !isprint(p[i]))
@@ -140,6 +141,8 @@ static void trace_section(FILE *out, const struct mt_report *rep)
 		fprintf(out, "yes, ended by %s\n", reason ? reason : "an unrecorded reason");
 	else
 		fputs("no (no final footer: the process did not finish)\n", out);
+	if (rep->trace.exit_status >= 0)
+		line_num(out, "exit status", (uint64_t)rep->trace.exit_status);
 	line_num(out, "event blocks", rep->trace.blocks);
 	label(out, "duration");
 	fprintf(out, "%s us (%.3f s)\n", grouped(rep->trace.duration_us, buf),
@@ -151,7 +154,12 @@ static void events_section(FILE *out, const struct mt_report *rep)
 {
 	fputs("\nevents\n", out);
 	line_num(out, "allocator calls", rep->events.total);
-	line_num(out, "lost", rep->events.lost);
+	if (rep->trace.complete) {
+		line_num(out, "lost", rep->events.lost);
+	} else {
+		label(out, "lost");
+		fputs("unknown (no footer)\n", out);
+	}
 	line_num(out, "producer waits", rep->events.producer_waits);
 }
 
@@ -241,21 +249,7 @@ static void line_bytes_val(FILE *out, const char *name, uint64_t v, const char *
 	fprintf(out, "%s bytes (%s)%s\n", grouped(v, a), human(v, b), tail ? tail : "");
 }
 
-/* A table: right-aligned number columns, then a left-aligned text column
- * (sites, labels: their length varies).  Cells are copied in. */
-#define TCOLS 10
-#define TCELL 40
-
-struct table {
-	int ncols;
-	const char *head[TCOLS];
-	bool left[TCOLS];
-	char (*cells)[TCOLS][TCELL];
-	char **text; /* the last column, any length */
-	size_t nrows, cap;
-};
-
-static void table_init(struct table *t, int ncols, const char *const *head)
+void table_init(struct table *t, int ncols, const char *const *head)
 {
 	memset(t, 0, sizeof *t);
 	t->ncols = ncols;
@@ -264,7 +258,7 @@ static void table_init(struct table *t, int ncols, const char *const *head)
 }
 
 /* Adds a row; the caller fills t->cells[row][0..ncols-2] and sets the text. */
-static size_t table_row(struct table *t, const char *text)
+size_t table_row(struct table *t, const char *text)
 {
 	if (t->nrows == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
@@ -283,20 +277,20 @@ static size_t table_row(struct table *t, const char *text)
 	return t->nrows++;
 }
 
-static void table_num(struct table *t, size_t row, int col, uint64_t v)
+void table_num(struct table *t, size_t row, int col, uint64_t v)
 {
 	char buf[27];
 	if (row != SIZE_MAX)
 		snprintf(t->cells[row][col], TCELL, "%s", grouped(v, buf));
 }
 
-static void table_str(struct table *t, size_t row, int col, const char *s)
+void table_str(struct table *t, size_t row, int col, const char *s)
 {
 	if (row != SIZE_MAX)
 		snprintf(t->cells[row][col], TCELL, "%s", s);
 }
 
-static void table_print(FILE *out, struct table *t)
+void table_print(FILE *out, struct table *t)
 {
 	int width[TCOLS];
 	int last = t->ncols - 1;
@@ -345,7 +339,7 @@ static char *site_name(const struct mt_report *rep, const struct mt_site *s, boo
 }
 
 /* A time since the start, in the unit that suits it. */
-static void seconds(char *buf, size_t n, uint64_t us)
+void seconds(char *buf, size_t n, uint64_t us)
 {
 	if (us < 1000)
 		snprintf(buf, n, "%llu us", (unsigned long long)us);
@@ -354,6 +348,8 @@ static void seconds(char *buf, size_t n, uint64_t us)
 	else
 		snprintf(buf, n, "%.3f s", (double)us / 1e6);
 }
+
+static void memory_summary(FILE *out, const struct mt_report *rep);
 
 /* ---- summary -------------------------------------------------------------- */
 
@@ -425,6 +421,7 @@ static void summary_section(FILE *out, const struct mt_report *rep)
 	label(out, "temporary");
 	fprintf(out, "%s allocations, %s bytes (freed by the same thread before its next "
 		"allocation)\n", grouped(rep->temp_allocs, a), grouped(rep->temp_bytes, tail));
+	memory_summary(out, rep);
 	fputs("\n  top sites at the heap peak (live bytes then)\n", out);
 	sites_table(out, rep, MT_AT_PEAK, TEXT_SITES);
 	fputs("\n  leaks: sites with blocks live at exit\n", out);
@@ -623,6 +620,220 @@ static void marks_section(FILE *out, const struct mt_report *rep)
 			(unsigned long long)rep->marks_total);
 }
 
+/* ---- what the OS sees, the mmap domain ---------------------------------------- */
+
+/* One line of the summary for a sample: RSS and the requested heap. */
+static void memory_line(FILE *out, const char *name, const struct mt_mem_point *p, bool when)
+{
+	char a[27], b[32], c[27], t[32];
+	uint64_t rss;
+	if (!mt_mem_rss(p, &rss))
+		return;
+	seconds(t, sizeof t, p->time_us);
+	label(out, name);
+	fprintf(out, "%s bytes (%s)%s%s; requested heap then %s bytes\n", grouped(rss, a),
+		human(rss, b), when ? " at " : "", when ? t : "",
+		grouped(mt_mem_requested(p), c));
+}
+
+static void memory_summary(FILE *out, const struct mt_report *rep)
+{
+	const struct mt_memory *m = &rep->memory;
+	if (m->have_peak)
+		memory_line(out, "RSS peak", &m->peak, true);
+	if (m->have_exit)
+		memory_line(out, rep->trace.complete ? "RSS at exit" : "RSS, last sample",
+			    &m->exit, !rep->trace.complete);
+	if (m->have_peak)
+		fprintf(out, "  %-*s(why they differ: \"memory the OS sees\" below)\n",
+			LABEL_WIDTH - 2, "");
+}
+
+/* A sample's figure for a table cell; "-" when it was not taken. */
+static void cell_field(struct table *t, size_t row, int col, const struct mt_mem_point *p,
+		       int field, int plus)
+{
+	if ((p->have >> field & 1) && (plus < 0 || (p->have >> plus & 1)))
+		table_num(t, row, col, p->v[field] + (plus < 0 ? 0 : p->v[plus]));
+	else
+		table_str(t, row, col, "-");
+}
+
+static void sample_row(struct table *t, const char *when, const char *text,
+		       const struct mt_mem_point *p)
+{
+	char buf[32];
+	uint64_t rss;
+	size_t r = table_row(t, text);
+	table_str(t, r, 0, when);
+	seconds(buf, sizeof buf, p->time_us);
+	table_str(t, r, 1, buf);
+	if (mt_mem_rss(p, &rss))
+		table_num(t, r, 2, rss);
+	else
+		table_str(t, r, 2, "-");
+	cell_field(t, r, 3, p, MT_S_RSS_ANON, -1);
+	cell_field(t, r, 4, p, MT_S_RSS_FILE, MT_S_RSS_SHMEM);
+	table_num(t, r, 5, mt_mem_requested(p));
+	cell_field(t, r, 6, p, MT_S_GLIBC_ARENA, MT_S_GLIBC_MMAP);
+	table_num(t, r, 7, p->arenas + p->frame_stacks);
+	table_num(t, r, 8, p->mmap_anon + p->mmap_file);
+	cell_field(t, r, 9, p, MT_S_OWN_RESIDENT, -1);
+}
+
+static const char *part_unmeasured(const struct mt_report *rep, int k)
+{
+	if (k >= MT_PART_GLIBC_TOP && k <= MT_PART_GLIBC_EXTRA)
+		return rep->memory.malloc_kind == MT_MALLOC_OTHER
+			       ? "not measured: the program's malloc is not glibc's"
+			       : "not measured in this sample (mallinfo2 is taken at most 1% of "
+				 "the time)";
+	if (k == MT_PART_REST)
+		return "not measured: a part above was not";
+	return "not measured in this sample";
+}
+
+static void top_block_text(FILE *out, const struct mt_report *rep, const struct mt_top_block *tb)
+{
+	char a[27], b[27], c[27];
+	if (!tb->known || !tb->found)
+		return;
+	const struct mt_site *s = tb->site < rep->nsites ? &rep->sites[tb->site] : NULL;
+	char *name = s ? site_name(rep, s, true) : NULL;
+	if (!tb->gap)
+		fprintf(out, "    the heap top is held by a live block of %s bytes at 0x%llx (%s):\n"
+			"    while it lives, the %s free bytes below it stay with glibc\n",
+			grouped(tb->size, a), (unsigned long long)tb->address, name ? name : "?",
+			grouped(tb->below_free, b));
+	else
+		fprintf(out, "    the heap top is held by a chunk the trace does not show live (in "
+			"glibc's caches, or from before tracing),\n    up to %s bytes above the "
+			"highest live block (%s bytes at 0x%llx, %s); %s free bytes below the top "
+			"stay with glibc\n",
+			grouped(tb->gap, a), grouped(tb->size, b), (unsigned long long)tb->address,
+			name ? name : "?", grouped(tb->below_free, c));
+	free(name);
+}
+
+static void breakdown_text(FILE *out, const struct mt_report *rep, const char *when,
+			   const struct mt_mem_point *p, const struct mt_top_block *tb)
+{
+	struct mt_breakdown b;
+	char t[32], v[28];
+	bool py = rep->process.have & MT_HAVE_PYTHON;
+	mt_memory_breakdown(rep, p, &b);
+	if (!b.have_rss)
+		return;
+	seconds(t, sizeof t, p->time_us);
+	fprintf(out, "\n  why RSS is higher than the requested heap, %s (%s)\n", when, t);
+	fprintf(out, "    %-50s %15s\n", "RSS", grouped(b.rss, v));
+	fprintf(out, "    %-50s %15s\n", "requested heap (malloc + CPython's objects)",
+		grouped(b.requested, v));
+	fprintf(out, "    %-50s %15s\n", "difference", signed_grouped(b.rss, b.requested, v));
+	for (int k = 0; k < MT_PART_COUNT; k++) {
+		bool pymalloc = k >= MT_PART_POOL_FREE && k <= MT_PART_FRAME_STACKS;
+		if ((pymalloc || k == MT_PART_ARENA_UNTOUCHED) && !py)
+			continue;
+		if (b.measured[k] && !b.bytes[k])
+			continue;
+		if (b.measured[k])
+			fprintf(out, "      %-48s %15s\n", mt_part_label(k),
+				signed_grouped(b.bytes[k] > 0 ? (uint64_t)b.bytes[k] : 0,
+					       b.bytes[k] < 0 ? (uint64_t)-b.bytes[k] : 0, v));
+		else
+			fprintf(out, "      %-48s %15s  %s\n", mt_part_label(k), "-",
+				part_unmeasured(rep, k));
+	}
+	top_block_text(out, rep, tb);
+}
+
+static void memory_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "", "time", "RSS", "RssAnon", "file-backed",
+					    "requested", "glibc held", "arenas", "mmap",
+					    "memtrace", "mark" };
+	const struct mt_memory *m = &rep->memory;
+	char a[32];
+	struct table t;
+	if (!m->npoints) {
+		if (m->have_rss_ms && !m->rss_ms)
+			fputs("\nmemory the OS sees: not sampled (MEMTRACE_RSS_MS=0)\n", out);
+		return;
+	}
+	seconds(a, sizeof a, m->sample_us);
+	fprintf(out, "\nmemory the OS sees (sampled every %llu ms: %llu samples, %s spent "
+		"on them; at each mark and at the end too)\n",
+		(unsigned long long)m->rss_ms, (unsigned long long)m->samples, a);
+	label(out, "malloc");
+	fputs(m->malloc_kind == MT_MALLOC_GLIBC   ? "glibc's (mallinfo2: glibc held = its heaps "
+						    "+ chunks it mapped)\n"
+	      : m->malloc_kind == MT_MALLOC_OTHER ? "not glibc's: glibc's figures not measured\n"
+						  : "unknown\n",
+	      out);
+	table_init(&t, 11, head);
+	if (m->have_peak)
+		sample_row(&t, "RSS peak", "", &m->peak);
+	for (size_t i = 0; i < rep->nmarks; i++)
+		if (rep->marks[i].mem)
+			sample_row(&t, "mark", mt_mark_label(rep, &rep->marks[i]),
+				   &m->at_marks[rep->marks[i].mem - 1]);
+	if (m->have_exit)
+		sample_row(&t, rep->trace.complete ? "exit" : "last", "", &m->exit);
+	table_print(out, &t);
+	if (m->have_peak)
+		breakdown_text(out, rep, "at the RSS peak", &m->peak, &m->peak_top);
+	if (m->have_exit)
+		breakdown_text(out, rep, rep->trace.complete ? "at exit" : "at the last sample",
+			       &m->exit, &m->exit_top);
+}
+
+static void mappings_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "bytes", "kind", "prot", "address", "mapped at" };
+	const struct mt_mappings *mp = &rep->mappings;
+	const struct mt_dom_stats *s = &mp->stats;
+	char a[27], b[27], c[27];
+	struct table t;
+	if (!s->allocs && !s->frees && !s->failed)
+		return;
+	fputs("\nmappings (mmap domain: the program's own mmap, munmap, mremap)\n", out);
+	label(out, "calls");
+	fprintf(out, "%s mmap, %s munmap, %s mremap, %s failed\n", grouped(s->allocs, a),
+		grouped(s->frees, b), grouped(s->reallocs, c), grouped(s->failed, a));
+	line_bytes_val(out, "bytes mapped", s->bytes_allocated, " (whole pages, mremap too)");
+	line_bytes_val(out, "peak", s->peak_bytes, NULL);
+	label(out, "live at exit");
+	fprintf(out, "%s bytes in %s mappings: %s anonymous, %s file-backed\n",
+		grouped(s->live_bytes, a), grouped(s->live_blocks, b), grouped(mp->anon_bytes, c),
+		grouped(mp->file_bytes, a));
+	if (s->unmatched_frees || s->inconsistent)
+		fprintf(out, "  %-*s%s munmaps of no mapping the trace saw, %s mmaps over one\n",
+			LABEL_WIDTH - 2, "", grouped(s->unmatched_frees, a), grouped(s->inconsistent, b));
+	if (!mp->nlargest)
+		return;
+	table_init(&t, 5, head);
+	for (size_t i = 0; i < mp->nlargest; i++) {
+		const struct mt_mapping_info *mi = &mp->largest[i];
+		char *where = NULL;
+		if (mi->frame && mi->frame < rep->nframes &&
+		    asprintf(&where, "%s:%llu (%s)", mt_report_string(rep, rep->frames[mi->frame].file),
+			     (unsigned long long)rep->frames[mi->frame].line,
+			     mt_report_string(rep, rep->frames[mi->frame].function)) < 0)
+			where = NULL;
+		size_t r = table_row(&t, where ? where : "");
+		free(where);
+		table_num(&t, r, 0, mi->bytes);
+		table_str(&t, r, 1, mi->flags & 0x20 ? "anonymous" : "file");
+		snprintf(a, sizeof a, "%c%c%c", mi->prot & 1 ? 'r' : '-', mi->prot & 2 ? 'w' : '-',
+			 mi->prot & 4 ? 'x' : '-');
+		table_str(&t, r, 2, a);
+		snprintf(a, sizeof a, "0x%llx", (unsigned long long)mi->address);
+		table_str(&t, r, 3, a);
+	}
+	fputs("\n  largest mappings live at exit\n", out);
+	table_print(out, &t);
+}
+
 int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *out)
 {
 	if (rep->intro)
@@ -634,6 +845,8 @@ int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *ou
 	trace_section(out, rep);
 	events_section(out, rep);
 	domains_section(out, rep);
+	mappings_section(out, rep);
+	memory_section(out, rep);
 	if (rep->process.have & MT_HAVE_PYTHON)
 		pools_section(out, rep);
 	if (rep->lists.nsites)

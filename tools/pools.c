@@ -13,7 +13,8 @@
  * its first block (the request rounded up to 16 bytes) and kept while it
  * is in use.  Per class: objects and pools now and at their highest; per
  * arena: live objects, bytes and pools, for the arenas still mapped at exit
- * (few survivors keeping a whole arena is what keeps memory high).
+ * (few survivors keeping a whole arena is what keeps memory high), and how
+ * many mapped arenas have no pool in use at all.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,7 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr)
 	rp->arena_bytes_live += size;
 	if (a->is_arena) {
 		rp->arenas_allocated++;
+		rp->arenas_empty++;
 		if (++rp->arenas_live > rp->arenas_peak)
 			rp->arenas_peak = rp->arenas_live;
 		for_each_pool(c, a, pool_add, i);
@@ -205,6 +207,8 @@ void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr)
 	if (a->is_arena) {
 		rp->arenas_freed++;
 		rp->arenas_live--;
+		rp->arenas_empty -= !a->pools_in_use;
+		rp->pools_touched -= a->pools_touched;
 		rp->object_bytes -= a->live_bytes; /* none, unless frees were missed */
 		for_each_pool(c, a, pool_remove, (uint32_t)i);
 	} else {
@@ -216,8 +220,21 @@ void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr)
 	c->pools.free_head = (uint32_t)i;
 }
 
-void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t size,
-		     bool keep_class)
+/* pymalloc carves an arena's pools in address order and writes a pool
+ * only when it first uses it: the pools above the highest one ever used
+ * were never touched. */
+static void pool_touched(struct ctx *c, struct arena_slot *a, uint64_t addr)
+{
+	uint64_t first = (a->base + c->pools.pool_size - 1) & c->pools.pool_mask;
+	uint64_t n = ((addr & c->pools.pool_mask) - first) / c->pools.pool_size + 1;
+	if (n > a->pools_touched) {
+		c->rep->pools.pools_touched += n - a->pools_touched;
+		a->pools_touched = n;
+	}
+}
+
+void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64_t addr,
+		     uint64_t size, bool keep_class)
 {
 	struct mt_pools *rp = &c->rep->pools;
 	uint64_t count = pool_count(*pool);
@@ -233,7 +250,8 @@ void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64
 		}
 		if (++rp->pools_in_use > rp->pools_peak)
 			rp->pools_peak = rp->pools_in_use;
-		a->pools_in_use++;
+		rp->arenas_empty -= !a->pools_in_use++;
+		pool_touched(c, a, addr);
 	}
 	*pool = pool_val(pool_slot(*pool), cls, count + 1);
 	if (cls < MT_SIZE_CLASSES) {
@@ -263,7 +281,7 @@ void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64
 	}
 	if (!count) {
 		rp->pools_in_use--;
-		a->pools_in_use--;
+		rp->arenas_empty += !--a->pools_in_use;
 	}
 	a->live_objects--;
 	a->live_bytes -= size;

@@ -42,6 +42,14 @@ const char *mt_end_reason_name(int reason)
 
 /* ---- live blocks ----------------------------------------------------------- */
 
+static inline uint64_t unpack_size(struct ctx *c, int dom, uint64_t addr, uint64_t val,
+				   bool take);
+
+uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val)
+{
+	return unpack_size(c, dom, addr, val, false);
+}
+
 static inline uint64_t pack(struct ctx *c, int dom, uint64_t addr, uint64_t size, uint32_t tag)
 {
 	uint64_t unused;
@@ -104,13 +112,15 @@ account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct whe
 		heap_up(c, size);
 	} else if (tag & TAG_OWN) {
 		c->own_live++;
+		c->own_bytes += size;
 		c->rep->heap.own_in++;
 		heap_up(c, size);
 	}
 	if (val_site(tag) != SITE_LAYERED)
 		site_add(c, val_site(tag), size);
 	if (w->a)
-		pools_block_add(c, w->pool, w->a, size, keep_class);
+		pools_block_add(c, w->pool, w->a, w->a->base + (w->g << GRANULE_SHIFT), size,
+				keep_class);
 }
 
 /* The accounting of a block leaving the heap (its entry is gone). */
@@ -122,6 +132,7 @@ account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct wh
 		heap_down(c, size);
 	} else if (tag & TAG_OWN) {
 		c->own_live--;
+		c->own_bytes -= size;
 		heap_down(c, size);
 	}
 	if (val_site(tag) != SITE_LAYERED)
@@ -542,6 +553,19 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 	case MT_REC_MARK:
 		if (marks_mark(c, r->value))
 			c->oom = true;
+		memory_mark(c);
+		break;
+	case MT_REC_MMAP:
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_IN:
+		rep->events.total++;
+		mappings_record(c, r);
+		break;
+	case MT_REC_MREMAP_OUT:
+		mappings_record(c, r);
+		break;
+	case MT_REC_SAMPLE:
+		memory_sample(c, r);
 		break;
 	case MT_REC_MODULE:
 	case MT_REC_MODULE_GONE:
@@ -616,6 +640,33 @@ static int header_entry(struct ctx *c, const struct mt_kv *kv)
 			p->have |= MT_HAVE_FREE_THREADED;
 		c->free_threaded = kv->u64 != 0;
 		return 0;
+	case MT_H_TRACE_ID:
+		p->trace_id = kv->u64;
+		return 0;
+	case MT_H_PARENT_TRACE:
+		p->parent_trace = kv->u64;
+		return 0;
+	case MT_H_EXEC_PRED:
+		p->exec_pred = kv->u64;
+		return 0;
+	case MT_H_RUN_ID:
+		p->run_id = kv->u64;
+		return 0;
+	case MT_H_RUN_TOP:
+		p->run_top = kv->u64 != 0;
+		return 0;
+	case MT_H_RUN_NAME:
+		return keep_bytes(c, &p->run_name, kv);
+	case MT_H_RSS_MS:
+		c->rep->memory.rss_ms = kv->u64;
+		c->rep->memory.have_rss_ms = true;
+		return 0;
+	case MT_H_START_BRK:
+		c->rep->memory.start_brk = kv->u64;
+		return 0;
+	case MT_H_MALLOC:
+		c->rep->memory.malloc_kind = kv->u64 <= MT_MALLOC_OTHER ? (int)kv->u64 : 0;
+		return 0;
 	default:
 		return 0; /* a key from a later minor version */
 	}
@@ -634,6 +685,15 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 	case MT_F_REASON:
 		c->rep->trace.end_reason =
 			kv->u64 <= MT_END__EXIT ? (int)kv->u64 : MT_REASON_UNKNOWN;
+		break;
+	case MT_F_EXIT_STATUS:
+		c->rep->trace.exit_status = kv->u64 <= 255 ? (int)kv->u64 : -1;
+		break;
+	case MT_F_SAMPLES:
+		c->rep->memory.samples = kv->u64;
+		break;
+	case MT_F_SAMPLE_US:
+		c->rep->memory.sample_us = kv->u64;
 		break;
 	}
 }
@@ -706,8 +766,10 @@ static int read_block(struct ctx *c, int type, const uint8_t *raw, size_t len)
 		c->rep->trace.blocks++;
 		return read_events(c, raw, len);
 	}
-	if (type == MT_BLOCK_FOOTER)
+	if (type == MT_BLOCK_FOOTER) {
 		c->rep->trace.end_reason = MT_REASON_NONE;
+		c->rep->trace.exit_status = -1;
+	}
 	while ((st = mt_kv_next(raw, len, &pos, &kv)) == 1) {
 		if (type == MT_BLOCK_FOOTER)
 			footer_entry(c, &kv);
@@ -915,6 +977,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep, unsigned flags)
 	err |= timeline_init(c);
 	if (c->grid)
 		err |= grid_init(c);
+	err |= mappings_init(c);
 	return err || !c->threads ? -1 : 0;
 }
 
@@ -930,14 +993,17 @@ static void ctx_free(struct ctx *c)
 	stacks_free(c);
 	pools_free(c);
 	lists_free(c);
+	mappings_free(c);
 }
 
 static void finish(struct ctx *c, enum mt_report_status st)
 {
 	struct mt_report *rep = c->rep;
 	rep->trace.complete = st == MT_REPORT_OK && c->last_type == MT_BLOCK_FOOTER;
-	if (!rep->trace.complete)
+	if (!rep->trace.complete) {
 		rep->trace.end_reason = MT_REASON_NONE;
+		rep->trace.exit_status = -1;
+	}
 	rep->trace.threads = hm_count(&c->tids);
 	rep->events.lost = c->lost_footer + c->lost_records;
 	for (int d = 0; d < MT_DOM_COUNT; d++)
@@ -951,6 +1017,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 		grid_finish(c);
 	stacks_finish(c); /* merges sites: after everything that counts in them */
 	timeline_finish(c);
+	mappings_finish(c);
+	memory_finish(c);
 	rep->heap.live_blocks =
 		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
 }
@@ -972,6 +1040,7 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsi
 	int rst;
 	memset(rep, 0, sizeof *rep);
 	rep->trace.end_reason = MT_REASON_NONE;
+	rep->trace.exit_status = -1;
 	rep->per_thread = flags & MT_BUILD_PER_THREAD;
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
@@ -1005,12 +1074,41 @@ enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 	return mt_report_build_flags(f, rep, 0, NULL, NULL);
 }
 
+int mt_report_read_header(FILE *f, struct mt_process *p)
+{
+	struct mt_reader rd;
+	struct mt_report rep;
+	struct ctx c = { .rep = &rep };
+	int type, rc = -1;
+	memset(&rep, 0, sizeof rep);
+	if (mt_reader_open(&rd, f) == MT_READ_OK && mt_reader_next(&rd, &type) == MT_READ_OK &&
+	    type == MT_BLOCK_HEADER) {
+		struct mt_kv kv;
+		size_t pos = 0;
+		int st;
+		while ((st = mt_kv_next(rd.raw, rd.raw_len, &pos, &kv)) == 1 && !header_entry(&c, &kv))
+			;
+		rc = st == 0 ? 0 : -1;
+	}
+	mt_reader_close(&rd);
+	*p = rep.process;
+	if (rc)
+		mt_process_free(p);
+	return rc;
+}
+
+void mt_process_free(struct mt_process *p)
+{
+	free(p->exe.p);
+	free(p->argv.p);
+	free(p->version.p);
+	free(p->run_name.p);
+	p->exe.p = p->argv.p = p->version.p = p->run_name.p = NULL;
+}
+
 void mt_report_free(struct mt_report *rep)
 {
-	free(rep->process.exe.p);
-	free(rep->process.argv.p);
-	free(rep->process.version.p);
-	rep->process.exe.p = rep->process.argv.p = rep->process.version.p = NULL;
+	mt_process_free(&rep->process);
 	for (size_t i = 0; i < rep->nstrings; i++)
 		free(rep->strings[i].p);
 	free(rep->strings);
@@ -1021,6 +1119,14 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->timeline.points);
 	free(rep->marks);
 	mt_grid_free(&rep->grid, rep->nsites);
+	free(rep->mappings.largest);
+	free(rep->memory.points);
+	free(rep->memory.at_marks);
+	free(rep->memory.marks_top);
+	rep->mappings.largest = NULL;
+	rep->memory.points = rep->memory.at_marks = NULL;
+	rep->memory.marks_top = NULL;
+	rep->mappings.nlargest = rep->memory.npoints = rep->memory.nat_marks = 0;
 	mt_native_free(rep->native);
 	rep->native = NULL;
 	rep->strings = NULL;

@@ -6,8 +6,10 @@
  * The analyses live in their own modules (analysis.h): Python pools and
  * arenas (pools.c), list item buffers (lists.c), allocation sites, the heap
  * peak and temporaries (sites.c), the timeline and size histogram
- * (timeline.c) and the steps between marks (marks.c).  Their results are
- * plain data in struct mt_report, so that every output is drawn from it.
+ * (timeline.c), the steps between marks (marks.c), the program's own
+ * mappings (mappings.c) and what the OS sees of the process (memory.c).
+ * Their results are plain data in struct mt_report, so that every output
+ * is drawn from it.
  */
 #ifndef MEMTRACE_REPORT_H
 #define MEMTRACE_REPORT_H
@@ -57,6 +59,10 @@ struct mt_process {
 	 * pool_size and arena_size fall back to CPython's for the version
 	 * when the header lacks them. */
 	uint64_t py_version, pool_size, arena_size, py_depth;
+	/* Its place in its run: ids are 0 when the header lacks them. */
+	uint64_t trace_id, parent_trace, exec_pred, run_id;
+	bool run_top;            /* an image of the run's top process */
+	struct mt_bytes run_name; /* file name of the run's first trace */
 };
 
 /* ---- Python locations ------------------------------------------------- */
@@ -108,6 +114,8 @@ struct mt_arena_info {
 struct mt_pools {
 	uint64_t arena_size, pool_size;
 	uint64_t arenas_allocated, arenas_freed, arenas_live, arenas_peak;
+	uint64_t arenas_empty;                             /* mapped, no pool in use */
+	uint64_t pools_touched;   /* pools of mapped arenas that ever held a block */
 	uint64_t arena_bytes_live;                         /* all arena-allocator blocks */
 	uint64_t other_allocated, other_freed, other_bytes, other_bytes_peak;
 	uint64_t pools_in_use, pools_peak;
@@ -186,6 +194,7 @@ struct mt_mark {
 	uint64_t count; /* marks folded into this step (see marks.c) */
 	struct mt_counters start, end;
 	uint64_t heap_peak; /* highest heap during the step */
+	uint32_t mem;   /* memory.c: 1 + index into memory.at_marks, 0: no sample */
 };
 
 /* ---- the sites over time (MT_BUILD_TIME_GRID) ---------------------------- */
@@ -212,6 +221,118 @@ struct mt_grid {
 	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
 };
 
+/* ---- the mmap domain (mappings.c) ------------------------------------- */
+
+/* A mapping live at exit. */
+struct mt_mapping_info {
+	uint64_t address, bytes;
+	uint32_t prot, flags; /* as given to mmap (mremap keeps the first's) */
+	uint32_t frame;       /* the thread's Python location then (frames), 0: none */
+};
+
+#define MT_MAPPINGS_SHOWN 10
+
+struct mt_mappings {
+	/* allocs: mmaps, frees: munmaps, reallocs: mremaps, failed: either
+	 * failing; bytes are whole pages; live_blocks: mappings (a partial
+	 * munmap can leave two); unmatched_frees: munmaps that unmapped none
+	 * of the program's mappings; inconsistent: mmaps over a live mapping
+	 * without MAP_FIXED (the trace missed its munmap) */
+	struct mt_dom_stats stats;
+	uint64_t anon_bytes, file_bytes;     /* live now, at exit when done */
+	struct mt_mapping_info *largest;     /* live at exit, largest first */
+	size_t nlargest;
+};
+
+/* ---- what the OS sees (memory.c) ---------------------------------------- */
+
+/* A SAMPLE with the trace's own figures at its place in the stream. */
+struct mt_mem_point {
+	uint64_t time_us;
+	uint64_t have;          /* bits of enum mt_sample_field the sample holds */
+	uint64_t v[MT_S_COUNT]; /* its figures */
+	uint64_t malloc_live;   /* requested bytes live in the malloc domain */
+	uint64_t objects;       /* requested bytes of blocks in pymalloc's pools */
+	uint64_t unpooled;      /* of PyMem/PyObject blocks counted by themselves (mimalloc's) */
+	uint64_t arenas;        /* pymalloc arenas mapped, in bytes */
+	uint64_t pools;         /* bytes of pools in use */
+	uint64_t empty_arenas;  /* bytes of arenas without a pool in use */
+	uint64_t touched;       /* bytes of arena pools ever used (written to) */
+	uint64_t frame_stacks;  /* CPython's other arena-allocator blocks */
+	uint64_t mmap_anon, mmap_file; /* the mmap domain */
+};
+
+/* The live malloc block with the highest address below glibc's top chunk
+ * in the brk heap: while it lives, the heap cannot shrink below it. */
+struct mt_top_block {
+	bool known;          /* computed (see memory.c for when) */
+	bool found;          /* a live block was there */
+	uint64_t top;        /* where the top chunk begins: brk - keepcost */
+	uint64_t address, size;
+	uint32_t site;       /* index into mt_report.sites */
+	uint64_t gap;        /* bytes between its chunk and the top chunk */
+	uint64_t below_free; /* glibc's free bytes below the top (fordblks - keepcost) */
+};
+
+#define MT_MEM_POINTS_MAX 1000
+
+struct mt_memory {
+	uint64_t rss_ms;      /* the sampling interval; 0: not sampled */
+	bool have_rss_ms;     /* the header said (traces before format 1.1 do not) */
+	uint64_t start_brk;   /* 0: unknown */
+	int malloc_kind;      /* enum mt_malloc_kind, 0: unknown */
+	uint64_t samples, sample_us; /* the writer's, from the footer */
+	uint64_t interval_us;        /* of the series, doubling as it fills */
+	struct mt_mem_point *points; /* the series: per interval, the highest RSS */
+	size_t npoints;
+	struct mt_mem_point *at_marks; /* the samples taken at marks */
+	size_t nat_marks;
+	bool have_peak, have_exit;
+	struct mt_mem_point peak, exit; /* the highest RSS; the last sample */
+	struct mt_top_block peak_top, exit_top;
+	struct mt_top_block *marks_top; /* per at_marks entry */
+};
+
+/* "Why RSS is higher than the requested heap" at one sample: RSS split
+ * into the requested heap and the parts that make up the difference.  A
+ * part that the sample could not measure has measured = false. */
+enum mt_part {
+	MT_PART_FILE,          /* file-backed pages: RssFile + RssShmem */
+	MT_PART_GLIBC_TOP,     /* free at the top of glibc's heap: keepcost */
+	MT_PART_GLIBC_BELOW,   /* free below the top: fordblks - keepcost */
+	MT_PART_GLIBC_EXTRA,   /* glibc in use beyond the requests */
+	MT_PART_POOL_FREE,     /* pools in use, beyond their objects' requests */
+	MT_PART_EMPTY_POOLS,   /* empty pools in arenas that hold objects */
+	MT_PART_EMPTY_ARENAS,  /* arenas without a pool in use */
+	MT_PART_FRAME_STACKS,  /* CPython's frame stacks */
+	MT_PART_MMAP,          /* the program's anonymous mappings */
+	MT_PART_MEMTRACE,      /* memtrace's own resident memory */
+	MT_PART_BRK_UNTOUCHED, /* minus: brk heap pages not resident */
+	MT_PART_ARENA_UNTOUCHED, /* minus: arena pages pymalloc never used */
+	MT_PART_REST,          /* the rest of RssAnon, not told apart */
+	MT_PART_COUNT,
+};
+
+struct mt_report;
+
+struct mt_breakdown {
+	bool have_rss;
+	uint64_t rss, anon, file, shmem, requested;
+	bool measured[MT_PART_COUNT];
+	int64_t bytes[MT_PART_COUNT];
+};
+
+/* The requested heap at a sample: malloc and CPython's objects. */
+uint64_t mt_mem_requested(const struct mt_mem_point *p);
+void mt_memory_breakdown(const struct mt_report *rep, const struct mt_mem_point *p,
+			 struct mt_breakdown *b);
+/* "file_backed", ... as used in every output; and what a part is. */
+const char *mt_part_key(int part);
+const char *mt_part_text(int part);
+const char *mt_part_label(int part); /* short: for tables */
+/* The sample's RSS, false when it has none. */
+bool mt_mem_rss(const struct mt_mem_point *p, uint64_t *rss);
+
 struct mt_report {
 	struct mt_process process;
 	struct {
@@ -219,6 +340,7 @@ struct mt_report {
 		int end_reason; /* enum mt_end_reason or MT_REASON_* */
 		uint64_t blocks; /* event blocks */
 		uint64_t duration_us, threads;
+		int exit_status; /* from the footer; -1: not known */
 	} trace;
 	struct {
 		uint64_t total, lost, producer_waits;
@@ -255,6 +377,9 @@ struct mt_report {
 
 	struct mt_native *native; /* stacks.h: native stacks, NULL when not recorded */
 	bool per_thread;          /* built with MT_BUILD_PER_THREAD */
+
+	struct mt_mappings mappings; /* the mmap domain */
+	struct mt_memory memory;     /* samples of what the OS saw */
 
 	char error[200]; /* why the build failed or stopped early */
 	/* Notes shown first by every rendering (`memtrace report --intro`):
@@ -294,6 +419,11 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsi
 					    mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
 void mt_grid_free(struct mt_grid *g, size_t nsites);
+
+/* Only the header of the trace in f, into *p (free with
+ * mt_process_free): 0, or -1 when it is no readable trace. */
+int mt_report_read_header(FILE *f, struct mt_process *p);
+void mt_process_free(struct mt_process *p);
 
 /* "malloc", "pymem_raw", ... as used in every output. */
 const char *mt_domain_name(int dom);

@@ -1,9 +1,10 @@
 /*
  * report_cmd.c - `memtrace report`: options, then trace file(s) -> report
  * on stdout or a file, with the diagnostics and exit codes of cli.h.
- * Several traces (a program and the children it forked or exec'd) give
- * each report and a combined summary.  While a large trace is read, a
- * progress bar goes to stderr if stderr is a terminal.
+ * One trace of a run of several processes (or the run's name, or its
+ * directory) gives the run's report (runtree.h, output_run.h); several
+ * traces give each report and a combined summary.  While a large trace is
+ * read, a progress bar goes to stderr if stderr is a terminal.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,17 +18,25 @@
 #include "cli.h"
 #include "export.h"
 #include "output.h"
+#include "output_run.h"
 #include "render.h"
 #include "report.h"
+#include "runtree.h"
 
 static const char usage[] =
 	"usage: memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
-	"                       [--at peak|exit] [--profile] [--quiet] TRACE...\n"
+	"                       [--at peak|exit] [--profile] [--quiet] [--pid PID] [--exe NAME]\n"
+	"                       [--all] [--trace-only] TRACE...\n"
 	"\n"
 	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
 	"sites that held it; what was live at exit; temporaries; each allocator\n"
 	"domain; in Python processes pymalloc's arenas, pools and size classes, list\n"
 	"item buffers, the Python lines behind allocations and the marked steps.\n"
+	"\n"
+	"A TRACE of a run of several processes (or the run's name, or a directory\n"
+	"holding it) reports the run: the process that did the work in full (the\n"
+	"last program the command ran, or the busiest process when that one did\n"
+	"little), then the rest of the process tree by executable.\n"
 	"With several TRACEs each is reported, then a combined summary (text), or\n"
 	"one {\"format\": \"memtrace-report-set\", \"reports\": [...]} object (json).\n"
 	"\n"
@@ -50,6 +59,11 @@ static const char usage[] =
 	"  -q, --quiet         no progress bar (there is none unless stderr is a terminal)\n"
 	"  -i, --intro FILE    notes to put first in the report (paragraphs separated by\n"
 	"                      blank lines; in HTML the first is the heading)\n"
+	"  -p, --pid PID       a run's processes with this pid, in full\n"
+	"  -e, --exe NAME      a run's processes whose executable's name matches NAME\n"
+	"                      (a glob: 'python3*'), in full\n"
+	"  -a, --all           every process of a run in full\n"
+	"  -1, --trace-only    TRACE alone, not the run it belongs to\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Exit status: 0 report written (also for a trace without footer, e.g. of a\n"
@@ -331,6 +345,90 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
 	return code;
 }
 
+/* ---- a run ------------------------------------------------------------- */
+
+static bool selects(const struct mt_run_select *sel)
+{
+	return sel->all || sel->pid >= 0 || sel->exe;
+}
+
+static int write_run(const struct mt_run *run, enum mt_format fmt, const char *out_path)
+{
+	FILE *out = out_path ? fopen(out_path, "w") : stdout;
+	if (!out) {
+		fprintf(stderr, "memtrace: %s: %s\n", out_path, strerror(errno));
+		return -1;
+	}
+	int r = fmt == MT_FMT_JSON ? mt_output_run_json(run, out) : mt_output_run_text(run, out);
+	r |= out_path ? fclose(out) : fflush(out);
+	if (r)
+		fprintf(stderr, "memtrace: %s: write error\n", out_path ? out_path : "stdout");
+	return r ? -1 : 0;
+}
+
+/* The other formats show one process: the lead, or the one selected. */
+static int write_one_of_run(const struct mt_run *run, enum mt_format fmt, const char *out_path)
+{
+	const struct mt_run_proc *one = NULL;
+	for (size_t i = 0; i < run->n; i++) {
+		if (!run->procs[i].chosen)
+			continue;
+		if (one) {
+			fputs("memtrace report: --format html, folded, pprof and speedscope show one "
+			      "process: pick it with --pid or --exe\n", stderr);
+			return -1;
+		}
+		one = &run->procs[i];
+	}
+	return one ? write_report(one->report, fmt, one->path, out_path) : -1;
+}
+
+static enum mt_report_status build_for_run(FILE *f, const char *path, struct mt_report *rep,
+					   void *fmt)
+{
+	return build(f, path, *(enum mt_format *)fmt, rep);
+}
+
+/* The run of arg; a trace that is alone in its run gets its own report. */
+static int report_run(const char *arg, const struct mt_run_select *sel, enum mt_format fmt,
+		      const char *out_path)
+{
+	struct mt_run run;
+	struct stat st;
+	char err[300];
+	if (mt_run_find(arg, &run, err, sizeof err)) {
+		if (stat(arg, &st) == 0 && !S_ISDIR(st.st_mode))
+			return report_trace(arg, fmt, out_path); /* says what is wrong with it */
+		fprintf(stderr, "memtrace: %s\n", err);
+		return MT_EXIT_USAGE;
+	}
+	if (run.n == 1 && !selects(sel)) {
+		int code = report_trace(run.procs[0].path, fmt, out_path);
+		mt_run_free(&run);
+		return code;
+	}
+	int code = MT_EXIT_OK;
+	if (mt_run_load(&run, sel, build_for_run, &fmt, err, sizeof err)) {
+		fprintf(stderr, "memtrace report: %s\n", err);
+		code = MT_EXIT_USAGE;
+	} else if (fmt == MT_FMT_TEXT || fmt == MT_FMT_JSON ? write_run(&run, fmt, out_path)
+							    : write_one_of_run(&run, fmt, out_path)) {
+		code = MT_EXIT_USAGE;
+	}
+	for (size_t i = 0; code == MT_EXIT_OK && i < run.n; i++)
+		if (run.procs[i].chosen)
+			code = worse(code, diagnose(run.procs[i].path, run.procs[i].status,
+						    run.procs[i].report));
+	mt_run_free(&run);
+	return code;
+}
+
+int report_run_of(const char *arg)
+{
+	struct mt_run_select sel = { .pid = -1 };
+	return report_run(arg, &sel, MT_FMT_TEXT, NULL);
+}
+
 static int parse_format(const char *name, enum mt_format *fmt)
 {
 	static const char *const names[] = {
@@ -345,6 +443,9 @@ static int parse_format(const char *name, enum mt_format *fmt)
 	return -1;
 }
 
+/* Long options without a short one. */
+enum { OPT_AT = 256, OPT_PROFILE };
+
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -352,17 +453,39 @@ int cmd_report(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "intro", required_argument, NULL, 'i' },
-		{ "at", required_argument, NULL, 'a' },
-		{ "profile", no_argument, NULL, 'p' },
+		{ "at", required_argument, NULL, OPT_AT },
+		{ "profile", no_argument, NULL, OPT_PROFILE },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "exe", required_argument, NULL, 'e' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "trace-only", no_argument, NULL, '1' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum mt_format fmt = MT_FMT_TEXT;
+	struct mt_run_select sel = { .pid = -1 };
+	bool trace_only = false;
 	const char *out = NULL;
+	char *end;
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
-	while ((c = getopt_long(argc, argv, "f:o:qhi:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:qhi:p:e:a1", opts, NULL)) != -1) {
 		switch (c) {
+		case 'p':
+			errno = 0;
+			sel.pid = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || sel.pid < 0)
+				return usage_error("--pid takes a process id");
+			break;
+		case 'e':
+			sel.exe = optarg;
+			break;
+		case 'a':
+			sel.all = true;
+			break;
+		case '1':
+			trace_only = true;
+			break;
 		case 'i':
 			if (read_intro(optarg))
 				return MT_EXIT_USAGE;
@@ -372,7 +495,7 @@ int cmd_report(int argc, char **argv)
 				return usage_error("--format takes text, json, html, folded, pprof "
 						   "or speedscope");
 			break;
-		case 'a':
+		case OPT_AT:
 			if (strcmp(optarg, "peak") && strcmp(optarg, "exit"))
 				return usage_error("--at takes peak or exit");
 			inuse_at = strcmp(optarg, "exit") ? MT_INUSE_PEAK : MT_INUSE_EXIT;
@@ -380,7 +503,7 @@ int cmd_report(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
-		case 'p':
+		case OPT_PROFILE:
 			profile_wanted = true;
 			break;
 		case 'q':
@@ -398,8 +521,13 @@ int cmd_report(int argc, char **argv)
 	if (fmt == MT_FMT_PPROF && !out && isatty(STDOUT_FILENO))
 		return usage_error("--format pprof writes gzip data, not for a terminal: "
 				   "use -o FILE");
+	if (trace_only && selects(&sel))
+		return usage_error("--trace-only reports one trace: no --pid, --exe or --all");
 	if (optind == argc - 1)
-		return report_trace(argv[optind], fmt, out);
+		return trace_only ? report_trace(argv[optind], fmt, out)
+				  : report_run(argv[optind], &sel, fmt, out);
+	if (selects(&sel))
+		return usage_error("--pid, --exe and --all pick from the run of one TRACE");
 	if (fmt != MT_FMT_TEXT && fmt != MT_FMT_JSON)
 		return usage_error("--format html, folded, pprof and speedscope take one TRACE");
 	return report_traces(argv + optind, (size_t)(argc - optind), fmt, out);

@@ -1,8 +1,12 @@
 /*
  * run.c - `memtrace run`: runs a command with libmemtrace.so preloaded (and
- * the tracer's settings its options name), prints the report of the trace
- * it leaves, and exits with the command's status so that memtrace can stand
- * in for the command in scripts.
+ * the tracer's settings its options name) as the top of a new run, prints
+ * the run's report and one line about it, and exits with the command's
+ * status so that memtrace can stand in for the command in scripts.
+ *
+ * It registers the run (common/runreg.h) before the command starts, as the
+ * run's launcher: the traced processes then say nothing on stderr, and
+ * the first error one of them meets comes back here to be said once.
  */
 #define _GNU_SOURCE /* asprintf, pipe2 */
 #include <errno.h>
@@ -21,20 +25,31 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "runreg.h"
 
 static const char usage[] =
-	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--quiet] -- CMD [ARGS...]\n"
+	"usage: memtrace run [-o TRACE] [--native] [--py-depth N] [--follow all|exec|none]\n"
+	"                    [--only NAME[,NAME...]] [--quiet] -- CMD [ARGS...]\n"
+	"       memtrace run [OPTIONS] SCRIPT.py [ARGS...]\n"
 	"\n"
 	"Runs CMD with the allocation tracer (libmemtrace.so) preloaded, then prints\n"
-	"the report of its trace.  The exit status is CMD's (128+N if signal N\n"
-	"killed it; 127 if CMD was not found, 126 if it could not be run), or 1\n"
-	"for a usage error or a missing library.\n"
+	"the report of its run: the process that did the work in full, then the rest\n"
+	"of the processes CMD started (a shell's helpers, make's recipes, ...).  A\n"
+	"SCRIPT.py runs with the python3 on PATH.  The exit status is CMD's (128+N\n"
+	"if signal N killed it; 127 if CMD was not found, 126 if it could not be\n"
+	"run), or 1 for a usage error or a missing library.\n"
 	"\n"
-	"  -o, --output TRACE  write the trace to TRACE (default memtrace.PID.trace)\n"
+	"  -o, --output TRACE  the run's first trace (default memtrace.PID.trace); the\n"
+	"                      others are TRACE's name with .PID before its .trace\n"
 	"  -n, --native        record native stacks too (sets MEMTRACE_NATIVE=1)\n"
 	"  -d, --py-depth N    Python frames kept per allocation, 0 to 128 (sets\n"
 	"                      MEMTRACE_PY_DEPTH; default 1, 0: no Python lines)\n"
-	"  -q, --quiet         print no report and no tracer messages, only errors\n"
+	"  -F, --follow WHAT   which processes are traced: all (default), exec (CMD\n"
+	"                      and the programs it execs), none (CMD only)\n"
+	"  -O, --only NAMES    trace only executables with these names (globs such as\n"
+	"                      'python3*', separated by commas); the others still run\n"
+	"                      traced children\n"
+	"  -q, --quiet         print no report and no run line, only errors\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"The library is looked for next to the memtrace executable; MEMTRACE_LIB\n"
@@ -43,6 +58,7 @@ static const char usage[] =
 struct run_opts {
 	const char *output;
 	const char *py_depth; /* NULL: the tracer's default */
+	const char *follow, *only;
 	bool quiet, native;
 	char **cmd;
 };
@@ -64,6 +80,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
 		{ "output", required_argument, NULL, 'o' },
 		{ "native", no_argument, NULL, 'n' },
 		{ "py-depth", required_argument, NULL, 'd' },
+		{ "follow", required_argument, NULL, 'F' },
+		{ "only", required_argument, NULL, 'O' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -73,7 +91,7 @@ static int parse(int argc, char **argv, struct run_opts *o)
 	long depth;
 	argv[0] = (char *)"memtrace run"; /* getopt prefixes its messages with it */
 	/* '+': options end at CMD, whose own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+o:nd:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+o:nd:F:O:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			o->output = optarg;
@@ -87,6 +105,17 @@ static int parse(int argc, char **argv, struct run_opts *o)
 			if (errno || end == optarg || *end || depth < 0 || depth > 128)
 				return usage_error("--py-depth takes a number from 0 to 128");
 			o->py_depth = optarg;
+			break;
+		case 'F':
+			if (strcmp(optarg, "all") && strcmp(optarg, "exec") && strcmp(optarg, "none"))
+				return usage_error("--follow takes all, exec or none");
+			o->follow = optarg;
+			break;
+		case 'O':
+			if (!*optarg || *optarg == ',' || optarg[strlen(optarg) - 1] == ',' ||
+			    strstr(optarg, ",,"))
+				return usage_error("--only takes names separated by commas");
+			o->only = optarg;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -102,6 +131,18 @@ static int parse(int argc, char **argv, struct run_opts *o)
 		return usage_error("missing CMD");
 	o->cmd = argv + optind;
 	return RUN_IT;
+}
+
+/* SCRIPT.py ARGS... runs as python3 SCRIPT.py ARGS...: argv has room for
+ * one more word before the script, where the subcommand's name was. */
+static void python_script(struct run_opts *o)
+{
+	static char python[] = "python3";
+	size_t len = strlen(o->cmd[0]);
+	if (len > 3 && !strcmp(o->cmd[0] + len - 3, ".py")) {
+		o->cmd--;
+		o->cmd[0] = python;
+	}
 }
 
 /* The library next to this executable, unless MEMTRACE_LIB names one. */
@@ -177,26 +218,38 @@ struct child_failure {
 };
 
 struct child {
-	const char *lib, *cwd, *output, *py_depth;
-	bool quiet; /* the tracer's own messages too */
-	bool native;
-	char **cmd;
+	const char *lib, *cwd;
+	const struct run_opts *o;
+	char dir[MT_RUN_DIR_MAX]; /* the run registry; "" when there is none */
+	uint64_t run_id;
 	int errfd;
 	struct sigaction old_int, old_quit;
 };
 
 static int set_child_env(const struct child *c, const char *tmpl)
 {
+	const struct run_opts *o = c->o;
 	const char *pre = getenv("LD_PRELOAD");
 	char *preload;
 	if (asprintf(&preload, "%s%s%s", c->lib, pre && *pre ? ":" : "", pre ? pre : "") < 0)
 		return -1;
 	int r = setenv("LD_PRELOAD", preload, 1) || setenv("MEMTRACE_OUTPUT", tmpl, 1) ||
-		(c->quiet && setenv("MEMTRACE_QUIET", "1", 1)) ||
-		(c->native && setenv("MEMTRACE_NATIVE", "1", 1)) ||
-		(c->py_depth && setenv("MEMTRACE_PY_DEPTH", c->py_depth, 1));
+		(o->native && setenv("MEMTRACE_NATIVE", "1", 1)) ||
+		(o->py_depth && setenv("MEMTRACE_PY_DEPTH", o->py_depth, 1)) ||
+		(o->follow && setenv("MEMTRACE_FOLLOW", o->follow, 1)) ||
+		(o->only && setenv("MEMTRACE_ONLY", o->only, 1));
 	free(preload);
 	return r ? -1 : 0;
+}
+
+/* The command's first image finds itself the top of our run by this. */
+static void register_top(const struct child *c, const char *tmpl, const char *trace)
+{
+	struct mt_run_entry e = { .start = mt_run_start_of(0, NULL), .run_id = c->run_id,
+				  .output_hash = mt_run_hash(tmpl), .flags = MT_RUN_TOP };
+	snprintf(e.base, sizeof e.base, "%s", trace);
+	if (c->dir[0])
+		mt_run_entry_write(c->dir, getpid(), &e);
 }
 
 static void exec_child(const struct child *c)
@@ -205,12 +258,14 @@ static void exec_child(const struct child *c)
 	struct child_failure f = { 0 };
 	sigaction(SIGINT, &c->old_int, NULL);
 	sigaction(SIGQUIT, &c->old_quit, NULL);
-	trace_template(tmpl, c->cwd, c->output, getpid());
+	trace_template(tmpl, c->cwd, c->o->output, getpid());
 	trace_file(trace, tmpl, getpid());
-	if (remove_old_trace(trace))
+	if (remove_old_trace(trace)) {
 		f.replacing = 1;
-	else if (set_child_env(c, tmpl) == 0)
-		execvp(c->cmd[0], c->cmd);
+	} else if (set_child_env(c, tmpl) == 0) {
+		register_top(c, tmpl, trace);
+		execvp(c->o->cmd[0], c->o->cmd);
+	}
 	f.err = errno;
 	if (write(c->errfd, &f, sizeof f) < 0)
 		_exit(127);
@@ -226,10 +281,10 @@ static void say_failure(const struct child *c, const struct child_failure *f, pi
 {
 	char tmpl[PATH_MAX], trace[PATH_MAX];
 	if (!f->replacing) {
-		fprintf(stderr, "memtrace: %s: %s\n", c->cmd[0], strerror(f->err));
+		fprintf(stderr, "memtrace: %s: %s\n", c->o->cmd[0], strerror(f->err));
 		return;
 	}
-	trace_template(tmpl, c->cwd, c->output, pid);
+	trace_template(tmpl, c->cwd, c->o->output, pid);
 	trace_file(trace, tmpl, pid);
 	fprintf(stderr, "memtrace: cannot replace %s: %s\n", trace, strerror(f->err));
 }
@@ -274,72 +329,58 @@ static bool run_child(struct child *c, pid_t *pid, int *code)
 	return false;
 }
 
-static bool older(const struct timespec *a, const struct timespec *b)
+/* The run's one line, after its report: its name and how many processes
+ * were traced, or the first error a process of it met. */
+static void say_run(const struct mt_run_state *s, const char *name, const struct run_opts *o)
 {
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* Forked children and exec'd programs trace into the first free one of
- * NAME.1.trace, NAME.2.trace... (the tracer never overwrites a file).  The
- * report covers only the command's first program, so point at the ones this
- * run wrote; older ones may sit among them. */
-static void note_more_traces(const char *trace, const struct timespec *start)
-{
-	static const char ext[] = ".trace";
-	char path[PATH_MAX], first[PATH_MAX], last[PATH_MAX];
-	size_t len = strlen(trace), ext_len = sizeof ext - 1;
-	struct stat st;
-	int fresh = 0;
-	if (len <= ext_len || strcmp(trace + len - ext_len, ext))
-		ext_len = 0;
-	int base = (int)(len - ext_len);
-	for (int i = 1;; i++) {
-		snprintf(path, sizeof path, "%.*s.%d%s", base, trace, i, trace + base);
-		if (stat(path, &st))
-			break;
-		if (older(&st.st_mtim, start))
-			continue;
-		memcpy(fresh++ ? last : first, path, sizeof path);
-	}
-	if (fresh == 1)
-		fprintf(stderr, "memtrace: note: a forked or exec'd process left %s\n", first);
-	else if (fresh > 1)
-		fprintf(stderr,
-			"memtrace: note: forked or exec'd processes left %d more traces, "
-			"%s to %s\n",
-			fresh, first, last);
+	unsigned traces = s ? s->traces : 0;
+	bool quiet = o->quiet;
+	if (s && s->error[0])
+		fprintf(stderr, "memtrace: %s\n", s->error);
+	else if (!traces && o->only)
+		fprintf(stderr, "memtrace: no process of the run matched --only %s\n", o->only);
+	else if (!traces)
+		fprintf(stderr, "memtrace: no process was traced%s\n",
+			s ? "" : " (the run could not be registered, or the tracer is disabled)");
+	else if (!quiet)
+		fprintf(stderr, "memtrace: run %s: %u process%s traced\n", name, traces,
+			traces == 1 ? "" : "es");
 }
 
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
 	char lib[PATH_MAX], cwd[PATH_MAX], tmpl[PATH_MAX], trace[PATH_MAX];
-	pid_t pid;
+	pid_t pid = -1;
 	int code = parse(argc, argv, &o);
 	if (code != RUN_IT)
 		return code;
+	python_script(&o);
 	if (find_library(lib))
 		return MT_EXIT_USAGE;
 	if (!getcwd(cwd, sizeof cwd)) {
 		fprintf(stderr, "memtrace: getcwd: %s\n", strerror(errno));
 		return MT_EXIT_USAGE;
 	}
-	struct child c = { .lib = lib, .cwd = cwd, .output = o.output, .py_depth = o.py_depth,
-			   .quiet = o.quiet, .native = o.native, .cmd = o.cmd };
-	struct timespec start;
-	/* Coarse, like file times: a file written after this is not older. */
-	clock_gettime(CLOCK_REALTIME_COARSE, &start);
-	if (!run_child(&c, &pid, &code))
-		return code;
-	trace_template(tmpl, cwd, o.output, pid);
-	trace_file(trace, tmpl, pid);
-	if (access(trace, F_OK)) {
-		fprintf(stderr, "memtrace: no trace was written to %s (tracer disabled?)\n", trace);
-		return code;
+	struct child c = { .lib = lib, .cwd = cwd, .o = &o, .run_id = mt_run_new_id() };
+	struct mt_run_state *state = NULL;
+	if (mt_run_dir(c.dir) == 0 && (state = mt_run_state_map(c.dir, c.run_id, 1)))
+		state->launcher = 1;
+	else
+		c.dir[0] = 0;
+	if (run_child(&c, &pid, &code)) {
+		trace_template(tmpl, cwd, o.output, pid);
+		trace_file(trace, tmpl, pid);
+		const char *name = state && state->first[0] ? state->first : trace;
+		if (!o.quiet && state && state->traces)
+			report_run_of(name);
+		say_run(state, name, &o);
 	}
-	if (!o.quiet) {
-		report_trace(trace, MT_FMT_TEXT, NULL);
-		note_more_traces(trace, &start);
+	if (c.dir[0]) {
+		if (pid > 0)
+			mt_run_entry_remove(c.dir, pid); /* if the command left it (killed) */
+		mt_run_state_remove(c.dir, c.run_id);
 	}
+	mt_run_state_unmap(state);
 	return code;
 }

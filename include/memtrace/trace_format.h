@@ -36,7 +36,9 @@
 #define MT_FILE_MAGIC "MEMTRACE"
 #define MT_FILE_MAGIC_LEN 8
 #define MT_FORMAT_MAJOR 1 /* readers refuse a larger major */
-#define MT_FORMAT_MINOR 0 /* additions a v1 reader can skip */
+#define MT_FORMAT_MINOR 1 /* 1.1: mappings and samples (record kinds 22-26);
+			    * new header and footer keys are skipped by any v1
+			    * reader, new record kinds stop a 1.0 reader */
 #define MT_PREAMBLE_LEN 16
 
 #define MT_BLOCK_MAGIC 0x4b42544du /* "MTBK" little-endian */
@@ -107,6 +109,27 @@ enum mt_domain {
  *                             its allocation records are attributed to it
  *                             until the next STACK
  *
+ * The program's own mappings (format 1.1): mmap, munmap and mremap calls
+ * that reach libc through the program's or a library's PLT.  glibc's
+ * internal mappings (large malloc chunks, thread stacks, the loader) never
+ * do, and CPython's arena allocator is recorded as ARENA_* instead.
+ * Lengths are as passed; the kernel works in whole pages.
+ *   MMAP                      size, addr (0: failed), prot, flags
+ *   MUNMAP                    size, addr: recorded before the call, as
+ *                             for FREE, and only when the kernel cannot
+ *                             refuse it for its arguments
+ *   MREMAP_OUT, MREMAP_IN     as REALLOC_OUT/IN: OUT(old size, old addr)
+ *                             before the call, IN(new size, new addr,
+ *                             flags) after it (addr 0: failed, the old
+ *                             mapping stays)
+ *
+ * What the OS sees (format 1.1):
+ *   SAMPLE                    mask, then one varint per set bit of mask,
+ *                             lowest first (enum mt_sample_field): resident
+ *                             memory and the C allocator's figures at this
+ *                             point of the stream.  A reader skips values
+ *                             of bits it does not know.
+ *
  * Definitions (STRING, CODE, FRAME) always precede their first use.
  */
 enum mt_rec_kind {
@@ -131,12 +154,40 @@ enum mt_rec_kind {
 	MT_REC_MODULE_GONE = 19,
 	MT_REC_NATIVE_FRAME = 20,
 	MT_REC_STACK = 21,
+	MT_REC_MMAP = 22,
+	MT_REC_MUNMAP = 23,
+	MT_REC_MREMAP_OUT = 24,
+	MT_REC_MREMAP_IN = 25,
+	MT_REC_SAMPLE = 26,
 	MT_REC_KIND_MAX = 31,
 };
 
 #define MT_TAG(kind, dom) ((uint8_t)((kind) | ((dom) << 5)))
 #define MT_TAG_KIND(tag) ((tag) & 0x1f)
 #define MT_TAG_DOM(tag) (((tag) >> 5) & 0x3)
+
+/*
+ * The figures of a SAMPLE, in bytes (BRK: an address).  The writer thread
+ * takes one every MEMTRACE_RSS_MS, a marking thread one right after its
+ * MARK, and the writer a last one before each footer.  The glibc figures
+ * are mallinfo2()'s, left out while their cost would exceed the writer's
+ * budget for them, and always when malloc is not glibc's.
+ */
+enum mt_sample_field {
+	MT_S_RSS_ANON = 0,     /* /proc/self/status RssAnon */
+	MT_S_RSS_FILE = 1,     /* RssFile: file-backed pages (code, libraries, files) */
+	MT_S_RSS_SHMEM = 2,    /* RssShmem */
+	MT_S_BRK = 3,          /* the program break */
+	MT_S_BRK_RESIDENT = 4, /* resident bytes of [MT_H_START_BRK, BRK), mincore */
+	MT_S_GLIBC_ARENA = 5,  /* mallinfo2 arena: bytes of glibc's heaps (brk and thread arenas) */
+	MT_S_GLIBC_MMAP = 6,   /* hblkhd: bytes of chunks glibc mapped on their own */
+	MT_S_GLIBC_USED = 7,   /* uordblks: bytes in use in the heaps */
+	MT_S_GLIBC_FREE = 8,   /* fordblks: bytes free in the heaps */
+	MT_S_GLIBC_TOP = 9,    /* keepcost: the main heap's top chunk, which trimming gives back */
+	MT_S_OWN_MAPPED = 10,  /* memtrace's own mappings (rings, buffers, compressor) */
+	MT_S_OWN_RESIDENT = 11,/* their resident bytes */
+	MT_S_COUNT = 12,
+};
 
 enum mt_aligned_fn {
 	MT_FN_POSIX_MEMALIGN = 0,
@@ -164,6 +215,25 @@ enum mt_header_key {
 	MT_H_NATIVE_DEPTH = MT_KEY_VARINT(12), /* native frames kept, if any */
 	MT_H_PY_FREE_THREADED = MT_KEY_VARINT(13), /* 1: a free-threaded CPython (no
 						    * pymalloc: no pool or arena size) */
+	/* The run: the tree of processes one traced command made.  Trace ids
+	 * are random and unique in their run; 0 stands for none. */
+	MT_H_TRACE_ID = MT_KEY_VARINT(14),
+	MT_H_PARENT_TRACE = MT_KEY_VARINT(15), /* the parent process's trace */
+	MT_H_EXEC_PRED = MT_KEY_VARINT(16),    /* the image this one's exec replaced */
+	MT_H_RUN_ID = MT_KEY_VARINT(17),
+	MT_H_RUN_TOP = MT_KEY_VARINT(18),      /* 1: an image of the run's top process */
+	MT_H_RUN_NAME = MT_KEY_BYTES(19),      /* the file name NAME.trace of the run's
+	                                          first trace; the others are
+	                                          NAME.PID.trace, NAME.PID.N.trace */
+	MT_H_RSS_MS = MT_KEY_VARINT(20),     /* MEMTRACE_RSS_MS (0: no samples) */
+	MT_H_START_BRK = MT_KEY_VARINT(21),  /* the initial program break: start of the brk heap */
+	MT_H_MALLOC = MT_KEY_VARINT(22),     /* enum mt_malloc_kind */
+};
+
+/* Whose malloc the program's calls reach after the tracer's. */
+enum mt_malloc_kind {
+	MT_MALLOC_GLIBC = 1, /* glibc's: mallinfo2() describes the program's heap */
+	MT_MALLOC_OTHER = 2, /* another allocator: glibc's figures would describe nothing */
 };
 
 /* Footer keys. */
@@ -175,6 +245,9 @@ enum mt_footer_key {
 	MT_F_END_US = MT_KEY_VARINT(5),  /* microseconds since start */
 	MT_F_REASON = MT_KEY_VARINT(6),  /* enum mt_end_reason */
 	MT_F_BLOCKS = MT_KEY_VARINT(7),  /* event blocks before this footer */
+	MT_F_EXIT_STATUS = MT_KEY_VARINT(8), /* exit status, when the program called exit or _exit */
+	MT_F_SAMPLES = MT_KEY_VARINT(9), /* SAMPLE records written */
+	MT_F_SAMPLE_US = MT_KEY_VARINT(10), /* the writer's CPU microseconds for them */
 };
 
 enum mt_end_reason {

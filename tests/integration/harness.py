@@ -15,7 +15,6 @@ Figures are checked against two independent oracles:
 """
 
 import dataclasses
-import functools
 import json
 import os
 import pty
@@ -36,6 +35,12 @@ PROGS = Path(os.environ.get("MEMTRACE_PROGS", BUILD / "tests" / "progs")).resolv
 STORM = Path(os.environ.get("MEMTRACE_STORM", BUILD / "bench" / "storm")).resolve()
 
 VALGRIND = shutil.which("valgrind")
+# /proc/self/status reads the kernel's RSS counters without their per-CPU
+# parts (get_mm_counter, percpu_counter_read_positive, since Linux 6.2):
+# each CPU may hold up to percpu_counter_batch = max(32, 2 x CPUs) pages
+# not yet added, so the difference of two readings of one counter is off by
+# at most twice that over all CPUs.
+RSS_SLACK = 2 * os.cpu_count() * max(32, 2 * os.cpu_count()) * os.sysconf("SC_PAGESIZE")
 TIMEOUT = 120
 
 # Report exit statuses (see `memtrace report`).
@@ -180,33 +185,6 @@ def _vg_int(s):
     return int(s.replace(",", ""))
 
 
-def _has_tls(path):
-    """Whether an ELF64 object has a PT_TLS program header."""
-    with open(path, "rb") as f:
-        ehdr = f.read(64)
-        phoff, = struct.unpack_from("<Q", ehdr, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 7  # PT_TLS
-               for i in range(phnum))
-
-
-@functools.lru_cache(maxsize=None)
-def _valgrind_preload():
-    """LD_PRELOAD for valgrind runs that gives the program the TLS module the
-    tracer adds (see tests/progs/tls_slot.c): glibc sizes every thread's TLS
-    vector, a live heap block, by the number of such modules."""
-    ldd = subprocess.run(["ldd", str(LIB)], capture_output=True, text=True, check=True)
-    deps = re.findall(r"=> (/\S+)", ldd.stdout)
-    extra = [p for p in [str(LIB)] + deps
-             if _has_tls(p) and not Path(p).name.startswith("libc.so.")]
-    if len(extra) > 1:
-        raise AssertionError("the tracer brings %d TLS modules (%s); the valgrind "
-                             "runs stand in for one only" % (len(extra), extra))
-    return str(PROGS / "libtls_slot.so") if extra else None
-
-
 @dataclasses.dataclass
 class ValgrindRun:
     pid: int         # of the process valgrind started
@@ -215,17 +193,13 @@ class ValgrindRun:
 
 
 def run_valgrind(argv, workdir, expect_rc=0):
-    """Runs argv under memcheck, each process logging on its own.
-
-    The programs are told they run under valgrind (PROGS_UNDER_VALGRIND) for
-    the one call valgrind cannot take, pvalloc.  They also get a stand-in for
-    the tracer's thread-local storage, so that libc allocates the same."""
+    """Runs argv, untraced, under plain memcheck, each process logging on
+    its own.  The programs are told they run under valgrind
+    (PROGS_UNDER_VALGRIND) for the one call valgrind cannot take, pvalloc."""
     if VALGRIND is None:
         raise unittest.SkipTest("valgrind is not installed")
     logdir = Path(tempfile.mkdtemp(prefix="vg.", dir=workdir))
     env = clean_env(PROGS_UNDER_VALGRIND="1")
-    if _valgrind_preload():
-        env["LD_PRELOAD"] = _valgrind_preload()
     proc = subprocess.Popen(
         [VALGRIND, "--run-libc-freeres=no", "--run-cxx-freeres=no",
          "--log-file=%s/%%p.log" % logdir, *argv],
@@ -277,8 +251,9 @@ class Run:
 
 
 def report(trace):
-    """(exit status, parsed JSON or None, stderr) of `memtrace report`."""
-    proc = subprocess.run([str(CLI), "report", "--format", "json", str(trace)],
+    """(exit status, parsed JSON or None, stderr) of `memtrace report` of
+    this trace alone (not the run it belongs to)."""
+    proc = subprocess.run([str(CLI), "report", "--trace-only", "--format", "json", str(trace)],
                           capture_output=True, text=True, timeout=TIMEOUT)
     data = None
     if proc.stdout.strip():
@@ -333,19 +308,26 @@ def run_traced(argv, workdir, env=None, quiet=True, output="%p.trace", cwd=None,
     if quiet:
         settings["MEMTRACE_QUIET"] = "1"
     settings.update(env or {})
+    rc, stdout, stderr, pid = run_capturing(argv, clean_env(**settings), cwd or outdir,
+                                            terminal)
+    traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
+    return Run(rc, stdout, stderr, pid, traces)
+
+
+def run_capturing(argv, env, cwd, terminal=False, timeout=TIMEOUT):
+    """Runs argv to its end: (exit status, stdout, stderr, pid), with stderr
+    a terminal if asked."""
     master = slave = None
     if terminal:
         master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=clean_env(**settings), cwd=cwd or outdir,
-                            stdout=subprocess.PIPE,
+    proc = subprocess.Popen(list(map(str, argv)), env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=slave if terminal else subprocess.PIPE, text=True)
     if terminal:
         os.close(slave)
-    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    stdout, stderr = proc.communicate(timeout=timeout)
     if terminal:
         stderr = _read_terminal(master)
-    traces = sorted(outdir.glob("*.trace"), key=lambda p: p.stat().st_mtime_ns)
-    return Run(proc.returncode, stdout, stderr, proc.pid, traces)
+    return proc.returncode, stdout, stderr, proc.pid
 
 
 class TracerTestCase(unittest.TestCase):

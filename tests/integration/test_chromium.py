@@ -469,6 +469,17 @@ class Browser(TracerTestCase):
         # the script built the flame graph
         self.assertIsNotNone(re.search(r'<div class="fg" id="fg"><svg[^>]*>.*?<rect', dom),
                              "no flame graph")
+        # what the OS saw: its chart, and a row for the RSS peak, each mark
+        # sampled and exit
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        self.assertTrue(rep["timeline"]["samples"])
+        memory = re.search(r'<section id="memory">.*?</section>', dom, re.S)
+        self.assertIsNotNone(memory, "no memory section")
+        self.assertIn('data-chart="memory"', memory.group(0))
+        sampled = [m for m in rep["marks"] if m.get("memory")]
+        first_table = memory.group(0).split("</table>")[0]
+        self.assertEqual(first_table.count("<tr>") - 1, 2 + len(sampled))
+        self.assertIn("Why RSS is higher than the requested heap", memory.group(0))
 
     def test_interactions(self):
         page = self.tmp / "selftest.html"

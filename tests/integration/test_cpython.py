@@ -72,7 +72,10 @@ class RegressionTests(TracerTestCase):
         subprocess.run([python, "-m", "test", "-j2", "--junit-xml", str(xml), *modules],
                        env=clean_env(**env), cwd=self.tmp, capture_output=True,
                        timeout=TIMEOUT)
-        return outcomes(xml)
+        result = outcomes(xml)
+        counts = {k: list(result.values()).count(k) for k in sorted(set(result.values()))}
+        print("%s %s: %s" % (Path(python).name, name, counts), file=sys.stderr)
+        return result
 
     def assert_same(self, plain, traced, known=None):
         self.assertGreater(len(plain), 700, "too few tests ran")

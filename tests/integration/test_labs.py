@@ -1,4 +1,4 @@
-"""The six labs, run as the README's first command runs them: every lab under
+"""The labs, run as the README's first command runs them: every lab under
 the tracer with every CPython on the machine (harness.INTERPRETERS: 3.11
 static and shared, 3.13, 3.13t).  Each lab's headline figures, read from its
 JSON report, must be what that CPython really does (pyfacts.py, and the
@@ -13,11 +13,14 @@ import unittest
 from pathlib import Path
 
 import pyfacts
-from harness import CLI, INTERPRETERS, REPO, TracerTestCase, python_of
+from harness import CLI, INTERPRETERS, REPO, RSS_SLACK, TracerTestCase, python_of
 
 RUN_LABS = REPO / "labs" / "run_labs.py"
 MILLION = pyfacts.MILLION
 CACHED_INTS = pyfacts.CACHED_INTS
+LABS = 7
+MIB = 1 << 20
+PAGE = 4096
 
 
 @unittest.skipUnless(INTERPRETERS, "no Python interpreter found")
@@ -36,7 +39,7 @@ class Labs(TracerTestCase):
             raise AssertionError("run_labs.py failed:\n%s\n%s" % (proc.stdout, proc.stderr))
         cls.overview = proc.stdout
         cls.labs = {n: json.loads((cls.out / ("lab%d.json" % n)).read_text())
-                    for n in range(1, 7)}
+                    for n in range(1, LABS + 1)}
 
     def each(self, number):
         """(Python, figures) of every interpreter the lab ran with."""
@@ -54,13 +57,13 @@ class Labs(TracerTestCase):
                     if e["python"] == py.exe)
 
     def test_reports_written(self):
-        for n in range(1, 7):
+        for n in range(1, LABS + 1):
             for ext in ("txt", "html", "json"):
                 path = self.out / ("lab%d.%s" % (n, ext))
                 self.assertGreater(path.stat().st_size, 500, path)
             text = (self.out / ("lab%d.txt" % n)).read_text()
             self.assertIn("Lab %d:" % n, text)
-        self.assertEqual(self.overview.count("lab "), 6 * len(INTERPRETERS))
+        self.assertEqual(self.overview.count("lab "), LABS * len(INTERPRETERS))
 
     def test_version_notes(self):
         """Each difference by interpreter comes with its reason."""
@@ -77,6 +80,23 @@ class Labs(TracerTestCase):
                 inline = [note for note in self.notes(5, py) if "PEP 709" in note]
                 self.assertEqual(len(inline), 1 if pyfacts.inline(py) else 0)
 
+    def test_lab2_immortal_literal(self):
+        """The note of lab 2 on free-threaded builds is what the interpreter
+        does: the seed's literal reads 4294967295 there, 4 then 5 elsewhere."""
+        seed = 'import sys\nm = "DevSecOps"\nprint(sys.getrefcount(m))\nc = m\n' \
+               'print(sys.getrefcount(m))\n'
+        for py in INTERPRETERS.values():
+            with self.subTest(python=py.label):
+                counts = subprocess.run([py.exe, "-c", seed], capture_output=True, text=True,
+                                        check=True).stdout.split()
+                immortal = [n for n in self.notes(2, py) if "4294967295" in n]
+                if py.free_threaded:
+                    self.assertEqual(counts, ["4294967295", "4294967295"])
+                    self.assertEqual(len(immortal), 1)
+                else:
+                    self.assertEqual(counts, ["4", "5"])
+                    self.assertEqual(immortal, [])
+
     def test_lab1_interning(self):
         for py, f in self.each(1):
             self.assertEqual(f["small_int_objects"], 0)
@@ -87,6 +107,22 @@ class Labs(TracerTestCase):
     def test_lab2_second_name(self):
         for _, f in self.each(2):
             self.assertEqual((f["allocs"], f["frees"]), (0, 0))
+
+    def test_lab2_seed_constant(self):
+        for py, f in self.each(2):
+            if py.free_threaded:
+                # interned strings are immortal there: the count is fixed
+                self.assertEqual((f["seed_one"], f["seed_two"]), (2**32 - 1, 2**32 - 1))
+                continue
+            # the seed's 4, then 5: globals, co_consts, the parser's arena
+            # and the call's argument; no string made by the binding line
+            self.assertEqual((f["seed_one"], f["seed_two"]), (4, 5))
+            self.assertEqual((f["seed_allocs"], f["seed_frees"]), (0, 0))
+            held = [h.split(" (")[0] for h in f["seed_held_by"]]
+            self.assertEqual(held, ["the module code's constants", "the module's globals",
+                                    "the parser's arena"])
+            # compile() frees its arena before exec: one reference less
+            self.assertEqual(f["seed_compiled"], [3, 4])
 
     def test_lab3_identity(self):
         for py, f in self.each(3):
@@ -137,10 +173,142 @@ class Labs(TracerTestCase):
             self.assertLessEqual(f["del_arenas"], -29)
             self.assertEqual(f["collect_arenas"], 0)
 
+    def test_lab5_rss(self):
+        for py, f in self.each(5):
+            # Every int and every slot of the list's buffer was written, so
+            # their pages are resident when the list is complete: RSS grew by
+            # at least their bytes, less pages of pools (or mimalloc pages)
+            # that were resident and partly used before the step (< 1 MiB).
+            self.assertEqual(f["list_buffer_bytes"], 8 * 1_056_084)
+            made = f["int_objects"] * f["int_block"] + f["list_buffer_bytes"]
+            self.assertGreaterEqual(f["rss_full"] - f["rss_before"], made - MIB)
+            # gc.collect() frees no int: RSS moves by a few pages at most,
+            # and the kernel's counters lag (RSS_SLACK)
+            self.assertLessEqual(abs(f["rss_after_gc"] - f["rss_after_del"]),
+                                 64 * PAGE + RSS_SLACK)
+            drop = f["rss_full"] - f["rss_after_del"]
+            if py.free_threaded:
+                # mimalloc's, not glibc's: no chunk unmapped by glibc, and
+                # RSS cannot fall by more than was freed
+                self.assertEqual(f["glibc_unmapped_at_del"], 0)
+                self.assertLessEqual(drop, made + MIB)
+                continue
+            # The ints' arenas and the list's buffer (a chunk glibc mapped
+            # on its own: the 1,056,084 slots of 8 bytes) are unmapped at
+            # del, so RSS drops by their resident pages: all of the buffer
+            # (every slot was written) and the arenas' pages but those of
+            # pools pymalloc never used (untouched_when_full).  Pages the
+            # step touches anew (the interpreter's, memtrace's own) are far
+            # below 1 MiB, and nothing else is unmapped in the step.
+            self.assertGreaterEqual(f["glibc_unmapped_at_del"], f["list_buffer_bytes"])
+            freed = f["del_arena_bytes"] + f["list_buffer_bytes"]
+            self.assertGreaterEqual(drop, freed - f["untouched_when_full"] - MIB)
+            self.assertLessEqual(drop, freed + MIB)
+            self.assertGreaterEqual(f["del_arena_bytes"], 29 * MIB)
+            # The list took the arenas and the buffer on top of the start.
+            self.assertGreaterEqual(f["rss_full"] - f["rss_before"], 29 * MIB + 8 * MIB)
+
+    def test_lab5_arena_at_exit(self):
+        for py, f in self.each(5):
+            if py.free_threaded:
+                self.assertEqual((f["arenas_at_exit"], f["empty_arenas_at_exit"]), (0, 0))
+                continue
+            # obmalloc.c keeps at most one wholly free arena (bpo-37257):
+            # after del there is one, and at exit one of the arenas left
+            # holds no object.
+            self.assertEqual(f["empty_arena_bytes_after_del"], MIB)
+            self.assertEqual(f["empty_arenas_at_exit"], 1)
+            self.assertEqual(f["arenas_at_exit"],
+                             f["empty_arenas_at_exit"] + f["arenas_with_objects_at_exit"])
+        text = (self.out / "lab5.txt").read_text()
+        self.assertNotIn("a few surviving objects keep a whole MiB alive", text)
+        self.assertIn("bpo-37257", text)
+
     def test_lab6_sizes(self):
-        for _, f in self.each(6):
+        for py, f in self.each(6):
             self.assertEqual(f["list_mem_allocs"], 1)
             self.assertEqual(f["tuple_mem_allocs"], 0)
+            # [*range(1, 6)]: list_preallocate_exact rounds 5 up to 6 slots;
+            # a free-threaded list's array holds its capacity first
+            self.assertEqual(f["length"], 5)
+            self.assertEqual(f["list_buffer_bytes"], 48 + (8 if py.free_threaded else 0))
+            # PyGC_Head, PyListObject and a tuple's PyObject_VAR_HEAD: no
+            # pre-header but 16 more bytes of object header when free-threaded
+            self.assertEqual((f["gc_head"], f["list_object"], f["tuple_head"]),
+                             (0, 56, 40) if py.free_threaded else (16, 40, 24))
+            self.assertEqual((f["list_capacity"], f["slack_slots"], f["slack_bytes"]), (6, 1, 8))
+            # derived from the headers and the slots, and what the lab printed
+            self.assertEqual((f["getsizeof_list"], f["getsizeof_tuple"]), (104, 80))
+            self.assertEqual((f["printed_list"], f["printed_tuple"]), (104, 80))
+
+    def test_lab7_mimalloc(self):
+        for py, f in self.each(7):
+            if not py.free_threaded:
+                continue
+            self.assertEqual(f["c1_survivors"], 10_000)
+            # 990,000 floats of 40 bytes (a 32-byte header and the double)
+            # leave the requested heap when the list goes
+            self.assertGreaterEqual(f["requested_c1_built"] - f["requested_c1_kept"],
+                                    990_000 * 40)
+            # the 1,001 bytes objects are mimalloc's: glibc holds less than
+            # 1 MiB while they are live, so malloc_trim(0) has under 1 MiB to
+            # give back and RSS moves by less than that
+            self.assertGreaterEqual(f["requested_c2_built"] - f["requested_c1_dropped"],
+                                    1001 * (65_536 + 33))
+            self.assertLess(f["glibc_c2_built"], MIB)
+            self.assertLessEqual(abs(f["rss_c2_freed"] - f["rss_c2_trimmed"]), MIB)
+
+    def test_lab7_survivors(self):
+        for py, f in self.each(7):
+            if py.free_threaded:
+                continue
+            self.assertEqual(f["c1_survivors"], 10_000)
+            # 10,000 floats of 24 bytes survive: the objects in pymalloc's
+            # pools are those of before the step and theirs, but for what
+            # the interpreter itself keeps from the step (well below 64 KiB)
+            kept = f["c1_objects_kept"] - f["c1_objects_before"]
+            self.assertGreaterEqual(kept, 10_000 * 24)
+            self.assertLessEqual(kept, 10_000 * 24 + 64 * 1024)
+            # ... yet not one arena goes, and RSS falls only by the list's
+            # buffer (8 MB of the 1,000,000 slots) and pages of it
+            self.assertEqual(f["c1_arenas_kept"], f["c1_arenas_built"])
+            self.assertGreaterEqual(f["c1_arenas_kept"], 30 * MIB)
+            self.assertLessEqual(f["c1_rss_built"] - f["c1_rss_kept"], 8 * MIB + 2 * MIB)
+            self.assertGreaterEqual(f["c1_pool_space_kept"], 25 * MIB)
+            # dropping the survivors unmaps the arenas: RSS falls by at least
+            # 29 of them, less pages never touched (one arena at most)
+            self.assertLessEqual(f["c1_arenas_dropped"], f["c1_arenas_kept"] - 29 * MIB)
+            self.assertGreaterEqual(f["c1_rss_kept"] - f["c1_rss_dropped"], 28 * MIB)
+
+    def test_lab7_heap_top(self):
+        for py, f in self.each(7):
+            if py.free_threaded:
+                continue
+            # 1,000 freed blocks of 65,569 bytes (64 KiB and the bytes
+            # object's 33-byte header) coalesce below the keeper, which holds
+            # the top: the bytes object made at lab7.py:21
+            self.assertEqual(f["c2_top_holder"], "lab7.py:21")
+            self.assertEqual(f["c2_top_holder_size"], 65_536 + 33)
+            self.assertGreaterEqual(f["c2_free_below_top"], 1000 * (65_536 + 33))
+            # RSS stays: freed chunks are not given back (a few pages move)
+            self.assertLessEqual(abs(f["c2_rss_freed"] - f["c2_rss_built"]), MIB)
+            self.assertEqual(f["c2_glibc_freed"], f["c2_glibc_built"])
+            # malloc_trim(0) releases the free chunks' inner pages: all but at
+            # most two pages per free chunk (one coalesced chunk here, and a
+            # few small ones), while the brk heap keeps its size but the top
+            # chunk (which trim may lower by at most its own size, < 1 MiB)
+            self.assertEqual(f["c2_trim_returned"], 1)
+            self.assertGreaterEqual(f["c2_rss_freed"] - f["c2_rss_trimmed"],
+                                    f["c2_free_below_top"] - MIB)
+            self.assertLessEqual(f["c2_brk_freed"] - f["c2_brk_trimmed"], MIB)
+            self.assertLessEqual(f["c2_brk_resident_trimmed"], 2 * MIB)
+            # dropping the keeper lets glibc lower the break: what it still
+            # holds of the brk heap beyond where it was before case 2 is free
+            # memory (below a chunk it caches, with 3.11.7), but for its top
+            # pad (128 KiB) and a few chunks the interpreter made meanwhile
+            held = f["c2_brk_released"] - f["c2_free_released"]
+            self.assertLessEqual(held, f["c2_brk_before"] + 256 * 1024)
+            self.assertLess(f["c2_brk_released"], f["c2_brk_trimmed"])
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ class Killed(TracerTestCase):
         expect = parse_expect(run.stdout)["killed"]
         rep = self.report_ok(run.traces[0], expect_rc=REPORT_OK)
         self.assertFalse(rep["trace"]["complete"])
+        self.assertIsNone(rep["events"]["lost"], "without a footer, lost events are unknown")
         dom = rep["domains"]["malloc"]
         self.assertEqual(dom["allocs"], self.N)
         self.assert_live(dom, expect["live_bytes"], self.N,

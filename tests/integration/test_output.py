@@ -69,9 +69,15 @@ class Messages(TracerTestCase):
         run = self.run_traced_ok([prog("every_call")], quiet=False)
         self.assertEqual(run.stderr, "")
 
-    def test_one_message_per_process(self):
+    def test_one_message_per_run(self):
+        # the parent says it for both: its trace, and the run's two so far
         run = self.run_traced_ok([prog("fork")], quiet=False, traces=2, terminal=True)
-        self.assertEqual(len(run.stderr.splitlines()), 2, run.stderr)
+        lines = run.stderr.splitlines()
+        self.assertEqual(len(lines), 1, run.stderr)
+        parent = run.traces[0].parent / ("%d.trace" % run.pid)
+        self.assertEqual(lines[0], "memtrace: wrote %s (%d events); its run has 2 traces so far: "
+                         "memtrace report %s" % (parent, self.report_ok(parent)["events"]["total"],
+                                                 parent))
 
     def test_unwritable_output(self):
         argv = [prog("every_call")]
@@ -83,6 +89,28 @@ class Messages(TracerTestCase):
         self.assertEqual(len(lines), 1, "expected one line on stderr:\n" + run.stderr)
         self.assertIn("memtrace", lines[0].lower())
         self.assertEqual(run.traces, [])
+
+
+class FullDisk(TracerTestCase):
+    """A trace that cannot be written goes again: a full file system leaves
+    no empty trace behind, and says so once."""
+
+    def test_full_disk(self):
+        disk = self.tmp / "disk"
+        disk.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
+                          capture_output=True).returncode:
+            self.skipTest("cannot mount a small tmpfs here")
+        self.addCleanup(subprocess.run, ["umount", str(disk)])
+        (disk / "filler").write_bytes(b"x" * 4096)
+        argv = ["bash", "-c", "%s; %s" % (prog("every_call"), prog("every_call"))]
+        plain = self.run_plain(argv)
+        run = self.run_traced(argv, quiet=False, env={"MEMTRACE_OUTPUT": str(disk / "t.trace")})
+        self.assertEqual((run.returncode, run.stdout), (plain.returncode, plain.stdout))
+        self.assertEqual(run.stderr.splitlines(),
+                         ["memtrace: cannot write %s (No space left on device); tracing is "
+                          "off, the program runs on" % (disk / "t.trace")])
+        self.assertEqual(sorted(p.name for p in disk.iterdir()), ["filler"])
 
 
 class Files(TracerTestCase):

@@ -604,6 +604,7 @@ static void test_future_major_version(void **state)
 	struct sample s;
 	sample_build(&s);
 	s.t.data[8] = MT_FORMAT_MAJOR + 1;
+	s.t.data[10] = 0;
 	assert_int_equal(open_bytes(s.t.data, s.t.len, &r), MT_READ_VERSION);
 	assert_non_null(strstr(r.error, "2.0"));
 	s.t.data[8] = MT_FORMAT_MAJOR;

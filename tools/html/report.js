@@ -694,7 +694,7 @@
   }
   function nav(body, have) {
     var n = add(body, el("nav"));
-    [["summary", "Summary"], ["heap", "Heap"], ["pools", "Arenas and pools"], ["sizes", "Sizes"],
+    [["summary", "Summary"], ["heap", "Heap"], ["memory", "Memory"], ["pools", "Arenas and pools"], ["sizes", "Sizes"],
       ["lists", "Lists"], ["sites", "Sites"], ["leaks", "Leaks"], ["temporary", "Temporaries"],
       ["steps", "Steps"], ["flame", "Flame graph"]].forEach(function (s) {
       if (!have[s[0]]) return;
@@ -820,6 +820,94 @@
   function setWindow(t0, t1) {
     VIEW.win = t0 === null || t0 === undefined || !PROF ? null : makeWindow(t0, t1);
     changed();
+  }
+
+  /* What the OS saw (timeline.samples, memory, marks[].memory): RSS beside
+   * the requested heap and what the allocators hold, the figures at the
+   * RSS peak, each mark and exit, and why RSS is higher than the heap. */
+  var MEMORY_SERIES = [["rss", "RSS", "#9c755f"], ["requested", "requested heap", COLORS.heap],
+    ["glibc_held", "glibc held", "#f28e2b"], ["arenas", "pymalloc arenas", COLORS.arenas],
+    ["mmap", "mmap domain", COLORS.pools]];
+  function has(o, k) { return o && typeof o[k] === "number" && isFinite(o[k]); }
+  function maybeBytes(o, k, signed) { return has(o, k) ? (signed ? sbytes : bytes)(num(o, k)) : "–"; }
+  function memorySection(main) {
+    var samples = arr(obj(REP, "timeline"), "samples"), mem = obj(REP, "memory") || {};
+    if (!samples.length) return;
+    var s = section(main, "memory", "Memory the OS sees");
+    note(s, "Resident memory (RSS) sampled every " + num(mem, "interval_ms") + " ms and at every " +
+      "mark, beside what the program requested and what the allocators hold. glibc's figures are " +
+      "left out of a sample when taking them would cost more than 1% of the time: their line then " +
+      "holds the last value.");
+    /* a figure a sample left out holds the last one taken */
+    var n = samples.length, t = new Float64Array(n), last = 0, series = [];
+    MEMORY_SERIES.forEach(function (m, k) {
+      var v = new Float64Array(n), any = false;
+      for (var i = 0; i < n; i++) {
+        v[i] = has(samples[i], m[0]) ? num(samples[i], m[0]) : i ? v[i - 1] : 0;
+        any = any || v[i] !== 0;
+      }
+      if (any || k < 2) series.push({ name: m[1], color: m[2], values: v, area: k === 0 });
+    });
+    for (var i = 0; i < n; i++) last = t[i] = Math.max(last, num(samples[i], "time_us"));
+    var peak = obj(mem, "peak"), exit = obj(mem, "exit");
+    lineChart(s, { id: "memory", title: "memory the OS sees over time", t: t, series: series, isBytes: true,
+      marks: CHART_MARKS, wide: true, peak: peak ? { t: num(peak, "time_us"), v: num(peak, "rss") } : null });
+    var rows = [];
+    if (peak) rows.push({ when: "RSS peak", s: obj(peak, "sample") });
+    arr(REP, "marks").forEach(function (m) {
+      if (obj(m, "memory")) rows.push({ when: "mark " + str(m, "label", ""), s: obj(obj(m, "memory"), "sample") });
+    });
+    if (exit) rows.push({ when: "exit", s: obj(exit, "sample") });
+    function col(head, key, tipText) {
+      return { head: head, num: true, tip: tipText, key: function (r) { return has(r.s, key) ? num(r.s, key) : -1; },
+        fmt: function (v, r) { return maybeBytes(r.s, key); } };
+    }
+    table(s, [{ head: "When", field: "when" },
+      { head: "Time", num: true, key: function (r) { return num(r.s, "time_us"); }, fmt: function (v, r) { return time(num(r.s, "time_us")); } },
+      col("RSS", "rss"), col("RssAnon", "rss_anon"), col("RssFile", "rss_file", "file-backed pages: code, libraries, files"),
+      col("Requested", "requested", "malloc + CPython's objects"), col("glibc held", "glibc_held", "glibc's heaps + chunks it mapped"),
+      col("Arenas", "arenas", "pymalloc arenas"), col("mmap", "mmap", "the program's own mappings"),
+      col("memtrace", "memtrace_resident", "memtrace's own, resident")], rows);
+    breakdown(s, peak, exit);
+  }
+  /* The parts of RSS minus the requested heap, at the RSS peak and at exit. */
+  function breakdown(s, peak, exit) {
+    if (!peak && !exit) return;
+    add(s, el("h3", null, "Why RSS is higher than the requested heap"));
+    note(s, "RSS minus the requested heap (malloc + CPython's objects), in parts: each is measured (the " +
+      "sample's /proc/self/status, glibc's mallinfo2, mincore of the brk heap, or the trace itself), " +
+      "and a part that could not be is marked “–”, never guessed.");
+    var at = [peak, exit], parts = arr(exit || peak, "parts"), rows = [];
+    [["rss", "RSS"], ["requested", "requested heap"], ["difference", "difference"]].forEach(function (r, i) {
+      rows.push({ name: r[1], v: at.map(function (o) { return maybeBytes(o, r[0], i === 2); }) });
+    });
+    parts.forEach(function (part, i) {
+      var cells = at.map(function (o) { return arr(o, "parts")[i]; });
+      var shown = cells.some(function (q) { return !has(q, "bytes") || num(q, "bytes") !== 0; });
+      if (shown && typeof part.key === "string")
+        rows.push({ name: str(part, "what", part.key), v: cells.map(function (q) { return maybeBytes(q, "bytes", true); }) });
+    });
+    table(s, [{ head: "Part", field: "name" },
+      { head: "At the RSS peak", num: true, key: function (r) { return 0; }, fmt: function (v, r) { return r.v[0]; } },
+      { head: "At exit", num: true, key: function (r) { return 0; }, fmt: function (v, r) { return r.v[1]; } }], rows);
+    heapTop(s, peak, "At the RSS peak");
+    heapTop(s, exit, "At exit");
+  }
+  function heapTop(s, b, when) {
+    var top = obj(b, "heap_top"), by = obj(top, "held_by");
+    if (!by) return;
+    if (num(top, "gap") > 0) {
+      note(s, when + ", the heap top is held by a chunk the trace does not show live (in glibc's caches, " +
+        "or from before tracing), up to " + bytes(num(top, "gap")) + " above the highest live block; glibc " +
+        "keeps the " + bytes(num(top, "free_below_top")) + " freed below the top.");
+      return;
+    }
+    var p = note(s, when + ", the heap top is held by a live block of " + bytes(num(by, "size")) + " at 0x" +
+      num(by, "address").toString(16) + ", ");
+    p.appendChild(location({ file: str(by, "file", "?"), line: num(by, "line") }));
+    add(p, el("span", "fn", " " + str(by, "function", "")));
+    p.appendChild(document.createTextNode(": while it lives, glibc keeps the " + bytes(num(top, "free_below_top")) +
+      " freed below it."));
   }
 
   function poolsSection(main) {
@@ -1316,13 +1404,14 @@
       function () {
         header(body);
         intro(body);
-        nav(body, { summary: 1, heap: 1, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
+        nav(body, { summary: 1, heap: 1, memory: arr(obj(REP, "timeline"), "samples").length, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
           leaks: PROF ? PROF.n > 0 : arr(REP, "leaks").length,
           temporary: PROF ? PROF.n > 0 : arr(REP, "temporary_sites").length, steps: MARKS.length });
         main = add(body, el("main"));
         summary(main);
       },
       function () { heapSection(main); },
+      function () { memorySection(main); },
       function () {
         if (PY) poolsSection(main);
         else note(add(main, el("section", "slim")), "Not a Python process: no pymalloc arenas, pools or list buffers to show.");
