@@ -128,36 +128,40 @@ def synthetic(base, nsites, npoints, seed=1):
     return rep
 
 
+def traced_page(build, stem):
+    """The HTML page of alloc_heavy.py traced with build's library."""
+    trace, page = stem.with_suffix(".trace"), stem.with_suffix(".html")
+    python = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"],
+                            capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, LD_PRELOAD=str(build / "libmemtrace.so"),
+               MEMTRACE_OUTPUT=str(trace), MEMTRACE_QUIET="1")
+    subprocess.run([python, str(REPO / "bench" / "alloc_heavy.py")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([str(build / "memtrace"), "report", "--format", "html", "-o", str(page),
+                    str(trace)], check=True)
+    return page
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=str(REPO / "build"))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--sites", type=int, default=100_000)
     ap.add_argument("--points", type=int, default=1_000_000)
-    ap.add_argument("--baseline", metavar="MEMTRACE",
-                    help="another memtrace command: its page of the same trace is measured too")
+    ap.add_argument("--baseline", metavar="BUILD",
+                    help="another memtrace's build directory: its page of the workload, "
+                         "traced with its own library, is measured too")
     args = ap.parse_args()
     build = Path(args.build).resolve()
     work = Path(tempfile.mkdtemp(prefix="memtrace-html-bench."))
     try:
-        trace = work / "alloc_heavy.trace"
-        python = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"],
-                                capture_output=True, text=True).stdout.strip()
-        env = dict(os.environ, LD_PRELOAD=str(build / "libmemtrace.so"),
-                   MEMTRACE_OUTPUT=str(trace), MEMTRACE_QUIET="1")
-        subprocess.run([python, str(REPO / "bench" / "alloc_heavy.py")], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        page = work / "alloc_heavy.html"
-        subprocess.run([str(build / "memtrace"), "report", "--format", "html", "-o", str(page),
-                        str(trace)], check=True)
+        page = traced_page(build, work / "alloc_heavy")
         template = page.read_text(encoding="utf-8")
         data = json.loads(re.search(r'id="mt-data">(.*?)</script>', template, re.S).group(1))
         pages = [("alloc_heavy.py", probed(template, data, work / "a.html"), page.stat().st_size,
                   len(json.dumps(data["report"].get("profile"), separators=(",", ":"))))]
         if args.baseline:
-            old = work / "baseline.html"
-            subprocess.run([args.baseline, "report", "--format", "html", "-o", str(old),
-                            str(trace)], check=True)
+            old = traced_page(Path(args.baseline).resolve(), work / "baseline")
             probe = old.read_text(encoding="utf-8").replace("<body>", "<body>" + PROBE_HEAD, 1)
             old.write_text(probe.replace("</body>", PROBE_TAIL + "</body>"), encoding="utf-8")
             pages.append(("alloc_heavy.py, --baseline's page", old, old.stat().st_size, 0))
