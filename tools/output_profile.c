@@ -22,6 +22,7 @@ struct tables {
 	json_t *fn, *file, *line, *module;        /* the frames' columns */
 	json_t *node_frame, *node_parent;         /* the stack tree's columns */
 	struct heapmap nodes;                     /* (parent + 1) << 32 | frame -> node */
+	struct heapmap pynodes;                   /* Python frame (mt_report.frames) -> node */
 	bool oom;
 };
 
@@ -91,21 +92,28 @@ static long stack_node(struct tables *t, const struct mt_site *s)
 		free(v);
 		return node;
 	}
+	/* A Python frame is a whole stack already: the frames out to one whose
+	 * node is known are made, outermost first. */
+	uint64_t v, unused;
 	size_t depth = 0;
-	for (uint32_t f = s->frame; f && depth < rep->nframes; f = rep->frames[f].parent)
+	uint32_t f = s->frame;
+	for (; f && depth < rep->nframes && !hm_get(&t->pynodes, f, &v); f = rep->frames[f].parent)
 		depth++;
+	node = f && depth < rep->nframes ? (long)v : -1;
 	uint32_t *chain = depth ? malloc(depth * sizeof *chain) : NULL;
 	if (depth && !chain) {
 		t->oom = true;
 		return -1;
 	}
 	size_t i = depth;
-	for (uint32_t f = s->frame; i > 0; f = rep->frames[f].parent)
+	for (f = s->frame; i > 0; f = rep->frames[f].parent)
 		chain[--i] = f;
 	for (i = 0; i < depth; i++) {
 		const struct mt_frame *fr = &rep->frames[chain[i]];
 		node = node_id(t, node, frame_id(t, mt_report_string(rep, fr->function),
 						 mt_report_string(rep, fr->file), fr->line, NULL));
+		if (hm_put(&t->pynodes, chain[i], (uint64_t)node, &unused) < 0)
+			t->oom = true;
 	}
 	free(chain);
 	return node;
@@ -185,7 +193,7 @@ json_t *mt_profile_json(const struct mt_report *rep)
 	t.module = json_array();
 	t.node_frame = json_array();
 	t.node_parent = json_array();
-	if (hm_init(&t.nodes))
+	if (hm_init(&t.nodes) | hm_init(&t.pynodes))
 		t.oom = true;
 	for (size_t i = 0; !t.oom && i < rep->nsites; i++) {
 		const struct mt_site *s = &rep->sites[i];
@@ -193,6 +201,7 @@ json_t *mt_profile_json(const struct mt_report *rep)
 			site_row(&t, col, times, threads, tids, i);
 	}
 	hm_free(&t.nodes);
+	hm_free(&t.pynodes);
 	json_t *o = json_object(), *grid = json_object(), *sites;
 	json_object_set_new(grid, "bucket_us", mt_json_num(rep->grid.bucket_us));
 	json_object_set_new(grid, "buckets", mt_json_num(rep->grid.nbuckets));
