@@ -672,6 +672,12 @@
     meta("duration", time(num(tr, "duration_us")));
     meta("events", count(num(ev, "total")) + " in " + count(num(tr, "threads")) + " thread" +
       (num(tr, "threads") === 1 ? "" : "s"));
+    /* a report made with a view (--from/--to, --thread, --domain) */
+    var win = obj(REP, "window"), view = obj(REP, "view");
+    if (win && win.opened === true) meta("window", time(num(win, "from_us")) + " to " + time(num(win, "to_us")));
+    if (view && typeof view.thread === "number") meta("thread", String(view.thread));
+    var doms = arr(view, "domains");
+    if (doms.length && doms.length < 4) meta("domains", doms.map(String).join(", "));
     if (typeof DATA.trace_file === "string") meta("trace", DATA.trace_file);
     if (tr.complete !== true)
       add(h, el("p", "warn", "The trace has no footer: the process did not finish (killed?). " +
@@ -694,7 +700,7 @@
   }
   function nav(body, have) {
     var n = add(body, el("nav"));
-    [["summary", "Summary"], ["heap", "Heap"], ["memory", "Memory"], ["pools", "Arenas and pools"], ["sizes", "Sizes"],
+    [["summary", "Summary"], ["script", "Script"], ["heap", "Heap"], ["memory", "Memory"], ["pools", "Arenas and pools"], ["sizes", "Sizes"],
       ["lists", "Lists"], ["sites", "Sites"], ["leaks", "Leaks"], ["temporary", "Temporaries"],
       ["steps", "Steps"], ["flame", "Flame graph"]].forEach(function (s) {
       if (!have[s[0]]) return;
@@ -820,6 +826,70 @@
   function setWindow(t0, t1) {
     VIEW.win = t0 === null || t0 === undefined || !PROF ? null : makeWindow(t0, t1);
     changed();
+  }
+
+  /* The main script line by line (script_lines, script_sources): each
+   * file's text with its lines' figures and a bar of the bytes each line
+   * allocated and freed; a long file (or one that could not be read) shows
+   * only the lines with figures. */
+  var SCRIPT_MAX_LINES = 20000;
+  function scriptSection(main) {
+    var lines = arr(REP, "script_lines");
+    if (!lines.length) return;
+    var s = section(main, "script", "The main script, line by line");
+    note(s, "What each line of the script run as __main__ did, with what the functions it called did. " +
+      "Frees count at the line that ran when they happened. Bars: bytes allocated (green) and freed " +
+      "(red), against the line that moved the most.");
+    arr(REP, "script_sources").forEach(function (src) {
+      var file = str(src, "file", null);
+      if (file === null) return;
+      var mine = lines.filter(function (l) { return l.file === file; }), most = 0, byLine = {};
+      mine.forEach(function (l) {
+        most = Math.max(most, num(l, "bytes_allocated"), num(l, "bytes_freed"));
+        byLine[num(l, "line")] = l;
+      });
+      add(s, el("h3", "mono", file));
+      var text = Array.isArray(src.lines) ? src.lines : null;
+      if (!text) note(s, "The file could not be read when the report was made: the lines' figures without their text.");
+      var rows = text && text.length <= SCRIPT_MAX_LINES
+        ? text.map(function (t, i) { return { n: i + 1, l: byLine[i + 1] || null, text: String(t) }; })
+        : mine.map(function (l) { return { n: num(l, "line"), l: l, text: str(l, "source", "") }; });
+      scriptTable(s, rows, most);
+    });
+  }
+  function scriptTable(s, rows, most) {
+    var t = add(add(s, el("div", "tw")), el("table", "script")), tr = add(add(t, el("thead")), el("tr"));
+    [["Line", 1], ["Allocs", 1], ["Frees", 1], ["Net", 1, "bytes allocated less bytes freed"],
+      ["At peak", 1, "its bytes live at the heap peak"], ["Arenas", 1, "pymalloc arenas gained less lost"],
+      ["Pools", 1, "pymalloc pools gained less lost"], ["Allocated / freed"], ["Source"]].forEach(function (h) {
+      var th = add(tr, el("th", h[1] ? "n" : null, h[0]));
+      if (h[2]) th.title = h[2];
+    });
+    var body = add(t, el("tbody"));
+    rows.forEach(function (r) {
+      var row = add(body, el("tr", r.l ? "hot" : null)), l = r.l;
+      add(row, el("td", "n ln", String(r.n)));
+      function delta(gained, lost) {
+        var g = num(l, gained), f = num(l, lost), td = add(row, el("td", "n", g || f ? scount(g - f) : ""));
+        if (g || f) td.title = count(g) + " gained, " + count(f) + " lost";
+      }
+      if (l) {
+        add(row, el("td", "n", count(num(l, "allocs"))));
+        add(row, el("td", "n", count(num(l, "frees"))));
+        add(row, el("td", "n", sbytes(num(l, "net_bytes"))));
+        add(row, el("td", "n", bytes(num(l, "peak_bytes"))));
+        delta("arenas_allocated", "arenas_freed");
+        delta("pools_allocated", "pools_freed");
+        var a = num(l, "bytes_allocated"), f = num(l, "bytes_freed"), td = add(row, el("td"));
+        td.title = bytes(a) + " allocated, " + bytes(f) + " freed";
+        var bar = add(td, el("span", "lbar"));
+        add(bar, el("span", "a")).style.width = (most > 0 ? 100 * a / most : 0).toFixed(1) + "%";
+        add(bar, el("span", "f")).style.width = (most > 0 ? 100 * f / most : 0).toFixed(1) + "%";
+      } else {
+        for (var k = 0; k < 7; k++) add(row, el("td"));
+      }
+      add(row, el("td", "src", r.text));
+    });
   }
 
   /* What the OS saw (timeline.samples, memory, marks[].memory): RSS beside
@@ -1404,12 +1474,13 @@
       function () {
         header(body);
         intro(body);
-        nav(body, { summary: 1, heap: 1, memory: arr(obj(REP, "timeline"), "samples").length, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
+        nav(body, { summary: 1, script: arr(REP, "script_lines").length, heap: 1, memory: arr(obj(REP, "timeline"), "samples").length, pools: PY, sizes: 1, lists: PY, sites: 1, flame: 1,
           leaks: PROF ? PROF.n > 0 : arr(REP, "leaks").length,
           temporary: PROF ? PROF.n > 0 : arr(REP, "temporary_sites").length, steps: MARKS.length });
         main = add(body, el("main"));
         summary(main);
       },
+      function () { scriptSection(main); },
       function () { heapSection(main); },
       function () { memorySection(main); },
       function () {
