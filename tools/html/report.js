@@ -632,12 +632,27 @@
     leaked: { label: "leaked", key: "leak", key2: "leakBlocks" },
     temporary: { label: "temporary", key: "temp", key2: "tempBytes" },
   };
-  function sortRows(rows, how) {
+  function rowOrder(how) {
     var s = SORTS[how];
-    rows.sort(function (a, b) {
+    return function (a, b) {
       return b[s.key] - a[s.key] || (b[s.key2] || 0) - (a[s.key2] || 0) || a.where - b.where;
-    });
-    return rows;
+    };
+  }
+  /* The first k rows in order (all of them when k is not given): a full
+   * sort of 100,000 rows for the 50 shown would cost the most of a view. */
+  function sortRows(rows, how, k) {
+    var before = rowOrder(how);
+    if (k === undefined || rows.length <= 4 * k) return rows.sort(before).slice(0, k === undefined ? rows.length : k);
+    var best = rows.slice(0, k).sort(before);
+    for (var i = k; i < rows.length; i++) {
+      var r = rows[i];
+      if (before(r, best[k - 1]) >= 0) continue;
+      var at = k - 1;
+      while (at > 0 && before(r, best[at - 1]) < 0) at--;
+      best.splice(at, 0, r);
+      best.length = k;
+    }
+    return best;
   }
 
   /* ---- page sections ---- */
@@ -1166,7 +1181,8 @@
     ];
     function draw() {
       Object.keys(buttons).forEach(function (k) { buttons[k].classList.toggle("on", k === sortBy); });
-      var rows = sortRows(viewRows().filter(function (r) { return wanted(r); }), sortBy);
+      var rows = viewRows().filter(function (r) { return wanted(r); }), total = rows.length;
+      rows = sortRows(rows, sortBy, holder.mtAll ? undefined : ROWS);
       holder.textContent = "";
       if (!rows.length) { add(holder, el("p", "empty", "None.")); return; }
       var wrap = add(holder, el("div", "tw")), t = add(wrap, el("table", "sites"));
@@ -1181,7 +1197,7 @@
           th.addEventListener("click", function () { sortBy = c.sort; draw(); });
         }
       });
-      var shown = holder.mtAll ? rows.length : Math.min(rows.length, ROWS);
+      var shown = rows.length;
       for (var i = 0; i < shown; i++) {
         var r = rows[i], row = add(body, el("tr"));
         row.setAttribute("data-where", r.where);
@@ -1201,8 +1217,8 @@
           td.setAttribute("data-v", r[cols[k].key]);
         }
       }
-      if (rows.length > ROWS) {
-        var more = add(holder, el("button", "showall", holder.mtAll ? "Show the first " + ROWS : "Show all " + count(rows.length) + " rows"));
+      if (total > ROWS) {
+        var more = add(holder, el("button", "showall", holder.mtAll ? "Show the first " + ROWS : "Show all " + count(total) + " rows"));
         more.type = "button";
         more.addEventListener("click", function () { holder.mtAll = !holder.mtAll; draw(); });
       }
@@ -1302,6 +1318,10 @@
   }
   /* The tree: the profile's stack nodes, plus "<native>" for sites
    * without a stack, with the visible sites' bytes (of the window). */
+  /* The tree: the profile's stack nodes, plus "<native>" for sites
+   * without a stack, with the visible sites' bytes (of the window).  The
+   * nodes are typed arrays; a node's object, and its children's list in
+   * order, are made when it is first drawn or searched (kids). */
   function flameTree() {
     var nn = PROF.nodeFrame.length, val = new Float64Array(nn), nat = 0, total = 0;
     for (var i = 0; i < PROF.n; i++) {
@@ -1311,29 +1331,34 @@
       total += b;
       if (PROF.node[i] >= 0 && PROF.node[i] < nn) val[PROF.node[i]] += b; else nat += b;
     }
-    /* a node's parent comes before it: one pass from the end sums them up */
+    /* a node's parent comes before it: one pass from the end sums them up,
+     * and threads each node onto its parent's list of children */
+    var first = new Int32Array(nn + 1).fill(-1), next = new Int32Array(nn);
     for (var k = nn - 1; k >= 0; k--) {
       var p = PROF.nodeParent[k];
-      if (p >= 0 && p < k) val[p] += val[k];
+      if (!(p >= 0 && p < k)) p = nn; /* outermost: the top's */
+      if (p < nn) val[p] += val[k];
+      if (val[k] > 0) {
+        next[k] = first[p];
+        first[p] = k;
+      }
     }
-    var top = { name: "all", value: total, children: [], parent: null, depth: 0 };
-    var made = new Array(nn);
-    for (k = 0; k < nn; k++) {
-      if (!(val[k] > 0)) continue;
-      p = PROF.nodeParent[k];
-      var parent = p >= 0 && p < k ? made[p] : top;
-      if (!parent) continue;
-      var n = made[k] = { frame: PROF.nodeFrame[k], value: val[k], children: [], parent: parent, depth: parent.depth + 1 };
-      parent.children.push(n);
+    function node(k, parent) {
+      return { k: k, frame: PROF.nodeFrame[k], value: val[k], parent: parent, depth: parent.depth + 1 };
     }
-    if (nat > 0) top.children.push({ name: "<native>", value: nat, children: [], parent: top, depth: 1 });
-    top.name = "all";
-    (function sort(n) {
-      n.children.sort(function (a, b) { return b.value - a.value; });
-      n.children.forEach(sort);
-    })(top);
+    var top = { name: "all", k: nn, value: total, parent: null, depth: 0 };
+    FLAME_KIDS = function (n) {
+      if (!n.children) {
+        n.children = [];
+        for (var c = n.k === undefined ? -1 : first[n.k]; c >= 0; c = next[c]) n.children.push(node(c, n));
+        if (n === top && nat > 0) n.children.push({ name: "<native>", value: nat, parent: top, depth: 1 });
+        n.children.sort(function (a, b) { return b.value - a.value; });
+      }
+      return n.children;
+    };
     return top;
   }
+  var FLAME_KIDS = function (n) { return n.children; };
   /* The JSON's own tree (a report without a profile). */
   function jsonTree() {
     function build(o, parent, depth) {
@@ -1370,9 +1395,10 @@
     /* the depth drawn under n: frames of a pixel or more */
     function deepest(n, w) {
       var d = 0;
-      for (var i = 0; i < n.children.length; i++) {
-        var cw = w * n.children[i].value / (n.value || 1);
-        if (cw >= 1) d = Math.max(d, 1 + deepest(n.children[i], cw));
+      var c = FLAME_KIDS(n);
+      for (var i = 0; i < c.length; i++) {
+        var cw = w * c[i].value / (n.value || 1);
+        if (cw >= 1) d = Math.max(d, 1 + deepest(c[i], cw));
       }
       return d;
     }
@@ -1404,7 +1430,7 @@
       (function lay(n, x, w) {
         box(n, x, w, false);
         var cx = x;
-        n.children.forEach(function (c) {
+        FLAME_KIDS(n).forEach(function (c) {
           var cw = w * c.value / (n.value || 1);
           if (cw >= 1) lay(c, cx, cw); /* a frame narrower than a pixel is not drawn */
           cx += cw;
@@ -1414,7 +1440,7 @@
         var matched = 0;
         (function walk(n) {
           if (n.depth > 0 && nodeName(n).toLowerCase().indexOf(query) >= 0) { matched += n.value; return; }
-          n.children.forEach(walk);
+          FLAME_KIDS(n).forEach(walk);
         })(top);
         match.textContent = "matched " + bytes(matched) + " (" + pct(matched, top.value) + ")";
       } else {
@@ -1434,8 +1460,8 @@
       var rows = [{ name: "bytes", value: bytes(n.value) }, { name: "of all", value: pct(n.value, top.value) }];
       if (focus !== top && focus !== n) rows.push({ name: "of the zoomed frame", value: pct(n.value, focus.value) });
       var self = n.value;
-      n.children.forEach(function (c) { self -= c.value; });
-      if (n.children.length) rows.push({ name: "in this frame itself", value: bytes(Math.max(self, 0)) });
+      FLAME_KIDS(n).forEach(function (c) { self -= c.value; });
+      if (FLAME_KIDS(n).length) rows.push({ name: "in this frame itself", value: bytes(Math.max(self, 0)) });
       showTip(ev, n.depth === 0 ? "all" : nodeName(n), rows);
     });
     svgEl.addEventListener("mouseleave", hideTip);
