@@ -287,6 +287,7 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_MARK:
 	case MT_REC_STACK:
 	case MT_REC_MODULE_GONE:
+	value:
 		if (r->dom != 0)
 			return -1;
 		return get_varint(&d->p, d->end, &r->value) ? -1 : 1;
@@ -340,6 +341,10 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 			       ? -1
 			       : 1;
 	default:
+		/* out of the switch, which stays one jump table for the kinds
+		 * that make up nearly every record */
+		if (r->kind == MT_REC_SCRIPT)
+			goto value;
 		return -1;
 	}
 }

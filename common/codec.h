@@ -56,8 +56,8 @@ void mt_enc_sample(struct mt_enc *e, uint64_t mask, const uint64_t v[MT_S_COUNT]
 struct mt_rec {
 	int kind, dom;
 	uint64_t addr, old, size;
-	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC and STACK
-	 * frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
+	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC, STACK
+	 * and SCRIPT frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
 	 * NATIVE_FRAME and MODULE: the id they define.  NATIVE_FRAME: addr is
 	 * the ip.  MODULE: addr the start, size the length, old the load bias.
 	 * MMAP: prot.  SAMPLE: the mask (values: mt_dec_sample). */

@@ -90,7 +90,7 @@ void fuzz_trace_bytes(const uint8_t *data, size_t size)
 	/* the exports, from a build of their own */
 	static const struct mt_export_opts opts = { MT_INUSE_PEAK, "memtrace@fuzz", "fuzz.trace" };
 	f = open_bytes(data, size);
-	st = mt_report_build_flags(f, &rep, MT_BUILD_PER_THREAD, NULL, NULL);
+	st = mt_report_build_flags(f, &rep, NULL, MT_BUILD_PER_THREAD, NULL, NULL);
 	fclose(f);
 	if (st == MT_REPORT_OK || st == MT_REPORT_TORN) {
 		mt_export_pprof(&rep, &opts, fuzz_sink());

@@ -7,7 +7,9 @@ Each lab's headline figures are read from its JSON report, step by step
 got something wrong, the figures here show it.  Where an interpreter's
 figures differ from another's by design (3.11 against 3.13, the
 free-threaded build against the default one), the report says so and why,
-from CPython's source (NOTES below).
+from CPython's source (NOTES below).  The seed's own scripts (labs/seed/,
+verbatim, no marks) are run too and reported from the line-by-line view of
+the main script alone, into reports/seed/ (see seed_labs.py).
 
     labs/run_labs.py [--build DIR] [--out DIR] [--python PY ...] [--only-given]
 """
@@ -19,6 +21,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import seed_labs
 
 LABS = Path(__file__).resolve().parent
 REPO = LABS.parent
@@ -157,22 +161,14 @@ def lab2(rep, py, output):
     if py.free_threaded:
         return figures, finding, explain  # immortal: see the lab's note
     explain.append(
-        "The seed's lab says `message = \"DevSecOps\"` gives a count of 2; run, it prints "
-        "%d, then %d after `copy_msg = message`. The string is a constant of the script: "
-        "the step that binds it made %d allocations (the trace shows no new string), so it "
-        "existed before the line ran, made when the script was parsed. Its %d references: "
-        "(1) the module's globals, where `message` is bound; (2) the module code's "
-        "constants tuple (co_consts), which the compiler filled from the parse tree; (3) "
-        "the parser's arena, a list of every object the parse tree made, which keeps them "
-        "alive until the tree is freed (Python/pyarena.c: a_objects); (4) "
-        "sys.getrefcount's own argument. gc.get_referrers names the first three in this "
-        "run: %s. The arena outlives the parse because the interpreter runs a script file "
-        "with its tree still allocated: Python/pythonrun.c, pyrun_file, calls "
-        "_PyArena_Free(arena) only after run_mod returns. compile() frees its arena before "
-        "it returns the code: the same two lines compiled by compile() and run by exec print "
-        "%s, one less."
-        % (f["seed_one"], f["seed_two"], f["seed_allocs"], f["seed_one"],
-           "; ".join(f["seed_held_by"]), " then ".join(map(str, f["seed_compiled"]))))
+        "%s The string is a constant of the script: the step that binds it made %d "
+        "allocations (the trace shows no new string), so it existed before the line ran, "
+        "made when the script was parsed. %s gc.get_referrers names the first three in this "
+        "run: %s. %s: the same two lines compiled by compile() and run by exec print %s, "
+        "one less."
+        % (seed_labs.constant_counts(f["seed_one"], f["seed_two"]), f["seed_allocs"],
+           seed_labs.CONSTANT_HOLDERS % f["seed_one"], "; ".join(f["seed_held_by"]),
+           seed_labs.ARENA_LIFETIME, " then ".join(map(str, f["seed_compiled"]))))
     return figures, finding, explain
 
 
@@ -642,6 +638,11 @@ class Lab:
     script: str       # in labs/
     title: str
     analyse: object   # (report, Python, output) -> (figures, finding, explanation)
+    group: str = ""   # the seed's scripts: "seed", reported in a folder of that name
+
+    @property
+    def what(self):
+        return "%s lab %d" % (self.group, self.number) if self.group else "lab %d" % self.number
 
 
 # The labs, in order.  The seed's verbatim scripts join this list (with a
@@ -652,7 +653,9 @@ LAB_LIST = [Lab(1, "lab1.py", "Interning: is it the same object?", lab1),
             Lab(4, "lab4.py", "Shallow and deep copies", lab4),
             Lab(5, "lab5.py", "Forcing the garbage collector", lab5),
             Lab(6, "lab6.py", "sys.getsizeof: list and tuple", lab6),
-            Lab(7, "lab7.py", "Why the OS still shows the memory", lab7)]
+            Lab(7, "lab7.py", "Why the OS still shows the memory", lab7)] + [
+            Lab(n, "seed/lab%d.py" % n, title, finder, "seed")
+            for n, title, finder in zip(range(1, 7), seed_labs.TITLES, seed_labs.FINDERS)]
 
 
 # ---- what differs by interpreter, and why ---------------------------------
@@ -719,9 +722,9 @@ NOTES = [
 ]
 
 
-def notes_for(number, py):
-    return [note.text for note in NOTES
-            if (not note.labs or number in note.labs) and note.applies(py)]
+def notes_for(lab, py):
+    return [note.text for note in NOTES if not lab.group and
+            (not note.labs or lab.number in note.labs) and note.applies(py)]
 
 
 # ---- running -------------------------------------------------------------------
@@ -731,12 +734,12 @@ def memtrace(build, *args, **kw):
 
 
 def run_lab(build, out, lab, python, tag):
-    trace = out / "traces" / tag / ("lab%d.trace" % lab.number)
+    trace = out / "traces" / tag / lab.group / ("lab%d.trace" % lab.number)
     trace.parent.mkdir(parents=True, exist_ok=True)
     run = memtrace(build, "run", "--quiet", "-o", str(trace), "--", python,
                    str(LABS / lab.script))
     if run.returncode != 0:
-        sys.exit("lab %d with %s failed:\n%s" % (lab.number, python, run.stderr))
+        sys.exit("%s with %s failed:\n%s" % (lab.what, python, run.stderr))
     rep = memtrace(build, "report", "--format", "json", str(trace))
     if rep.returncode != 0:
         sys.exit("memtrace report %s: %s" % (trace, rep.stderr))
@@ -752,7 +755,7 @@ def write_lab(build, out, lab, runs):
         entries.append({"python": py.exe, "version": py.version,
                         "free_threaded": py.free_threaded, "trace": str(trace),
                         "output": output, "finding": finding, "figures": figures,
-                        "explanation": explain, "notes": notes_for(lab.number, py),
+                        "explanation": explain, "notes": notes_for(lab, py),
                         "report": rep})
     first = entries[0]
     text += [p + "\n" for p in first["explanation"]]
@@ -764,10 +767,13 @@ def write_lab(build, out, lab, runs):
     report_text = memtrace(build, "report", str(runs[0][1])).stdout
     text += ["Full report (Python %s)" % runs[0][0].name, "", report_text]
     name = "lab%d" % lab.number
+    out = out / lab.group
+    out.mkdir(exist_ok=True)
     (out / (name + ".txt")).write_text("\n".join(text))
     (out / (name + ".json")).write_text(json.dumps(
         {"lab": lab.number, "title": title, "interpreters": entries}, indent=1))
     intro = out / "traces" / (name + ".intro.txt")
+    intro.parent.mkdir(parents=True, exist_ok=True)
     intro.write_text(title + "\n\n" + "\n\n".join(first["explanation"]) + "\n")
     html = memtrace(build, "report", "--format", "html", "--intro", str(intro),
                     "-o", str(out / (name + ".html")), str(runs[0][1]))
@@ -796,9 +802,10 @@ def main():
             tag = "python%d-%s%s" % (i + 1, py.version, "t" if py.free_threaded else "")
             runs.append((py, *run_lab(args.build, args.out, lab, py.exe, tag)))
         for (py, *_), e in zip(runs, write_lab(args.build, args.out, lab, runs)):
-            overview.append("lab %d, Python %-20s %s" % (lab.number, py.name, e["finding"]))
+            overview.append("%s, Python %-20s %s" % (lab.what, py.name, e["finding"]))
     print("\n".join(overview))
-    print("\nreports: %s/lab*.{txt,html,json}" % args.out)
+    print("\nreports: %s/lab*.{txt,html,json}, and the seed's scripts in %s/seed/"
+          % (args.out, args.out))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ static struct {
 	PyObject *(*tuple_item)(PyObject *, Py_ssize_t);
 	Py_ssize_t (*str_length)(PyObject *);
 	Py_UCS4 (*str_char)(PyObject *, Py_ssize_t);
+	/* for the main script: all or none of them */
+	int (*initialized)(void);
+	PyObject *(*modules)(void);
+	int (*dict_next)(PyObject *, Py_ssize_t *, PyObject **, PyObject **);
+	Py_ssize_t (*dict_size)(PyObject *);
+	PyObject *(*module_dict)(PyObject *);
+	PyObject *module_type;
 	/* the UTF-8 of the str being defined; under the meta lock */
 	char utf8[MT_META_STRING_MAX];
 } api;
@@ -33,6 +40,15 @@ int mt_pyobj_init(void *(*sym)(const char *))
 	api.tuple_item = (PyObject * (*)(PyObject *, Py_ssize_t)) sym("PyTuple_GetItem");
 	api.str_length = (Py_ssize_t(*)(PyObject *))sym("PyUnicode_GetLength");
 	api.str_char = (Py_UCS4(*)(PyObject *, Py_ssize_t))sym("PyUnicode_ReadChar");
+	api.initialized = (int (*)(void))sym("Py_IsInitialized");
+	api.modules = (PyObject * (*)(void)) sym("PyImport_GetModuleDict");
+	api.dict_next = (int (*)(PyObject *, Py_ssize_t *, PyObject **, PyObject **))sym("PyDict_Next");
+	api.dict_size = (Py_ssize_t(*)(PyObject *))sym("PyDict_Size");
+	api.module_dict = (PyObject * (*)(PyObject *)) sym("PyModule_GetDict");
+	api.module_type = sym("PyModule_Type");
+	if (!api.initialized || !api.modules || !api.dict_next || !api.dict_size ||
+	    !api.module_dict || !api.module_type)
+		api.initialized = NULL;
 	return api.type && api.decref && api.type_flags && api.tuple_size && api.tuple_item &&
 			       api.str_length && api.str_char
 		       ? 0
@@ -86,27 +102,90 @@ static size_t utf8_put(char *out, Py_UCS4 c)
 	return 4;
 }
 
-/* The text of a str, cut to the longest definition at a code point;
- * SIZE_MAX if obj is not a str. */
-static size_t str_utf8(PyObject *obj)
+static int is_str(PyObject *obj)
 {
-	if (!obj || !type_has(obj, Py_TPFLAGS_UNICODE_SUBCLASS))
+	return obj && type_has(obj, Py_TPFLAGS_UNICODE_SUBCLASS);
+}
+
+size_t mt_pyobj_utf8(void *str, char *buf, size_t cap)
+{
+	PyObject *obj = str;
+	if (!is_str(obj))
 		return SIZE_MAX;
 	Py_ssize_t n = api.str_length(obj);
 	size_t len = 0;
 	char c[4];
 	for (Py_ssize_t i = 0; i < n; i++) {
 		size_t k = utf8_put(c, api.str_char(obj, i));
-		if (len + k > sizeof api.utf8)
+		if (len + k > cap)
 			break;
-		memcpy(api.utf8 + len, c, k);
+		memcpy(buf + len, c, k);
 		len += k;
 	}
 	return len;
 }
 
+int mt_pyobj_str_is(void *str, const char *text, size_t len)
+{
+	PyObject *obj = str;
+	if (!is_str(obj))
+		return 0;
+	Py_ssize_t n = api.str_length(obj);
+	size_t at = 0;
+	char c[4];
+	for (Py_ssize_t i = 0; i < n; i++) {
+		size_t k = utf8_put(c, api.str_char(obj, i));
+		if (at + k > len || memcmp(text + at, c, k))
+			return 0;
+		at += k;
+	}
+	return at == len;
+}
+
 uint64_t mt_pyobj_string_id(void *str)
 {
-	size_t n = str_utf8(str);
+	size_t n = mt_pyobj_utf8(str, api.utf8, sizeof api.utf8);
 	return n == SIZE_MAX ? 0 : mt_meta_string(api.utf8, n);
+}
+
+/* The value of dict's item under the str key, or NULL; PyDict_Next
+ * borrows. */
+static PyObject *dict_item(PyObject *dict, const char *key)
+{
+	PyObject *k, *v;
+	Py_ssize_t pos = 0;
+	while (api.dict_next(dict, &pos, &k, &v))
+		if (mt_pyobj_str_is(k, key, strlen(key)))
+			return v;
+	return NULL;
+}
+
+/* PyObject_Type gives a new reference to a type the object keeps alive. */
+static int is_module(PyObject *obj)
+{
+	PyObject *type = api.type(obj);
+	api.decref(type);
+	return type == api.module_type;
+}
+
+/* Only while the interpreter is up: PyImport_GetModuleDict is fatal once
+ * finalization has dropped sys.modules. */
+void *mt_pyobj_main_globals(void)
+{
+	if (!api.initialized || !api.initialized())
+		return NULL;
+	PyObject *main = dict_item(api.modules(), "__main__");
+	return main && is_module(main) ? api.module_dict(main) : NULL;
+}
+
+void *mt_pyobj_main_file(void *globals, long *size)
+{
+	if (!api.initialized || !api.initialized())
+		return NULL;
+	Py_ssize_t n = api.dict_size(globals);
+	if (n == *size)
+		return NULL;
+	*size = n;
+	PyObject *file = dict_item(globals, "__file__");
+	return is_str(file) ? file : NULL;
 }

@@ -31,8 +31,15 @@ void mt_py_fork_child(void);
 struct mt_pydesc;
 void mt_pyframes_init(const struct mt_pydesc *desc, int depth);
 /* The stack-node id of the calling thread's current Python location (0:
- * none), for an allocation it makes in the PyMem or PyObject domain. */
-uint64_t mt_pyframes_location(void);
+ * none), for an allocation it makes in the PyMem or PyObject domain, and
+ * in *script the thread's main-script node (see mt_pyframes_script). */
+uint64_t mt_pyframes_location(uint64_t *script);
+/* The node of the calling thread's innermost frame of the main script
+ * (the file run as __main__), without parent; 0: none on its stack. */
+uint64_t mt_pyframes_script(void);
+/* A PyMem (obj: PyObject) block is being freed: mt_pyframes_freed for a
+ * PyObject one; returns the main-script node. */
+uint64_t mt_pyframes_release(const void *p, int obj);
 /* A PyObject block is being freed: forget it if it was a code object. */
 void mt_pyframes_freed(const void *p);
 void mt_pyframes_fork_child(void);
@@ -43,5 +50,15 @@ int mt_pyobj_init(void *(*sym)(const char *));
 void *mt_pyobj_first_item(void *tuple);
 /* Under the meta lock: the string id of a str's UTF-8, or 0. */
 uint64_t mt_pyobj_string_id(void *str);
+/* A str's text as UTF-8 in buf, cut at a code point to cap bytes; SIZE_MAX
+ * if str is not a str. */
+size_t mt_pyobj_utf8(void *str, char *buf, size_t cap);
+/* Whether a str's text is the UTF-8 text[0..len). */
+int mt_pyobj_str_is(void *str, const char *text, size_t len);
+/* The __main__ module's globals, once the interpreter is up; else NULL. */
+void *mt_pyobj_main_globals(void);
+/* globals' __file__ (a str), looked for only when the dict's size is not
+ * *size any more (which then becomes its size); else NULL. */
+void *mt_pyobj_main_file(void *globals, long *size);
 
 #endif

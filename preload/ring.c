@@ -36,7 +36,7 @@ void mt_ring_reuse(struct mt_ring *r, uint32_t tid)
 {
 	r->head = r->tail_seen = r->tail = 0;
 	r->busy = r->exited = r->shared = r->lock = r->out_open = 0;
-	r->lost = r->waits = r->py_loc = r->native_stack = 0;
+	r->lost = r->waits = r->py_loc = r->native_stack = r->py_script = 0;
 	r->tid = tid;
 	r->next = NULL;
 	/* Until a second thread records, the first one's events are unstamped,

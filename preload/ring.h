@@ -57,6 +57,9 @@ struct mt_ring {
 	struct mt_ring *next;/* registry list, under the registry lock */
 	uint64_t mask;       /* capacity - 1 */
 	char pad2[24];
+	/* producer's, written only when the thread's main-script line changes */
+	uint64_t py_script;  /* main-script frame last published (pyshim.c) */
+	char pad3[56];
 	struct mt_event ev[];
 };
 

@@ -333,7 +333,7 @@ static struct mt_ring *late_ring_lock(struct mt_thread *t)
 	/* A signal handler that allocates now must not take the lock again. */
 	t->internal++;
 	reg.late_holder = t;
-	r->py_loc = r->native_stack = 0; /* each user states its own */
+	r->py_loc = r->native_stack = r->py_script = 0; /* each user states its own */
 	if (mt_ring_reserve(r, 1) == 0) {
 		/* Tells the writer whose events follow. */
 		struct mt_event *e = mt_ring_slot(r, 0);
@@ -483,7 +483,7 @@ void mt_threads_fork_child(void)
 		/* Events before fork() belong to the parent's trace. */
 		mine->tail = mine->tail_seen = reg.fork_head;
 		mine->busy = mine->out_open = 0;
-		mine->lost = mine->waits = mine->py_loc = mine->native_stack = 0;
+		mine->lost = mine->waits = mine->py_loc = mine->native_stack = mine->py_script = 0;
 		mine->tid = (uint32_t)gettid();
 		mine->next = reg.rings;
 		reg.rings = mine;

@@ -33,6 +33,26 @@ struct mt_py_cache {
 	uint64_t generation, node;
 };
 
+/* The thread's last main-script answer (pyframes.c): the code objects of
+ * the frames from the innermost one out to the script's frame, that
+ * frame's code object, and the script's lines the thread ran.  Zeroed, it
+ * keeps nothing. */
+#define MT_SCRIPT_CHAIN 64 /* frames out to the main script's, kept */
+#define MT_SCRIPT_NODES 64 /* the thread's cache of lines */
+struct mt_py_script {
+	uint64_t generation;
+	int k;             /* frames inside the script's frame */
+	int whole;         /* no frame of the script: code[] is every frame */
+	const void *main;  /* the code object of the script's frame */
+	const void *instr; /* the last line looked up: instruction, node */
+	uint64_t node;
+	const void *code[MT_SCRIPT_CHAIN];
+	struct {
+		const void *code, *instr;
+		uint64_t node;
+	} nodes[MT_SCRIPT_NODES]; /* (code, instruction) -> node */
+};
+
 struct mt_thread {
 	struct mt_ring *ring; /* NULL until the thread's first event */
 	uint32_t internal;    /* >0 while the tracer itself runs: not traced */
@@ -44,6 +64,7 @@ struct mt_thread {
 		int gone;     /* past its exit, or no memory: no state any more */
 	} native;
 	struct mt_py_cache py;
+	struct mt_py_script script;
 	struct mt_thread *next_free;
 };
 

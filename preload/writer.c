@@ -275,6 +275,7 @@ static void encode(struct mt_ring *r, const struct mt_event *e)
 	case MT_REC_LOC:
 	case MT_REC_MARK:
 	case MT_REC_STACK:
+	case MT_REC_SCRIPT:
 		put_held_out();
 		put_thread(r);
 		mt_enc_value(&w.enc, kind, e->addr);

@@ -1,8 +1,10 @@
 /*
  * analysis.h - the state the report builder (report.c) shares with the
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
- * timeline.c, marks.c, mappings.c and memory.c.  Internal to tools/; the results go into struct
- * mt_report (report.h).
+ * timeline.c, marks.c, lines.c (the main script line by line), view.c
+ * (the window and filters of struct mt_view), mappings.c and memory.c
+ * (what the OS sees).  Internal to tools/; the
+ * results go into struct mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
  * (or, inside a pymalloc arena, in the arena's table: pools.c): the
@@ -12,7 +14,9 @@
  * PyMem_RawMalloc, the raw block under a large PyObject_Malloc) is
  * LAYERED: it counts in its domain's figures but its bytes belong to the
  * site of the topmost block, so that no byte is counted twice in sites,
- * temporaries and the histogram.
+ * temporaries and the histogram.  A block out of the view's filters
+ * (another domain or thread) is OUT: it is tracked, but counts in no site,
+ * and layers as any other.
  */
 #ifndef MEMTRACE_ANALYSIS_H
 #define MEMTRACE_ANALYSIS_H
@@ -28,11 +32,13 @@
 /* ---- packed live values -------------------------------------------------- */
 
 #define TAG_BITS 24
-#define SITE_MASK 0x1fffffu             /* site index */
+#define SITE_MASK 0xfffffu              /* site index */
 #define SITE_LAYERED SITE_MASK          /* counted at a higher domain's block */
-#define MAX_SITES (SITE_MASK - 1)       /* later sites fold into the last one */
-#define TAG_CHAINREC (1u << 21)         /* a list buffer with a chain record */
-#define TAG_CHAIN (1u << 22)            /* a list buffer (lists.c) */
+#define SITE_OUT (SITE_MASK - 1)        /* out of the view's filters */
+#define MAX_SITES SITE_OUT              /* later sites fold into the last one */
+#define TAG_CHAINREC (1u << 20)         /* a list buffer with a chain record */
+#define TAG_CHAIN (1u << 21)            /* a list buffer (lists.c) */
+#define TAG_OLD (1u << 22)              /* made before the window opened (view.c) */
 #define TAG_OWN (1u << 23)              /* a PyMem/PyObject block in the heap by itself */
 #define SIZE_BIG ((1ull << 40) - 1)     /* size field escape: see ctx.big */
 
@@ -47,6 +53,11 @@ static inline uint32_t val_tag(uint64_t v)
 static inline uint32_t val_site(uint64_t v)
 {
 	return (uint32_t)(v & SITE_MASK);
+}
+/* Whether the site's figures count the block: not layered, not out. */
+static inline bool site_counts(uint32_t site)
+{
+	return site < MAX_SITES;
 }
 
 #define NO_SITE UINT32_MAX
@@ -70,6 +81,10 @@ struct thread {
 	uint64_t fresh;               /* free-threaded lists: the PyMem block the
 				       * thread's last event allocated, else 0 */
 	uint32_t stack;               /* STACK: native stack node (stacks.c), 0: none */
+	uint32_t script;              /* SCRIPT: the main script's frame (index), 0: none */
+	uint32_t line;                /* 1 + its line in rep->lines */
+	uint64_t tid, allocs, bytes;  /* its allocations in view */
+	bool out;                     /* not the view's thread */
 	struct {
 		bool active;          /* a MREMAP_OUT waits for its IN */
 		uint32_t taken;       /* mappings.c: the mappings it took off */
@@ -159,6 +174,27 @@ struct tl_state {
 struct marks_state {
 	size_t cap;
 	bool open; /* rep->marks[rep->nmarks - 1] is the current step */
+	struct mt_counters base; /* where "(before first mark)" starts */
+};
+
+/* ---- lines.c ------------------------------------------------------------------------ */
+
+struct lines_state {
+	struct heapmap ids;    /* SCRIPT frame id -> 1 + line index | frame index << 32 */
+	struct heapmap places; /* file string << 32 | line -> line index */
+	size_t cap;
+};
+
+/* ---- view.c ------------------------------------------------------------------------- */
+
+enum window_state { WIN_BEFORE, WIN_OPEN, WIN_CLOSED };
+
+struct mt_dec;
+struct view_state {
+	enum window_state win;
+	bool timed;       /* a time bound is still to come: check at TIME records */
+	bool marked;      /* a mark bound is still to come: check at MARK records */
+	struct mt_dec *dec; /* the block being read, which the window's end cuts */
 };
 
 /* ---- mappings.c ------------------------------------------------------------------------ */
@@ -190,7 +226,7 @@ struct memory_state {
 /* ---- the builder's context --------------------------------------------------------- */
 
 struct code {
-	uint32_t file, name;
+	uint32_t file, name, first_line;
 };
 
 struct ctx {
@@ -200,8 +236,7 @@ struct ctx {
 	struct heapmap tids;               /* tid -> index in threads */
 	struct thread *threads; /* threads[0] serves records before any THREAD */
 	size_t nthreads, threads_cap;
-	size_t cur;             /* index of the thread the records belong to */
-	uint64_t cur_tid;       /* and its id */
+	struct thread *cur;     /* the thread the records belong to */
 	uint64_t lost_records, lost_footer;
 	int last_type;
 	bool oom;
@@ -223,6 +258,7 @@ struct ctx {
 	/* definitions and sites (sites.c) */
 	struct heapmap strmap, codemap, framemap; /* trace id -> index */
 	struct heapmap sitemap;                   /* frame id * 4 + domain -> site */
+	struct heapmap scriptmap;                 /* site << 32 | script -> its copy */
 	struct code *codes;
 	size_t ncodes, codes_cap, strings_cap, frames_cap, sites_cap;
 	uint32_t native[MT_DOM_COUNT];            /* the "<native>" site of each domain */
@@ -240,13 +276,23 @@ struct ctx {
 	bool grid;
 	uint64_t grid_bucket;
 	size_t grid_cap;
+	struct lines_state lines;
+	struct view_state vs;
+
+	/* What the heap is: the live bytes of the domains in heap_doms (a bit
+	 * each), and the arenas when heap_arenas; with a thread filter, the
+	 * live bytes of the blocks in view (heap_sites). */
+	unsigned heap_doms;
+	bool heap_arenas, heap_sites;
+	bool filtered;      /* some blocks are OUT */
+	bool lines_on;      /* the per-line view is made */
 	struct mappings_state maps;
 	struct memory_state mem;
 };
 
 static inline struct thread *cur_thread(struct ctx *c)
 {
-	return &c->threads[c->cur];
+	return c->cur;
 }
 
 /* ---- sites.c --------------------------------------------------------------------------- */
@@ -255,13 +301,15 @@ int sites_init(struct ctx *c);
 void sites_free(struct ctx *c);
 /* Definitions; -1 when out of memory. */
 int sites_string(struct ctx *c, uint64_t id, const uint8_t *p, size_t n);
-int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name);
+int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name, uint64_t first_line);
 int sites_frame(struct ctx *c, uint64_t id, uint64_t parent, uint64_t code, uint64_t line);
 /* The site of a new block of dom in thread t (a slow path: a lookup). */
 uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom);
 /* The peak figures are taken now (lazily, see site_touch). */
 void sites_snapshot(struct ctx *c);
 void sites_finish(struct ctx *c);
+/* Adds the figures of s to g (merging sites). */
+void sites_sum(struct mt_site *g, const struct mt_site *s);
 
 static inline uint32_t site_of(struct ctx *c, struct thread *t, int dom)
 {
@@ -279,6 +327,8 @@ void grid_change(struct ctx *c, uint32_t idx);
 /* Time moved on to c->cnt.time_us. */
 void grid_time(struct ctx *c);
 void grid_finish(struct ctx *c);
+/* The sites were merged: site i's cells add up into site map[i]'s. */
+void grid_remap(struct ctx *c, const uint32_t *map);
 
 /* Before a site's figures change (every change comes after a call to
  * this): if they have not been looked at since the last snapshot, they
@@ -309,21 +359,16 @@ static inline void peak_moment(struct ctx *c)
 		sites_snapshot(c);
 }
 
-static inline void site_add(struct ctx *c, uint32_t idx, uint64_t size)
+/* A block's bytes pass to the block a higher domain made of it: they leave
+ * its site but not the heap, so this is no moment of the peak. */
+static inline void site_unlayer(struct ctx *c, uint32_t idx, uint64_t size)
 {
-	struct mt_site *s = site_touch(c, idx);
-	s->live_bytes += size;
-	s->live_blocks++;
-	c->sites_live += size;
-}
-
-static inline void site_sub(struct ctx *c, uint32_t idx, uint64_t size)
-{
-	peak_moment(c);
 	struct mt_site *s = site_touch(c, idx);
 	s->live_bytes -= size;
 	s->live_blocks--;
 	c->sites_live -= size;
+	if (c->heap_sites)
+		c->rep->heap.live -= size;
 }
 
 /* ---- heap level -------------------------------------------------------------------------- */
@@ -352,6 +397,27 @@ static inline void heap_down(struct ctx *c, uint64_t n)
 	peak_moment(c);
 	c->in_plateau = false;
 	c->rep->heap.live -= n;
+}
+
+static inline void site_add(struct ctx *c, uint32_t idx, uint64_t size)
+{
+	struct mt_site *s = site_touch(c, idx);
+	s->live_bytes += size;
+	s->live_blocks++;
+	c->sites_live += size;
+	if (__builtin_expect(c->heap_sites, 0))
+		heap_up(c, size);
+}
+
+static inline void site_sub(struct ctx *c, uint32_t idx, uint64_t size)
+{
+	if (__builtin_expect(c->heap_sites, 0))
+		heap_down(c, size);
+	peak_moment(c);
+	struct mt_site *s = site_touch(c, idx);
+	s->live_bytes -= size;
+	s->live_blocks--;
+	c->sites_live -= size;
 }
 
 /* ---- pools.c ------------------------------------------------------------------------------- */
@@ -409,6 +475,8 @@ void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_va
 int timeline_init(struct ctx *c);
 /* Time moved on to c->cnt.time_us. */
 void timeline_time(struct ctx *c);
+/* The window opens: the points start again from now. */
+void timeline_reset(struct ctx *c);
 void timeline_finish(struct ctx *c);
 void hist_add(struct mt_report *rep, uint64_t size);
 void hist_sub(struct mt_report *rep, uint64_t size);
@@ -417,9 +485,79 @@ void hist_sub(struct mt_report *rep, uint64_t size);
 
 int marks_mark(struct ctx *c, uint64_t label_id);
 void marks_finish(struct ctx *c);
+/* The window opens (at_mark: at a mark, which starts the first step):
+ * the steps start again from now. */
+void marks_window(struct ctx *c, bool at_mark);
 /* The running counters with the levels filled in. */
 void counters_now(struct ctx *c, struct mt_counters *out);
 
+/* ---- lines.c ------------------------------------------------------------------------------- */
+
+int lines_init(struct ctx *c);
+void lines_free(struct ctx *c);
+/* SCRIPT: the thread's main-script frame is now trace frame id. */
+void lines_script(struct ctx *c, uint64_t id);
+/* After sites_finish: the lines' peak bytes from their sites, whose
+ * per-line copies are then merged; the lines in file order, with their
+ * source.  Remaps lists.sites. */
+void lines_finish(struct ctx *c);
+
+static inline struct mt_script_line *line_of(struct ctx *c, uint32_t line)
+{
+	return line ? &c->rep->lines[line - 1] : NULL;
+}
+
+/* Arenas and pools that came or went while the current thread ran a line. */
+static inline void lines_arena(struct ctx *c, bool gained)
+{
+	struct mt_script_line *l = line_of(c, cur_thread(c)->line);
+	if (l)
+		gained ? l->arenas_allocated++ : l->arenas_freed++;
+}
+static inline void lines_pool(struct ctx *c, bool gained)
+{
+	struct mt_script_line *l = line_of(c, cur_thread(c)->line);
+	if (l)
+		gained ? l->pools_allocated++ : l->pools_freed++;
+}
+static inline void lines_resize(struct ctx *c)
+{
+	struct mt_script_line *l = line_of(c, cur_thread(c)->line);
+	if (l)
+		l->list_resizes++;
+}
+
+/* ---- view.c -------------------------------------------------------------------------------- */
+
+/* Sets the filters and the window up from rep->view (before the trace). */
+void view_init(struct ctx *c);
+/* Time moved on: the window may open or close. */
+void view_time(struct ctx *c);
+/* A mark with string id: the window may open or close; true when the
+ * mark closed it (the mark is then out of the window). */
+bool view_mark(struct ctx *c, uint64_t label_id);
+/* Whether a new block of dom by thread t is in view. */
+static inline bool view_in(const struct ctx *c, const struct thread *t, int dom)
+{
+	unsigned doms = c->rep->view.domains;
+	return !t->out && (!doms || (doms & (1u << dom)));
+}
+/* A live block made before the window opened leaves (view.c keeps what
+ * the sites had then apart, for the leaks of the window). */
+static inline void view_old_gone(struct ctx *c, uint32_t site, uint64_t size)
+{
+	struct mt_site *s = &c->rep->sites[site];
+	s->old_bytes -= size;
+	s->old_blocks--;
+}
+/* Before the figures are read: the leaks of the window. */
+void view_finish(struct ctx *c);
+
+/* ---- the list of sites' remapping (lists.c) --------------------------------------------- */
+
+/* The sites were merged (rep->nsites is their new number): site i is now
+ * map[i].  List sites that now share a site are merged too. */
+void lists_remap(struct ctx *c, const uint32_t *map);
 /* ---- mappings.c ----------------------------------------------------------------------------- */
 
 struct mt_rec;
@@ -435,6 +573,17 @@ void mappings_finish(struct ctx *c);
 void memory_sample(struct ctx *c, const struct mt_rec *r);
 void memory_mark(struct ctx *c);
 void memory_finish(struct ctx *c);
+/* The sites were merged: the heap top's blocks name site map[i] for i. */
+void memory_remap(struct ctx *c, const uint32_t *map);
+
+/* Both, for whoever merges sites (lines.c, stacks.c). */
+static inline void sites_remap(struct ctx *c, const uint32_t *map)
+{
+	lists_remap(c, map);
+	memory_remap(c, map);
+	if (c->grid)
+		grid_remap(c, map);
+}
 /* report.c: the requested size of a live block of dom (val: its packed value). */
 uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);
 

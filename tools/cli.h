@@ -18,6 +18,9 @@ enum mt_exit {
 enum mt_format { MT_FMT_TEXT, MT_FMT_JSON, MT_FMT_HTML, MT_FMT_FOLDED, MT_FMT_PPROF,
 		 MT_FMT_SPEEDSCOPE };
 
+/* `memtrace diff`: a --fail-on limit was passed. */
+#define MT_EXIT_LIMIT 4
+
 /* Reports on the trace at path, to out_path (stdout when NULL); diagnostics
  * go to stderr.  Returns an enum mt_exit. */
 int report_trace(const char *path, enum mt_format fmt, const char *out_path);
@@ -27,7 +30,15 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
  * stdout: as report_trace when the run has one trace. */
 int report_run_of(const char *arg);
 
+/* Builds the report of the trace at path with view v, saying on stderr
+ * what went wrong; returns an enum mt_exit (OK or TORN: *rep holds the
+ * figures).  Free *rep with mt_report_free whatever the result. */
+struct mt_report;
+struct mt_view;
+int report_load(const char *path, const struct mt_view *v, struct mt_report *rep);
+
 int cmd_report(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
 #endif

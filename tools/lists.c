@@ -156,6 +156,7 @@ static void resize(struct ctx *c, uint32_t i, uint64_t cap, uint64_t copied)
 	rl->resizes++;
 	rl->bytes_copied += copied;
 	c->cnt.list_resizes++;
+	lines_resize(c);
 	s->resizes++;
 	s->bytes_copied += copied;
 	if (ch->resizes > s->longest) {
@@ -198,6 +199,7 @@ static uint32_t first_resize(struct ctx *c, uint64_t size, uint32_t site)
 	rl->resizes++;
 	rl->slack_bytes_live += slack * 8;
 	c->cnt.list_resizes++;
+	lines_resize(c);
 	s->buffers++;
 	s->resizes++;
 	if (!s->longest) {
@@ -279,8 +281,8 @@ void lists_moved(struct ctx *c, struct thread *t, uint64_t old, uint64_t *old_va
 		 uint64_t old_size)
 {
 	uint64_t *v = hm_ref(&c->live[MT_DOM_PYMEM], t->fresh);
-	if (!v || val_size_field(*v) == SIZE_BIG)
-		return;
+	if (!v || val_size_field(*v) == SIZE_BIG || !site_counts(val_site(*v)))
+		return; /* out of the view's filters: no list site */
 	uint64_t size = val_size_field(*v);
 	if (old_size < 8 || (old_size - 8) % 8 || size < 8 || !list_size(size - 8))
 		return;
@@ -299,4 +301,42 @@ void lists_end(struct ctx *c, uint64_t addr, uint32_t tag, uint64_t size)
 		c->rep->lists.slack_bytes_live -= first_slack(size) * 8;
 	else if (hm_del(&c->lists.chains, addr, &idx))
 		chain_drop(c, (uint32_t)idx);
+}
+
+/* Adds list site b's figures to a: sums, and the longer chain. */
+static void lsite_merge(struct mt_list_site *a, const struct mt_list_site *b)
+{
+	a->resizes += b->resizes;
+	a->buffers += b->buffers;
+	a->bytes_copied += b->bytes_copied;
+	if (b->longest > a->longest) {
+		uint32_t site = a->site;
+		uint64_t resizes = a->resizes, buffers = a->buffers, copied = a->bytes_copied;
+		*a = *b;
+		a->site = site;
+		a->resizes = resizes;
+		a->buffers = buffers;
+		a->bytes_copied = copied;
+	}
+}
+
+void lists_remap(struct ctx *c, const uint32_t *map)
+{
+	struct mt_report *rep = c->rep;
+	struct mt_lists *l = &rep->lists;
+	size_t n = 0;
+	for (size_t i = 0; i < rep->nsites; i++)
+		rep->sites[i].list = 0;
+	for (size_t k = 0; k < l->nsites; k++) {
+		struct mt_list_site ls = l->sites[k];
+		ls.site = map[ls.site];
+		struct mt_site *s = &rep->sites[ls.site];
+		if (s->list) {
+			lsite_merge(&l->sites[s->list - 1], &ls);
+		} else {
+			l->sites[n] = ls;
+			s->list = (uint32_t)++n;
+		}
+	}
+	l->nsites = n;
 }

@@ -13,11 +13,13 @@ static const char usage[] =
 	"       memtrace run [OPTIONS] SCRIPT.py [ARGS...]\n"
 	"       memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
 	"                       [--at peak|exit] [--quiet] [--pid PID] [--exe NAME] [--all]\n"
-	"                       [--trace-only] TRACE...\n"
+	"                       [--trace-only] [view options] TRACE...\n"
+	"       memtrace diff [--format text|json|html] [--fail-on LIMIT] BASE NEW\n"
 	"       memtrace --version\n"
 	"\n"
 	"  run      run CMD with the allocation tracer preloaded, then report\n"
 	"  report   summarise trace files\n"
+	"  diff     compare two traces\n"
 	"\n"
 	"'memtrace SUBCOMMAND --help' describes a subcommand.\n";
 
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (sub && !strcmp(sub, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (sub && !strcmp(sub, "diff"))
+		return cmd_diff(argc - 1, argv + 1);
 	if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help"))) {
 		fputs(usage, stdout);
 		return MT_EXIT_OK;

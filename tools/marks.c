@@ -67,9 +67,7 @@ int marks_mark(struct ctx *c, uint64_t label_id)
 		}
 		last->end = now;
 	} else if (rep->events.total) {
-		struct mt_counters zero;
-		memset(&zero, 0, sizeof zero);
-		struct mt_mark *m = add_step(c, UINT32_MAX, &zero);
+		struct mt_mark *m = add_step(c, UINT32_MAX, &c->marks.base);
 		if (!m)
 			return -1;
 		m->count = 0;
@@ -80,6 +78,23 @@ int marks_mark(struct ctx *c, uint64_t label_id)
 		return -1;
 	c->marks.open = true;
 	return 0;
+}
+
+void marks_window(struct ctx *c, bool at_mark)
+{
+	struct mt_report *rep = c->rep;
+	counters_now(c, &c->marks.base);
+	if (at_mark || !c->marks.open) {
+		rep->nmarks = 0;
+		c->marks.open = false;
+		return;
+	}
+	/* the step under way goes on, from now */
+	struct mt_mark *m = &rep->marks[0];
+	*m = rep->marks[rep->nmarks - 1];
+	m->start = c->marks.base;
+	m->heap_peak = m->start.heap;
+	rep->nmarks = 1;
 }
 
 void marks_finish(struct ctx *c)

@@ -237,6 +237,21 @@ void memory_finish(struct ctx *c)
 		top_block(c, &m->exit, &m->exit_top);
 }
 
+static void top_block_remap(struct mt_top_block *tb, const uint32_t *map)
+{
+	if (tb->found && site_counts(tb->site))
+		tb->site = map[tb->site];
+}
+
+void memory_remap(struct ctx *c, const uint32_t *map)
+{
+	struct mt_memory *m = &c->rep->memory;
+	top_block_remap(&m->peak_top, map);
+	top_block_remap(&m->exit_top, map);
+	for (size_t i = 0; i < m->nat_marks; i++)
+		top_block_remap(&m->marks_top[i], map);
+}
+
 /* ---- why RSS is higher than the requested heap ---------------------------------------- */
 
 static const char *const part_keys[MT_PART_COUNT] = {

@@ -15,7 +15,9 @@
 
 #define MT_REPORT_SCHEMA_VERSION 2
 
-/* How many sites the lists of sites hold at most. */
+/* How many sites the lists of leaks and temporaries, and the summary's
+ * sites at the peak, hold at most unless the view says --top ("sites"
+ * holds every site then). */
 #define MT_JSON_SITES 50
 #define MT_JSON_PEAK_SITES 10
 
@@ -39,12 +41,17 @@ json_t *mt_profile_json(const struct mt_report *rep);
  * not be UTF-8 (they are spelled \xNN then). */
 json_t *mt_json_num(uint64_t v);
 json_t *mt_json_cstr(const char *s);
+/* The flame graph of the view (flame.c): {"name", "function", "value",
+ * "children"} nodes under a root named "all". */
+json_t *mt_flame_json(const struct mt_report *rep);
 
 /* Several reports: {"format": "memtrace-report-set", "reports": [...],
  * "combined": {...}}.  names[i] titles reps[i] (may be NULL). */
 json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *const *names,
 			      size_t n);
 
+/* root compact on one line, then a newline; 0, or -1 when writing failed. */
+int mt_json_write(const json_t *root, FILE *out);
 /* Writes a JSON value on one line and releases it: 0, or -1 when writing
  * failed (or root is NULL: out of memory). */
 int mt_json_dump(json_t *root, FILE *out);

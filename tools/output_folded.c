@@ -3,13 +3,20 @@
  * of Brendan Gregg's stackcollapse scripts that flamegraph.pl, speedscope
  * and most flame graph tools read: one line per stack,
  *
- *     outermost;caller;callee BYTES
+ *     outermost;caller;callee VALUE
  *
- * where BYTES were allocated with exactly that stack innermost (a node's
- * own bytes, not its children's).  Frames are "function (file:line)".
- * The tree's root ("all") is left out: the tools add their own.
+ * where VALUE (bytes allocated, or what the view's --folded-value counts)
+ * is what was allocated with exactly that stack innermost (a node's own
+ * figure, not its children's).  Frames are the functions' names, so that
+ * the frames of one function at different lines are one frame; with
+ * --folded-lines ("view": {"folded_lines": true}) they are the tree's
+ * "function (file:line)" names.  The tree's root ("all") is left out: the
+ * tools add their own.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include "render.h"
+
+#include <stdbool.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@ struct fold {
 	char *path;
 	size_t len, cap;
 	int err;
+	bool lines; /* frames named "function (file:line)" */
 };
 
 static int grow(struct fold *f, size_t more)
@@ -70,13 +78,24 @@ static int append_json_str(struct fold *f, const json_t *s, const char *fallback
 	return append(f, json_string_value(s), json_string_length(s));
 }
 
-/* The frame name of a node: built from file, line and function when the
- * node has them, else its "name". */
+/* What names a node's frame: its function (plain names), else its "name";
+ * a node with neither but with file and line is "function (file:line)". */
+static const json_t *label(const json_t *node, bool lines)
+{
+	const json_t *fn = jg(node, "function"), *name = jg(node, "name");
+	if (!lines && json_is_string(fn) && json_string_length(fn))
+		return fn;
+	return json_is_string(name) ? name : NULL;
+}
+
 static int append_frame(struct fold *f, const json_t *node)
 {
+	const json_t *l = label(node, f->lines);
+	if (l && json_string_length(l))
+		return append(f, json_string_value(l), json_string_length(l));
 	const json_t *fn = jg(node, "function"), *file = jg(node, "file");
 	if (!json_is_string(fn) && !json_is_string(file))
-		return append_json_str(f, jg(node, "name"), "[unknown]");
+		return append_z(f, "[unknown]");
 	char line[32];
 	snprintf(line, sizeof line, ":%lld)", (long long)jg_num(node, "line"));
 	if (append_json_str(f, fn, "[unknown]") || append_z(f, " (") ||
@@ -95,9 +114,24 @@ static uint64_t node_value(const json_t *node)
 	return v >= 0x1p63 ? INT64_MAX : (uint64_t)v;
 }
 
-static void walk(struct fold *f, const json_t *node, int depth)
+static const char *label_text(const json_t *node, bool lines)
 {
-	size_t mark = f->len;
+	const json_t *l = label(node, lines);
+	return l ? json_string_value(l) : "";
+}
+
+static int cmp_label(const void *a, const void *b, void *arg)
+{
+	const bool *lines = arg;
+	return strcmp(label_text(*(const json_t *const *)a, *lines),
+		      label_text(*(const json_t *const *)b, *lines));
+}
+
+/* Nodes nodes[0..n) are one frame of the stack: their figures add up, and
+ * their children with the same frame are again one. */
+static void walk(struct fold *f, const json_t **nodes, size_t n, int depth)
+{
+	size_t mark = f->len, nkids = 0;
 	if (depth > 1) { /* the separator, which append() would replace */
 		if (grow(f, 1)) {
 			f->err = -1;
@@ -105,23 +139,43 @@ static void walk(struct fold *f, const json_t *node, int depth)
 		}
 		f->path[f->len++] = ';';
 	}
-	if (depth > 0) {
-		if (append_frame(f, node)) {
-			f->err = -1;
-			return;
+	if (depth > 0 && append_frame(f, nodes[0])) {
+		f->err = -1;
+		return;
+	}
+	uint64_t value = 0, children = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = node_value(nodes[i]);
+		value = v > UINT64_MAX - value ? UINT64_MAX : value + v;
+		if (depth < MAX_DEPTH)
+			nkids += jg_len(jg_arr(nodes[i], "children"));
+	}
+	const json_t **kids = nkids ? malloc(nkids * sizeof *kids) : NULL;
+	if (nkids && !kids)
+		f->err = -1;
+	size_t k = 0;
+	for (size_t i = 0; kids && i < n; i++) {
+		const json_t *ch = jg_arr(nodes[i], "children");
+		for (size_t j = 0; j < jg_len(ch); j++)
+			kids[k++] = json_array_get(ch, j);
+	}
+	if (kids)
+		qsort_r(kids, k, sizeof *kids, cmp_label, &f->lines);
+	for (size_t i = 0; i < k && !f->err;) {
+		size_t j = i + 1;
+		while (j < k && !cmp_label(&kids[i], &kids[j], &f->lines))
+			j++;
+		for (size_t m = i; m < j; m++) {
+			uint64_t v = node_value(kids[m]);
+			children = v > UINT64_MAX - children ? UINT64_MAX : children + v;
 		}
+		walk(f, kids + i, j - i, depth + 1);
+		i = j;
 	}
-	uint64_t value = node_value(node), children = 0;
-	const json_t *kids = depth < MAX_DEPTH ? jg_arr(node, "children") : NULL;
-	for (size_t i = 0; i < jg_len(kids) && !f->err; i++) {
-		const json_t *kid = json_array_get(kids, i);
-		uint64_t v = node_value(kid);
-		children = v > UINT64_MAX - children ? UINT64_MAX : children + v;
-		walk(f, kid, depth + 1);
-	}
+	free(kids);
 	uint64_t self = value > children ? value - children : 0;
 	if (self && !f->err) {
-		/* bytes at the root itself have no stack at all */
+		/* figures at the root itself have no stack at all */
 		const char *stack = depth > 0 ? f->path : "[unknown]";
 		if (fprintf(f->out, "%s %llu\n", stack, (unsigned long long)self) < 0)
 			f->err = -1;
@@ -135,8 +189,9 @@ int mt_render_folded(const json_t *report, FILE *out)
 {
 	struct fold f = { .out = out };
 	const json_t *root = jg_obj(report, "flame");
+	f.lines = json_is_true(jg(jg_obj(report, "view"), "folded_lines"));
 	if (root)
-		walk(&f, root, 0);
+		walk(&f, &root, 1, 0);
 	free(f.path);
 	return f.err || ferror(out) ? -1 : 0;
 }

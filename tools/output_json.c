@@ -221,6 +221,17 @@ static void site_where(json_t *o, const struct mt_report *rep, const struct mt_s
 	set(o, "function", cstr(mt_site_function(rep, s)));
 }
 
+/* A row's place at the view's grouping. */
+static void row_where(json_t *o, const struct mt_report *rep, const struct mt_site *s)
+{
+	const char *file, *function;
+	uint64_t line;
+	mt_row_where(rep, s, &file, &function, &line);
+	set(o, "file", cstr(file));
+	set(o, "line", num(line));
+	set(o, "function", cstr(function));
+}
+
 static json_t *stack_json(const struct mt_report *rep, uint32_t frame)
 {
 	json_t *a = json_array();
@@ -240,7 +251,7 @@ static json_t *stack_json(const struct mt_report *rep, uint32_t frame)
 static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 {
 	json_t *o = json_object();
-	site_where(o, rep, s);
+	row_where(o, rep, s);
 	set(o, "stack", s->stack && rep->native ? mt_native_stack_json(rep, s)
 							: stack_json(rep, s->frame));
 	set(o, "domain", json_string(mt_domain_name(s->dom)));
@@ -260,23 +271,27 @@ static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 static json_t *site_ref_json(const struct mt_report *rep, const struct mt_site *s)
 {
 	json_t *o = json_object();
-	site_where(o, rep, s);
+	row_where(o, rep, s);
 	set(o, "domain", json_string(mt_domain_name(s->dom)));
 	set(o, "bytes", num(s->peak_bytes));
 	return o;
 }
 
-static json_t *sites_json(const struct mt_report *rep, enum mt_site_order order, size_t max,
-			  bool ref)
+/* The rows for sort (all: every site with any figure), at most max; their
+ * number before the cut goes to *total. */
+static json_t *sites_json(const struct mt_report *rep, enum mt_sort sort, bool all, size_t max,
+			  bool ref, size_t *total)
 {
-	size_t n;
-	uint32_t *idx = mt_sites_sorted(rep, order, max, &n);
+	struct mt_rows rows;
 	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++) {
-		const struct mt_site *s = &rep->sites[idx[i]];
-		json_array_append_new(a, ref ? site_ref_json(rep, s) : site_json(rep, s));
-	}
-	free(idx);
+	if (mt_site_rows(rep, sort, all, max, &rows))
+		return a;
+	for (size_t i = 0; i < rows.n; i++)
+		json_array_append_new(a, ref ? site_ref_json(rep, &rows.v[i])
+					     : site_json(rep, &rows.v[i]));
+	if (total)
+		*total = rows.total;
+	mt_rows_free(&rows);
 	return a;
 }
 
@@ -309,7 +324,7 @@ static json_t *summary_json(const struct mt_report *rep)
 	set(peak, "bytes", num(rep->heap.peak));
 	set(peak, "time_us", num(rep->heap.peak_time_us));
 	set(peak, "sites_time_us", num(rep->heap.snapshot_us));
-	set(peak, "top_sites", sites_json(rep, MT_AT_PEAK, MT_JSON_PEAK_SITES, true));
+	set(peak, "top_sites", sites_json(rep, MT_SORT_PEAK, false, MT_JSON_PEAK_SITES, true, NULL));
 	set(o, "heap_peak", peak);
 	set(live, "bytes", num(rep->heap.live));
 	set(live, "blocks", num(rep->heap.live_blocks));
@@ -494,134 +509,114 @@ static json_t *marks_json(const struct mt_report *rep)
 	return a;
 }
 
-/* ---- flame ------------------------------------------------------------- */
+/* ---- the view, threads, the main script ------------------------------------ */
 
-/* The Python frames form a tree already (FRAME records name their parent);
- * frames of the same function and line under one parent are merged, so
- * that each node of the flame graph is a distinct place. */
-struct flame {
-	const struct mt_report *rep;
-	uint64_t *value;          /* per frame, with its descendants */
-	uint32_t *child, *next;   /* first child, next sibling (0: none) */
-};
-
-static int cmp_place(const void *a, const void *b, void *arg)
+static json_t *bound_json(const struct mt_bound *b)
 {
-	const struct mt_report *rep = arg;
-	const struct mt_frame *x = &rep->frames[*(const uint32_t *)a];
-	const struct mt_frame *y = &rep->frames[*(const uint32_t *)b];
-	int r = strcmp(mt_report_string(rep, x->function), mt_report_string(rep, y->function));
-	if (!r)
-		r = strcmp(mt_report_string(rep, x->file), mt_report_string(rep, y->file));
-	if (!r && x->line != y->line)
-		r = x->line < y->line ? -1 : 1;
-	return r;
-}
-
-static json_t *flame_children(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth);
-
-/* One node: the frames ids[0..n), all of the same place. */
-static json_t *flame_group(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth)
-{
-	const struct mt_report *rep = fl->rep;
-	const struct mt_frame *fr = &rep->frames[ids[0]];
-	uint64_t value = 0;
-	size_t nkids = 0;
+	if (!b->set)
+		return json_null();
 	json_t *o = json_object();
-	char *name = NULL;
-	if (asprintf(&name, "%s (%s:%llu)", mt_report_string(rep, fr->function),
-		     mt_report_string(rep, fr->file), (unsigned long long)fr->line) >= 0) {
-		set(o, "name", cstr(name));
-		free(name);
-	}
-	for (size_t i = 0; i < n; i++) {
-		value += fl->value[ids[i]];
-		for (uint32_t c = fl->child[ids[i]]; c; c = fl->next[c])
-			nkids += fl->value[c] != 0;
-	}
-	set(o, "value", num(value));
-	uint32_t *kids = nkids && depth < 256 ? malloc(nkids * sizeof *kids) : NULL;
-	size_t k = 0;
-	for (size_t i = 0; kids && i < n; i++)
-		for (uint32_t c = fl->child[ids[i]]; c; c = fl->next[c])
-			if (fl->value[c])
-				kids[k++] = c;
-	set(o, "children", flame_children(fl, kids, k, depth + 1));
-	free(kids);
+	if (b->mark)
+		set(o, "mark", cstr(b->mark));
+	else
+		set(o, "time_us", num(b->us));
 	return o;
 }
 
-/* The nodes for frames ids[0..n) (sorted here), one per place. */
-static json_t *flame_children(struct flame *fl, const uint32_t *ids, size_t n, unsigned depth)
+static json_t *view_json(const struct mt_report *rep)
+{
+	const struct mt_view *v = &rep->view;
+	json_t *o = json_object(), *doms = json_array();
+	set(o, "sort", json_string(mt_sort_name(v->sort)));
+	set(o, "by", json_string(mt_group_name(v->by)));
+	set(o, "top", v->top ? num(v->top) : json_null());
+	set(o, "threshold", num(v->threshold));
+	for (int d = 0; d < MT_DOM_COUNT; d++)
+		if (!v->domains || (v->domains & (1u << d)))
+			json_array_append_new(doms, json_string(mt_domain_name(d)));
+	set(o, "domains", doms);
+	set(o, "thread", v->thread_set ? num(v->thread) : json_null());
+	set(o, "from", bound_json(&v->from));
+	set(o, "to", bound_json(&v->to));
+	set(o, "inverted", json_boolean(v->inverted));
+	set(o, "flame_value", json_string(mt_sort_name(v->flame_value)));
+	set(o, "folded_lines", json_boolean(v->folded_lines));
+	return o;
+}
+
+static json_t *window_json(const struct mt_report *rep)
+{
+	if (!rep->view.from.set && !rep->view.to.set)
+		return json_null();
+	json_t *o = json_object();
+	set(o, "opened", json_boolean(rep->window.opened));
+	set(o, "from_us", rep->window.opened ? num(rep->window.from_us) : json_null());
+	set(o, "to_us", rep->window.opened ? num(rep->window.to_us) : json_null());
+	return o;
+}
+
+static json_t *threads_json(const struct mt_report *rep)
 {
 	json_t *a = json_array();
-	uint32_t *v = n ? malloc(n * sizeof *v) : NULL;
-	if (!v)
-		return a;
-	memcpy(v, ids, n * sizeof *v);
-	qsort_r(v, n, sizeof *v, cmp_place, (void *)fl->rep);
-	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		while (j < n && !cmp_place(&v[i], &v[j], (void *)fl->rep))
-			j++;
-		json_array_append_new(a, flame_group(fl, v + i, j - i, depth));
-		i = j;
+	for (size_t i = 0; i < rep->nthreads; i++) {
+		json_t *o = json_object();
+		set(o, "tid", num(rep->threads[i].tid));
+		set(o, "allocs", num(rep->threads[i].allocs));
+		set(o, "bytes", num(rep->threads[i].bytes));
+		json_array_append_new(a, o);
 	}
-	free(v);
 	return a;
 }
 
-static json_t *flame_json(const struct mt_report *rep)
+static json_t *script_lines_json(const struct mt_report *rep)
 {
-	struct flame fl = { rep, NULL, NULL, NULL };
-	json_t *root = json_object(), *kids = NULL;
-	uint64_t total = 0, native = 0;
-	size_t nf = rep->nframes ? rep->nframes : 1, ntop = 0;
-	uint32_t *top = NULL;
-	fl.value = calloc(nf, sizeof *fl.value);
-	fl.child = calloc(nf, sizeof *fl.child);
-	fl.next = calloc(nf, sizeof *fl.next);
-	top = calloc(nf, sizeof *top);
-	if (!fl.value || !fl.child || !fl.next || !top)
-		goto out;
-	for (size_t i = 0; i < rep->nsites; i++) {
-		const struct mt_site *s = &rep->sites[i];
-		total += s->bytes;
-		if (!s->frame) {
-			native += s->bytes;
-			continue;
-		}
-		size_t guard = 0;
-		for (uint32_t f = s->frame; f && guard++ < nf; f = rep->frames[f].parent)
-			fl.value[f] += s->bytes;
-	}
-	/* parents come before their children (sites.c), so no cycles */
-	for (size_t f = nf; f-- > 1;) {
-		uint32_t p = rep->frames[f].parent;
-		if (p && p < f) {
-			fl.next[f] = fl.child[p];
-			fl.child[p] = (uint32_t)f;
-		} else if (fl.value[f]) {
-			top[ntop++] = (uint32_t)f;
-		}
-	}
-	kids = flame_children(&fl, top, ntop, 0);
-	if (native) {
+	json_t *a = json_array();
+	for (size_t i = 0; i < rep->nlines; i++) {
+		const struct mt_script_line *l = &rep->lines[i];
+		const char *src = mt_line_source(rep, l);
 		json_t *o = json_object();
-		set(o, "name", json_string("<native>"));
-		set(o, "value", num(native));
-		set(o, "children", json_array());
-		json_array_append_new(kids, o);
+		set(o, "file", cstr(mt_report_string(rep, l->file)));
+		set(o, "line", num(l->line));
+		set(o, "source", src ? cstr(src) : json_null());
+		set(o, "allocs", num(l->allocs));
+		set(o, "frees", num(l->frees));
+		set(o, "bytes_allocated", num(l->bytes_allocated));
+		set(o, "bytes_freed", num(l->bytes_freed));
+		set(o, "net_bytes", delta(l->bytes_allocated, l->bytes_freed));
+		set(o, "peak_bytes", num(l->peak_bytes));
+		set(o, "arenas_allocated", num(l->arenas_allocated));
+		set(o, "arenas_freed", num(l->arenas_freed));
+		set(o, "pools_allocated", num(l->pools_allocated));
+		set(o, "pools_freed", num(l->pools_freed));
+		set(o, "list_resizes", num(l->list_resizes));
+		json_t *doms = json_object();
+		for (int d = 0; d < MT_DOM_COUNT; d++) {
+			if (!l->dom_allocs[d])
+				continue;
+			json_t *e = json_object();
+			set(e, "allocs", num(l->dom_allocs[d]));
+			set(e, "bytes", num(l->dom_bytes[d]));
+			set(doms, mt_domain_name(d), e);
+		}
+		set(o, "by_domain", doms);
+		json_array_append_new(a, o);
 	}
-out:
-	set(root, "name", json_string("all"));
-	set(root, "value", num(total));
-	set(root, "children", kids ? kids : json_array());
-	free(fl.value);
-	free(fl.child);
-	free(fl.next);
-	free(top);
-	return root;
+	return a;
+}
+
+static json_t *script_sources_json(const struct mt_report *rep)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < rep->nsources; i++) {
+		const struct mt_source *src = &rep->sources[i];
+		json_t *o = json_object(), *lines = src->lines ? json_array() : json_null();
+		set(o, "file", cstr(mt_report_string(rep, src->file)));
+		for (size_t k = 0; src->lines && k < src->nlines; k++)
+			json_array_append_new(lines, cstr(src->lines[k]));
+		set(o, "lines", lines);
+		json_array_append_new(a, o);
+	}
+	return a;
 }
 
 /* ---- what the OS sees, the mmap domain ----------------------------------------- */
@@ -794,6 +789,8 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	if (rep->intro)
 		set(root, "intro", json_string(rep->intro)); /* null unless UTF-8 */
 	set(root, "process", mt_process_to_json(&rep->process, mt_object_allocator(rep)));
+	set(root, "view", view_json(rep));
+	set(root, "window", window_json(rep));
 	set(root, "trace", trace_json(rep));
 	set(root, "events", events_json(rep));
 	set(root, "domains", doms);
@@ -801,16 +798,28 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "arenas", arenas_json(&rep->pools, mt_no_pymalloc_reason(rep)));
 	set(root, "pools", pools_json(&rep->pools, mt_no_pymalloc_reason(rep)));
 	set(root, "lists", lists_json(rep));
-	set(root, "sites", sites_json(rep, MT_BY_PEAK, MT_JSON_SITES, false));
-	set(root, "leaks", sites_json(rep, MT_BY_LIVE, MT_JSON_SITES, false));
-	set(root, "temporary_sites", sites_json(rep, MT_BY_TEMP, MT_JSON_SITES, false));
+	size_t top = rep->view.top, nsites = 0, nleaks = 0, ntemp = 0;
+	json_t *counts = json_object();
+	set(root, "sites", sites_json(rep, rep->view.sort, true, top ? top : SIZE_MAX, false,
+				      &nsites));
+	set(root, "leaks", sites_json(rep, MT_SORT_LEAKED, false, top ? top : MT_JSON_SITES, false,
+				      &nleaks));
+	set(root, "temporary_sites", sites_json(rep, MT_SORT_TEMPORARY, false,
+						top ? top : MT_JSON_SITES, false, &ntemp));
+	set(counts, "sites", num(nsites));
+	set(counts, "leaks", num(nleaks));
+	set(counts, "temporary_sites", num(ntemp));
+	set(root, "site_counts", counts);
 	set(root, "timeline", timeline_json(&rep->timeline));
 	set(json_object_get(root, "timeline"), "samples", samples_json(rep));
 	set(root, "marks", marks_json(rep));
 	marks_memory(rep, json_object_get(root, "marks"));
 	set(root, "memory", memory_json(rep));
 	set(root, "mappings", mappings_json(rep));
-	set(root, "flame", rep->native ? mt_native_flame_json(rep) : flame_json(rep));
+	set(root, "flame", mt_flame_json(rep));
+	set(root, "threads", threads_json(rep));
+	set(root, "script_lines", script_lines_json(rep));
+	set(root, "script_sources", script_sources_json(rep));
 	if (rep->grid.sites)
 		set(root, "profile", mt_profile_json(rep));
 	return root;
@@ -867,13 +876,54 @@ json_t *mt_report_set_to_json(const struct mt_report *const *reps, const char *c
 	return root;
 }
 
+/* json_dumpf writes each token with its own fwrite; a report has millions
+ * of tokens (every site), so they go through a buffer instead. */
+struct sink {
+	FILE *out;
+	size_t n;
+	char buf[1 << 16];
+};
+
+static int sink_flush(struct sink *s)
+{
+	size_t n = s->n;
+	s->n = 0;
+	return n && fwrite(s->buf, 1, n, s->out) != n ? -1 : 0;
+}
+
+static int sink_put(const char *p, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	if (n > sizeof s->buf - s->n && sink_flush(s))
+		return -1;
+	if (n > sizeof s->buf)
+		return fwrite(p, 1, n, s->out) == n ? 0 : -1;
+	memcpy(s->buf + s->n, p, n);
+	s->n += n;
+	return 0;
+}
+
+int mt_json_write(const json_t *root, FILE *out)
+{
+	struct sink *s = malloc(sizeof *s);
+	if (!s)
+		return -1;
+	s->out = out;
+	s->n = 0;
+	/* flame trees nest deep: no indentation */
+	int r = json_dump_callback(root, sink_put, s, JSON_COMPACT) | sink_put("\n", 1, s) |
+		sink_flush(s);
+	free(s);
+	return r ? -1 : 0;
+}
+
 int mt_json_dump(json_t *root, FILE *out)
 {
 	if (!root)
 		return -1;
-	int r = json_dumpf(root, out, JSON_COMPACT); /* flame trees nest deep: no indentation */
+	int r = mt_json_write(root, out);
 	json_decref(root);
-	return r == 0 && fputc('\n', out) != EOF ? 0 : -1;
+	return r;
 }
 
 int mt_output_json(const struct mt_report *rep, FILE *out)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "output.h"
-#include "text.h"
+#include "text_table.h"
 
 #define ENDINGS 4 /* distinct endings told apart in a group; the rest are "other" */
 

@@ -8,41 +8,14 @@
  */
 #define _GNU_SOURCE /* asprintf */
 #include "output.h"
-#include "text.h"
+#include "text_table.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define LABEL_WIDTH 20
-
-/* v with thousands separators; buf must hold 27 bytes. */
-const char *grouped(uint64_t v, char *buf)
-{
-	char digits[21];
-	int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), o = 0;
-	for (int i = 0; i < n; i++) {
-		if (i && (n - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = digits[i];
-	}
-	buf[o] = 0;
-	return buf;
-}
-
-/* Header bytes come from the traced process: keep control characters off
- * the terminal. */
-void put_bytes(FILE *out, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < 0x80 && !isprint(p[i]))
-			fprintf(out, "\\x%02x", p[i]);
-		else
-			fputc(p[i], out);
-	}
-}
 
 static void put_arg(FILE *out, const uint8_t *p, size_t n)
 {
@@ -213,35 +186,6 @@ static void domains_section(FILE *out, const struct mt_report *rep)
 
 /* ---- helpers for the analysis sections ----------------------------------- */
 
-/* Bytes for people: "12.3 MiB"; buf must hold 32 bytes. */
-static const char *human(uint64_t v, char *buf)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double d = (double)v;
-	int u = 0;
-	while (d >= 1024 && u < 6) {
-		d /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, 32, "%llu B", (unsigned long long)v);
-	else
-		snprintf(buf, 32, "%.1f %s", d, units[u]);
-	return buf;
-}
-
-/* A signed difference with separators and its sign. */
-static const char *signed_grouped(uint64_t end, uint64_t start, char *buf)
-{
-	char tmp[27];
-	if (end >= start) {
-		snprintf(buf, 28, "%s%s", end > start ? "+" : "", grouped(end - start, tmp));
-	} else {
-		snprintf(buf, 28, "-%s", grouped(start - end, tmp));
-	}
-	return buf;
-}
-
 static void line_bytes_val(FILE *out, const char *name, uint64_t v, const char *tail)
 {
 	char a[27], b[32];
@@ -249,104 +193,31 @@ static void line_bytes_val(FILE *out, const char *name, uint64_t v, const char *
 	fprintf(out, "%s bytes (%s)%s\n", grouped(v, a), human(v, b), tail ? tail : "");
 }
 
-void table_init(struct table *t, int ncols, const char *const *head)
+/* "file:line (function)", or "<native>"; a row at the view's grouping:
+ * "file (function)" or "file". */
+static char *site_name(const struct mt_report *rep, const struct mt_site *s, bool with_dom,
+		       bool row)
 {
-	memset(t, 0, sizeof *t);
-	t->ncols = ncols;
-	for (int i = 0; i < ncols; i++)
-		t->head[i] = head[i];
-}
-
-/* Adds a row; the caller fills t->cells[row][0..ncols-2] and sets the text. */
-size_t table_row(struct table *t, const char *text)
-{
-	if (t->nrows == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		void *c = realloc(t->cells, cap * sizeof *t->cells);
-		if (!c)
-			return SIZE_MAX;
-		t->cells = c;
-		void *x = realloc(t->text, cap * sizeof *t->text);
-		if (!x)
-			return SIZE_MAX;
-		t->text = x;
-		t->cap = cap;
-	}
-	memset(t->cells[t->nrows], 0, sizeof t->cells[0]);
-	t->text[t->nrows] = strdup(text ? text : "");
-	return t->nrows++;
-}
-
-void table_num(struct table *t, size_t row, int col, uint64_t v)
-{
-	char buf[27];
-	if (row != SIZE_MAX)
-		snprintf(t->cells[row][col], TCELL, "%s", grouped(v, buf));
-}
-
-void table_str(struct table *t, size_t row, int col, const char *s)
-{
-	if (row != SIZE_MAX)
-		snprintf(t->cells[row][col], TCELL, "%s", s);
-}
-
-void table_print(FILE *out, struct table *t)
-{
-	int width[TCOLS];
-	int last = t->ncols - 1;
-	for (int c = 0; c < last; c++) {
-		width[c] = (int)strlen(t->head[c]);
-		for (size_t r = 0; r < t->nrows; r++) {
-			int w = (int)strlen(t->cells[r][c]);
-			width[c] = w > width[c] ? w : width[c];
-		}
-	}
-	bool text = *t->head[last];
-	fputs("   ", out);
-	for (int c = 0; c < last; c++)
-		fprintf(out, " %*s", width[c], t->head[c]);
-	fprintf(out, "%s%s\n", text ? "  " : "", t->head[last]);
-	for (size_t r = 0; r < t->nrows; r++) {
-		fputs("   ", out);
-		for (int c = 0; c < last; c++)
-			fprintf(out, " %*s", width[c], t->cells[r][c]);
-		if (text) {
-			fputs("  ", out);
-			put_bytes(out, (const uint8_t *)t->text[r], strlen(t->text[r]));
-		}
-		fputc('\n', out);
-	}
-	for (size_t r = 0; r < t->nrows; r++)
-		free(t->text[r]);
-	free(t->cells);
-	free(t->text);
-	memset(t, 0, sizeof *t);
-}
-
-/* "file:line (function)", or "<native>". */
-static char *site_name(const struct mt_report *rep, const struct mt_site *s, bool with_dom)
-{
+	const char *file, *function, *dom = with_dom ? mt_domain_name(s->dom) : "";
+	const char *gap = with_dom ? "  " : "";
+	uint64_t line;
 	char *p = NULL;
 	int n;
+	if (row)
+		mt_row_where(rep, s, &file, &function, &line);
+	else
+		file = mt_site_file(rep, s), function = mt_site_function(rep, s),
+		line = mt_site_line(rep, s);
 	if (!s->frame && !s->stack)
-		n = asprintf(&p, "<native>%s%s", with_dom ? "  " : "",
-			     with_dom ? mt_domain_name(s->dom) : "");
+		n = asprintf(&p, "<native>%s%s", gap, dom);
+	else if (row && rep->view.by == MT_GROUP_FILE)
+		n = asprintf(&p, "%s%s%s", file, gap, dom);
+	else if (row && rep->view.by == MT_GROUP_FUNCTION)
+		n = asprintf(&p, "%s (%s)%s%s", file, function, gap, dom);
 	else
-		n = asprintf(&p, "%s:%llu (%s)%s%s", mt_site_file(rep, s),
-			     (unsigned long long)mt_site_line(rep, s), mt_site_function(rep, s),
-			     with_dom ? "  " : "", with_dom ? mt_domain_name(s->dom) : "");
+		n = asprintf(&p, "%s:%llu (%s)%s%s", file, (unsigned long long)line, function, gap,
+			     dom);
 	return n < 0 ? NULL : p;
-}
-
-/* A time since the start, in the unit that suits it. */
-void seconds(char *buf, size_t n, uint64_t us)
-{
-	if (us < 1000)
-		snprintf(buf, n, "%llu us", (unsigned long long)us);
-	else if (us < 1000000)
-		snprintf(buf, n, "%.3f ms", (double)us / 1e3);
-	else
-		snprintf(buf, n, "%.3f s", (double)us / 1e6);
 }
 
 static void memory_summary(FILE *out, const struct mt_report *rep);
@@ -355,49 +226,100 @@ static void memory_summary(FILE *out, const struct mt_report *rep);
 
 #define TEXT_SITES 10
 
-static void sites_table(FILE *out, const struct mt_report *rep, enum mt_site_order order,
-			size_t max)
+/* The columns of a table of sites sorted by each figure: the sorted one
+ * first. */
+enum fig { F_PEAK, F_ALLOCS, F_BYTES, F_LIVE, F_BLOCKS, F_TEMP, F_TEMP_BYTES };
+
+static const struct {
+	const char *head[4];
+	enum fig col[4];
+} site_cols[] = {
+	[MT_SORT_PEAK] = { { "at peak", "allocs", "bytes", "live at exit" },
+			   { F_PEAK, F_ALLOCS, F_BYTES, F_LIVE } },
+	[MT_SORT_ALLOCS] = { { "allocs", "bytes", "at peak", "live at exit" },
+			     { F_ALLOCS, F_BYTES, F_PEAK, F_LIVE } },
+	[MT_SORT_BYTES] = { { "bytes", "allocs", "at peak", "live at exit" },
+			    { F_BYTES, F_ALLOCS, F_PEAK, F_LIVE } },
+	[MT_SORT_LEAKED] = { { "live bytes", "blocks", "allocs", "bytes" },
+			     { F_LIVE, F_BLOCKS, F_ALLOCS, F_BYTES } },
+	[MT_SORT_TEMPORARY] = { { "temporary", "temp bytes", "allocs", "bytes" },
+				{ F_TEMP, F_TEMP_BYTES, F_ALLOCS, F_BYTES } },
+};
+
+static uint64_t fig(const struct mt_site *s, enum fig f)
 {
-	static const char *const head_peak[] = { "at peak", "allocs", "bytes", "live at exit",
-						 "site" };
-	static const char *const head_live[] = { "live bytes", "blocks", "allocs", "bytes",
-						 "site" };
-	static const char *const head_temp[] = { "temporary", "temp bytes", "allocs", "bytes",
-						 "site" };
+	const uint64_t v[] = { s->peak_bytes, s->allocs,      s->bytes,     s->live_bytes,
+			       s->live_blocks, s->temp_allocs, s->temp_bytes };
+	return v[f];
+}
+
+/* The rows for sort (all: every site with any figure), at most max;
+ * returns how many there were in all. */
+static size_t sites_table(FILE *out, const struct mt_report *rep, enum mt_sort sort, bool all,
+			  size_t max)
+{
+	const char *head[5];
 	struct table t;
-	size_t n;
-	uint32_t *idx = mt_sites_sorted(rep, order, max, &n);
-	table_init(&t, 5, order == MT_BY_LIVE ? head_live
-			  : order == MT_BY_TEMP ? head_temp
-						: head_peak);
-	for (size_t i = 0; i < n; i++) {
-		const struct mt_site *s = &rep->sites[idx[i]];
-		char *name = site_name(rep, s, true);
+	struct mt_rows rows;
+	if (mt_site_rows(rep, sort, all, max, &rows)) {
+		fputs("    (out of memory)\n", out);
+		return 0;
+	}
+	memcpy(head, site_cols[sort].head, sizeof site_cols[sort].head);
+	head[4] = "site";
+	table_init(&t, 5, head);
+	for (size_t i = 0; i < rows.n; i++) {
+		const struct mt_site *s = &rows.v[i];
+		char *name = site_name(rep, s, true, true);
 		size_t r = table_row(&t, name);
 		free(name);
-		if (order == MT_BY_LIVE) {
-			table_num(&t, r, 0, s->live_bytes);
-			table_num(&t, r, 1, s->live_blocks);
-		} else if (order == MT_BY_TEMP) {
-			table_num(&t, r, 0, s->temp_allocs);
-			table_num(&t, r, 1, s->temp_bytes);
-		} else {
-			table_num(&t, r, 0, s->peak_bytes);
-			table_num(&t, r, 3, s->live_bytes);
-		}
-		if (order != MT_BY_PEAK && order != MT_AT_PEAK) {
-			table_num(&t, r, 2, s->allocs);
-			table_num(&t, r, 3, s->bytes);
-		} else {
-			table_num(&t, r, 1, s->allocs);
-			table_num(&t, r, 2, s->bytes);
-		}
+		for (int k = 0; k < 4; k++)
+			table_num(&t, r, k, fig(s, site_cols[sort].col[k]));
 	}
-	free(idx);
+	size_t total = rows.total;
+	mt_rows_free(&rows);
 	if (t.nrows)
 		table_print(out, &t);
 	else
 		fputs("    (none)\n", out);
+	return total;
+}
+
+/* The view, when it is not the whole trace. */
+static void view_lines(FILE *out, const struct mt_report *rep)
+{
+	const struct mt_view *v = &rep->view;
+	char a[32], b[32];
+	if (v->from.set || v->to.set) {
+		label(out, "window");
+		if (!rep->window.opened) {
+			fputs("never opened\n", out);
+		} else {
+			seconds(a, sizeof a, rep->window.from_us);
+			seconds(b, sizeof b, rep->window.to_us);
+			fprintf(out, "%s to %s", a, b);
+			if (v->from.mark)
+				fprintf(out, ", from mark \"%s\"", v->from.mark);
+			if (v->to.mark)
+				fprintf(out, ", to mark \"%s\"", v->to.mark);
+			fputs(" (every figure is the window's; leaks: blocks it made, live at its "
+			      "end)\n", out);
+		}
+	}
+	if (v->domains) {
+		label(out, "domains");
+		for (int d = 0, first = 1; d < MT_DOM_COUNT; d++)
+			if (v->domains & (1u << d)) {
+				fprintf(out, "%s%s", first ? "" : ", ", mt_domain_name(d));
+				first = 0;
+			}
+		fputs(" (the heap is their blocks)\n", out);
+	}
+	if (v->thread_set) {
+		label(out, "thread");
+		fprintf(out, "%llu (the heap is the blocks it allocated)\n",
+			(unsigned long long)v->thread);
+	}
 }
 
 static void summary_section(FILE *out, const struct mt_report *rep)
@@ -405,6 +327,7 @@ static void summary_section(FILE *out, const struct mt_report *rep)
 	char a[27], b[32], tail[96], when[32];
 	bool py = rep->process.have & MT_HAVE_PYTHON;
 	fputs("summary\n", out);
+	view_lines(out, rep);
 	seconds(when, sizeof when, rep->heap.peak_time_us);
 	snprintf(tail, sizeof tail, " at %s", when);
 	line_bytes_val(out, "heap peak", rep->heap.peak, tail);
@@ -423,12 +346,12 @@ static void summary_section(FILE *out, const struct mt_report *rep)
 		"allocation)\n", grouped(rep->temp_allocs, a), grouped(rep->temp_bytes, tail));
 	memory_summary(out, rep);
 	fputs("\n  top sites at the heap peak (live bytes then)\n", out);
-	sites_table(out, rep, MT_AT_PEAK, TEXT_SITES);
+	sites_table(out, rep, MT_SORT_PEAK, false, TEXT_SITES);
 	fputs("\n  leaks: sites with blocks live at exit\n", out);
-	sites_table(out, rep, MT_BY_LIVE, TEXT_SITES);
+	sites_table(out, rep, MT_SORT_LEAKED, false, TEXT_SITES);
 	if (rep->temp_allocs) {
 		fputs("\n  temporary allocations by site\n", out);
-		sites_table(out, rep, MT_BY_TEMP, 5);
+		sites_table(out, rep, MT_SORT_TEMPORARY, false, 5);
 	}
 	fputc('\n', out);
 }
@@ -497,7 +420,7 @@ static void pools_section(FILE *out, const struct mt_report *rep)
 		fputs("\n  size classes (objects in pools)\n", out);
 		table_print(out, &t);
 	} else {
-		table_print(out, &t);
+		table_drop(&t);
 	}
 	if (p->nretained) {
 		static const char *const rhead[] = { "live objects", "live bytes", "pools in use",
@@ -558,7 +481,7 @@ static void lists_section(FILE *out, const struct mt_report *rep)
 	size_t shown = l->nsites < TEXT_SITES ? l->nsites : TEXT_SITES;
 	for (size_t i = 0; i < shown; i++) {
 		const struct mt_list_site *ls = &sorted[i];
-		char *name = site_name(rep, &rep->sites[ls->site], false);
+		char *name = site_name(rep, &rep->sites[ls->site], false, false);
 		size_t r = table_row(&t, name);
 		free(name);
 		table_num(&t, r, 0, ls->resizes);
@@ -572,7 +495,7 @@ static void lists_section(FILE *out, const struct mt_report *rep)
 	table_print(out, &t);
 	if (shown) {
 		const struct mt_list_site *ls = &sorted[0];
-		char *name = site_name(rep, &rep->sites[ls->site], false);
+		char *name = site_name(rep, &rep->sites[ls->site], false, false);
 		fprintf(out, "\n  longest chain at %s: %llu resizes, capacities\n    ",
 			name ? name : "?", (unsigned long long)ls->longest);
 		free(name);
@@ -618,6 +541,123 @@ static void marks_section(FILE *out, const struct mt_report *rep)
 	if (rep->marks_total > rep->nmarks)
 		fprintf(out, "    (%llu marks; the last step covers the ones past the limit)\n",
 			(unsigned long long)rep->marks_total);
+}
+
+/* ---- the view's own sections ---------------------------------------------------- */
+
+static const char *const sort_heads[] = {
+	[MT_SORT_PEAK] = "live bytes at the heap peak",
+	[MT_SORT_ALLOCS] = "allocations (reallocs too)",
+	[MT_SORT_BYTES] = "bytes allocated",
+	[MT_SORT_LEAKED] = "bytes live at exit",
+	[MT_SORT_TEMPORARY] = "temporary allocations",
+};
+
+static void top_sites_section(FILE *out, const struct mt_report *rep)
+{
+	size_t top = rep->view.top ? rep->view.top : 2 * TEXT_SITES;
+	char a[27], b[27];
+	fprintf(out, "\ntop sites by %s", sort_heads[rep->view.sort]);
+	if (rep->view.by != MT_GROUP_LINE)
+		fprintf(out, ", per %s", mt_group_name(rep->view.by));
+	if (rep->view.threshold)
+		fprintf(out, ", %s bytes or more", grouped(rep->view.threshold, a));
+	fputc('\n', out);
+	size_t total = sites_table(out, rep, rep->view.sort, true, top);
+	if (total > top)
+		fprintf(out, "    (%s of %s sites; --top N shows more)\n", grouped(top, a),
+			grouped(total, b));
+}
+
+/* Bucket k's range: [0, 0], [1, 1], [2, 3], [4, 7], ... */
+static void bucket_range(int k, uint64_t *lo, uint64_t *hi)
+{
+	*lo = k ? 1ull << (k - 1) : 0;
+	*hi = k == 64 ? UINT64_MAX : k ? (*lo << 1) - 1 : 0;
+}
+
+static void histogram_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "from", "to", "allocs", "bytes", " " };
+	uint64_t most = 0;
+	struct table t;
+	for (int k = 0; k < MT_HIST_BUCKETS; k++)
+		most = rep->hist[k].allocs > most ? rep->hist[k].allocs : most;
+	table_init(&t, 5, head);
+	for (int k = 0; k < MT_HIST_BUCKETS; k++) {
+		const struct mt_hist_bucket *b = &rep->hist[k];
+		uint64_t lo, hi;
+		char bar[41];
+		if (!b->allocs)
+			continue;
+		bucket_range(k, &lo, &hi);
+		size_t w = (size_t)((b->allocs * 40 + most - 1) / most);
+		memset(bar, '#', w);
+		bar[w] = 0;
+		size_t r = table_row(&t, bar);
+		table_num(&t, r, 0, lo);
+		table_num(&t, r, 1, hi);
+		table_num(&t, r, 2, b->allocs);
+		table_num(&t, r, 3, b->bytes);
+	}
+	fputs("\nrequest sizes (each allocation and realloc once, at its topmost domain)\n", out);
+	if (t.nrows)
+		table_print(out, &t);
+	else
+		fputs("    (none)\n", out);
+}
+
+static void threads_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "tid", "allocs", "bytes", "" };
+	struct table t;
+	char buf[32];
+	table_init(&t, 4, head);
+	for (size_t i = 0; i < rep->nthreads; i++) {
+		size_t r = table_row(&t, "");
+		snprintf(buf, sizeof buf, "%llu", (unsigned long long)rep->threads[i].tid);
+		table_str(&t, r, 0, buf);
+		table_num(&t, r, 1, rep->threads[i].allocs);
+		table_num(&t, r, 2, rep->threads[i].bytes);
+	}
+	fputs("\nthreads (allocations made; --thread TID reports one)\n", out);
+	table_print(out, &t);
+}
+
+/* ---- the main script, line by line ---------------------------------------------- */
+
+static void lines_section(FILE *out, const struct mt_report *rep)
+{
+	static const char *const head[] = { "line",   "allocs", "frees",  "net bytes",
+					    "at peak", "arenas", "pools", "resizes", "source" };
+	struct table t;
+	char buf[32];
+	for (size_t i = 0; i < rep->nlines;) {
+		uint32_t file = rep->lines[i].file;
+		table_init(&t, 9, head);
+		for (; i < rep->nlines && rep->lines[i].file == file; i++) {
+			const struct mt_script_line *l = &rep->lines[i];
+			const char *src = mt_line_source(rep, l);
+			while (src && (*src == ' ' || *src == '\t'))
+				src++;
+			size_t r = table_row(&t, src ? src : "?");
+			table_num(&t, r, 0, l->line);
+			table_num(&t, r, 1, l->allocs);
+			table_num(&t, r, 2, l->frees);
+			table_str(&t, r, 3, signed_grouped(l->bytes_allocated, l->bytes_freed, buf));
+			table_num(&t, r, 4, l->peak_bytes);
+			table_str(&t, r, 5, signed_grouped(l->arenas_allocated, l->arenas_freed, buf));
+			table_str(&t, r, 6, signed_grouped(l->pools_allocated, l->pools_freed, buf));
+			table_num(&t, r, 7, l->list_resizes);
+		}
+		fputs("\nmain script, line by line: ", out);
+		put_bytes(out, (const uint8_t *)mt_report_string(rep, file),
+			  strlen(mt_report_string(rep, file)));
+		fputs("\n  what each line did, with what the functions it called did; frees count "
+		      "at the line\n  that ran when they happened; net bytes: requested bytes "
+		      "allocated less freed;\n  arenas and pools: gained less lost\n", out);
+		table_print(out, &t);
+	}
 }
 
 /* ---- what the OS sees, the mmap domain ---------------------------------------- */
@@ -699,7 +739,7 @@ static void top_block_text(FILE *out, const struct mt_report *rep, const struct 
 	if (!tb->known || !tb->found)
 		return;
 	const struct mt_site *s = tb->site < rep->nsites ? &rep->sites[tb->site] : NULL;
-	char *name = s ? site_name(rep, s, true) : NULL;
+	char *name = s ? site_name(rep, s, true, false) : NULL;
 	if (!tb->gap)
 		fprintf(out, "    the heap top is held by a live block of %s bytes at 0x%llx (%s):\n"
 			"    while it lives, the %s free bytes below it stay with glibc\n",
@@ -841,18 +881,22 @@ int mt_output_text(const struct mt_report *rep, const char *trace_name, FILE *ou
 	if (trace_name)
 		fprintf(out, "memtrace report: %s\n\n", trace_name);
 	summary_section(out, rep);
+	if (rep->nlines)
+		lines_section(out, rep);
 	process_section(out, &rep->process);
 	trace_section(out, rep);
 	events_section(out, rep);
 	domains_section(out, rep);
+	if (rep->nthreads > 1)
+		threads_section(out, rep);
+	histogram_section(out, rep);
 	mappings_section(out, rep);
 	memory_section(out, rep);
 	if (rep->process.have & MT_HAVE_PYTHON)
 		pools_section(out, rep);
 	if (rep->lists.nsites)
 		lists_section(out, rep);
-	fputs("\ntop sites: live bytes at the heap peak, allocations (reallocs too), bytes\n", out);
-	sites_table(out, rep, MT_BY_PEAK, 2 * TEXT_SITES);
+	top_sites_section(out, rep);
 	if (rep->nmarks)
 		marks_section(out, rep);
 	return ferror(out) ? -1 : 0;

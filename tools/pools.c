@@ -172,7 +172,10 @@ void pools_arena_alloc(struct ctx *c, uint64_t size, uint64_t addr)
 		if (rp->other_bytes > rp->other_bytes_peak)
 			rp->other_bytes_peak = rp->other_bytes;
 	}
-	heap_up(c, size);
+	if (c->heap_arenas)
+		heap_up(c, size);
+	if (a->is_arena)
+		lines_arena(c, true);
 }
 
 /* An arena freed with blocks in it: the trace missed their frees.  They
@@ -199,12 +202,14 @@ void pools_arena_free(struct ctx *c, uint64_t size, uint64_t addr)
 	struct arena_slot *a = &c->pools.slots[i];
 	c->pools.cache_pool = 0;
 	c->pools.cache_ref = NULL;
-	heap_down(c, a->size);
+	if (c->heap_arenas)
+		heap_down(c, a->size);
 	if (a->live_objects && a->tags)
 		forget_blocks(c, a);
 	drop_tables(a);
 	rp->arena_bytes_live -= a->size;
 	if (a->is_arena) {
+		lines_arena(c, false);
 		rp->arenas_freed++;
 		rp->arenas_live--;
 		rp->arenas_empty -= !a->pools_in_use;
@@ -252,6 +257,7 @@ void pools_block_add(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64
 			rp->pools_peak = rp->pools_in_use;
 		rp->arenas_empty -= !a->pools_in_use++;
 		pool_touched(c, a, addr);
+		lines_pool(c, true);
 	}
 	*pool = pool_val(pool_slot(*pool), cls, count + 1);
 	if (cls < MT_SIZE_CLASSES) {
@@ -282,6 +288,7 @@ void pools_block_del(struct ctx *c, uint64_t *pool, struct arena_slot *a, uint64
 	if (!count) {
 		rp->pools_in_use--;
 		rp->arenas_empty += !--a->pools_in_use;
+		lines_pool(c, false);
 	}
 	a->live_objects--;
 	a->live_bytes -= size;

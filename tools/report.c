@@ -108,15 +108,16 @@ account_in(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct whe
 	s->live_bytes += size;
 	if (s->live_bytes > s->peak_bytes)
 		s->peak_bytes = s->live_bytes;
-	if (dom == MT_DOM_MALLOC) {
+	if (c->heap_doms & (1u << dom))
 		heap_up(c, size);
-	} else if (tag & TAG_OWN) {
+	if (tag & TAG_OWN) {
 		c->own_live++;
 		c->own_bytes += size;
 		c->rep->heap.own_in++;
-		heap_up(c, size);
+		if (c->heap_arenas) /* unfiltered: the heap is malloc's, arenas, these */
+			heap_up(c, size);
 	}
-	if (val_site(tag) != SITE_LAYERED)
+	if (site_counts(val_site(tag)))
 		site_add(c, val_site(tag), size);
 	if (w->a)
 		pools_block_add(c, w->pool, w->a, w->a->base + (w->g << GRANULE_SHIFT), size,
@@ -128,15 +129,19 @@ static inline __attribute__((always_inline)) void
 account_out(struct ctx *c, int dom, uint64_t size, uint32_t tag, const struct where *w)
 {
 	c->rep->dom[dom].live_bytes -= size;
-	if (dom == MT_DOM_MALLOC) {
+	if (c->heap_doms & (1u << dom))
 		heap_down(c, size);
-	} else if (tag & TAG_OWN) {
+	if (tag & TAG_OWN) {
 		c->own_live--;
 		c->own_bytes -= size;
-		heap_down(c, size);
+		if (c->heap_arenas)
+			heap_down(c, size);
 	}
-	if (val_site(tag) != SITE_LAYERED)
+	if (site_counts(val_site(tag))) {
 		site_sub(c, val_site(tag), size);
+		if (__builtin_expect(tag & TAG_OLD, 0))
+			view_old_gone(c, val_site(tag), size);
+	}
 	if (w->a)
 		pools_block_del(c, w->pool, w->a, size);
 }
@@ -216,23 +221,46 @@ static bool detach(struct ctx *c, int dom, uint64_t addr, uint64_t *val, uint64_
 /* A new block of a domain above malloc at the address the thread's
  * previous allocation got from a lower domain: that one is its layer, and
  * its bytes are the new block's from now on. */
-static void layer_below(struct ctx *c, struct thread *t, int dom, uint64_t addr)
+static void layer_found(struct ctx *c, struct thread *t, int low, uint64_t addr)
 {
 	uint64_t val, unused;
+	if (!hm_get(&c->live[low], addr, &val) || val_site(val) == SITE_LAYERED)
+		return;
+	uint32_t site = val_site(val);
+	if (site_counts(site)) {
+		uint64_t size = unpack_size(c, low, addr, val, false);
+		struct mt_site *s = &c->rep->sites[site];
+		site_unlayer(c, site, size);
+		s->allocs--;
+		s->bytes -= size;
+		hist_sub(c->rep, size);
+		c->cnt.allocs--;
+		t->allocs--;
+		t->bytes -= size;
+	}
+	hm_put(&c->live[low], addr, (val & ~(uint64_t)(SITE_MASK | TAG_OLD)) | SITE_LAYERED,
+	       &unused);
+}
+
+static inline void layer_below(struct ctx *c, struct thread *t, int dom, uint64_t addr)
+{
 	int low = t->last_dom;
 	/* PyMem and PyObject blocks are never under another one */
 	if (low < 0 || low >= dom || low > MT_DOM_PYRAW || t->last_addr != addr || !addr)
 		return;
-	if (!hm_get(&c->live[low], addr, &val) || val_site(val) == SITE_LAYERED)
-		return;
-	uint64_t size = unpack_size(c, low, addr, val, false);
-	struct mt_site *s = &c->rep->sites[val_site(val)];
-	site_sub(c, val_site(val), size);
-	s->allocs--;
-	s->bytes -= size;
-	hist_sub(c->rep, size);
-	c->cnt.allocs--;
-	hm_put(&c->live[low], addr, (val & ~(uint64_t)SITE_MASK) | SITE_LAYERED, &unused);
+	layer_found(c, t, low, addr);
+}
+
+/* A block counted at site (in view): in the site, the histogram and the
+ * thread's figures (a line's allocations are its sites' copies': lines.c). */
+static inline void count_alloc(struct ctx *c, struct thread *t, uint32_t site, uint64_t size)
+{
+	struct mt_site *st = &c->rep->sites[site];
+	st->allocs++;
+	st->bytes += size;
+	hist_add(c->rep, size);
+	t->allocs++;
+	t->bytes += size;
 }
 
 /* Whether a new PyMem/PyObject block lies inside the block the thread's
@@ -277,14 +305,14 @@ static void allocated(struct ctx *c, int dom, uint64_t size, uint64_t addr, bool
 	uint32_t site = site_of(c, t, dom), tag = site | own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC)
 		layer_below(c, t, dom, addr);
-	if (list_start)
+	bool counts = site_counts(site);
+	if (list_start && counts)
 		tag |= lists_realloc(c, 0, 0, 0, addr, size, site);
 	attach(c, dom, addr, size, tag, false);
-	struct mt_site *st = &c->rep->sites[site];
-	st->allocs++;
-	st->bytes += size;
-	hist_add(c->rep, size);
-	c->cnt.allocs++;
+	if (counts) {
+		count_alloc(c, t, site, size);
+		c->cnt.allocs++;
+	}
 	t->last_addr = addr;
 	t->last_size = size;
 	t->last_dom = dom;
@@ -309,9 +337,14 @@ static void released(struct ctx *c, int dom, uint64_t addr, bool found, uint64_t
 	uint32_t tag = val_tag(val);
 	if (tag & TAG_CHAIN)
 		lists_end(c, addr, tag, size);
-	if (val_site(tag) == SITE_LAYERED)
+	if (!site_counts(val_site(tag)))
 		return;
 	c->cnt.frees++;
+	struct mt_script_line *l = line_of(c, t->line);
+	if (l) {
+		l->frees++;
+		l->bytes_freed += size;
+	}
 	if (t->last_dom == dom && t->last_addr == addr) {
 		/* freed before the thread allocated anything else */
 		struct mt_site *st = &c->rep->sites[val_site(tag)];
@@ -377,19 +410,20 @@ static void resized(struct ctx *c, int dom, uint64_t old, bool found, uint64_t o
 	uint32_t otag = found ? val_tag(old_val) : 0;
 	bool layered = found && val_site(otag) == SITE_LAYERED;
 	uint32_t site = layered ? SITE_LAYERED : site_of(c, t, dom), tag = site;
+	bool counts = site_counts(site);
 	tag |= own_tag(c, t, dom, addr);
 	if (dom > MT_DOM_MALLOC && !layered)
 		layer_below(c, t, dom, addr);
-	if (dom == MT_DOM_PYMEM && !layered && !c->free_threaded)
+	if (dom == MT_DOM_PYMEM && counts && !c->free_threaded)
 		tag |= lists_realloc(c, found ? old : 0, otag, old_size, addr, size, site);
 	else if (otag & TAG_CHAIN)
 		lists_end(c, old, otag, old_size);
 	attach(c, dom, addr, size, tag, found && addr == old);
-	if (!layered) {
-		struct mt_site *st = &c->rep->sites[site];
-		st->allocs++;
-		st->bytes += size;
-		hist_add(c->rep, size);
+	if (counts) {
+		struct mt_script_line *l = line_of(c, t->line);
+		count_alloc(c, t, site, size);
+		if (l && found && site_counts(val_site(otag)))
+			l->bytes_freed += old_size;
 	}
 	t->last_addr = addr;
 	t->last_size = size;
@@ -445,12 +479,18 @@ static void on_realloc_in(struct ctx *c, const struct mt_rec *r)
 	}
 }
 
+static void thread_init(struct ctx *c, struct thread *t, uint64_t tid)
+{
+	*t = (struct thread){ .last_dom = -1, .tid = tid };
+	t->out = c->rep->view.thread_set && c->rep->view.thread != tid;
+	memset(t->site, 0xff, sizeof t->site);
+}
+
 static void on_thread(struct ctx *c, uint64_t tid)
 {
 	uint64_t idx, unused;
-	c->cur_tid = tid;
 	if (hm_get(&c->tids, tid, &idx)) {
-		c->cur = (size_t)idx;
+		c->cur = &c->threads[idx];
 		return;
 	}
 	if (c->nthreads == c->threads_cap) {
@@ -459,6 +499,7 @@ static void on_thread(struct ctx *c, uint64_t tid)
 			c->oom = true;
 			return;
 		}
+		c->cur = p + (c->cur - c->threads);
 		c->threads = p;
 		c->threads_cap *= 2;
 	}
@@ -466,9 +507,8 @@ static void on_thread(struct ctx *c, uint64_t tid)
 		c->oom = true;
 		return;
 	}
-	c->threads[c->nthreads] = (struct thread){ .last_dom = -1 };
-	memset(c->threads[c->nthreads].site, 0xff, sizeof c->threads[0].site);
-	c->cur = c->nthreads++;
+	thread_init(c, &c->threads[c->nthreads], tid);
+	c->cur = &c->threads[c->nthreads++];
 }
 
 static void on_loc(struct ctx *c, uint64_t frame)
@@ -524,6 +564,8 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 	case MT_REC_TIME:
 		rep->trace.duration_us += r->value;
 		c->cnt.time_us = rep->trace.duration_us;
+		if (__builtin_expect(c->vs.timed, 0))
+			view_time(c);
 		timeline_time(c);
 		if (c->grid)
 			grid_time(c);
@@ -543,7 +585,7 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 			c->oom = true;
 		break;
 	case MT_REC_CODE:
-		if (sites_code(c, r->value, r->ref1, r->ref2))
+		if (sites_code(c, r->value, r->ref1, r->ref2, r->line))
 			c->oom = true;
 		break;
 	case MT_REC_FRAME:
@@ -551,6 +593,8 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 			c->oom = true;
 		break;
 	case MT_REC_MARK:
+		if (c->vs.marked && view_mark(c, r->value))
+			break;
 		if (marks_mark(c, r->value))
 			c->oom = true;
 		memory_mark(c);
@@ -566,6 +610,10 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 		break;
 	case MT_REC_SAMPLE:
 		memory_sample(c, r);
+		break;
+	case MT_REC_SCRIPT:
+		if (c->lines_on)
+			lines_script(c, r->value);
 		break;
 	case MT_REC_MODULE:
 	case MT_REC_MODULE_GONE:
@@ -713,8 +761,9 @@ static bool maps_outgrow_cache(const struct ctx *c)
 	return false;
 }
 
-/* Both return what mt_dec_next last said: 0 at the end of the block, -1 at
- * a malformed record (1 when they stopped because memory ran out). */
+/* All return what mt_dec_next last said: 0 at the end of the block, -1 at
+ * a malformed record (1 when they stopped because memory ran out or the
+ * window closed). */
 static int apply_direct(struct ctx *c, struct mt_dec *d)
 {
 	struct mt_rec r;
@@ -724,12 +773,23 @@ static int apply_direct(struct ctx *c, struct mt_dec *d)
 	return st;
 }
 
+/* After the window: only the trace's length is still of interest. */
+static int apply_closed(struct ctx *c, struct mt_dec *d)
+{
+	struct mt_rec r;
+	int st;
+	while ((st = mt_dec_next(d, &r)) == 1)
+		if (r.kind == MT_REC_TIME)
+			c->rep->trace.duration_us += r.value;
+	return st;
+}
+
 static int apply_prefetched(struct ctx *c, struct mt_dec *d)
 {
 	struct mt_rec ahead[LOOKAHEAD];
 	size_t decoded = 0;
 	int st = 1;
-	for (size_t done = 0; !c->oom; done++) {
+	for (size_t done = 0; !c->oom && c->vs.win != WIN_CLOSED; done++) {
 		while (st == 1 && decoded < done + LOOKAHEAD) {
 			struct mt_rec *r = &ahead[decoded % LOOKAHEAD];
 			if ((st = mt_dec_next(d, r)) != 1)
@@ -752,7 +812,16 @@ static int read_events(struct ctx *c, const uint8_t *raw, size_t len)
 {
 	struct mt_dec d;
 	mt_dec_init(&d, raw, len);
-	int st = maps_outgrow_cache(c) ? apply_prefetched(c, &d) : apply_direct(c, &d);
+	int st = 0;
+	if (c->vs.win != WIN_CLOSED) {
+		c->vs.dec = &d; /* the window's end cuts it short: view.c */
+		st = maps_outgrow_cache(c) ? apply_prefetched(c, &d) : apply_direct(c, &d);
+		c->vs.dec = NULL;
+	}
+	if (c->vs.win == WIN_CLOSED && !c->oom && st >= 0) {
+		d.end = raw + len;
+		st = apply_closed(c, &d);
+	}
 	return c->oom ? -1 : st;
 }
 
@@ -967,17 +1036,18 @@ static int ctx_init(struct ctx *c, struct mt_report *rep, unsigned flags)
 	c->threads_cap = 16;
 	c->nthreads = 1;
 	c->threads = calloc(c->threads_cap, sizeof *c->threads);
-	if (c->threads) {
-		c->threads[0].last_dom = -1;
-		memset(c->threads[0].site, 0xff, sizeof c->threads[0].site);
-	}
+	c->cur = c->threads;
+	if (c->threads) /* records before any THREAD record (none in a sound trace) */
+		thread_init(c, &c->threads[0], 0);
 	err |= sites_init(c);
 	err |= pools_init(c);
 	err |= lists_init(c);
 	err |= timeline_init(c);
 	if (c->grid)
 		err |= grid_init(c);
+	err |= lines_init(c);
 	err |= mappings_init(c);
+	view_init(c);
 	return err || !c->threads ? -1 : 0;
 }
 
@@ -993,7 +1063,25 @@ static void ctx_free(struct ctx *c)
 	stacks_free(c);
 	pools_free(c);
 	lists_free(c);
+	lines_free(c);
 	mappings_free(c);
+}
+
+/* The threads' allocations, in the order their first records came. */
+static void threads_finish(struct ctx *c)
+{
+	struct mt_report *rep = c->rep;
+	rep->threads = calloc(c->nthreads, sizeof *rep->threads);
+	if (!rep->threads) {
+		c->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < c->nthreads; i++) {
+		const struct thread *t = &c->threads[i];
+		if (i || t->allocs)
+			rep->threads[rep->nthreads++] =
+				(struct mt_thread_stats){ t->tid, t->allocs, t->bytes };
+	}
 }
 
 static void finish(struct ctx *c, enum mt_report_status st)
@@ -1012,15 +1100,18 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	peak_moment(c);
 	marks_finish(c);
 	pools_finish(c);
+	rep->heap.live_blocks =
+		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
+	mappings_finish(c);
+	memory_finish(c); /* names the sites of live blocks: before sites merge */
 	sites_finish(c);
 	if (c->grid)
 		grid_finish(c);
-	stacks_finish(c); /* merges sites: after everything that counts in them */
+	view_finish(c);   /* after the sites' peaks are fixed */
+	lines_finish(c);  /* merges sites: after everything that counts in them */
+	stacks_finish(c); /* merges sites again, by their native identity */
 	timeline_finish(c);
-	mappings_finish(c);
-	memory_finish(c);
-	rep->heap.live_blocks =
-		rep->dom[MT_DOM_MALLOC].live_blocks + hm_count(&c->pools.blocks) + c->own_live;
+	threads_finish(c);
 }
 
 static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader *rd, int st,
@@ -1031,7 +1122,8 @@ static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader 
 	return st == MT_READ_IO ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
 
-enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsigned flags,
+enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
+					    const struct mt_view *view, unsigned flags,
 					    mt_progress_fn *progress, void *arg)
 {
 	struct mt_reader rd;
@@ -1039,6 +1131,10 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsi
 	enum mt_report_status st;
 	int rst;
 	memset(rep, 0, sizeof *rep);
+	if (view)
+		rep->view = *view;
+	else
+		mt_view_default(&rep->view);
 	rep->trace.end_reason = MT_REASON_NONE;
 	rep->trace.exit_status = -1;
 	rep->per_thread = flags & MT_BUILD_PER_THREAD;
@@ -1063,15 +1159,9 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsi
 	return st;
 }
 
-enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
-					       mt_progress_fn *progress, void *arg)
-{
-	return mt_report_build_flags(f, rep, 0, progress, arg);
-}
-
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep)
 {
-	return mt_report_build_flags(f, rep, 0, NULL, NULL);
+	return mt_report_build_flags(f, rep, NULL, 0, NULL, NULL);
 }
 
 int mt_report_read_header(FILE *f, struct mt_process *p)
@@ -1118,7 +1208,19 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
-	mt_grid_free(&rep->grid, rep->nsites);
+	mt_grid_free(&rep->grid);
+	free(rep->threads);
+	free(rep->lines);
+	for (size_t i = 0; i < rep->nsources; i++) {
+		for (size_t k = 0; k < rep->sources[i].nlines; k++)
+			free(rep->sources[i].lines[k]);
+		free(rep->sources[i].lines);
+	}
+	free(rep->sources);
+	rep->threads = NULL;
+	rep->lines = NULL;
+	rep->sources = NULL;
+	rep->nthreads = rep->nlines = rep->nsources = 0;
 	free(rep->mappings.largest);
 	free(rep->memory.points);
 	free(rep->memory.at_marks);

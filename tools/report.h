@@ -73,6 +73,7 @@ struct mt_process {
 struct mt_frame {
 	uint32_t parent;
 	uint32_t file, function; /* indexes into mt_report.strings */
+	uint32_t first_line;     /* the function's first line (0: unknown) */
 	uint64_t line;
 };
 
@@ -85,9 +86,10 @@ struct mt_site {
 	uint32_t frame; /* index into mt_report.frames; 0: native */
 	int dom;
 	uint64_t allocs, bytes;            /* allocations and reallocs made here */
-	/* live: at the end of the trace; peak: at the heap peak.  Bytes and
-	 * blocks apart: the compiler would pair their updates into vector
-	 * operations, which cost the reporter 1% more instructions */
+	/* live: at the end of the trace (of the window); peak: at the heap
+	 * peak.  Bytes and blocks apart: the compiler would pair their
+	 * updates into vector operations, which cost the reporter 1% more
+	 * instructions */
 	uint64_t live_bytes, peak_bytes;
 	uint64_t live_blocks, peak_blocks;
 	uint64_t temp_allocs, temp_bytes;  /* temporary allocations */
@@ -95,6 +97,11 @@ struct mt_site {
 	uint32_t list;                     /* lists.c: 1 + its index in lists.sites */
 	uint32_t stack;                    /* stacks.h: native stack node, 0: none */
 	uint64_t tid;                      /* MT_BUILD_PER_THREAD: who allocated */
+	/* while the trace is read: the main script's line the blocks were
+	 * made under (lines.c), and the live blocks made before the window
+	 * opened (view.c) */
+	uint32_t script;
+	uint64_t old_bytes, old_blocks;
 };
 
 /* ---- Python pools and arenas ------------------------------------------ */
@@ -219,6 +226,74 @@ struct mt_site_times {
 struct mt_grid {
 	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace */
 	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
+	size_t nsites;
+};
+
+/* ---- the main script, line by line (lines.c) --------------------------- */
+
+/* What happened while one line of the main script was the innermost frame
+ * of that script in the thread that did it (a call on the line counts what
+ * the callee did). */
+struct mt_script_line {
+	uint32_t file;        /* index into mt_report.strings */
+	uint64_t line;
+	uint64_t allocs, frees;            /* blocks, each once at its topmost domain */
+	uint64_t bytes_allocated, bytes_freed;
+	uint64_t peak_bytes;               /* live at the heap peak, made by this line */
+	uint64_t arenas_allocated, arenas_freed, pools_allocated, pools_freed;
+	uint64_t list_resizes;
+	uint64_t dom_allocs[MT_DOM_COUNT], dom_bytes[MT_DOM_COUNT]; /* allocs by domain */
+};
+
+/* The source of a script, read when the report is made; lines NULL when
+ * the file could not be read. */
+struct mt_source {
+	uint32_t file;
+	char **lines;   /* lines[i] is line i + 1, without its newline */
+	size_t nlines;
+};
+
+/* ---- views ------------------------------------------------------------- */
+
+enum mt_sort {
+	MT_SORT_PEAK,      /* live bytes at the heap peak */
+	MT_SORT_ALLOCS,    /* allocations */
+	MT_SORT_BYTES,     /* bytes allocated */
+	MT_SORT_LEAKED,    /* bytes live at exit */
+	MT_SORT_TEMPORARY, /* temporary allocations */
+};
+enum mt_group { MT_GROUP_LINE, MT_GROUP_FUNCTION, MT_GROUP_FILE };
+
+/* One end of a time window: microseconds since the start, or the first
+ * mark with this label (from: of the trace; to: after the window opened). */
+struct mt_bound {
+	bool set;
+	uint64_t us;
+	const char *mark; /* not owned; NULL: us */
+};
+
+/* What a report shows.  The first part is applied while the trace is read,
+ * since it changes what the peak, the leaks and the temporaries are; the
+ * second by the outputs.  All zero: the whole trace, every site. */
+struct mt_view {
+	struct mt_bound from, to;
+	unsigned domains;    /* bit per domain to count; 0: all */
+	bool thread_set;
+	uint64_t thread;     /* only blocks this thread allocated */
+	bool no_lines;       /* skip the per-line view of the main script */
+
+	enum mt_sort sort;   /* of the sites */
+	enum mt_group by;
+	size_t top;          /* rows; 0: the output's default */
+	uint64_t threshold;  /* sites whose sorted figure, in bytes, is below: left out */
+	bool inverted;       /* flame graph: innermost frames at the root */
+	bool folded_lines;   /* folded: "function (file:line)" frames */
+	enum mt_sort flame_value; /* what the flame graph counts; 0 (peak) means bytes */
+};
+
+/* Allocations per thread, in view (at their topmost domain). */
+struct mt_thread_stats {
+	uint64_t tid, allocs, bytes;
 };
 
 /* ---- the mmap domain (mappings.c) ------------------------------------- */
@@ -335,6 +410,13 @@ bool mt_mem_rss(const struct mt_mem_point *p, uint64_t *rss);
 
 struct mt_report {
 	struct mt_process process;
+	struct mt_view view; /* the view it was built with */
+	/* the window, when --from or --to was given: where it opened and
+	 * closed (closed: before the trace ended) */
+	struct {
+		bool opened, closed;
+		uint64_t from_us, to_us;
+	} window;
 	struct {
 		bool complete;  /* the trace ends with a footer */
 		int end_reason; /* enum mt_end_reason or MT_REASON_* */
@@ -378,6 +460,12 @@ struct mt_report {
 	struct mt_native *native; /* stacks.h: native stacks, NULL when not recorded */
 	bool per_thread;          /* built with MT_BUILD_PER_THREAD */
 
+	struct mt_thread_stats *threads;
+	size_t nthreads;
+	struct mt_script_line *lines; /* in file order */
+	size_t nlines;
+	struct mt_source *sources;    /* of the files in lines */
+	size_t nsources;
 	struct mt_mappings mappings; /* the mmap domain */
 	struct mt_memory memory;     /* samples of what the OS saw */
 
@@ -398,10 +486,8 @@ enum mt_report_status {
 typedef void mt_progress_fn(void *arg, uint64_t offset);
 
 /* Streams the trace in f.  rep must be released with mt_report_free whatever
- * the result; on failure rep->error says why. */
+ * the result; on failure rep->error says why.  view NULL: the default. */
 enum mt_report_status mt_report_build(FILE *f, struct mt_report *rep);
-enum mt_report_status mt_report_build_progress(FILE *f, struct mt_report *rep,
-					       mt_progress_fn *progress, void *arg);
 
 /* What a build may keep beyond what the report shows. */
 enum mt_build_flags {
@@ -415,10 +501,11 @@ enum mt_build_flags {
 	 * merged after the build. */
 	MT_BUILD_TIME_GRID = 1 << 1,
 };
-enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep, unsigned flags,
+enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
+					    const struct mt_view *view, unsigned flags,
 					    mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
-void mt_grid_free(struct mt_grid *g, size_t nsites);
+void mt_grid_free(struct mt_grid *g);
 
 /* Only the header of the trace in f, into *p (free with
  * mt_process_free): 0, or -1 when it is no readable trace. */
@@ -442,16 +529,43 @@ const char *mt_report_string(const struct mt_report *rep, uint32_t idx);
 const char *mt_site_file(const struct mt_report *rep, const struct mt_site *s);
 const char *mt_site_function(const struct mt_report *rep, const struct mt_site *s);
 uint64_t mt_site_line(const struct mt_report *rep, const struct mt_site *s);
+/* The source text of a script line, NULL when unknown. */
+const char *mt_line_source(const struct mt_report *rep, const struct mt_script_line *l);
 /* The label of a step: its mark's text or "(before first mark)". */
 const char *mt_mark_label(const struct mt_report *rep, const struct mt_mark *m);
 
-/* Indexes of the sites with a nonzero key, best first, at most max: by
- * peak bytes then bytes (sites that allocated anything), the same for the
- * sites that held bytes at the peak, by live bytes at exit, by temporary
- * allocations.  *n gets the count; the array is malloc'd (NULL when n is 0
- * or on OOM). */
-enum mt_site_order { MT_BY_PEAK, MT_AT_PEAK, MT_BY_LIVE, MT_BY_TEMP };
-uint32_t *mt_sites_sorted(const struct mt_report *rep, enum mt_site_order order, size_t max,
-			  size_t *n);
+/* Names of the view's choices as options and JSON spell them
+ * ("peak", "allocs", "bytes", "leaked", "temporary"; "line", "function",
+ * "file"), and back (-1: no such name). */
+const char *mt_sort_name(enum mt_sort sort);
+const char *mt_group_name(enum mt_group by);
+int mt_sort_parse(const char *name);
+int mt_group_parse(const char *name);
+/* The default view: the whole trace, by peak, by line; the flame graph
+ * counts bytes. */
+void mt_view_default(struct mt_view *v);
+
+/* The figure of a site that `sort` ranks by. */
+uint64_t mt_site_key(const struct mt_site *s, enum mt_sort sort);
+
+/* The sites as the view shows them: grouped by rep->view.by (sites of one
+ * line, function or file and domain summed; the stack shown is the one of
+ * the member that allocated the most bytes), those with a nonzero figure
+ * for `sort` (all: any nonzero figure) and whose sorted figure in bytes is
+ * at least the view's threshold, best first (then by bytes), at most max.
+ * The rows are copies. */
+struct mt_rows {
+	struct mt_site *v;
+	size_t n;     /* rows kept */
+	size_t total; /* rows before the cut at max */
+};
+/* 0, or -1 when out of memory.  Free with mt_rows_free. */
+int mt_site_rows(const struct mt_report *rep, enum mt_sort sort, bool all, size_t max,
+		 struct mt_rows *out);
+void mt_rows_free(struct mt_rows *r);
+/* Where a row is, at the view's grouping: file, function and line (by
+ * function: the function's first line, 0 when unknown; by file: "" and 0). */
+void mt_row_where(const struct mt_report *rep, const struct mt_site *s, const char **file,
+		  const char **function, uint64_t *line);
 
 #endif

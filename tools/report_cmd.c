@@ -22,11 +22,12 @@
 #include "render.h"
 #include "report.h"
 #include "runtree.h"
+#include "view_cli.h"
 
-static const char usage[] =
+static const char usage_head[] =
 	"usage: memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
 	"                       [--at peak|exit] [--profile] [--quiet] [--pid PID] [--exe NAME]\n"
-	"                       [--all] [--trace-only] TRACE...\n"
+	"                       [--all] [--trace-only] [view options] TRACE...\n"
 	"\n"
 	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
 	"sites that held it; what was live at exit; temporaries; each allocator\n"
@@ -65,6 +66,12 @@ static const char usage[] =
 	"  -a, --all           every process of a run in full\n"
 	"  -1, --trace-only    TRACE alone, not the run it belongs to\n"
 	"  -h, --help          show this help\n"
+	"\n"
+	"What is counted:\n";
+
+static const char usage_rows[] = "\nWhich sites are shown, and how:\n";
+
+static const char usage_tail[] =
 	"\n"
 	"Exit status: 0 report written (also for a trace without footer, e.g. of a\n"
 	"killed process), 1 usage or I/O error, 2 not a readable trace (foreign,\n"
@@ -120,6 +127,8 @@ static void progress_clear(struct progress *p)
 
 /* --intro: notes put first in every rendering. */
 static char *intro_text;
+/* The view options. */
+static struct mt_view view;
 
 static int read_intro(const char *path)
 {
@@ -156,6 +165,7 @@ static bool is_export(enum mt_format fmt)
  * for the HTML page (and --profile) with their figures over time too
  * (report.h). */
 static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt,
+				   const struct mt_view *v,
 				   struct mt_report *rep)
 {
 	struct stat st;
@@ -168,11 +178,13 @@ static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt
 	enum mt_report_status r;
 	if (bar) {
 		p.size = (uint64_t)st.st_size;
-		r = mt_report_build_flags(f, rep, flags, progress_draw, &p);
+		r = mt_report_build_flags(f, rep, v, flags, progress_draw, &p);
 		progress_clear(&p);
 	} else {
-		r = mt_report_build_flags(f, rep, flags, NULL, NULL);
+		r = mt_report_build_flags(f, rep, v, flags, NULL, NULL);
 	}
+	if ((r == MT_REPORT_OK || r == MT_REPORT_TORN) && view_check_window(rep))
+		r = MT_REPORT_FAILED;
 	rep->intro = intro_text;
 	return r;
 }
@@ -267,7 +279,7 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 	FILE *f = open_trace(path);
 	if (!f)
 		return MT_EXIT_USAGE;
-	enum mt_report_status st = build(f, path, fmt, &rep);
+	enum mt_report_status st = build(f, path, fmt, &view, &rep);
 	fclose(f);
 	int code = MT_EXIT_OK;
 	if ((st == MT_REPORT_OK || st == MT_REPORT_TORN) &&
@@ -277,6 +289,18 @@ int report_trace(const char *path, enum mt_format fmt, const char *out_path)
 		code = diagnose(path, st, &rep);
 	mt_report_free(&rep);
 	return code;
+}
+
+int report_load(const char *path, const struct mt_view *v, struct mt_report *rep)
+{
+	FILE *f = open_trace(path);
+	if (!f) {
+		memset(rep, 0, sizeof *rep);
+		return MT_EXIT_USAGE;
+	}
+	enum mt_report_status st = build(f, path, MT_FMT_TEXT, v, rep);
+	fclose(f);
+	return diagnose(path, st, rep);
 }
 
 /* Exit codes from most to least severe. */
@@ -324,7 +348,7 @@ int report_traces(char *const *paths, size_t n, enum mt_format fmt, const char *
 			code = worse(code, MT_EXIT_USAGE);
 			continue;
 		}
-		st[i] = build(f, paths[i], fmt, &reps[i]);
+		st[i] = build(f, paths[i], fmt, &view, &reps[i]);
 		fclose(f);
 		if (st[i] == MT_REPORT_OK || st[i] == MT_REPORT_TORN) {
 			ok[nok] = &reps[i];
@@ -386,7 +410,7 @@ static int write_one_of_run(const struct mt_run *run, enum mt_format fmt, const 
 static enum mt_report_status build_for_run(FILE *f, const char *path, struct mt_report *rep,
 					   void *fmt)
 {
-	return build(f, path, *(enum mt_format *)fmt, rep);
+	return build(f, path, *(enum mt_format *)fmt, &view, rep);
 }
 
 /* The run of arg; a trace that is alone in its run gets its own report. */
@@ -426,6 +450,7 @@ static int report_run(const char *arg, const struct mt_run_select *sel, enum mt_
 int report_run_of(const char *arg)
 {
 	struct mt_run_select sel = { .pid = -1 };
+	mt_view_default(&view);
 	return report_run(arg, &sel, MT_FMT_TEXT, NULL);
 }
 
@@ -444,7 +469,7 @@ static int parse_format(const char *name, enum mt_format *fmt)
 }
 
 /* Long options without a short one. */
-enum { OPT_AT = 256, OPT_PROFILE };
+enum { OPT_AT = OPT_NO_LINES + 1, OPT_PROFILE };
 
 int cmd_report(int argc, char **argv)
 {
@@ -460,6 +485,7 @@ int cmd_report(int argc, char **argv)
 		{ "all", no_argument, NULL, 'a' },
 		{ "trace-only", no_argument, NULL, '1' },
 		{ "help", no_argument, NULL, 'h' },
+		VIEW_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	enum mt_format fmt = MT_FMT_TEXT;
@@ -469,7 +495,13 @@ int cmd_report(int argc, char **argv)
 	char *end;
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
+	mt_view_default(&view);
 	while ((c = getopt_long(argc, argv, "f:o:qhi:p:e:a1", opts, NULL)) != -1) {
+		int v = view_option(argv[0], c, optarg, &view);
+		if (v < 0)
+			return usage_error(NULL);
+		if (v)
+			continue;
 		switch (c) {
 		case 'p':
 			errno = 0;
@@ -510,12 +542,15 @@ int cmd_report(int argc, char **argv)
 			progress_wanted = false;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			printf("%s%s%s%s%s", usage_head, view_usage_figures, usage_rows,
+			       view_usage_rows, usage_tail);
 			return MT_EXIT_OK;
 		default:
 			return usage_error(NULL);
 		}
 	}
+	if (view_check(argv[0], &view))
+		return usage_error(NULL);
 	if (optind == argc)
 		return usage_error("missing TRACE");
 	if (fmt == MT_FMT_PPROF && !out && isatty(STDOUT_FILENO))

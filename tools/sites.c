@@ -20,6 +20,7 @@
 #define _GNU_SOURCE /* qsort_r */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "analysis.h"
 #include "stacks.h"
@@ -30,7 +31,7 @@ int sites_init(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	int err = hm_init(&c->strmap) | hm_init(&c->codemap) | hm_init(&c->framemap) |
-		  hm_init(&c->sitemap) | hm_init(&c->thread_sites);
+		  hm_init(&c->sitemap) | hm_init(&c->scriptmap) | hm_init(&c->thread_sites);
 	/* index 0 of strings, frames and codes means "none" */
 	err |= mt_grow((void **)&rep->strings, &c->strings_cap, 1, sizeof *rep->strings);
 	err |= mt_grow((void **)&rep->frames, &c->frames_cap, 1, sizeof *rep->frames);
@@ -54,6 +55,7 @@ void sites_free(struct ctx *c)
 	hm_free(&c->codemap);
 	hm_free(&c->framemap);
 	hm_free(&c->sitemap);
+	hm_free(&c->scriptmap);
 	hm_free(&c->thread_sites);
 	free(c->codes);
 	c->codes = NULL;
@@ -86,7 +88,7 @@ int sites_string(struct ctx *c, uint64_t id, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name)
+int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name, uint64_t first_line)
 {
 	uint64_t unused;
 	if (c->ncodes >= UINT32_MAX - 1)
@@ -94,7 +96,8 @@ int sites_code(struct ctx *c, uint64_t id, uint64_t file, uint64_t name)
 	if (mt_grow((void **)&c->codes, &c->codes_cap, c->ncodes + 1, sizeof *c->codes) ||
 	    hm_put(&c->codemap, id, c->ncodes, &unused) < 0)
 		return -1;
-	c->codes[c->ncodes++] = (struct code){ lookup(&c->strmap, file), lookup(&c->strmap, name) };
+	c->codes[c->ncodes++] = (struct code){ lookup(&c->strmap, file), lookup(&c->strmap, name),
+					       first_line > UINT32_MAX ? 0 : (uint32_t)first_line };
 	return 0;
 }
 
@@ -111,6 +114,7 @@ int sites_frame(struct ctx *c, uint64_t id, uint64_t parent, uint64_t code, uint
 	rep->frames[rep->nframes] = (struct mt_frame){ .parent = lookup(&c->framemap, parent),
 						       .file = co->file,
 						       .function = co->name,
+						       .first_line = co->first_line,
 						       .line = line };
 	/* a frame can only name an earlier one as its parent */
 	if (rep->frames[rep->nframes].parent >= rep->nframes)
@@ -139,10 +143,33 @@ static uint32_t new_site(struct ctx *c, uint32_t frame, int dom)
 	return (uint32_t)rep->nsites++;
 }
 
+/* The copy of site s for the blocks made under main-script frame script
+ * (lines.c takes the lines' peak bytes from them, then merges them). */
+static uint32_t script_variant(struct ctx *c, uint32_t s, uint32_t script)
+{
+	uint64_t key = (uint64_t)s << 32 | script, v;
+	if (hm_get(&c->scriptmap, key, &v))
+		return (uint32_t)v;
+	const struct mt_site *base = &c->rep->sites[s];
+	uint32_t k = new_site(c, base->frame, base->dom);
+	if (k == NO_SITE || k == s)
+		return s;
+	struct mt_site *copy = &c->rep->sites[k];
+	base = &c->rep->sites[s]; /* new_site may have moved the array */
+	if (copy->stack || copy->script || copy->frame != base->frame || copy->dom != base->dom)
+		return k; /* folded into the last site: too many of them */
+	copy->stack = base->stack;
+	copy->tid = base->tid;
+	copy->script = script;
+	if (hm_put(&c->scriptmap, key, k, &v) < 0)
+		c->oom = true;
+	return k;
+}
+
 /* MT_BUILD_PER_THREAD: the current thread's site for the place of site s. */
 static uint32_t thread_site(struct ctx *c, uint32_t s)
 {
-	uint64_t key = (uint64_t)s << 32 | (uint32_t)c->cur, v;
+	uint64_t key = (uint64_t)s << 32 | (uint32_t)(c->cur - c->threads), v;
 	if (hm_get(&c->thread_sites, key, &v))
 		return (uint32_t)v;
 	struct mt_site place = c->rep->sites[s];
@@ -150,7 +177,7 @@ static uint32_t thread_site(struct ctx *c, uint32_t s)
 	if (own == NO_SITE || own == s || c->oom)
 		return s; /* no room for it: counted at the place's */
 	c->rep->sites[own].stack = place.stack;
-	c->rep->sites[own].tid = c->cur_tid;
+	c->rep->sites[own].tid = c->cur->tid;
 	if (hm_put(&c->thread_sites, key, own, &v) < 0)
 		c->oom = true;
 	return own;
@@ -160,6 +187,8 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 {
 	uint32_t s;
 	uint64_t v;
+	if (__builtin_expect(c->filtered, 0) && !view_in(c, t, dom))
+		return t->site[dom] = SITE_OUT;
 	if (t->stack && (s = stacks_site(c, t, dom)) != NO_SITE) {
 		/* native stacks: see stacks.h */
 	} else if (dom < MT_DOM_PYMEM || !t->loc) {
@@ -180,6 +209,8 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 	}
 	if (c->per_thread)
 		s = thread_site(c, s);
+	if (t->script)
+		s = script_variant(c, s, t->script);
 	t->site[dom] = s;
 	return s;
 }
@@ -246,83 +277,221 @@ uint64_t mt_site_line(const struct mt_report *rep, const struct mt_site *s)
 	return s->frame && s->frame < rep->nframes ? rep->frames[s->frame].line : 0;
 }
 
-static uint64_t key1(const struct mt_site *s, enum mt_site_order order)
+void sites_sum(struct mt_site *g, const struct mt_site *s)
 {
-	switch (order) {
-	case MT_BY_PEAK:
-	case MT_AT_PEAK:
+	g->allocs += s->allocs;
+	g->bytes += s->bytes;
+	g->live_bytes += s->live_bytes;
+	g->live_blocks += s->live_blocks;
+	g->peak_bytes += s->peak_bytes;
+	g->peak_blocks += s->peak_blocks;
+	g->temp_allocs += s->temp_allocs;
+	g->temp_bytes += s->temp_bytes;
+}
+
+uint64_t mt_site_key(const struct mt_site *s, enum mt_sort sort)
+{
+	switch (sort) {
+	case MT_SORT_PEAK:
 		return s->peak_bytes;
-	case MT_BY_LIVE:
+	case MT_SORT_ALLOCS:
+		return s->allocs;
+	case MT_SORT_BYTES:
+		return s->bytes;
+	case MT_SORT_LEAKED:
 		return s->live_bytes;
 	default:
 		return s->temp_allocs;
 	}
 }
 
-static uint64_t key2(const struct mt_site *s, enum mt_site_order order)
+/* The figure --threshold compares: the sorted one in bytes. */
+static uint64_t threshold_key(const struct mt_site *s, enum mt_sort sort)
 {
-	switch (order) {
-	case MT_BY_LIVE:
-		return s->live_blocks;
-	case MT_BY_TEMP:
+	switch (sort) {
+	case MT_SORT_PEAK:
+		return s->peak_bytes;
+	case MT_SORT_LEAKED:
+		return s->live_bytes;
+	case MT_SORT_TEMPORARY:
 		return s->temp_bytes;
 	default:
 		return s->bytes;
 	}
 }
 
-struct sort_ctx {
-	const struct mt_report *rep;
-	enum mt_site_order order;
+/* The figure that breaks ties of the sorted one. */
+static uint64_t second_key(const struct mt_site *s, enum mt_sort sort)
+{
+	switch (sort) {
+	case MT_SORT_LEAKED:
+		return s->live_blocks;
+	case MT_SORT_TEMPORARY:
+		return s->temp_bytes;
+	case MT_SORT_BYTES:
+		return s->allocs;
+	default:
+		return s->bytes;
+	}
+}
+
+static bool any_figure(const struct mt_site *s)
+{
+	return s->allocs || s->bytes || s->peak_bytes || s->live_bytes || s->live_blocks ||
+	       s->temp_allocs;
+}
+
+/* ---- rows: sites grouped by line, function or file ---------------------------- */
+
+struct member {
+	uint32_t site;
+	const char *file, *function;
+	uint64_t line;
 };
 
-static int cmp_sites(const void *a, const void *b, void *arg)
+struct group_ctx {
+	const struct mt_report *rep;
+	enum mt_group by;
+};
+
+static int cmp_member(const void *a, const void *b, void *arg)
 {
-	const struct sort_ctx *sc = arg;
-	const struct mt_site *x = &sc->rep->sites[*(const uint32_t *)a];
-	const struct mt_site *y = &sc->rep->sites[*(const uint32_t *)b];
-	uint64_t kx = key1(x, sc->order), ky = key1(y, sc->order);
-	if (kx != ky)
-		return kx < ky ? 1 : -1;
-	kx = key2(x, sc->order);
-	ky = key2(y, sc->order);
-	if (kx != ky)
-		return kx < ky ? 1 : -1;
+	const struct group_ctx *g = arg;
+	const struct member *x = a, *y = b;
+	int dx = g->rep->sites[x->site].dom, dy = g->rep->sites[y->site].dom;
+	if (dx != dy)
+		return dx < dy ? -1 : 1;
+	int r = strcmp(x->file, y->file);
+	if (!r && g->by != MT_GROUP_FILE)
+		r = strcmp(x->function, y->function);
+	if (!r && g->by == MT_GROUP_LINE && x->line != y->line)
+		r = x->line < y->line ? -1 : 1;
+	if (!r) /* members in site order: a group's first site leads it */
+		r = x->site < y->site ? -1 : x->site > y->site;
+	return r;
+}
+
+static bool same_group(const struct group_ctx *g, const struct member *x, const struct member *y)
+{
+	return g->rep->sites[x->site].dom == g->rep->sites[y->site].dom &&
+	       !strcmp(x->file, y->file) &&
+	       (g->by == MT_GROUP_FILE || !strcmp(x->function, y->function)) &&
+	       (g->by != MT_GROUP_LINE || x->line == y->line);
+}
+
+struct row_sort {
+	enum mt_sort sort;
+	const uint32_t *first; /* per row: its first site, the last tie-break */
+	const struct mt_site *v;
+};
+
+static int cmp_rows(const void *a, const void *b, void *arg)
+{
+	const struct row_sort *rs = arg;
 	uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-	return ia < ib ? -1 : ia > ib;
+	const struct mt_site *x = &rs->v[ia], *y = &rs->v[ib];
+	uint64_t kx = mt_site_key(x, rs->sort), ky = mt_site_key(y, rs->sort);
+	if (kx != ky)
+		return kx < ky ? 1 : -1;
+	kx = second_key(x, rs->sort);
+	ky = second_key(y, rs->sort);
+	if (kx != ky)
+		return kx < ky ? 1 : -1;
+	return rs->first[ia] < rs->first[ib] ? -1 : rs->first[ia] > rs->first[ib];
 }
 
-static bool wanted(const struct mt_site *s, enum mt_site_order order)
+/* The sites with any figure, grouped: rows[i] sums a group, first[i] is
+ * its first site.  Returns the number of rows, or -1 when out of memory. */
+static ssize_t group_sites(const struct mt_report *rep, struct mt_site *rows, uint32_t *first)
 {
-	switch (order) {
-	case MT_BY_PEAK:
-		return s->peak_bytes || s->bytes;
-	case MT_AT_PEAK:
-		return s->peak_bytes;
-	case MT_BY_LIVE:
-		return s->live_blocks;
-	default:
-		return s->temp_allocs;
+	struct group_ctx g = { rep, rep->view.by };
+	struct member *m = malloc((rep->nsites ? rep->nsites : 1) * sizeof *m);
+	uint64_t *best = malloc((rep->nsites ? rep->nsites : 1) * sizeof *best);
+	size_t n = 0, nrows = 0;
+	if (!m || !best) {
+		free(m);
+		free(best);
+		return -1;
 	}
+	for (size_t i = 0; i < rep->nsites; i++) {
+		const struct mt_site *s = &rep->sites[i];
+		if (any_figure(s))
+			m[n++] = (struct member){ (uint32_t)i, mt_site_file(rep, s),
+						  mt_site_function(rep, s), mt_site_line(rep, s) };
+	}
+	qsort_r(m, n, sizeof *m, cmp_member, &g);
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_site *s = &rep->sites[m[i].site];
+		if (i && same_group(&g, &m[i - 1], &m[i])) {
+			struct mt_site *r = &rows[nrows - 1];
+			sites_sum(r, s);
+			if (s->bytes > best[nrows - 1]) { /* its stack is the one shown */
+				best[nrows - 1] = s->bytes;
+				r->frame = s->frame;
+				r->stack = s->stack;
+			}
+			continue;
+		}
+		rows[nrows] = *s;
+		best[nrows] = s->bytes;
+		first[nrows++] = m[i].site;
+	}
+	free(m);
+	free(best);
+	return (ssize_t)nrows;
 }
 
-uint32_t *mt_sites_sorted(const struct mt_report *rep, enum mt_site_order order, size_t max,
-			  size_t *n)
+int mt_site_rows(const struct mt_report *rep, enum mt_sort sort, bool all, size_t max,
+		 struct mt_rows *out)
 {
+	size_t cap = rep->nsites ? rep->nsites : 1;
+	struct mt_site *rows = malloc(cap * sizeof *rows);
+	uint32_t *first = malloc(cap * sizeof *first), *order = malloc(cap * sizeof *order);
+	ssize_t n = rows && first && order ? group_sites(rep, rows, first) : -1;
+	memset(out, 0, sizeof *out);
+	if (n < 0) {
+		free(rows);
+		free(first);
+		free(order);
+		return -1;
+	}
 	size_t k = 0;
-	*n = 0;
-	uint32_t *idx = malloc((rep->nsites ? rep->nsites : 1) * sizeof *idx);
-	if (!idx)
-		return NULL;
-	for (size_t i = 0; i < rep->nsites; i++)
-		if (wanted(&rep->sites[i], order))
-			idx[k++] = (uint32_t)i;
-	struct sort_ctx sc = { rep, order };
-	qsort_r(idx, k, sizeof *idx, cmp_sites, &sc);
-	*n = k < max ? k : max;
-	if (!*n) {
-		free(idx);
-		return NULL;
-	}
-	return idx;
+	for (size_t i = 0; i < (size_t)n; i++)
+		if ((all || mt_site_key(&rows[i], sort)) &&
+		    threshold_key(&rows[i], sort) >= rep->view.threshold)
+			order[k++] = (uint32_t)i;
+	struct row_sort rs = { sort, first, rows };
+	qsort_r(order, k, sizeof *order, cmp_rows, &rs);
+	out->total = k;
+	out->n = k < max ? k : max;
+	out->v = malloc((out->n ? out->n : 1) * sizeof *out->v);
+	if (out->v)
+		for (size_t i = 0; i < out->n; i++)
+			out->v[i] = rows[order[i]];
+	free(rows);
+	free(first);
+	free(order);
+	return out->v ? 0 : -1;
+}
+
+void mt_row_where(const struct mt_report *rep, const struct mt_site *s, const char **file,
+		  const char **function, uint64_t *line)
+{
+	struct mt_mframe nf;
+	bool python = s->frame && s->frame < rep->nframes && !(s->stack && mt_native_where(rep, s, &nf));
+	*file = mt_site_file(rep, s);
+	*function = rep->view.by == MT_GROUP_FILE ? "" : mt_site_function(rep, s);
+	if (rep->view.by == MT_GROUP_LINE)
+		*line = mt_site_line(rep, s);
+	else if (rep->view.by == MT_GROUP_FUNCTION && python)
+		*line = rep->frames[s->frame].first_line;
+	else
+		*line = 0;
+}
+
+void mt_rows_free(struct mt_rows *r)
+{
+	free(r->v);
+	r->v = NULL;
+	r->n = r->total = 0;
 }

@@ -246,28 +246,19 @@ void stacks_finish(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
 	struct mt_native *n = rep->native;
-	if (!n || !rep->nsites)
-		return;
+	if (!n || !rep->nsites || c->per_thread)
+		return; /* MT_BUILD_PER_THREAD keeps every (stack, location, thread) */
 	/* the flame graph keeps every path */
 	n->paths = malloc(rep->nsites * sizeof *n->paths);
-	if (!n->paths) {
-		c->oom = true;
-		return;
-	}
-	for (size_t i = 0; i < rep->nsites; i++)
-		if (rep->sites[i].bytes)
-			n->paths[n->npaths++] = (struct mt_path){ rep->sites[i].stack,
-								  rep->sites[i].frame,
-								  rep->sites[i].bytes };
-	if (c->per_thread)
-		return; /* MT_BUILD_PER_THREAD keeps every (stack, location, thread) */
 	uint32_t *map = malloc(rep->nsites * sizeof *map);
 	uint64_t *best = malloc(rep->nsites * sizeof *best);
-	struct heapmap groups = { 0 }, ips = { 0 };
-	if (!map || !best || hm_init(&groups) | hm_init(&ips)) {
+	struct heapmap groups, ips;
+	if (!n->paths || !map || !best || hm_init(&groups) | hm_init(&ips)) {
 		c->oom = true;
 		goto out;
 	}
+	memcpy(n->paths, rep->sites, rep->nsites * sizeof *n->paths);
+	n->npaths = rep->nsites;
 	/* group i of the merged sites is at index i: groups are numbered in
 	 * order of their first site, so merging in place never overwrites a
 	 * site not seen yet */
@@ -305,23 +296,12 @@ void stacks_finish(struct ctx *c)
 				g->stack = s.stack;
 				g->frame = s.frame;
 			}
-			g->allocs += s.allocs;
-			g->bytes += s.bytes;
-			g->live_bytes += s.live_bytes;
-			g->live_blocks += s.live_blocks;
-			g->peak_bytes += s.peak_bytes;
-			g->peak_blocks += s.peak_blocks;
-			g->temp_allocs += s.temp_allocs;
-			g->temp_bytes += s.temp_bytes;
-			if (!g->list)
-				g->list = s.list;
+			sites_sum(g, &s);
 		}
 		map[i] = (uint32_t)v;
 	}
-	for (size_t k = 0; k < rep->lists.nsites; k++)
-		if (rep->lists.sites[k].site < rep->nsites)
-			rep->lists.sites[k].site = map[rep->lists.sites[k].site];
 	rep->nsites = ng;
+	sites_remap(c, map);
 out:
 	hm_free(&groups);
 	hm_free(&ips);
@@ -494,11 +474,18 @@ size_t mt_native_merged(const struct mt_report *rep, uint32_t stack, uint32_t fr
 }
 
 /* Made by the interpreter for a Python line: its own frames under that
- * line would only split the line's bytes into many nodes. */
+ * line would only split the line's figures into many nodes. */
 static bool trimmed(const struct mt_native *n, uint32_t stack, uint32_t frame)
 {
 	struct mt_site as_site = { .frame = frame, .stack = stack };
 	return n && stack && frame && !ident_node(n, &as_site);
+}
+
+size_t mt_flame_frames(const struct mt_report *rep, const struct mt_site *path,
+		       struct mt_mframe **out)
+{
+	return merged(rep, path->stack, path->frame, trimmed(rep->native, path->stack, path->frame),
+		      out);
 }
 
 size_t mt_site_stack(const struct mt_report *rep, const struct mt_site *s, struct mt_snode **out)
@@ -552,126 +539,4 @@ json_t *mt_native_stack_json(const struct mt_report *rep, const struct mt_site *
 		json_array_append_new(a, mframe_json(&v[i]));
 	free(v);
 	return a;
-}
-
-/* The flame graph: a tree of the merged stacks of every path, one node per
- * place (function, file, line, object) under its parent. */
-struct fnode {
-	struct mt_mframe f;
-	uint64_t value;
-	uint32_t child, next;
-};
-
-struct flame {
-	struct fnode *v;
-	size_t n, cap;
-};
-
-static bool same_place(const struct mt_mframe *a, const struct mt_mframe *b)
-{
-	return a->line == b->line && a->python == b->python && !strcmp(a->function, b->function) &&
-	       !strcmp(a->file, b->file) &&
-	       (a->module == b->module || (a->module && b->module && !strcmp(a->module, b->module)));
-}
-
-static uint32_t child_of(struct flame *fl, uint32_t parent, const struct mt_mframe *f)
-{
-	for (uint32_t k = fl->v[parent].child; k; k = fl->v[k].next)
-		if (same_place(&fl->v[k].f, f))
-			return k;
-	if (mt_grow((void **)&fl->v, &fl->cap, fl->n + 1, sizeof *fl->v))
-		return 0;
-	uint32_t k = (uint32_t)fl->n++;
-	fl->v[k] = (struct fnode){ *f, 0, 0, fl->v[parent].child };
-	fl->v[parent].child = k;
-	return k;
-}
-
-static char *node_name(const struct fnode *nd)
-{
-	char *name = NULL;
-	const struct mt_mframe *f = &nd->f;
-	int r;
-	if (f->file[0]) {
-		r = asprintf(&name, "%s (%s:%llu)", f->function, f->file, (unsigned long long)f->line);
-	} else {
-		const char *base = f->module ? strrchr(f->module, '/') : NULL;
-		r = asprintf(&name, "%s (%s)", f->function,
-			     base ? base + 1 : f->module && f->module[0] ? f->module : "?");
-	}
-	return r < 0 ? NULL : name;
-}
-
-struct named {
-	char *name;
-	uint32_t node;
-};
-
-static int cmp_named(const void *a, const void *b)
-{
-	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
-}
-
-#define FLAME_DEPTH 1024
-
-static json_t *flame_node(struct flame *fl, uint32_t k, char *name, unsigned depth)
-{
-	json_t *o = json_object(), *kids = json_array();
-	json_object_set_new(o, "name", str_or(name));
-	json_object_set_new(o, "value", json_integer((json_int_t)(fl->v[k].value & INT64_MAX)));
-	size_t nk = 0;
-	for (uint32_t c = fl->v[k].child; c; c = fl->v[c].next)
-		nk++;
-	struct named *v = nk && depth < FLAME_DEPTH ? malloc(nk * sizeof *v) : NULL;
-	if (v) {
-		size_t i = 0;
-		for (uint32_t c = fl->v[k].child; c; c = fl->v[c].next)
-			v[i++] = (struct named){ node_name(&fl->v[c]), c };
-		for (i = 0; i < nk; i++)
-			if (!v[i].name)
-				v[i].name = strdup("?");
-		bool ok = true;
-		for (i = 0; i < nk; i++)
-			ok &= v[i].name != NULL;
-		if (ok)
-			qsort(v, nk, sizeof *v, cmp_named);
-		for (i = 0; i < nk; i++) {
-			json_array_append_new(kids, flame_node(fl, v[i].node, v[i].name, depth + 1));
-			free(v[i].name);
-		}
-		free(v);
-	}
-	json_object_set_new(o, "children", kids);
-	return o;
-}
-
-json_t *mt_native_flame_json(const struct mt_report *rep)
-{
-	const struct mt_native *n = rep->native;
-	struct flame fl = { 0 };
-	static const struct mt_mframe native = { "<native>", "", NULL, 0, false };
-	if (mt_grow((void **)&fl.v, &fl.cap, 1, sizeof *fl.v))
-		return json_null();
-	fl.v[0] = (struct fnode){ { "all", "", NULL, 0, false }, 0, 0, 0 };
-	fl.n = 1;
-	for (size_t i = 0; n && i < n->npaths; i++) {
-		const struct mt_path *p = &n->paths[i];
-		struct mt_mframe *v;
-		size_t len = merged(rep, p->stack, p->frame, trimmed(n, p->stack, p->frame), &v);
-		uint32_t k = 0;
-		fl.v[0].value += p->bytes;
-		if (!len) {
-			if ((k = child_of(&fl, 0, &native)))
-				fl.v[k].value += p->bytes;
-		}
-		for (size_t j = 0; j < len; j++) {
-			if (!(k = child_of(&fl, k, &v[j])))
-				break;
-			fl.v[k].value += p->bytes;
-		}
-		free(v);
-	}
-	json_t *root = flame_node(&fl, 0, (char *)"all", 0);
-	free(fl.v);
-	return root;
 }

@@ -50,12 +50,6 @@ struct mt_nframe {
 	bool ident_py;    /* ... and it is a CPython frame */
 };
 
-/* A (stack, Python location) that allocated: the flame graph's input. */
-struct mt_path {
-	uint32_t stack, frame;
-	uint64_t bytes;
-};
-
 struct mt_symbolizer;
 
 struct mt_native {
@@ -63,7 +57,9 @@ struct mt_native {
 	size_t nmodules;
 	struct mt_nframe *frames;
 	size_t nframes;
-	struct mt_path *paths;
+	/* the sites per (stack, Python location) before they were merged by
+	 * identity: the flame graph's paths */
+	struct mt_site *paths;
 	size_t npaths;
 	struct mt_symbolizer *sym;     /* made on first use */
 };
@@ -109,11 +105,16 @@ bool mt_native_where(const struct mt_report *rep, const struct mt_site *s, struc
 
 void mt_native_free(struct mt_native *n);
 
-/* JSON (jansson json_t *) of a site's merged stack and of the flame graph
- * of a report with native stacks (rep->native not NULL). */
+/* The stack of a flame graph path (a site before the merge by identity,
+ * or any site without a native stack), as mt_native_merged gives it but
+ * without the interpreter's frames under a Python line when the
+ * interpreter made the allocation. */
+size_t mt_flame_frames(const struct mt_report *rep, const struct mt_site *path,
+		       struct mt_mframe **out);
+
+/* JSON (jansson json_t *) of a site's merged stack. */
 struct json_t;
 struct json_t *mt_native_stack_json(const struct mt_report *rep, const struct mt_site *s);
-struct json_t *mt_native_flame_json(const struct mt_report *rep);
 
 /* ---- for the report builder (analysis.h) ---------------------------------- */
 

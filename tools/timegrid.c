@@ -32,6 +32,7 @@ int grid_site_new(struct ctx *c, size_t idx)
 		return -1;
 	/* a new site's figures are zeros, until they change in this bucket */
 	g->sites[idx] = (struct mt_site_times){ .bucket = c->grid_bucket };
+	g->nsites = idx + 1;
 	return 0;
 }
 
@@ -105,10 +106,63 @@ void grid_finish(struct ctx *c)
 	g->nbuckets = c->grid_bucket + 1;
 }
 
-void mt_grid_free(struct mt_grid *g, size_t nsites)
+/* dst's cells and src's added up: at each bucket of either, the sum of
+ * each one's running figures then. */
+static int add_cells(struct mt_site_times *dst, struct mt_site_times *src)
 {
-	for (size_t i = 0; g->sites && i < nsites; i++)
+	if (!dst->n) {
+		struct mt_site_times t = *dst;
+		*dst = *src;
+		*src = t;
+		return 0;
+	}
+	struct mt_tcell *out = malloc((dst->n + src->n) * sizeof *out), a = { 0 }, b = { 0 };
+	if (!out)
+		return -1;
+	uint32_t i = 0, j = 0, k = 0;
+	while (i < dst->n || j < src->n) {
+		uint64_t at = i < dst->n ? dst->cells[i].bucket : UINT64_MAX;
+		if (j < src->n && src->cells[j].bucket < at)
+			at = src->cells[j].bucket;
+		if (i < dst->n && dst->cells[i].bucket == at)
+			a = dst->cells[i++];
+		if (j < src->n && src->cells[j].bucket == at)
+			b = src->cells[j++];
+		out[k++] = (struct mt_tcell){ at, a.allocs + b.allocs, a.bytes + b.bytes,
+					     a.live_bytes + b.live_bytes, a.temp_allocs + b.temp_allocs,
+					     a.temp_bytes + b.temp_bytes };
+	}
+	free(dst->cells);
+	dst->cells = out;
+	dst->n = dst->cap = k;
+	return 0;
+}
+
+void grid_remap(struct ctx *c, const uint32_t *map)
+{
+	struct mt_grid *g = &c->rep->grid;
+	size_t n = c->rep->nsites;
+	struct mt_site_times *to = calloc(n ? n : 1, sizeof *to);
+	if (!to) {
+		c->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < g->nsites; i++) {
+		if (map[i] < n && add_cells(&to[map[i]], &g->sites[i]))
+			c->oom = true;
+		free(g->sites[i].cells);
+	}
+	free(g->sites);
+	g->sites = to;
+	g->nsites = n;
+	c->grid_cap = n;
+}
+
+void mt_grid_free(struct mt_grid *g)
+{
+	for (size_t i = 0; g->sites && i < g->nsites; i++)
 		free(g->sites[i].cells);
 	free(g->sites);
 	g->sites = NULL;
+	g->nsites = 0;
 }

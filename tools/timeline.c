@@ -79,6 +79,15 @@ void timeline_time(struct ctx *c)
 	snapshot(c, &c->tl.cur);
 }
 
+void timeline_reset(struct ctx *c)
+{
+	struct mt_timeline *t = &c->rep->timeline;
+	t->npoints = 0;
+	t->interval_us = 1;
+	snapshot(c, &c->tl.cur);
+	c->tl.bucket_end = c->cnt.time_us; /* the next time stamp keeps this point */
+}
+
 void timeline_finish(struct ctx *c)
 {
 	struct mt_timeline *t = &c->rep->timeline;

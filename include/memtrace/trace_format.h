@@ -95,6 +95,13 @@ enum mt_domain {
  *                             (0: none); PYMEM and PYOBJ allocations of the
  *                             thread are attributed to it until the next LOC
  *   MARK                      string id: the program marked a step here
+ *   SCRIPT                    frame id: the thread's innermost frame of the
+ *                             main script (the file run as __main__), a
+ *                             node with no parent (0: none on the stack);
+ *                             written when it changed, before the thread's
+ *                             next PYMEM or PYOBJ event or arena event, so
+ *                             that every event of the thread, frees too,
+ *                             happens while that line runs
  *
  * Native stacks (MEMTRACE_NATIVE=1):
  *   MODULE                    id, start, end, load bias, path string id,
@@ -159,6 +166,7 @@ enum mt_rec_kind {
 	MT_REC_MREMAP_OUT = 24,
 	MT_REC_MREMAP_IN = 25,
 	MT_REC_SAMPLE = 26,
+	MT_REC_SCRIPT = 27,
 	MT_REC_KIND_MAX = 31,
 };
 

@@ -116,10 +116,10 @@ class HtmlReport(TracerTestCase):
                                  env={"MEMTRACE_PY_DEPTH": "8", **(env or {})})
         return run.traces[0]
 
-    def render(self, trace, fmt, expect_rc=0):
+    def render(self, trace, fmt, *options, expect_rc=0):
         out = self.tmp / ("report." + fmt)
-        proc = subprocess.run([str(CLI), "report", "--format", fmt, "-o", str(out), str(trace)],
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        proc = subprocess.run([str(CLI), "report", "--format", fmt, *options, "-o", str(out),
+                               str(trace)], capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(proc.returncode, expect_rc, proc.stderr)
         return out.read_text(encoding="utf-8")
 
@@ -187,6 +187,17 @@ class HtmlReport(TracerTestCase):
         files = {prof["strings"][i] for i in prof["frames"]["file"]}
         self.assertTrue(any(f.endswith("lab&<i>/lab<b>.py") for f in files), files)
 
+        # the main script line by line, for the page's section: the list's
+        # line and `del xs` with their allocations and frees; the histogram:
+        # the list's ints are 32-byte requests, in the bucket from 32 to 63
+        lines = {l["source"].strip(): l for l in data["report"]["script_lines"]}
+        self.assertGreaterEqual(lines["return [i * 3 for i in range(n)]"]["allocs"],
+                                100000 - 257)
+        self.assertGreaterEqual(lines["del xs"]["frees"], 100000 - 257)
+        sizes = {b["min"]: b for b in data["report"]["summary"]["size_histogram"]}
+        self.assertEqual(sizes[32]["max"], 63)
+        self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
+
         # every site of the profile is a site of the report: the top ones
         # of the JSON's list are there with the same figures
         sites = prof["sites"]
@@ -215,9 +226,12 @@ class HtmlReport(TracerTestCase):
             total += int(m.group(2))
             self.assertTrue(all(f for f in m.group(1).split(";")), line)
         self.assertEqual(total, rep["flame"]["value"])
-        # frames are "function (file:line)", stacks several deep
-        self.assertTrue(any(re.search(r"<listcomp> \(.*lab<b>\.py:\d+\)", s) for s in stacks))
+        # frames are the functions' names, stacks several deep
+        self.assertTrue(any(s.endswith(";build;build.<locals>.<listcomp>") for s in stacks))
         self.assertTrue(any(s.count(";") >= 2 for s in stacks))
+        # --folded-lines: "function (file:line)"
+        folded = self.render(trace, "folded", "--folded-lines")
+        self.assertRegex(folded, r"<listcomp> \(.*lab<b>\.py:\d+\) \d+\n")
 
     def test_not_python(self):
         run = self.run_traced_ok([prog("every_call")])

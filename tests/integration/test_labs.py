@@ -3,7 +3,9 @@ the tracer with every CPython on the machine (harness.INTERPRETERS: 3.11
 static and shared, 3.13, 3.13t).  Each lab's headline figures, read from its
 JSON report, must be what that CPython really does (pyfacts.py, and the
 notes run_labs.py adds where an interpreter differs); a regression in the
-tracer or the reporter turns one of them red.
+tracer or the reporter turns one of them red.  The seed's own scripts
+(labs/seed/, no marks) are asserted from the line-by-line view of the main
+script alone.
 """
 
 import json
@@ -19,6 +21,7 @@ RUN_LABS = REPO / "labs" / "run_labs.py"
 MILLION = pyfacts.MILLION
 CACHED_INTS = pyfacts.CACHED_INTS
 LABS = 7
+SEED_LABS = 6  # labs/seed/lab1.py .. lab6.py
 MIB = 1 << 20
 PAGE = 4096
 
@@ -40,10 +43,12 @@ class Labs(TracerTestCase):
         cls.overview = proc.stdout
         cls.labs = {n: json.loads((cls.out / ("lab%d.json" % n)).read_text())
                     for n in range(1, LABS + 1)}
+        cls.seed = {n: json.loads((cls.out / "seed" / ("lab%d.json" % n)).read_text())
+                    for n in range(1, SEED_LABS + 1)}
 
-    def each(self, number):
+    def each(self, number, labs=None):
         """(Python, figures) of every interpreter the lab ran with."""
-        entries = self.labs[number]["interpreters"]
+        entries = (labs or self.labs)[number]["interpreters"]
         self.assertEqual(sorted(e["python"] for e in entries),
                          sorted(py.exe for py in INTERPRETERS.values()))
         for entry in entries:
@@ -57,13 +62,20 @@ class Labs(TracerTestCase):
                     if e["python"] == py.exe)
 
     def test_reports_written(self):
-        for n in range(1, LABS + 1):
-            for ext in ("txt", "html", "json"):
-                path = self.out / ("lab%d.%s" % (n, ext))
-                self.assertGreater(path.stat().st_size, 500, path)
-            text = (self.out / ("lab%d.txt" % n)).read_text()
-            self.assertIn("Lab %d:" % n, text)
-        self.assertEqual(self.overview.count("lab "), LABS * len(INTERPRETERS))
+        for out, count in ((self.out, LABS), (self.out / "seed", SEED_LABS)):
+            for n in range(1, count + 1):
+                for ext in ("txt", "html", "json"):
+                    path = out / ("lab%d.%s" % (n, ext))
+                    self.assertGreater(path.stat().st_size, 500, path)
+                text = (out / ("lab%d.txt" % n)).read_text()
+                self.assertIn("Lab %d:" % n, text)
+        lines = self.overview.splitlines()
+        self.assertEqual(sum(l.startswith("lab ") for l in lines), LABS * len(INTERPRETERS))
+        self.assertEqual(sum(l.startswith("seed lab ") for l in lines),
+                         SEED_LABS * len(INTERPRETERS))
+        # the seed's reports show the script line by line, with its source
+        text = (self.out / "seed" / "lab5.txt").read_text()
+        self.assertIn("main script, line by line:", text)
 
     def test_version_notes(self):
         """Each difference by interpreter comes with its reason."""
@@ -310,6 +322,88 @@ class Labs(TracerTestCase):
             self.assertLessEqual(held, f["c2_brk_before"] + 256 * 1024)
             self.assertLess(f["c2_brk_released"], f["c2_brk_trimmed"])
 
+    # ---- the seed's scripts, from the line-by-line view alone ----
+
+    def test_seed1_interning(self):
+        for py, f in self.each(1, self.seed):
+            # no line binding an int allocates an int; the one block of
+            # `y = 100` is the module's namespace growing (a dict keys table
+            # for 16 entries, 400 bytes; an int would be 32): PyObject's on
+            # 3.11, PyMem's from 3.12 on (seed_labs.namespace_domain)
+            self.assertEqual((f["x_allocs"], f["a_allocs"], f["b_allocs"]), (0, 0, 0))
+            self.assertEqual((f["y_allocs"], f["y_frees"]), (1, 1))
+            self.assertEqual(f["y_namespace"], [1, 400])
+
+    def test_seed2_second_name(self):
+        for py, f in self.each(2, self.seed):
+            self.assertEqual((f["second_allocs"], f["second_frees"]), (0, 0))
+            self.assertEqual(f["first_namespace"], [1, 400])
+            # what the script printed, and the report says why (lab 2's holders)
+            counts = [2**32 - 1] * 2 if py.free_threaded else [4, 5]
+            self.assertEqual(f["printed"], counts)
+            text = (self.out / "seed" / "lab2.txt").read_text()
+            self.assertIn("_PyArena_Free(arena) only after run_mod returns", text)
+
+    def test_seed3_identity(self):
+        for py, f in self.each(3, self.seed):
+            # a free-threaded list's item array has an 8-byte capacity field
+            # first, and grows by a new array and a free (pyfacts)
+            header = 8 if py.free_threaded else 0
+            self.assertEqual(f["plus_allocs"], 0)
+            # two item slots; from 3.12 on the namespace's growth is PyMem too
+            self.assertEqual(f["make_mem"], [1, 16] if py.version < (3, 12)
+                             else [2, 16 + header + 400])
+            # the append: the item buffer from 2 to 8 slots
+            self.assertEqual((f["append_allocs"], f["append_frees"]),
+                             (1, 1 if py.free_threaded else 0))
+            self.assertEqual(f["append_resizes"], 1)
+            self.assertEqual(f["append_mem"], [1, 64 + header])
+            self.assertEqual(f["append_freed"], 16 + header)
+
+    def test_seed4_copies(self):
+        for py, f in self.each(4, self.seed):
+            header = 8 if py.free_threaded else 0
+            self.assertEqual(f["alias_allocs"], 0)
+            # the slice: a 2-slot item buffer, and the list object unless
+            # CPython's free list of lists had one (it depends on what the
+            # interpreter's start-up left there)
+            self.assertEqual(f["shallow_mem"], [1, 16 + header])
+            self.assertIn(f["shallow_obj"], ([0, 0], [1, 56]))
+            self.assertGreater(f["deep_allocs"], f["shallow_allocs"] + 10)
+            self.assertEqual((f["append_resizes"], f["append_allocs"]), (1, 1))
+
+    def test_seed5_gc(self):
+        for py, f in self.each(5, self.seed):
+            # 86 resizes from empty to 1,000,000 items; the free-threaded
+            # build's first array is an allocation, not a resize (pyfacts)
+            self.assertEqual(f["build_resizes"], pyfacts.list_resizes(py, MILLION))
+            # del frees every int made (1,000,000 less the 257 cached) and
+            # the item buffer, and the arenas go back (none without pymalloc)
+            self.assertGreaterEqual(f["del_frees"], MILLION - CACHED_INTS + 1)
+            self.assertLessEqual(f["del_frees"], MILLION - CACHED_INTS + 16)
+            if py.free_threaded:
+                self.assertEqual((f["build_arenas"], f["del_arenas"]), (0, 0))
+            else:
+                self.assertGreaterEqual(f["build_arenas"], 30)
+                self.assertGreaterEqual(f["del_arenas"], 29)
+            # gc.collect() frees no int and no arena: only small blocks of
+            # CPython's free lists and the collector's own (fewer than 1,000
+            # blocks, 64 KiB)
+            self.assertLessEqual(f["collect_allocs"], 2)
+            self.assertEqual((f["collect_arenas"], f["collect_pools"]), (0, 0))
+            self.assertLess(f["collect_frees"], 1000)
+            self.assertLess(f["collect_bytes"], 64 * 1024)
+
+    def test_seed6_sizes(self):
+        for py, f in self.each(6, self.seed):
+            # getsizeof(list) = 56 + 48: six slots for five items (and the
+            # free-threaded array's capacity field)
+            header = 8 if py.free_threaded else 0
+            self.assertEqual(f["list_buffer"], 48 + header)
+            self.assertEqual(f["list_slots"], 6)
+            self.assertEqual(f["list_mem"], [1, 48] if py.version < (3, 12)
+                             else [2, 48 + header + 400])
+            self.assertEqual(f["tuple_allocs"], 0)
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[1:])

@@ -36,7 +36,7 @@ def site_by_function(rep, function):
 
 
 def folded(trace):
-    proc = subprocess.run([str(CLI), "report", "--format", "folded", str(trace)],
+    proc = subprocess.run([str(CLI), "report", "--format", "folded", "--folded-lines", str(trace)],
                           capture_output=True, text=True, timeout=120, env=clean_env())
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -185,8 +185,8 @@ class NativeStacksPython(TracerTestCase):
         self.assertIn("Py_BytesMain", names[:first_py])
         # a pure Python allocation keeps its Python line as its site
         lc = [s for s in rep["sites"] if s["file"] == script and s["line"] == self.line["LISTCOMP"]
-              and s["domain"] == "pymem_obj"]
-        self.assertEqual(len(lc), 1, [(s["file"], s["line"]) for s in rep["sites"]])
+              and s["domain"] == "pymem_obj" and s["function"] == "<listcomp>"]
+        self.assertEqual(len(lc), 1, [(s["function"], s["allocs"], s["bytes"]) for s in lc])
         self.assertIn(("<module>", self.line["LISTCOMP"]),
                       [(f["function"], f["line"]) for f in lc[0]["stack"]])
         # the folded output has the whole merged path

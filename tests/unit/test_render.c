@@ -83,7 +83,7 @@ static void test_folded_lines(void **state)
 {
 	(void)state;
 	/* a's own bytes are 100 - 60 - 30; c has none of its own; d's name
-	 * has the separator and a newline in it */
+	 * has the separator and a newline in it; siblings come by name */
 	char *out = folded("{\"flame\": {\"name\": \"all\", \"value\": 107, \"children\": ["
 			   " {\"name\": \"a (x.py:1)\", \"value\": 100, \"children\": ["
 			   "   {\"name\": \"b (x.py:2)\", \"value\": 60, \"children\": []},"
@@ -91,20 +91,51 @@ static void test_folded_lines(void **state)
 			   "     {\"name\": \"d;e\\nf\", \"value\": 30}]}]},"
 			   " {\"name\": \"<native>\", \"value\": 5, \"children\": []},"
 			   " {\"name\": \"zero\", \"value\": 0, \"children\": []}]}}");
-	assert_string_equal(out, "a (x.py:1);b (x.py:2) 60\n"
+	assert_string_equal(out, "<native> 5\n"
+				 "a (x.py:1);b (x.py:2) 60\n"
 				 "a (x.py:1);c (x.py:3);d:e f 30\n"
 				 "a (x.py:1) 10\n"
-				 "<native> 5\n"
 				 "[unknown] 2\n");
+	free(out);
+}
+
+/* Frames are the functions' names: f at two lines is one frame, whose
+ * children merge too; --folded-lines keeps the lines apart. */
+#define TWO_LINES_OF_F                                                                  \
+	"\"flame\": {\"name\": \"all\", \"value\": 22, \"children\": ["                    \
+	" {\"name\": \"main (m.py:1)\", \"function\": \"main\", \"value\": 22, \"children\": [" \
+	"   {\"name\": \"f (m.py:3)\", \"function\": \"f\", \"value\": 12, \"children\": ["     \
+	"     {\"name\": \"g (m.py:9)\", \"function\": \"g\", \"value\": 2}]},"               \
+	"   {\"name\": \"f (m.py:4)\", \"function\": \"f\", \"value\": 10, \"children\": ["     \
+	"     {\"name\": \"g (m.py:8)\", \"function\": \"g\", \"value\": 5}]}]}]}"
+
+static void test_folded_plain_names(void **state)
+{
+	(void)state;
+	char *out = folded("{" TWO_LINES_OF_F "}");
+	assert_string_equal(out, "main;f;g 7\n"
+				 "main;f 15\n");
+	free(out);
+	out = folded("{\"view\": {\"folded_lines\": true}, " TWO_LINES_OF_F "}");
+	assert_string_equal(out, "main (m.py:1);f (m.py:3);g (m.py:9) 2\n"
+				 "main (m.py:1);f (m.py:3) 10\n"
+				 "main (m.py:1);f (m.py:4);g (m.py:8) 5\n"
+				 "main (m.py:1);f (m.py:4) 5\n");
 	free(out);
 }
 
 static void test_folded_frames_from_fields(void **state)
 {
 	(void)state;
-	/* nodes with file, line and function are named from them */
+	/* a node without a name is named from its function, or with
+	 * --folded-lines from its function, file and line */
 	char *out = folded("{\"flame\": {\"name\": \"all\", \"value\": 8, \"children\": ["
 			   " {\"file\": \"m.py\", \"line\": 7, \"function\": \"f;g\", \"value\": 8}]}}");
+	assert_string_equal(out, "f:g 8\n");
+	free(out);
+	out = folded("{\"view\": {\"folded_lines\": true}, \"flame\": {\"name\": \"all\", "
+		     "\"value\": 8, \"children\": [{\"file\": \"m.py\", \"line\": 7, "
+		     "\"function\": \"f;g\", \"value\": 8}]}}");
 	assert_string_equal(out, "f:g (m.py:7) 8\n");
 	free(out);
 }
@@ -261,7 +292,7 @@ static FILE *timed_trace(struct tg *t)
 static void build_timed(struct tg *t, struct mt_report *rep)
 {
 	FILE *f = timed_trace(t);
-	assert_int_equal(mt_report_build_flags(f, rep, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
+	assert_int_equal(mt_report_build_flags(f, rep, NULL, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
 					       NULL, NULL),
 			 MT_REPORT_OK);
 	fclose(f);
@@ -351,6 +382,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_folded_lines),
+		cmocka_unit_test(test_folded_plain_names),
 		cmocka_unit_test(test_folded_frames_from_fields),
 		cmocka_unit_test(test_folded_damaged),
 		cmocka_unit_test(test_html_escapes_trace_strings),

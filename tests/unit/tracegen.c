@@ -93,6 +93,16 @@ void tg_realloc(struct tg *t, int dom, uint64_t old, uint64_t size, uint64_t add
 	mt_enc_realloc(&t->enc, dom, old, size, addr);
 }
 
+void tg_value(struct tg *t, int kind, uint64_t value)
+{
+	mt_enc_value(&t->enc, kind, value);
+}
+
+void tg_string(struct tg *t, uint64_t id, const char *s)
+{
+	mt_enc_string(&t->enc, id, s, strlen(s));
+}
+
 size_t tg_header_kv(uint8_t *buf, uint64_t pid)
 {
 	static const char argv[] = "prog\0--flag\0two words";
@@ -130,5 +140,25 @@ FILE *tg_file(const uint8_t *bytes, size_t len)
 	if (!f || fwrite(bytes, 1, len, f) != len || fflush(f))
 		abort();
 	rewind(f);
+	return f;
+}
+
+void tg_py_header(struct tg *t, uint64_t pid, uint64_t py_depth)
+{
+	t->kv_len = tg_header_kv(t->kv, pid);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_VERSION, 0x030b07f0);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_POOL_SIZE, 16384);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_ARENA_SIZE, 1 << 20);
+	t->kv_len = mt_kv_put_u64(t->kv, t->kv_len, MT_H_PY_DEPTH, py_depth);
+	tg_kv_block(t, MT_BLOCK_HEADER);
+	tg_thread(t, 1);
+}
+
+FILE *tg_finish(struct tg *t)
+{
+	tg_flush(t);
+	tg_footer(t, 0, 0, MT_END_EXIT);
+	FILE *f = tg_file(t->data, t->len);
+	tg_free(t);
 	return f;
 }

@@ -39,6 +39,9 @@ void tg_thread(struct tg *t, uint64_t tid);
 void tg_malloc(struct tg *t, int dom, uint64_t size, uint64_t addr);
 void tg_free_rec(struct tg *t, int dom, uint64_t addr);
 void tg_realloc(struct tg *t, int dom, uint64_t old, uint64_t size, uint64_t addr);
+/* A record of one value (LOC, MARK, TIME, SCRIPT, ...); a STRING. */
+void tg_value(struct tg *t, int kind, uint64_t value);
+void tg_string(struct tg *t, uint64_t id, const char *s);
 
 /* A header payload with the given pid and a fixed set of other keys, into
  * buf (4096 bytes); returns its length. */
@@ -46,6 +49,12 @@ size_t tg_header_kv(uint8_t *buf, uint64_t pid);
 /* Appends a header block made by tg_header_kv; a footer block. */
 void tg_header(struct tg *t, uint64_t pid);
 void tg_footer(struct tg *t, uint64_t lost, uint64_t waits, uint64_t reason);
+/* A trace of a CPython 3.11 process (16 KiB pools in 1 MiB arenas, Python
+ * frames py_depth deep) with pid, its events starting in thread 1. */
+void tg_py_header(struct tg *t, uint64_t pid, uint64_t py_depth);
+/* The trace with its pending events and a footer, as a rewound temporary
+ * file; t is freed. */
+FILE *tg_finish(struct tg *t);
 
 /* A rewound temporary file holding bytes. */
 FILE *tg_file(const uint8_t *bytes, size_t len);

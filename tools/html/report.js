@@ -1556,6 +1556,12 @@
         "same thread before it allocated anything else (heaptrack's definition).");
     }
   }
+  /* a page that is not a report's (memtrace diff's) is drawn already */
+  var probe = document.getElementById("mt-data");
+  if (!probe || probe.textContent.indexOf('{"report":') !== 0) {
+    root.setAttribute("data-memtrace", "ok");
+    return;
+  }
   try {
     init();
   } catch (e) {

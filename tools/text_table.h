@@ -1,10 +1,9 @@
 /*
- * text.h - what the text reports are made of (output_text.c): numbers with
- * thousands separators, header bytes made safe for a terminal, and aligned
- * tables.
+ * text_table.h - what the text outputs (the report and the diff) share:
+ * figures for people (thousands separators, KiB/MiB) and aligned tables.
  */
-#ifndef MEMTRACE_TEXT_H
-#define MEMTRACE_TEXT_H
+#ifndef MEMTRACE_TEXT_TABLE_H
+#define MEMTRACE_TEXT_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,7 +12,11 @@
 
 /* v with thousands separators; buf must hold 27 bytes. */
 const char *grouped(uint64_t v, char *buf);
-/* Bytes from a traced process, control characters escaped. */
+/* Bytes for people: "12.3 MiB"; buf must hold 32 bytes. */
+const char *human(uint64_t v, char *buf);
+/* end - start with separators and its sign; buf must hold 28 bytes. */
+const char *signed_grouped(uint64_t end, uint64_t start, char *buf);
+/* Bytes from a trace, with control characters escaped. */
 void put_bytes(FILE *out, const uint8_t *p, size_t n);
 /* A time since the start, in the unit that suits it. */
 void seconds(char *buf, size_t n, uint64_t us);
@@ -33,11 +36,12 @@ struct table {
 };
 
 void table_init(struct table *t, int ncols, const char *const *head);
-/* Adds a row; the caller fills cells 0..ncols-2; SIZE_MAX without memory. */
+/* Adds a row; the caller fills its cells; SIZE_MAX when out of memory. */
 size_t table_row(struct table *t, const char *text);
 void table_num(struct table *t, size_t row, int col, uint64_t v);
 void table_str(struct table *t, size_t row, int col, const char *s);
-/* Prints the table and empties it. */
+/* Prints the table and empties it; table_drop empties it unprinted. */
 void table_print(FILE *out, struct table *t);
+void table_drop(struct table *t);
 
 #endif

@@ -1,0 +1,64 @@
+/*
+ * view_cli.h - the options that choose a report's view (struct mt_view),
+ * shared by `memtrace report` and `memtrace diff`: parsing, checking and
+ * their help text.
+ */
+#ifndef MEMTRACE_VIEW_CLI_H
+#define MEMTRACE_VIEW_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "report.h"
+
+enum view_opt {
+	OPT_SORT = 256,
+	OPT_TOP,
+	OPT_BY,
+	OPT_FROM,
+	OPT_TO,
+	OPT_DOMAIN,
+	OPT_THREAD,
+	OPT_THRESHOLD,
+	OPT_INVERTED,
+	OPT_FOLDED_LINES,
+	OPT_FOLDED_VALUE,
+	OPT_NO_LINES,
+};
+
+/* The getopt_long entries of the view options. */
+#define VIEW_LONG_OPTIONS                                                   \
+	{ "sort", required_argument, NULL, OPT_SORT },                      \
+	{ "top", required_argument, NULL, OPT_TOP },                        \
+	{ "by", required_argument, NULL, OPT_BY },                          \
+	{ "from", required_argument, NULL, OPT_FROM },                      \
+	{ "to", required_argument, NULL, OPT_TO },                          \
+	{ "domain", required_argument, NULL, OPT_DOMAIN },                  \
+	{ "thread", required_argument, NULL, OPT_THREAD },                  \
+	{ "threshold", required_argument, NULL, OPT_THRESHOLD },            \
+	{ "inverted", no_argument, NULL, OPT_INVERTED },                    \
+	{ "folded-lines", no_argument, NULL, OPT_FOLDED_LINES },            \
+	{ "folded-value", required_argument, NULL, OPT_FOLDED_VALUE },      \
+	{ "no-lines", no_argument, NULL, OPT_NO_LINES }
+
+/* The help of the options that change the figures (window, filters) and
+ * of those that choose the rows. */
+extern const char view_usage_figures[];
+extern const char view_usage_rows[];
+
+/* 1: opt was a view option and arg is good, 0: not a view option, -1: a
+ * bad argument (said on stderr, prefixed with cmd). */
+int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v);
+/* What no single option can check; -1: said on stderr. */
+int view_check(const char *cmd, const struct mt_view *v);
+
+/* "123", "64K", "1.5M", "2GiB" (powers of 1024) into *out; false if not a
+ * byte count. */
+bool parse_bytes(const char *s, uint64_t *out);
+
+/* After a build: a window bound at a mark the trace did not have; -1 when
+ * so, with rep->error saying which. */
+int view_check_window(struct mt_report *rep);
+
+#endif
