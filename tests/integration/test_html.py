@@ -198,20 +198,22 @@ class HtmlReport(TracerTestCase):
         self.assertEqual(sizes[32]["max"], 63)
         self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
 
-        # every site of the profile is a site of the report: the top ones
-        # of the JSON's list are there with the same figures
-        sites = prof["sites"]
-        where = [(prof["strings"][prof["frames"]["file"][w]], prof["frames"]["line"][w])
-                 for w in sites["where"]]
+        # the profile's sites add up to the JSON's rows: the top ones (a
+        # line's sites, each of one stack, summed) have the same figures
+        sites, frames, strings = prof["sites"], prof["frames"], prof["strings"]
         self.assertEqual(sum(sites["bytes"]), flame_total)
-        for s in full["sites"][:5]:
-            i = [k for k, wl in enumerate(where) if wl == (s["file"], s["line"]) and
-                 sites["thread"][k] == prof["threads"].index(s["thread"]) and
-                 sites["domain"][k] == DOMAINS.index(s["domain"]) and
-                 sites["bytes"][k] == s["bytes"]]
-            self.assertTrue(i, s)
-            self.assertEqual(sites["peak_bytes"][i[0]], s["peak_bytes"])
-            self.assertEqual(sites["live_bytes_at_exit"][i[0]], s["live_bytes_at_exit"])
+        for row in full["sites"][:5]:
+            members = [k for k, w in enumerate(sites["where"])
+                       if (strings[frames["file"][w]], frames["line"][w],
+                           strings[frames["function"][w]]) ==
+                       (row["file"], row["line"], row["function"]) and
+                       prof["threads"][sites["thread"][k]] == row["thread"] and
+                       sites["domain"][k] == DOMAINS.index(row["domain"])]
+            self.assertTrue(members, row)
+            for key, column in (("bytes", "bytes"), ("allocs", "allocs"),
+                                ("peak_bytes", "peak_bytes"),
+                                ("live_bytes_at_exit", "live_bytes_at_exit")):
+                self.assertEqual(sum(sites[column][k] for k in members), row[key], (row, key))
 
     def test_folded_adds_up(self):
         trace = self.traced_python("x")
