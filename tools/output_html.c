@@ -12,61 +12,12 @@
  */
 #include "render.h"
 
-#include <stdbool.h>
-#include <string.h>
-
 #include "html_assets.h"
-
-struct sink {
-	FILE *f;
-	bool err;
-};
-
-static void put(struct sink *s, const char *p, size_t n)
-{
-	if (n && fwrite(p, 1, n, s->f) != n)
-		s->err = true;
-}
-
-static void puts_(struct sink *s, const char *p)
-{
-	put(s, p, strlen(p));
-}
-
-/* Called by json_dump_callback with pieces of the JSON text; jansson
- * splits strings only between characters, so a multi-byte character
- * never straddles two pieces. */
-static int json_piece(const char *buf, size_t n, void *data)
-{
-	struct sink *s = data;
-	const unsigned char *p = (const unsigned char *)buf;
-	size_t start = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *esc = NULL;
-		size_t len = 1;
-		if (p[i] == '<')
-			esc = "\\u003c";
-		else if (p[i] == '>')
-			esc = "\\u003e";
-		else if (p[i] == '&')
-			esc = "\\u0026";
-		else if (p[i] == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
-			 (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
-			esc = p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", len = 3;
-		if (!esc)
-			continue;
-		put(s, buf + start, i - start);
-		puts_(s, esc);
-		i += len - 1;
-		start = i + 1;
-	}
-	put(s, buf + start, n - start);
-	return s->err ? -1 : 0;
-}
+#include "html_emit.h"
 
 int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 {
-	struct sink s = { out, false };
+	struct he s;
 	json_t *data = json_object();
 	if (!data)
 		return -1;
@@ -83,22 +34,22 @@ int mt_render_html(const json_t *report, const char *trace_name, FILE *out)
 	json_object_set_new(data, "report", rep ? rep : json_incref((json_t *)report));
 	if (trace_name)
 		json_object_set_new(data, "trace_file", json_string(trace_name));
-	puts_(&s, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
+	he_init(&s, out);
+	he_raw(&s, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
 		  "<meta charset=\"utf-8\">"
 		  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 		  "<meta name=\"color-scheme\" content=\"light\">"
 		  "<meta name=\"generator\" content=\"memtrace\">"
 		  "<title>memtrace report</title><style>");
-	puts_(&s, mt_html_css);
-	puts_(&s, "</style></head><body>\n<noscript><p class=\"warn\">This report is drawn by "
+	he_raw(&s, mt_html_css);
+	he_raw(&s, "</style></head><body>\n<noscript><p class=\"warn\">This report is drawn by "
 		  "its script: allow JavaScript for this file, or read it with <code>memtrace "
 		  "report --format text</code>.</p></noscript>\n"
 		  "<script type=\"application/json\" id=\"mt-data\">");
-	if (json_dump_callback(data, json_piece, &s, JSON_COMPACT | JSON_ENCODE_ANY))
-		s.err = true;
-	puts_(&s, "</script>\n<script>");
-	puts_(&s, mt_html_js);
-	puts_(&s, "</script>\n</body></html>\n");
+	he_json(&s, data); /* escaped so that no string can end the block */
+	he_raw(&s, "</script>\n<script>");
+	he_raw(&s, mt_html_js);
+	he_raw(&s, "</script>\n</body></html>\n");
 	json_decref(data);
 	return s.err || ferror(out) ? -1 : 0;
 }
