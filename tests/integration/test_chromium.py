@@ -480,6 +480,17 @@ class Browser(TracerTestCase):
         first_table = memory.group(0).split("</table>")[0]
         self.assertEqual(first_table.count("<tr>") - 1, 2 + len(sampled))
         self.assertIn("Why RSS is higher than the requested heap", memory.group(0))
+        # the main script, line by line: a row per line of its text, the
+        # list's line with its allocations
+        self.assertTrue(rep["script_lines"])
+        script = re.search(r'<section id="script">.*?</section>', dom, re.S)
+        self.assertIsNotNone(script, "no script section")
+        build = [l for l in rep["script_lines"] if l["source"].strip().startswith("return [square")]
+        self.assertEqual(len(build), 1)
+        row = re.search(r'<tr class="hot"><td class="n ln">%d</td><td class="n">([^<]*)</td>'
+                        % build[0]["line"], script.group(0))
+        self.assertIsNotNone(row)
+        self.assertEqual(row.group(1).replace(",", ""), str(build[0]["allocs"]))
 
     def test_interactions(self):
         page = self.tmp / "selftest.html"
