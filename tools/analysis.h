@@ -249,7 +249,8 @@ struct ctx {
 	/* heap = malloc domain + arena blocks + TAG_OWN blocks; the sites are
 	 * taken at the fullest moment of the plateau at its peak (sites.c) */
 	bool in_plateau, snapped;
-	uint64_t epoch;
+	uint64_t epoch;         /* moves on at each snapshot and grid bucket */
+	uint64_t snap_epoch;    /* the epoch the last snapshot began */
 	uint64_t sites_live;    /* live bytes of all sites */
 	uint64_t snap_total;    /* sites_live at the last snapshot */
 	struct mt_counters cnt; /* running counters: marks.c takes differences */
@@ -271,6 +272,10 @@ struct ctx {
 	struct tl_state tl;
 	struct marks_state marks;
 	struct stacks_state *stacks; /* stacks.c; NULL until a native record */
+	/* MT_BUILD_TIME_GRID (timegrid.c): the bucket time is in now */
+	bool grid;
+	uint64_t grid_bucket;
+	size_t grid_cap;
 	struct lines_state lines;
 	struct view_state vs;
 
@@ -312,14 +317,34 @@ static inline uint32_t site_of(struct ctx *c, struct thread *t, int dom)
 	return s != NO_SITE ? s : sites_lookup(c, t, dom);
 }
 
-/* Before a site's live bytes change: if they have not been looked at since
- * the last snapshot, they still hold the value they had then. */
+/* ---- timegrid.c ------------------------------------------------------------------------ */
+
+int grid_init(struct ctx *c);
+/* Site idx was made; -1 when out of memory. */
+int grid_site_new(struct ctx *c, size_t idx);
+/* Site idx changes in a bucket later than its last change. */
+void grid_change(struct ctx *c, uint32_t idx);
+/* Time moved on to c->cnt.time_us. */
+void grid_time(struct ctx *c);
+void grid_finish(struct ctx *c);
+/* The sites were merged: site i's cells add up into site map[i]'s. */
+void grid_remap(struct ctx *c, const uint32_t *map);
+
+/* Before a site's figures change (every change comes after a call to
+ * this): if they have not been looked at since the last snapshot, they
+ * still hold the value they had then; with a time grid, if they have not
+ * changed in this bucket, they are those of the end of their bucket.  One
+ * compare: the epoch moves on at both. */
 static inline struct mt_site *site_touch(struct ctx *c, uint32_t idx)
 {
 	struct mt_site *s = &c->rep->sites[idx];
 	if (s->epoch != c->epoch) {
-		s->peak_bytes = s->live_bytes;
-		s->peak_blocks = s->live_blocks;
+		if (s->epoch < c->snap_epoch) {
+			s->peak_bytes = s->live_bytes;
+			s->peak_blocks = s->live_blocks;
+		}
+		if (c->grid && c->rep->grid.sites[idx].bucket != c->grid_bucket)
+			grid_change(c, idx);
 		s->epoch = c->epoch;
 	}
 	return s;
@@ -556,6 +581,8 @@ static inline void sites_remap(struct ctx *c, const uint32_t *map)
 {
 	lists_remap(c, map);
 	memory_remap(c, map);
+	if (c->grid)
+		grid_remap(c, map);
 }
 /* report.c: the requested size of a live block of dom (val: its packed value). */
 uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);

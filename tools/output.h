@@ -31,6 +31,16 @@ json_t *mt_process_to_json(const struct mt_process *p, const char *object_alloca
  * for 0. */
 json_t *mt_json_id(uint64_t id);
 
+/* The "profile" key: every site of a build with MT_BUILD_PER_THREAD and
+ * MT_BUILD_TIME_GRID, with its stack and figures over time (the HTML
+ * page's data).  mt_report_to_json adds it when the report has a grid.
+ * NULL only when out of memory. */
+json_t *mt_profile_json(const struct mt_report *rep);
+
+/* A JSON number of a count, and a string from a C string whose bytes need
+ * not be UTF-8 (they are spelled \xNN then). */
+json_t *mt_json_num(uint64_t v);
+json_t *mt_json_cstr(const char *s);
 /* The flame graph of the view (flame.c): {"name", "function", "value",
  * "children"} nodes under a root named "all". */
 json_t *mt_flame_json(const struct mt_report *rep);

@@ -87,6 +87,16 @@ static json_t *cstr(const char *s)
 	return str((const uint8_t *)s, strlen(s));
 }
 
+json_t *mt_json_num(uint64_t v)
+{
+	return num(v);
+}
+
+json_t *mt_json_cstr(const char *s)
+{
+	return cstr(s);
+}
+
 /* object_allocator: how its objects were served, NULL when not known */
 static json_t *python_json(const struct mt_process *p, const char *object_allocator)
 {
@@ -245,6 +255,8 @@ static json_t *site_json(const struct mt_report *rep, const struct mt_site *s)
 	set(o, "stack", s->stack && rep->native ? mt_native_stack_json(rep, s)
 							: stack_json(rep, s->frame));
 	set(o, "domain", json_string(mt_domain_name(s->dom)));
+	if (rep->per_thread)
+		set(o, "thread", num(s->tid));
 	set(o, "allocs", num(s->allocs));
 	set(o, "bytes", num(s->bytes));
 	set(o, "peak_bytes", num(s->peak_bytes));
@@ -808,6 +820,8 @@ json_t *mt_report_to_json(const struct mt_report *rep)
 	set(root, "threads", threads_json(rep));
 	set(root, "script_lines", script_lines_json(rep));
 	set(root, "script_sources", script_sources_json(rep));
+	if (rep->grid.sites)
+		set(root, "profile", mt_profile_json(rep));
 	return root;
 }
 

@@ -16,7 +16,7 @@
 
 /* Both return 0, or -1 when writing failed (or memory ran out). */
 
-/* The HTML report: one file with inline CSS, SVG and script, no network.
+/* The HTML report: one file, the JSON and the script that draws it, no network.
  * trace_name names the trace in the page; NULL leaves it out. */
 int mt_render_html(const json_t *report, const char *trace_name, FILE *out);
 /* "frame;frame;frame BYTES" lines from the report's "flame" tree. */

@@ -567,6 +567,8 @@ static void apply(struct ctx *c, const struct mt_rec *r)
 		if (__builtin_expect(c->vs.timed, 0))
 			view_time(c);
 		timeline_time(c);
+		if (c->grid)
+			grid_time(c);
 		break;
 	case MT_REC_LOST:
 		c->lost_records += r->value;
@@ -1019,12 +1021,13 @@ static int read_blocks_ahead(struct ctx *c, struct mt_reader *rd, mt_progress_fn
 
 /* ---- the builder ------------------------------------------------------- */
 
-static int ctx_init(struct ctx *c, struct mt_report *rep)
+static int ctx_init(struct ctx *c, struct mt_report *rep, unsigned flags)
 {
 	int err = 0;
 	memset(c, 0, sizeof *c);
 	c->rep = rep;
 	c->per_thread = rep->per_thread;
+	c->grid = rep->per_thread && (flags & MT_BUILD_TIME_GRID);
 	for (int d = 0; d < MT_DOM_COUNT; d++) {
 		err |= hm_init(&c->live[d]);
 		err |= hm_init(&c->big[d]);
@@ -1040,6 +1043,8 @@ static int ctx_init(struct ctx *c, struct mt_report *rep)
 	err |= pools_init(c);
 	err |= lists_init(c);
 	err |= timeline_init(c);
+	if (c->grid)
+		err |= grid_init(c);
 	err |= lines_init(c);
 	err |= mappings_init(c);
 	view_init(c);
@@ -1100,6 +1105,8 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	mappings_finish(c);
 	memory_finish(c); /* names the sites of live blocks: before sites merge */
 	sites_finish(c);
+	if (c->grid)
+		grid_finish(c);
 	view_finish(c);   /* after the sites' peaks are fixed */
 	lines_finish(c);  /* merges sites: after everything that counts in them */
 	stacks_finish(c); /* merges sites again, by their native identity */
@@ -1134,7 +1141,7 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
 	rst = mt_reader_open(&rd, f);
 	if (rst != MT_READ_OK) {
 		st = open_error(rep, &rd, rst, f);
-	} else if (ctx_init(&c, rep)) {
+	} else if (ctx_init(&c, rep, flags)) {
 		snprintf(rep->error, sizeof rep->error, "out of memory");
 		st = MT_REPORT_FAILED;
 		ctx_free(&c);
@@ -1201,6 +1208,7 @@ void mt_report_free(struct mt_report *rep)
 	free(rep->lists.sites);
 	free(rep->timeline.points);
 	free(rep->marks);
+	mt_grid_free(&rep->grid);
 	free(rep->threads);
 	free(rep->lines);
 	for (size_t i = 0; i < rep->nsources; i++) {

@@ -204,6 +204,31 @@ struct mt_mark {
 	uint32_t mem;   /* memory.c: 1 + index into memory.at_marks, 0: no sample */
 };
 
+/* ---- the sites over time (MT_BUILD_TIME_GRID) ---------------------------- */
+
+/* Time cut into buckets of bucket_us: the grid starts at 1 us a bucket
+ * and doubles whenever the trace runs past MT_GRID_MAX buckets.  A site's
+ * cell is its running figures at the end of a bucket in which they
+ * changed; in the buckets without a cell they are the previous cell's. */
+#define MT_GRID_MAX 256
+
+struct mt_tcell {
+	uint64_t bucket;
+	uint64_t allocs, bytes, live_bytes, temp_allocs, temp_bytes;
+};
+
+struct mt_site_times {
+	struct mt_tcell *cells; /* by bucket, ascending */
+	uint32_t n, cap;
+	uint64_t bucket;        /* of the site's last change (or its making) */
+};
+
+struct mt_grid {
+	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace */
+	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
+	size_t nsites;
+};
+
 /* ---- the main script, line by line (lines.c) --------------------------- */
 
 /* What happened while one line of the main script was the innermost frame
@@ -427,6 +452,7 @@ struct mt_report {
 	struct mt_pools pools;
 	struct mt_lists lists;
 	struct mt_timeline timeline;
+	struct mt_grid grid;
 	struct mt_mark *marks;
 	size_t nmarks;
 	uint64_t marks_total; /* MARK records, some maybe folded */
@@ -470,11 +496,16 @@ enum mt_build_flags {
 	 * thread).  The samples of the profile exports (export.h); the other
 	 * outputs want the merged sites of a plain build. */
 	MT_BUILD_PER_THREAD = 1 << 0,
+	/* Each site's figures over time (struct mt_grid), for the HTML page's
+	 * time window.  Only with MT_BUILD_PER_THREAD, whose sites are never
+	 * merged after the build. */
+	MT_BUILD_TIME_GRID = 1 << 1,
 };
 enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
 					    const struct mt_view *view, unsigned flags,
 					    mt_progress_fn *progress, void *arg);
 void mt_report_free(struct mt_report *rep);
+void mt_grid_free(struct mt_grid *g);
 
 /* Only the header of the trace in f, into *p (free with
  * mt_process_free): 0, or -1 when it is no readable trace. */

@@ -26,8 +26,8 @@
 
 static const char usage_head[] =
 	"usage: memtrace report [--format text|json|html|folded|pprof|speedscope] [-o FILE]\n"
-	"                       [--at peak|exit] [--quiet] [--pid PID] [--exe NAME] [--all]\n"
-	"                       [--trace-only] [view options] TRACE...\n"
+	"                       [--at peak|exit] [--profile] [--quiet] [--pid PID] [--exe NAME]\n"
+	"                       [--all] [--trace-only] [view options] TRACE...\n"
 	"\n"
 	"Summarises the allocations recorded in TRACE: the heap peak, when, and the\n"
 	"sites that held it; what was live at exit; temporaries; each allocator\n"
@@ -54,6 +54,9 @@ static const char usage_head[] =
 	"  -o, --output FILE   write the report to FILE instead of stdout\n"
 	"      --at WHEN       pprof and speedscope: \"in use\" means live at the heap\n"
 	"                      peak (peak, the default) or at exit (exit)\n"
+	"      --profile       json: add \"profile\", every site per thread with its stack\n"
+	"                      and its figures over time (the HTML page's data); the\n"
+	"                      lists of sites are then per thread too\n"
 	"  -q, --quiet         no progress bar (there is none unless stderr is a terminal)\n"
 	"  -i, --intro FILE    notes to put first in the report (paragraphs separated by\n"
 	"                      blank lines; in HTML the first is the heading)\n"
@@ -146,6 +149,9 @@ static int read_intro(const char *path)
 	return 0;
 }
 
+/* --profile: the JSON gets the HTML page's data (report.h's build flags). */
+static bool profile_wanted;
+
 /* --at: what the exports call in use. */
 static enum mt_inuse_at inuse_at = MT_INUSE_PEAK;
 
@@ -155,7 +161,8 @@ static bool is_export(enum mt_format fmt)
 }
 
 /* Builds the report of the trace in f (opened from path), with a progress
- * bar when it is worth one; for the exports, with a site per thread
+ * bar when it is worth one; for the exports, with a site per thread, and
+ * for the HTML page (and --profile) with their figures over time too
  * (report.h). */
 static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt,
 				   const struct mt_view *v,
@@ -166,6 +173,8 @@ static enum mt_report_status build(FILE *f, const char *path, enum mt_format fmt
 	bool bar = progress_wanted && isatty(STDERR_FILENO) && fstat(fileno(f), &st) == 0 &&
 		   S_ISREG(st.st_mode) && (uint64_t)st.st_size >= PROGRESS_MIN_BYTES;
 	unsigned flags = is_export(fmt) ? MT_BUILD_PER_THREAD : 0;
+	if (fmt == MT_FMT_HTML || (fmt == MT_FMT_JSON && profile_wanted))
+		flags = MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID;
 	enum mt_report_status r;
 	if (bar) {
 		p.size = (uint64_t)st.st_size;
@@ -460,7 +469,7 @@ static int parse_format(const char *name, enum mt_format *fmt)
 }
 
 /* Long options without a short one. */
-enum { OPT_AT = OPT_NO_LINES + 1 };
+enum { OPT_AT = OPT_NO_LINES + 1, OPT_PROFILE };
 
 int cmd_report(int argc, char **argv)
 {
@@ -470,6 +479,7 @@ int cmd_report(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "intro", required_argument, NULL, 'i' },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "profile", no_argument, NULL, OPT_PROFILE },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "exe", required_argument, NULL, 'e' },
 		{ "all", no_argument, NULL, 'a' },
@@ -524,6 +534,9 @@ int cmd_report(int argc, char **argv)
 			break;
 		case 'o':
 			out = optarg;
+			break;
+		case OPT_PROFILE:
+			profile_wanted = true;
 			break;
 		case 'q':
 			progress_wanted = false;

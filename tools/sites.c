@@ -132,6 +132,10 @@ static uint32_t new_site(struct ctx *c, uint32_t frame, int dom)
 		c->oom = true;
 		return rep->nsites ? 0 : NO_SITE;
 	}
+	if (c->grid && grid_site_new(c, rep->nsites)) {
+		c->oom = true;
+		return rep->nsites ? 0 : NO_SITE;
+	}
 	/* Its value at a peak still to be fixed is whatever it has then. */
 	rep->sites[rep->nsites] = (struct mt_site){
 		.frame = frame, .dom = dom, .epoch = c->epoch
@@ -214,7 +218,7 @@ uint32_t sites_lookup(struct ctx *c, struct thread *t, int dom)
 void sites_snapshot(struct ctx *c)
 {
 	struct mt_report *rep = c->rep;
-	c->epoch++;
+	c->snap_epoch = ++c->epoch;
 	c->snapped = true;
 	c->snap_total = c->sites_live;
 	rep->heap.snapshot_us = c->cnt.time_us;

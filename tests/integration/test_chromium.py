@@ -9,8 +9,15 @@ report loaded offline, with a fresh profile:
   * a copy of the page with a test script appended drives it: sorts a
     table, hovers a chart, zooms the flame graph in and out, searches it,
     and reports what it saw;
-  * a screenshot (1400x3000) is written to $MEMTRACE_SCREENSHOTS (default:
-    a scratch directory) and must be a real, non-blank PNG.
+  * the report views, against figures computed here from the page's own
+    data block: each sort puts the expected site on top, with its figure;
+    a time brushed on the heap chart shows the window's own peak and cuts
+    the tables and the flame graph to it; a domain filter leaves only that
+    domain's sites, a thread filter only that thread's;
+  * pages of 100,000 sites and of 10^6 timeline points still draw, the
+    chart downsampled, and cut to a window;
+  * screenshots (1400 px wide) are written to $MEMTRACE_SCREENSHOTS
+    (default: a scratch directory) and must be real, non-blank PNGs.
 
 Run alone, this file exits 77 (ctest's SKIP_RETURN_CODE) when every test
 was skipped."""
@@ -34,6 +41,7 @@ SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
 SCRIPT = """\
 import sys
+import threading
 sys.path.insert(0, {python_dir!r})
 from memtrace import mark
 
@@ -57,17 +65,34 @@ xs = build(300000)
 mark("build a dict")
 d = nested(20000)
 mark("grow a list")
-g = grow(50000)
+out = []
+t = threading.Thread(target=lambda: out.append(grow(50000)))
+t.start()
+t.join()
 mark("free the list")
 del xs
 mark("end <script>alert(1)</script>")
+"""
+
+# The page draws its views a task at a time: the self-tests start once it
+# says it is done (the browser runs with a virtual time budget, so that
+# they get to run before the page is dumped).
+WHEN_DRAWN = """
+<script>
+function whenDrawn(f) {
+  (function poll() {
+    if (document.documentElement.getAttribute("data-memtrace") !== "loading") f();
+    else setTimeout(poll, 10);
+  })();
+}
+</script>
 """
 
 # Appended to a copy of the page: drives it and writes what it saw into
 # <html data-selftest>, as JSON.
 SELF_TEST = """
 <script>
-(function () {
+whenDrawn(function () {
   var out = {};
   function fire(el, type, x, y) {
     el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y}));
@@ -75,7 +100,7 @@ SELF_TEST = """
   try {
     out.status = document.documentElement.getAttribute("data-memtrace");
     // sort the sites by their first numeric column, twice
-    var table = document.querySelector("#sites table.sortable");
+    var table = document.querySelector("#summary table.sortable");
     var th = table.querySelectorAll("th[data-sort=num]")[1];
     var col = Array.prototype.indexOf.call(th.parentNode.cells, th);
     function column() {
@@ -84,7 +109,7 @@ SELF_TEST = """
       });
     }
     function sorted(values, dir) {
-      return values.length > 3 && values.every(function (v, i) {
+      return values.length >= 3 && values.every(function (v, i) {
         return i === 0 || (dir === "ascending" ? values[i - 1] <= v : values[i - 1] >= v);
       });
     }
@@ -95,7 +120,7 @@ SELF_TEST = """
     out.sort = {first: first.slice(0, 5), second: second.slice(0, 5), dir1: dir1, dir2: dir2,
       ok1: sorted(first, dir1), ok2: sorted(second, dir2)};
     // hover the heap chart in its middle
-    var chart = document.querySelector("#heap svg[data-hover]");
+    var chart = document.querySelector("#heap svg[data-chart=heap]");
     var box = chart.getBoundingClientRect();
     fire(chart, "mousemove", box.left + box.width / 2, box.top + box.height / 2);
     var tip = document.getElementById("mt-tip");
@@ -135,9 +160,210 @@ SELF_TEST = """
     out.error = String(e && e.stack || e);
   }
   document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
-})();
+});
 </script>
 """
+
+# ---- the report views, computed here from the page's data ------------------
+
+CELL = 6
+SORTS = {"peak": ("peak", "bytes"), "allocations": ("allocs", "bytes"),
+         "bytes": ("bytes", "allocs"), "leaked": ("leak", "leakBlocks"),
+         "temporary": ("temp", "tempBytes")}
+
+
+def page_data(text):
+    m = re.search(r'<script type="application/json" id="mt-data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+def running_cells(deltas):
+    out, prev = [], [0] * CELL
+    for i in range(0, len(deltas) - len(deltas) % CELL, CELL):
+        prev = [p + d for p, d in zip(prev, deltas[i:i + CELL])]
+        out.append(prev)
+    return out
+
+
+def cell_at(cells, b):
+    best = [0] * CELL
+    for c in cells:
+        if c[0] <= b:
+            best = c
+    return best
+
+
+def make_window(rep, t0, t1):
+    """The window as the page makes it: grid buckets, and its peak, the
+    highest heap of the timeline in it."""
+    width = rep["profile"]["grid"]["bucket_us"]
+    peak, peak_t = None, t0
+    for p in rep["timeline"]["points"]:
+        if t0 <= p["time_us"] <= t1 and (peak is None or p["heap"] > peak):
+            peak, peak_t = p["heap"], p["time_us"]
+    return {"b0": int(t0 // width), "b1": int(t1 // width), "bp": int(peak_t // width),
+            "peak": peak}
+
+
+def site_figures(rep, win=None):
+    s = rep["profile"]["sites"]
+    out = []
+    for i in range(len(s["where"])):
+        if win is None:
+            out.append({"allocs": s["allocs"][i], "bytes": s["bytes"][i],
+                        "peak": s["peak_bytes"][i], "leak": s["live_bytes_at_exit"][i],
+                        "leakBlocks": s["live_blocks_at_exit"][i],
+                        "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
+            continue
+        cells = running_cells(s["times"][i])
+        a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
+        out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
+                    "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
+                    "temp": b[4] - a[4], "tempBytes": b[5] - a[5]})
+    return out
+
+
+def group_rows(rep, fig, domains=(0, 1, 2, 3), thread=None):
+    """The visible sites by line: where frame -> summed figures."""
+    s, rows = rep["profile"]["sites"], {}
+    for i, f in enumerate(fig):
+        if s["domain"][i] not in domains or thread not in (None, s["thread"][i]):
+            continue
+        r = rows.setdefault(s["where"][i], dict.fromkeys(f, 0))
+        for k, v in f.items():
+            r[k] += v
+    return rows
+
+
+def top_row(rows, how):
+    """The page's sites table: rows with anything, by key, key2, then frame."""
+    key, key2 = SORTS[how]
+    live = {w: r for w, r in rows.items() if r["allocs"] > 0 or r["peak"] > 0 or r["leak"] > 0}
+    where = min(live, key=lambda w: (-live[w][key], -live[w][key2], w))
+    return where, live[where]
+
+# Appended to a copy of the page: uses the report views as a user does
+# (buttons, the mouse on the heap chart, check boxes) and writes what the
+# tables, the window and the flame graph show into <html data-selftest>.
+VIEWS_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {};
+  function fire(el, type, x, y) {
+    el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y, button: 0}));
+  }
+  function top(id) {
+    var tr = document.querySelector("#" + id + " table.sites tbody tr");
+    if (!tr) return null;
+    return {where: +tr.getAttribute("data-where"),
+            values: Array.prototype.slice.call(tr.cells, 2).map(function (td) {
+              return +td.getAttribute("data-v"); })};
+  }
+  function sorts() {
+    var r = {};
+    ["peak", "allocations", "bytes", "leaked", "temporary"].forEach(function (k) {
+      document.querySelector("#sites button[data-sort-by=" + k + "]").click();
+      r[k] = top("sites");
+    });
+    return r;
+  }
+  try {
+    out.status = document.documentElement.getAttribute("data-memtrace");
+    out.whole = {sorts: sorts(), flame: window.memtrace.flameTotal(),
+                 peakText: document.querySelector(".win-peak").textContent};
+    /* brush the heap chart from T0 to T1 */
+    var c = document.querySelector("#heap svg[data-chart=heap]");
+    var g = c.getAttribute("data-plot").split(" ").map(Number);  /* L R x0 x1 W */
+    var box = c.getBoundingClientRect();
+    function cx(t) { return box.left + (g[0] + (t - g[2]) / (g[3] - g[2]) * (g[1] - g[0])) * box.width / g[4]; }
+    var cy = box.top + box.height / 2;
+    fire(c, "mousedown", cx(%(t0)s), cy);
+    fire(c, "mousemove", cx(%(t1)s), cy);
+    fire(c, "mouseup", cx(%(t1)s), cy);
+    var w = window.memtrace.window();
+    out.window = w && {t0: w.t0, t1: w.t1, peak: w.peak};
+    out.windowPeakText = document.querySelector(".win-peak").textContent;
+    out.inWindow = {sorts: sorts(), flame: window.memtrace.flameTotal()};
+    /* back to the whole trace; then malloc alone */
+    document.getElementById("win-clear").click();
+    out.clearedPeakText = document.querySelector(".win-peak").textContent;
+    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+      if (cb.value !== "malloc") cb.click();
+    });
+    document.querySelector("#sites button[data-sort-by=bytes]").click();
+    out.malloc = {top: top("sites"), flame: window.memtrace.flameTotal(),
+      domains: Array.prototype.map.call(
+        document.querySelectorAll("#sites table.sites tbody tr td.dom"),
+        function (td) { return td.title; })};
+    /* every domain again; then the thread that grew the list alone */
+    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+      if (!cb.checked) cb.click();
+    });
+    var threads = document.getElementById("view-thread");
+    threads.value = "%(thread)s";
+    threads.dispatchEvent(new Event("change"));
+    out.thread = {top: top("sites"), flame: window.memtrace.flameTotal(),
+      options: threads.options.length};
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+# Appended to the large page: what it drew, and a brushed window.
+SCALE_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    var c = document.querySelector("#heap svg[data-chart=heap]");
+    out.vertices = c.querySelector("path.line").getAttribute("d").split(/[ML]/).length - 1;
+    out.plot = c.getAttribute("data-plot").split(" ").map(Number);
+    out.rows = document.querySelectorAll("#sites table.sites tbody tr").length;
+    out.more = document.querySelector("#sites button.showall").textContent;
+    window.memtrace.setWindow(%(t0)s, %(t1)s);
+    out.windowPeak = window.memtrace.window().peak;
+    out.flame = window.memtrace.flameTotal();
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+
+def large_report(base, nsites, npoints):
+    """base with nsites sites, each its own line with one cell, and a
+    timeline of npoints points whose heap is a saw tooth with one high
+    tooth: the page must draw it downsampled and keep that peak."""
+    rep = dict(base)
+    nbuckets = 256
+    step = 10  # us between points
+    bucket = max(1, npoints * step // nbuckets)
+    strings = ["file%d.py" % (i % 1000) for i in range(1000)] + ["f%d" % i for i in range(nsites)]
+    sites = {"where": list(range(nsites)), "node": list(range(nsites)),
+             "domain": [i % 4 for i in range(nsites)], "thread": [0] * nsites,
+             "allocs": [1 + i % 7 for i in range(nsites)],
+             "bytes": [100 * (1 + i % 7) for i in range(nsites)],
+             "peak_bytes": [i % 5 for i in range(nsites)], "peak_blocks": [1] * nsites,
+             "live_bytes_at_exit": [0] * nsites, "live_blocks_at_exit": [0] * nsites,
+             "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
+             "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
+                       for i in range(nsites)]}
+    rep["profile"] = {"grid": {"bucket_us": bucket, "buckets": nbuckets}, "strings": strings,
+                      "frames": {"function": [1000 + i for i in range(nsites)],
+                                 "file": [i % 1000 for i in range(nsites)],
+                                 "line": [1 + i for i in range(nsites)],
+                                 "module": [-1] * nsites},
+                      "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
+                      "threads": [1], "sites": sites}
+    points = [{"time_us": i * step, "heap": (i % 1000) * 1000 + (5_000_000 if i == npoints // 3 else 0)}
+              for i in range(npoints)]
+    rep["timeline"] = {"interval_us": step, "points": points}
+    return rep
 
 
 def python():
@@ -216,8 +442,19 @@ class Browser(TracerTestCase):
         subprocess.run([str(CLI), "report", "--format", "html", "-o", str(cls.page),
                         str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
 
+    def selftest_result(self, page):
+        """What the self-test appended to page wrote into <html data-selftest>."""
+        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
+        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
+        self.assertIsNotNone(m, "the self-test did not run")
+        got = json.loads(html.unescape(m.group(1)))
+        self.assertNotIn("error", got, got.get("error"))
+        self.assertEqual(got["status"], "ok")
+        return got
+
     def chromium(self, *args, page=None):
-        proc = run_chromium((page or self.page).as_uri(), self.tmp, *args)
+        proc = run_chromium((page or self.page).as_uri(), self.tmp, "--virtual-time-budget=60000",
+                            *args)
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
         self.assertEqual(console, [], "console messages")
@@ -230,18 +467,36 @@ class Browser(TracerTestCase):
         self.assertEqual(m.group(1), "ok")
         self.assertNotIn('id="mt-error"', dom)
         # the script built the flame graph
-        self.assertRegex(dom, r'<div id="fg" class="fg"><svg[^>]*>.*<rect', )
+        self.assertIsNotNone(re.search(r'<div class="fg" id="fg"><svg[^>]*>.*?<rect', dom),
+                             "no flame graph")
+        # what the OS saw: its chart, and a row for the RSS peak, each mark
+        # sampled and exit
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        self.assertTrue(rep["timeline"]["samples"])
+        memory = re.search(r'<section id="memory">.*?</section>', dom, re.S)
+        self.assertIsNotNone(memory, "no memory section")
+        self.assertIn('data-chart="memory"', memory.group(0))
+        sampled = [m for m in rep["marks"] if m.get("memory")]
+        first_table = memory.group(0).split("</table>")[0]
+        self.assertEqual(first_table.count("<tr>") - 1, 2 + len(sampled))
+        self.assertIn("Why RSS is higher than the requested heap", memory.group(0))
+        # the main script, line by line: a row per line of its text, the
+        # list's line with its allocations
+        self.assertTrue(rep["script_lines"])
+        script = re.search(r'<section id="script">.*?</section>', dom, re.S)
+        self.assertIsNotNone(script, "no script section")
+        build = [l for l in rep["script_lines"] if l["source"].strip().startswith("return [square")]
+        self.assertEqual(len(build), 1)
+        row = re.search(r'<tr class="hot"><td class="n ln">%d</td><td class="n">([^<]*)</td>'
+                        % build[0]["line"], script.group(0))
+        self.assertIsNotNone(row)
+        self.assertEqual(row.group(1).replace(",", ""), str(build[0]["allocs"]))
 
     def test_interactions(self):
         page = self.tmp / "selftest.html"
         page.write_text(self.page.read_text(encoding="utf-8").replace(
-            "</body>", SELF_TEST + "</body>"), encoding="utf-8")
-        dom = self.chromium("--dump-dom", "--window-size=1400,3000", page=page).stdout
-        m = re.search(r"data-selftest=\"([^\"]*)\"", dom)
-        self.assertIsNotNone(m, "the self-test did not run")
-        got = json.loads(html.unescape(m.group(1)))
-        self.assertNotIn("error", got, got.get("error"))
-        self.assertEqual(got["status"], "ok")
+            "</body>", WHEN_DRAWN + SELF_TEST + "</body>"), encoding="utf-8")
+        got = self.selftest_result(page)
         self.assertEqual({got["sort"]["dir1"], got["sort"]["dir2"]}, {"ascending", "descending"})
         self.assertTrue(got["sort"]["ok1"] and got["sort"]["ok2"], got["sort"])
         self.assertIsNotNone(got["chartTip"], "no read-out on the heap chart")
@@ -253,6 +508,116 @@ class Browser(TracerTestCase):
         self.assertEqual(got["framesAfterReset"], got["frames"])
         self.assertRegex(got["match"], r"matched .*B \(.*%\)")
         self.assertGreater(got["hits"], 0)
+
+    def selftest(self, script, name):
+        page = self.tmp / name
+        page.write_text(self.page.read_text(encoding="utf-8").replace(
+            "</body>", WHEN_DRAWN + script + "</body>"), encoding="utf-8")
+        return self.selftest_result(page)
+
+    def expect_sorts(self, got, rep, fig):
+        rows = group_rows(rep, fig)
+        column = {"allocations": 0, "bytes": 1, "peak": 2, "leaked": 3, "temporary": 4}
+        for how in SORTS:
+            where, figures = top_row(rows, how)
+            with self.subTest(sort=how):
+                self.assertEqual(got[how]["where"], where)
+                self.assertEqual(got[how]["values"][column[how]], figures[SORTS[how][0]])
+        return {how: got[how]["where"] for how in SORTS}
+
+    def test_views(self):
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        marks = rep["marks"]
+        first = 1 if marks[0]["label"] == "(before first mark)" else 0
+        t0, t1 = marks[first]["time_us"], marks[first + 1]["time_us"]  # "build the list"
+        # the threads in the order their sites came: the main one, then the
+        # one that grew the list
+        tids = rep["profile"]["threads"]
+        self.assertEqual(len(tids), 2)
+        thread = 1
+        got = self.selftest(VIEWS_TEST % {"t0": t0, "t1": t1, "thread": thread}, "views.html")
+
+        # each sort puts the expected site on top, and they are not all one
+        tops = self.expect_sorts(got["whole"]["sorts"], rep, site_figures(rep))
+        self.assertGreaterEqual(len(set(tops.values())), 3, tops)
+        self.assertEqual(got["whole"]["flame"], sum(rep["profile"]["sites"]["bytes"]))
+
+        # the brush: the window's own peak, lower than the trace's, and the
+        # tables and flame graph cut to the window
+        w = got["window"]
+        self.assertIsNotNone(w, "the brush made no window")
+        self.assertAlmostEqual(w["t0"], t0, delta=(t1 - t0) * 0.02 + 1000)
+        self.assertAlmostEqual(w["t1"], t1, delta=(t1 - t0) * 0.02 + 1000)
+        win = make_window(rep, w["t0"], w["t1"])
+        self.assertEqual(w["peak"], win["peak"])
+        self.assertLess(win["peak"], rep["summary"]["heap_peak"]["bytes"])
+        self.assertNotEqual(got["windowPeakText"], got["whole"]["peakText"])
+        self.assertEqual(got["clearedPeakText"], got["whole"]["peakText"])
+        fig = site_figures(rep, win)
+        self.expect_sorts(got["inWindow"]["sorts"], rep, fig)
+        self.assertEqual(got["inWindow"]["flame"], sum(f["bytes"] for f in fig))
+        self.assertLess(got["inWindow"]["flame"], got["whole"]["flame"])
+
+        # malloc alone: no other domain in the table, the flame graph its bytes
+        m = got["malloc"]
+        self.assertTrue(m["domains"] and all(d == "malloc" for d in m["domains"]), m["domains"])
+        sites = rep["profile"]["sites"]
+        self.assertEqual(m["flame"], sum(b for b, d in zip(sites["bytes"], sites["domain"]) if d == 0))
+        where, figures = top_row(group_rows(rep, site_figures(rep), domains=(0,)), "bytes")
+        self.assertEqual(m["top"]["where"], where)
+        self.assertEqual(m["top"]["values"][1], figures["bytes"])
+
+        # the second thread alone: its sites' bytes, grow()'s append on top
+        t = got["thread"]
+        self.assertEqual(t["options"], len(tids) + 1)
+        self.assertEqual(t["flame"], sum(b for b, k in zip(sites["bytes"], sites["thread"])
+                                         if k == thread))
+        where, figures = top_row(group_rows(rep, site_figures(rep), thread=thread), "bytes")
+        self.assertEqual(t["top"]["where"], where)
+        self.assertEqual(t["top"]["values"][1], figures["bytes"])
+        frames = rep["profile"]["frames"]
+        self.assertEqual(rep["profile"]["strings"][frames["function"][where]], "grow")
+
+    def large_page(self, nsites, npoints):
+        """What the page drew for a report of nsites sites and npoints
+        timeline points, and for a window over its second quarter."""
+        text = self.page.read_text(encoding="utf-8")
+        rep = large_report(page_data(text)["report"], nsites, npoints)
+        head, rest = text.split('<script type="application/json" id="mt-data">', 1)
+        block = json.dumps({"report": rep}, separators=(",", ":")).replace("<", "\\u003c")
+        big = self.tmp / "large.html"
+        t0, t1 = npoints // 4 * 10, npoints // 2 * 10
+        big.write_text(head + '<script type="application/json" id="mt-data">' + block +
+                       "</script>" + rest.split("</script>", 1)[1].replace(
+                           "</body>", WHEN_DRAWN + SCALE_TEST % {"t0": t0, "t1": t1} +
+                           "</body>"), encoding="utf-8")
+        got = self.selftest_result(big)
+        # the window's peak, and the flame graph of the sites' cells in it
+        peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
+        self.assertEqual(got["windowPeak"], peak)
+        width = rep["profile"]["grid"]["bucket_us"]
+        self.assertEqual(got["flame"], sum(
+            c[2] for c in rep["profile"]["sites"]["times"] if t0 // width <= c[0] <= t1 // width))
+        print("\n%d sites, %d points: a page of %.0f MB" % (
+            nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
+        return got
+
+    def test_many_sites(self):
+        """100,000 sites: the tables show a page of rows."""
+        got = self.large_page(100_000, 1000)
+        self.assertEqual(got["rows"], 50)
+        self.assertEqual(got["more"], "Show all 100,000 rows")
+
+    def test_many_points(self):
+        """10^6 timeline points: the chart is downsampled to at most the
+        first, lowest, highest and last point of each pixel, and the one
+        high tooth is still the window's peak."""
+        npoints = 1_000_000
+        got = self.large_page(1000, npoints)
+        left, right = got["plot"][0], got["plot"][1]
+        self.assertLessEqual(got["vertices"], 4 * (right - left + 1))
+        self.assertGreater(got["vertices"], right - left)
+        self.assertEqual(got["windowPeak"], 5_000_000 + (npoints // 3 % 1000) * 1000)
 
     def test_screenshot(self):
         outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
@@ -269,6 +634,30 @@ class Browser(TracerTestCase):
         if colours is not None:
             self.assertGreater(colours, 20, "the screenshot is nearly blank")
         shutil.copy(self.page, outdir / "report.html")
+        print("\nscreenshot: %s" % shot, file=sys.stderr)
+
+    def test_screenshot_window(self):
+        """The whole page, 1400 px wide, cut to the "build a dict" step with
+        the raw domain hidden: report-window.png."""
+        outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
+        outdir.mkdir(parents=True, exist_ok=True)
+        rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
+        marks = [m for m in rep["marks"] if m["label"] != "(before first mark)"]
+        page = self.tmp / "window.html"
+        page.write_text(self.page.read_text(encoding="utf-8").replace("</body>", WHEN_DRAWN + """
+<script>whenDrawn(function () {
+  window.memtrace.setWindow(%d, %d);
+  document.querySelector("input[data-domain=pymem_raw]").click();
+});</script></body>""" % (marks[1]["time_us"], marks[2]["time_us"])), encoding="utf-8")
+        shot = outdir / "report-window.png"
+        shot.unlink(missing_ok=True)
+        self.chromium("--screenshot=" + str(shot), "--window-size=1400,9000", "--hide-scrollbars",
+                      page=page)
+        (width, height), data = png_size(shot)
+        self.assertEqual((width, height), (1400, 9000))
+        colours = png_colours(data)
+        if colours is not None:
+            self.assertGreater(colours, 20, "the screenshot is nearly blank")
         print("\nscreenshot: %s" % shot, file=sys.stderr)
 
 

@@ -1,11 +1,12 @@
 """`memtrace report --format html` and `--format folded` on real traces.
 
 The HTML page must be one self-contained file (nothing fetched from
-anywhere), well formed, and show every string from the trace as text: a
-traced Python script whose file name, arguments and marks are full of
-markup must not get any of it into the page as markup or script.  The
-folded stacks must add up to the flame graph's total.  (The page's script
-is exercised in a real browser by test_chromium.)"""
+anywhere), well formed, made of the JSON report and the script that draws
+it: a traced Python script whose file name, arguments and marks are full
+of markup must not get any of it into the page as markup or script, and
+the page's data must be the report (`--format json --profile`) itself.
+The folded stacks must add up to the flame graph's total.  (The page's
+script is exercised in a real browser by test_chromium.)"""
 
 import html.parser
 import json
@@ -44,6 +45,9 @@ mark("free the list")
 del xs
 mark("end")
 """
+
+
+DOMAINS = ["malloc", "pymem_raw", "pymem_mem", "pymem_obj"]
 
 
 def python():
@@ -141,56 +145,75 @@ class HtmlReport(TracerTestCase):
         urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
         self.assertLessEqual(urls, {"http://www.w3.org/2000/svg"})
 
+    def page_data(self, page):
+        """The page's two scripts and no other; the data block is JSON."""
+        self.assertEqual([(t, i) for t, i, _ in page.scripts],
+                         [("application/json", "mt-data"), (None, None)])
+        block = page.scripts[0][2]
+        self.assertNotIn("\u2028", block)
+        self.assertNotIn("<", block)
+        return json.loads(block)
+
+    def json_report(self, trace):
+        proc = subprocess.run([str(CLI), "report", "--format", "json", "--profile", str(trace)],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return json.loads(proc.stdout)
+
     def test_python_page(self):
         trace = self.traced_python(EVIL)
         text = self.render(trace, "html")
         page = self.parse(text)
         self.assert_self_contained(text, page)
-
-        # the page's two scripts and no other; the data block is JSON
-        self.assertEqual([(t, i) for t, i, _ in page.scripts],
-                         [("application/json", "mt-data"), (None, None)])
-        data = json.loads(page.scripts[0][2])
-        self.assertIn("timeline", data)
-        self.assertIn("flame", data)
-        self.assertNotIn("\u2028", page.scripts[0][2])
-        self.assertNotIn("</", page.scripts[0][2])
-
-        # the hostile strings are there, as text
-        shown = "".join(page.text)
-        self.assertIn("build the list " + EVIL, shown)
-        self.assertIn("lab<b>.py", shown)
-        self.assertIn("lab&<i>", shown)
         self.assertNotIn("<img", text)
         self.assertEqual(text.count("<script"), 2)
 
-        for section in ("summary", "heap", "pools", "sizes", "lists", "sites", "leaks",
-                        "steps", "flame", "script"):
-            self.assertIn(section, page.ids)
-        # the main script's source with each line's figures in a gutter: the
-        # list's line (in the script's own function, so it counts there,
-        # not at the call) and `del xs` show their allocations and frees
-        rep = self.report_ok(trace)
-        lines = {l["source"].strip(): l for l in rep["script_lines"]}
-        for source in ("return [i * 3 for i in range(n)]", "del xs"):
-            l = lines[source]
-            row = re.search(r'<tr class="hot"><td class="n ln">%d</td>(.*?)</tr>' % l["line"],
-                            text)
-            self.assertIsNotNone(row, source)
-            cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
-            self.assertEqual(cells[:2], ["{:,}".format(l["allocs"]), "{:,}".format(l["frees"])])
-            self.assertIn(html.escape(source, quote=False), row.group(1))
+        # the page's data is the JSON report, the lists of sites and the
+        # flame graph's tree left out (the page makes them from the
+        # profile), and the trace's name
+        data = self.page_data(page)
+        self.assertEqual(data["trace_file"], str(trace))
+        rep = self.json_report(trace)
+        full = dict(rep)
+        flame_total = rep.pop("flame")["value"]
+        for key in ("sites", "leaks", "temporary_sites"):
+            rep.pop(key)
+        self.assertEqual(data["report"], rep)
+
+        # the hostile strings are in it intact, as data
+        prof = data["report"]["profile"]
+        self.assertIn("build the list " + EVIL, [m["label"] for m in data["report"]["marks"]])
+        self.assertIn(EVIL, data["report"]["process"]["argv"])
+        files = {prof["strings"][i] for i in prof["frames"]["file"]}
+        self.assertTrue(any(f.endswith("lab&<i>/lab<b>.py") for f in files), files)
+
+        # the main script line by line, for the page's section: the list's
+        # line and `del xs` with their allocations and frees; the histogram:
+        # the list's ints are 32-byte requests, in the bucket from 32 to 63
+        lines = {l["source"].strip(): l for l in data["report"]["script_lines"]}
         self.assertGreaterEqual(lines["return [i * 3 for i in range(n)]"]["allocs"],
                                 100000 - 257)
         self.assertGreaterEqual(lines["del xs"]["frees"], 100000 - 257)
-        # the histogram: the list's ints are 32-byte requests (a one-digit
-        # PyLongObject, 8-aligned), in the bucket from 32 to 63
-        sizes = {b["min"]: b for b in rep["summary"]["size_histogram"]}
+        sizes = {b["min"]: b for b in data["report"]["summary"]["size_histogram"]}
         self.assertEqual(sizes[32]["max"], 63)
         self.assertGreaterEqual(sizes[32]["allocs"], 100000 - 257)
-        for label in ("build a dict", "free the list", "end"):
-            self.assertIn(label, shown)
-        self.assertNotIn("Not a Python process", shown)
+
+        # the profile's sites add up to the JSON's rows: the top ones (a
+        # line's sites, each of one stack, summed) have the same figures
+        sites, frames, strings = prof["sites"], prof["frames"], prof["strings"]
+        self.assertEqual(sum(sites["bytes"]), flame_total)
+        for row in full["sites"][:5]:
+            members = [k for k, w in enumerate(sites["where"])
+                       if (strings[frames["file"][w]], frames["line"][w],
+                           strings[frames["function"][w]]) ==
+                       (row["file"], row["line"], row["function"]) and
+                       prof["threads"][sites["thread"][k]] == row["thread"] and
+                       sites["domain"][k] == DOMAINS.index(row["domain"])]
+            self.assertTrue(members, row)
+            for key, column in (("bytes", "bytes"), ("allocs", "allocs"),
+                                ("peak_bytes", "peak_bytes"),
+                                ("live_bytes_at_exit", "live_bytes_at_exit")):
+                self.assertEqual(sum(sites[column][k] for k in members), row[key], (row, key))
 
     def test_folded_adds_up(self):
         trace = self.traced_python("x")
@@ -217,11 +240,14 @@ class HtmlReport(TracerTestCase):
         text = self.render(run.traces[0], "html")
         page = self.parse(text)
         self.assert_self_contained(text, page)
-        self.assertIn("Not a Python process", "".join(page.text))
-        for section in ("pools", "lists", "steps"):
-            self.assertNotIn(section, page.ids)
-        for section in ("summary", "heap", "sizes", "sites", "flame"):
-            self.assertIn(section, page.ids)
+        rep = self.page_data(page)["report"]
+        self.assertIsNone(rep["process"]["python"])
+        # every site is a malloc one, and they add up to the malloc domain
+        sites = rep["profile"]["sites"]
+        self.assertEqual(set(sites["domain"]), {0})
+        malloc = rep["domains"]["malloc"]
+        self.assertEqual(sum(sites["allocs"]), malloc["allocs"] + malloc["reallocs"])
+        self.assertEqual(sum(sites["live_bytes_at_exit"]), malloc["live_bytes_at_exit"])
 
     def test_stdout_and_help(self):
         run = self.run_traced_ok([prog("every_call")])

@@ -1,8 +1,9 @@
 /*
  * test_render.c - the renderings drawn from the JSON report (render.h):
- * folded stacks exactly, the HTML emitter's escaping and figures, and HTML
- * pages of hostile, non-Python, damaged and real reports: no trace string
- * ever reaches the page unescaped, and nothing crashes on odd input.
+ * folded stacks exactly; HTML pages of hostile, damaged and real reports,
+ * whose data block holds the report intact and cannot be ended by any
+ * trace string; and the profile the page draws (output.h), figure by
+ * figure on a trace with known times.
  */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -15,7 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "html_emit.h"
+#include "output.h"
 #include "render.h"
 #include "report.h"
 #include "tracegen.h"
@@ -156,70 +157,6 @@ static void test_folded_damaged(void **state)
 	free(out);
 }
 
-/* ---- emitter ------------------------------------------------------------- */
-
-static void test_escape_text(void **state)
-{
-	(void)state;
-	struct capture c;
-	struct he e;
-	static const char in[] = "<a href='x'>&\"</a>\0nul\x01\x7f\xc2\x85\xff\t\n\xe2\x80\xa8ok";
-	he_init(&e, capture_start(&c));
-	he_text(&e, in, sizeof in - 1);
-	char *out = capture_end(&c);
-	assert_false(e.err);
-	assert_string_equal(out, "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-				 "\xef\xbf\xbdnul\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
-				 "\t\n\xe2\x80\xa8ok");
-	free(out);
-}
-
-static void test_escape_json(void **state)
-{
-	(void)state;
-	struct capture c;
-	struct he e;
-	static const char s[] = "</script><!-- & \xe2\x80\xa8\xe2\x80\xa9 \"q\"";
-	json_t *v = json_pack("{s:s}", "k", s);
-	he_init(&e, capture_start(&c));
-	he_json(&e, v);
-	char *out = capture_end(&c);
-	assert_string_equal(out, "{\"k\":\"\\u003c/script\\u003e\\u003c!-- \\u0026 \\u2028\\u2029 "
-				 "\\\"q\\\"\"}");
-	json_t *back = json_loads(out, 0, NULL);
-	assert_non_null(back);
-	assert_true(json_equal(back, v));
-	json_decref(back);
-	json_decref(v);
-	free(out);
-}
-
-static void test_figures(void **state)
-{
-	(void)state;
-	assert_string_equal(hf_bytes(0).s, "0 B");
-	assert_string_equal(hf_bytes(1023).s, "1023 B");
-	assert_string_equal(hf_bytes(1536).s, "1.50 KiB");
-	assert_string_equal(hf_bytes(50.5 * 1048576).s, "50.5 MiB");
-	assert_string_equal(hf_bytes(300.0 * 1073741824).s, "300 GiB");
-	assert_string_equal(hf_sbytes(-2048).s, "-2.00 KiB");
-	assert_string_equal(hf_sbytes(2048).s, "+2.00 KiB");
-	assert_string_equal(hf_count(1234567).s, "1,234,567");
-	assert_string_equal(hf_count(-1000).s, "-1,000");
-	assert_string_equal(hf_scount(12).s, "+12");
-	assert_string_equal(hf_scount(0).s, "0");
-	assert_string_equal(hf_time(12).s, "12 µs");
-	assert_string_equal(hf_time(1500).s, "1.50 ms");
-	assert_string_equal(hf_time(2.5e6).s, "2.50 s");
-	assert_string_equal(hf_time(125e6).s, "2 min 05 s");
-	assert_string_equal(hf_percent(1, 8).s, "12.5%");
-	assert_string_equal(hf_percent(1, 0).s, "");
-	/* only a damaged report gets here; it must not overflow */
-	assert_non_null(strchr(hf_count(1e300).s, 'e'));
-	assert_non_null(strchr(hf_bytes(-1e300).s, 'e'));
-	assert_non_null(strchr(hf_time(1e300).s, 'e'));
-}
-
 /* ---- HTML ---------------------------------------------------------------- */
 
 /* Every place a trace string goes, holding markup and script. */
@@ -270,6 +207,23 @@ static json_t *hostile_report(void)
 	return r;
 }
 
+/* The data block of a page: {"report": ..., "trace_file": ...}. */
+static json_t *page_data(const char *page)
+{
+	const char *start = strstr(page, "<script type=\"application/json\" id=\"mt-data\">");
+	assert_non_null(start);
+	start = strchr(start, '>') + 1;
+	const char *end = strstr(start, "</script>");
+	assert_non_null(end);
+	/* nothing in it can end the block, open a comment or end a line of script */
+	assert_null(memmem(start, (size_t)(end - start), "<", 1));
+	assert_null(memmem(start, (size_t)(end - start), "\xe2\x80\xa8", 3));
+	assert_null(memmem(start, (size_t)(end - start), "\xe2\x80\xa9", 3));
+	json_t *data = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
+	assert_non_null(data);
+	return data;
+}
+
 static void test_html_escapes_trace_strings(void **state)
 {
 	(void)state;
@@ -280,49 +234,13 @@ static void test_html_escapes_trace_strings(void **state)
 	assert_int_equal(count(out, "</script>"), 2);
 	assert_int_equal(count(out, "<img"), 0);
 	assert_null(strstr(out, "alert(1)</"));
-	assert_non_null(strstr(out, "&lt;/script&gt;&lt;script&gt;alert(1)"));
-	/* the data block holds the strings intact, escaped for JSON */
-	const char *start = strstr(out, "<script type=\"application/json\" id=\"mt-data\">");
-	assert_non_null(start);
-	start = strchr(start, '>') + 1;
-	const char *end = strstr(start, "</script>");
-	assert_non_null(end);
-	assert_null(memmem(start, (size_t)(end - start), "\xe2\x80\xa8", 3));
-	json_t *data = json_loadb(start, (size_t)(end - start), 0, NULL);
-	assert_non_null(data);
-	/* flame: ["all", 400, [[EVIL, 400, []]]] */
-	const json_t *kid = json_array_get(json_array_get(json_object_get(data, "flame"), 2), 0);
-	assert_string_equal(json_string_value(json_array_get(kid, 0)), EVIL);
+	assert_true(strncmp(out, "<!DOCTYPE html>", 15) == 0);
+	assert_non_null(strstr(out, "</body></html>\n"));
+	/* the data block holds the report intact, the strings included */
+	json_t *data = page_data(out);
+	assert_true(json_equal(json_object_get(data, "report"), r));
+	assert_string_equal(json_string_value(json_object_get(data, "trace_file")), "t.trace");
 	json_decref(data);
-	/* the sections of a Python process with marks are all there */
-	static const char *const ids[] = { "summary", "heap", "pools", "sizes", "lists",
-					   "sites", "leaks", "temporary", "steps", "flame" };
-	for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
-		char want[64];
-		snprintf(want, sizeof want, "<section id=\"%s\">", ids[i]);
-		assert_non_null(strstr(out, want));
-	}
-	assert_non_null(strstr(out, "no footer"));
-	assert_non_null(strstr(out, "could not be recorded"));
-	free(out);
-	json_decref(r);
-}
-
-static void test_html_not_python(void **state)
-{
-	(void)state;
-	json_t *r = parse("{\"process\": {\"exe\": \"/bin/true\", \"argv\": [\"true\"], "
-			  "\"python\": null}, \"trace\": {\"complete\": true, \"end_reason\": "
-			  "\"exit\"}, \"domains\": {\"malloc\": {\"allocs\": 3}}, "
-			  "\"pools\": {\"pools_peak\": 0}, \"arenas\": {}, \"lists\": {}}");
-	char *out = html(r);
-	assert_non_null(strstr(out, "<!DOCTYPE html>"));
-	assert_non_null(strstr(out, "Not a Python process"));
-	assert_null(strstr(out, "<section id=\"pools\">"));
-	assert_null(strstr(out, "<section id=\"lists\">"));
-	assert_null(strstr(out, "<section id=\"steps\">"));
-	assert_non_null(strstr(out, "No allocations to draw"));
-	assert_non_null(strstr(out, "</html>"));
 	free(out);
 	json_decref(r);
 }
@@ -330,7 +248,8 @@ static void test_html_not_python(void **state)
 static void test_html_damaged(void **state)
 {
 	(void)state;
-	/* wrong types everywhere, absurd figures, time running backwards */
+	/* wrong types everywhere, absurd figures: embedded as they are (the
+	 * page's script reads them forgivingly) */
 	static const char *const reports[] = {
 		"{}",
 		"[]",
@@ -338,25 +257,96 @@ static void test_html_damaged(void **state)
 		"{\"process\": [], \"trace\": 1, \"events\": \"x\", \"domains\": [],"
 		" \"summary\": {\"heap_peak\": [], \"size_histogram\": {}}, \"sites\": {},"
 		" \"timeline\": {\"points\": [1, \"a\", null, []]}, \"marks\": [1, [], {}],"
-		" \"flame\": {\"value\": 5, \"children\": [{}, 1]}}",
-		"{\"process\": {\"python\": {}, \"argv\": [1, null, \"\"], \"start_unix_ns\": 1e300},"
-		" \"summary\": {\"heap_peak\": {\"bytes\": 1e300, \"time_us\": -1e300},"
-		"  \"size_histogram\": [{\"min\": -1, \"max\": 1e300, \"allocs\": 1e300}]},"
-		" \"pools\": {\"size_classes\": [{\"size\": 1e300}, 7],"
-		"  \"arenas_retained\": [{\"address\": -1}]},"
-		" \"lists\": {\"sites\": [{\"chain\": [1e300, -1, \"x\"]}]},"
-		" \"timeline\": {\"points\": [{\"time_us\": 1e300, \"heap\": 1e300},"
-		"  {\"time_us\": -1e300, \"heap\": -1e300}, {\"time_us\": 5}]},"
-		" \"marks\": [{\"label\": 7, \"time_us\": 1e300}, {\"label\": \"\", \"time_us\": -3}],"
-		" \"flame\": {\"name\": \"all\", \"value\": 1e300, \"children\": [{\"name\": \"x\","
-		"  \"value\": 1e300, \"children\": [{\"value\": -1}]}]}}",
+		" \"flame\": {\"value\": 5, \"children\": [{}, 1]}, \"profile\": 3}",
 	};
 	for (size_t i = 0; i < sizeof reports / sizeof *reports; i++) {
 		json_t *r = json_loads(reports[i], JSON_DECODE_ANY, NULL);
 		assert_non_null(r);
-		free(html(r));
+		char *out = html(r);
+		json_t *data = page_data(out);
+		assert_non_null(json_object_get(data, "report"));
+		json_decref(data);
+		free(out);
 		json_decref(r);
 	}
+}
+
+/* One thread: 100 bytes at 0 us, 50 at 10 us, the first freed at 300 us:
+ * past MT_GRID_MAX buckets of 1 us, so the grid is of 2 us. */
+static FILE *timed_trace(struct tg *t)
+{
+	tg_init(t);
+	tg_header(t, 42);
+	tg_thread(t, 1);
+	tg_malloc(t, 0, 100, 0x1000);
+	mt_enc_value(&t->enc, MT_REC_TIME, 10);
+	tg_malloc(t, 0, 50, 0x2000);
+	mt_enc_value(&t->enc, MT_REC_TIME, 290);
+	tg_free_rec(t, 0, 0x1000);
+	tg_flush(t);
+	tg_footer(t, 0, 0, MT_END_EXIT);
+	return tg_file(t->data, t->len);
+}
+
+/* The report of timed_trace() with a site per thread and the time grid. */
+static void build_timed(struct tg *t, struct mt_report *rep)
+{
+	FILE *f = timed_trace(t);
+	assert_int_equal(mt_report_build_flags(f, rep, NULL, MT_BUILD_PER_THREAD | MT_BUILD_TIME_GRID,
+					       NULL, NULL),
+			 MT_REPORT_OK);
+	fclose(f);
+}
+
+static json_t *column(const json_t *table, const char *key)
+{
+	json_t *c = json_object_get(table, key);
+	assert_true(json_is_array(c));
+	return c;
+}
+
+static void test_profile_figures(void **state)
+{
+	(void)state;
+	struct tg t;
+	struct mt_report rep;
+	build_timed(&t, &rep);
+	json_t *j = mt_report_to_json(&rep), *p = json_object_get(j, "profile");
+	assert_non_null(p);
+	json_t *grid = json_object_get(p, "grid"), *sites = json_object_get(p, "sites");
+	assert_int_equal(json_integer_value(json_object_get(grid, "bucket_us")), 2);
+	assert_int_equal(json_integer_value(json_object_get(grid, "buckets")), 151);
+	/* one site: the thread's <native> malloc site (the place of every
+	 * thread, empty, is left out) */
+	assert_int_equal(json_array_size(column(sites, "allocs")), 1);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "allocs"), 0)), 2);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "bytes"), 0)), 150);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "peak_bytes"), 0)), 150);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "live_bytes_at_exit"), 0)),
+			 50);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "node"), 0)), -1);
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "domain"), 0)), 0);
+	json_t *threads = json_object_get(p, "threads");
+	size_t ti = (size_t)json_integer_value(json_array_get(column(sites, "thread"), 0));
+	assert_int_equal(json_integer_value(json_array_get(threads, ti)), 1);
+	size_t where = (size_t)json_integer_value(json_array_get(column(sites, "where"), 0));
+	json_t *frames = json_object_get(p, "frames"), *strings = json_object_get(p, "strings");
+	size_t file = (size_t)json_integer_value(json_array_get(column(frames, "file"), where));
+	assert_string_equal(json_string_value(json_array_get(strings, file)), "<native>");
+	/* the cells, each the difference from the one before: at the end of
+	 * bucket 0 (0 us), 5 (10 us) and 150 (300 us) */
+	static const json_int_t want[] = { 0, 1, 100, 100, 0, 0, 5, 1, 50, 50, 0, 0,
+					   145, 0, 0, -100, 0, 0 };
+	json_t *cells = json_array_get(json_object_get(sites, "times"), 0);
+	assert_int_equal(json_array_size(cells), sizeof want / sizeof *want);
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		assert_int_equal(json_integer_value(json_array_get(cells, i)), want[i]);
+	/* the lists of sites name the thread */
+	json_t *s0 = json_array_get(json_object_get(j, "sites"), 0);
+	assert_int_equal(json_integer_value(json_object_get(s0, "thread")), 1);
+	json_decref(j);
+	mt_report_free(&rep);
+	tg_free(&t);
 }
 
 static void test_html_of_built_report(void **state)
@@ -365,21 +355,22 @@ static void test_html_of_built_report(void **state)
 	struct tg t;
 	struct mt_report rep;
 	struct capture c;
-	tg_init(&t);
-	tg_header(&t, 42);
-	tg_thread(&t, 1);
-	tg_malloc(&t, 0, 100, 0x1000);
-	tg_malloc(&t, 0, 50, 0x2000);
-	tg_free_rec(&t, 0, 0x1000);
-	tg_flush(&t);
-	tg_footer(&t, 0, 0, MT_END_EXIT);
-	FILE *f = tg_file(t.data, t.len);
-	assert_int_equal(mt_report_build(f, &rep), MT_REPORT_OK);
-	fclose(f);
+	build_timed(&t, &rep);
 	assert_int_equal(mt_output_html(&rep, "x.trace", capture_start(&c)), 0);
 	char *out = capture_end(&c);
-	assert_non_null(strstr(out, "<!DOCTYPE html>"));
-	assert_non_null(strstr(out, "</html>"));
+	/* the page's report is the JSON's, but for the lists of sites and the
+	 * flame graph's tree, which the page makes from the profile */
+	json_t *data = page_data(out), *j = mt_report_to_json(&rep);
+	json_t *page = json_object_get(data, "report");
+	static const char *const derived[] = { "flame", "sites", "leaks", "temporary_sites" };
+	for (size_t i = 0; i < sizeof derived / sizeof *derived; i++) {
+		assert_non_null(json_object_get(j, derived[i]));
+		assert_null(json_object_get(page, derived[i]));
+		json_object_del(j, derived[i]);
+	}
+	assert_true(json_equal(page, j));
+	json_decref(j);
+	json_decref(data);
 	free(out);
 	assert_int_equal(mt_output_folded(&rep, capture_start(&c)), 0);
 	free(capture_end(&c));
@@ -394,12 +385,9 @@ int main(void)
 		cmocka_unit_test(test_folded_plain_names),
 		cmocka_unit_test(test_folded_frames_from_fields),
 		cmocka_unit_test(test_folded_damaged),
-		cmocka_unit_test(test_escape_text),
-		cmocka_unit_test(test_escape_json),
-		cmocka_unit_test(test_figures),
 		cmocka_unit_test(test_html_escapes_trace_strings),
-		cmocka_unit_test(test_html_not_python),
 		cmocka_unit_test(test_html_damaged),
+		cmocka_unit_test(test_profile_figures),
 		cmocka_unit_test(test_html_of_built_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
