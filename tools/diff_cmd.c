@@ -149,13 +149,7 @@ int cmd_diff(int argc, char **argv)
 			continue;
 		switch (c) {
 		case 'f':
-			if (!strcmp(optarg, "text"))
-				fmt = MT_FMT_TEXT;
-			else if (!strcmp(optarg, "json"))
-				fmt = MT_FMT_JSON;
-			else if (!strcmp(optarg, "html"))
-				fmt = MT_FMT_HTML;
-			else
+			if (mt_format_parse(optarg, &fmt) || fmt > MT_FMT_HTML)
 				return usage_error("--format takes text, json or html");
 			break;
 		case 'o':

@@ -454,20 +454,6 @@ int report_run_of(const char *arg)
 	return report_run(arg, &sel, MT_FMT_TEXT, NULL);
 }
 
-static int parse_format(const char *name, enum mt_format *fmt)
-{
-	static const char *const names[] = {
-		[MT_FMT_TEXT] = "text",     [MT_FMT_JSON] = "json",   [MT_FMT_HTML] = "html",
-		[MT_FMT_FOLDED] = "folded", [MT_FMT_PPROF] = "pprof", [MT_FMT_SPEEDSCOPE] = "speedscope",
-	};
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (!strcmp(name, names[i])) {
-			*fmt = (enum mt_format)i;
-			return 0;
-		}
-	return -1;
-}
-
 /* Long options without a short one. */
 enum { OPT_AT = OPT_NO_LINES + 1, OPT_PROFILE };
 
@@ -523,7 +509,7 @@ int cmd_report(int argc, char **argv)
 				return MT_EXIT_USAGE;
 			break;
 		case 'f':
-			if (parse_format(optarg, &fmt))
+			if (mt_format_parse(optarg, &fmt))
 				return usage_error("--format takes text, json, html, folded, pprof "
 						   "or speedscope");
 			break;

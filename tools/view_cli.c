@@ -186,3 +186,17 @@ int view_check_window(struct mt_report *rep)
 	}
 	return 0;
 }
+
+int mt_format_parse(const char *name, enum mt_format *fmt)
+{
+	static const char *const names[] = {
+		[MT_FMT_TEXT] = "text",     [MT_FMT_JSON] = "json",   [MT_FMT_HTML] = "html",
+		[MT_FMT_FOLDED] = "folded", [MT_FMT_PPROF] = "pprof", [MT_FMT_SPEEDSCOPE] = "speedscope",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (!strcmp(name, names[i])) {
+			*fmt = (enum mt_format)i;
+			return 0;
+		}
+	return -1;
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "report.h"
 
 enum view_opt {
@@ -50,6 +51,8 @@ extern const char view_usage_rows[];
 /* 1: opt was a view option and arg is good, 0: not a view option, -1: a
  * bad argument (said on stderr, prefixed with cmd). */
 int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v);
+/* The format named by --format's argument; -1 for none. */
+int mt_format_parse(const char *name, enum mt_format *fmt);
 /* What no single option can check; -1: said on stderr. */
 int view_check(const char *cmd, const struct mt_view *v);
 
