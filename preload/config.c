@@ -22,9 +22,6 @@ static const char *output_template = default_output;
  * process says what is wrong with them. */
 static int warn_bad;
 
-/* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
- * program whose stderr is checked (a test suite) sees what it would see
- * untraced. */
 /* A thread whose descriptor table is its own (the writer's, see writer.c)
  * borrows the program's stderr for a message. */
 static pid_t own_table_tid;
@@ -48,6 +45,9 @@ static int stderr_fd(int *borrowed)
 	return fd;
 }
 
+/* MEMTRACE_QUIET=1 silences everything, notices and complaints alike: a
+ * program whose stderr is checked (a test suite) sees what it would see
+ * untraced. */
 void mt_log(const char *fmt, ...)
 {
 	if (mt_cfg.quiet)

@@ -27,7 +27,10 @@ static size_t hash3(uint64_t a, uint64_t b, uint64_t c)
 	return (size_t)(h ^ (h >> 32));
 }
 
-static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
+/* The slot of the key, and in *id the id it held when found: a second load
+ * could see it deleted meanwhile. */
+static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c,
+				  uint64_t *id_found)
 {
 	struct mt_idmap_table *t = __atomic_load_n(&m->table, __ATOMIC_ACQUIRE);
 	if (!t)
@@ -38,15 +41,17 @@ static struct mt_idmap_slot *find(const struct mt_idmap *m, uint64_t a, uint64_t
 		uint64_t id = __atomic_load_n(&s->id, __ATOMIC_ACQUIRE);
 		if (id == 0)
 			return NULL;
-		if (id != DELETED && s->a == a && s->b == b && s->c == c)
+		if (id != DELETED && s->a == a && s->b == b && s->c == c) {
+			*id_found = id;
 			return s;
+		}
 	}
 }
 
 uint64_t mt_idmap_get(const struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
-	struct mt_idmap_slot *s = find(m, a, b, c);
-	return s ? __atomic_load_n(&s->id, __ATOMIC_RELAXED) : 0;
+	uint64_t id;
+	return find(m, a, b, c, &id) ? id : 0;
 }
 
 static void insert(struct mt_idmap_table *t, uint64_t a, uint64_t b, uint64_t c, uint64_t id)
@@ -103,7 +108,8 @@ int mt_idmap_put(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c, uint64_
 
 void mt_idmap_del(struct mt_idmap *m, uint64_t a, uint64_t b, uint64_t c)
 {
-	struct mt_idmap_slot *s = find(m, a, b, c);
+	uint64_t id;
+	struct mt_idmap_slot *s = find(m, a, b, c, &id);
 	if (s)
 		__atomic_store_n(&s->id, DELETED, __ATOMIC_RELEASE);
 }
