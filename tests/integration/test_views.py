@@ -335,9 +335,12 @@ class ViewsPython(TracerTestCase):
         # come at other moments), so a hash may be an int of another size,
         # and a set another order, which shifts what is live at the peak.
         # (views.c, without such hashes, shows the one site exactly.)
+        # The interpreter's start-up and shutdown outside any Python frame
+        # (<native>, 840 kB in 7,446 blocks) once came out 968 bytes apart in
+        # the same number of blocks, so a site may move by 1/512 of its bytes.
         for s in d["sites"][1:]:
             self.assertEqual((s["allocs"]["delta"], s["leaked_bytes"]["delta"]), (0, 0), s)
-            self.assertLess(abs(s["bytes"]["delta"]), 64, s)
+            self.assertLess(abs(s["bytes"]["delta"]), max(64, s["bytes"]["base"] // 512), s)
             self.assertLess(abs(s["peak_bytes"]["delta"]), 1024, s)
         peak = self.trace(python, "peak")
         memtrace("diff", "--fail-on", "peak:+10%", base, peak, expect=4)
