@@ -752,7 +752,7 @@ void mt_writer_kick(struct mt_ring *r)
 }
 
 /* Under the lock: the running thread serves one request; with REQ_END or
- * REQ_STOP it ends, and is gone from the process on return. */
+ * REQ_STOP it then ends, and is gone from the process on return. */
 static void request(int kind, int reason)
 {
 	w.req_reason = reason;
@@ -760,16 +760,19 @@ static void request(int kind, int reason)
 	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
 	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+	if (kind != REQ_SYNC) {
+		/* One wake-up less than waiting for done_seq first: on a
+		 * loaded machine each costs a scheduling delay. */
+		pthread_join(w.thread, NULL);
+		/* The kernel wakes the joiner before it takes the thread out
+		 * of the process's count (exit_mm comes before exit_notify). */
+		for (int i = 0; i < 100000 && syscall(SYS_tgkill, w.pid, w.thread_tid, 0) == 0; i++)
+			sched_yield();
+		return;
+	}
 	int done;
 	while ((done = __atomic_load_n(&w.done_seq, __ATOMIC_ACQUIRE)) != seq)
 		futex(&w.done_seq, FUTEX_WAIT_PRIVATE, done, NULL);
-	if (kind == REQ_SYNC)
-		return;
-	pthread_join(w.thread, NULL);
-	/* The kernel wakes the joiner before it takes the thread out of the
-	 * process's count (exit_mm comes before exit_notify): wait for that. */
-	for (int i = 0; i < 100000 && syscall(SYS_tgkill, w.pid, w.thread_tid, 0) == 0; i++)
-		sched_yield();
 }
 
 int mt_writer_sync(int reason, int stop)
