@@ -9,17 +9,18 @@
  * (sampler.c) and puts the sample into the stream where it belongs: after
  * the events stamped before it.
  *
- * The thread exists only while it is needed.  Before fork() it writes
- * what the rings hold and ends, so that when fork() returns the process
- * has only the program's threads: CPython 3.12 and later count them right
- * there (warn_about_fork_with_threads, Modules/posixmodule.c, reads
- * /proc/self/stat) and warn a program that forks with more than one.  The
- * parent and the child start it again from their events (mt_writer_kick):
- * once a ring is half full, or once a sample or a flush is due, but never
- * within the forking thread's first LAZY_EVENTS events after the fork,
- * among which are the few between fork()'s return and CPython's count.
- * Until then the events wait in the rings and no samples are taken; a sync
- * (exit, _exit, exec) starts it too.
+ * The thread starts with the process and runs to its end, except around
+ * fork().  Before fork() it writes what the rings hold and ends, so that
+ * when fork() returns the process has only the program's threads: CPython
+ * 3.12 and later count them right there (warn_about_fork_with_threads,
+ * Modules/posixmodule.c, reads /proc/self/stat) and warn a program that
+ * forks with more than one.  The parent and the child start it again from
+ * their events (mt_writer_kick): once a ring is half full, or once a
+ * sample or a flush is due, but never within the forking thread's first
+ * LAZY_EVENTS events after the fork, among which are the few between
+ * fork()'s return and CPython's count (two on 3.13).  Until then the
+ * events wait in the rings and no samples are taken; a sync (exit, _exit,
+ * exec) starts it too.
  *
  * The merge may only emit an event when no ring can still publish an
  * earlier one.  After an asymmetric barrier at time t0 (see ring.h), a ring
