@@ -707,9 +707,11 @@ static void unlock(void)
  * flush is due. */
 static int restart_due(const struct mt_ring *r)
 {
+	uint64_t used = r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	if (used > r->mask)
+		return 1; /* full: the producer waits (never so soon after a fork) */
 	if (r->head - r->stop_head < LAZY_EVENTS)
 		return 0;
-	uint64_t used = r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 	if (used >= (r->mask + 1) / 2)
 		return 1;
 	uint64_t every = mt_cfg.flush_ms;
