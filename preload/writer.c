@@ -708,7 +708,7 @@ static void unlock(void)
 static int restart_due(const struct mt_ring *r)
 {
 	uint64_t used = r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-	if (used > r->mask)
+	if (used > r->mask - KICK_STOPPED)
 		return 1; /* full: the producer waits (never so soon after a fork) */
 	if (r->head - r->stop_head < LAZY_EVENTS)
 		return 0;
