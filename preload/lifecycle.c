@@ -1,8 +1,9 @@
 /*
  * lifecycle.c - when the tracer starts and stops.  Process start (the
  * trace file and its header), exit, _exit and exec (the trace is completed
- * before the process image goes away), and fork (the child starts a trace
- * of its own).  Setuid and setgid programs are never traced.
+ * before the process image goes away), and fork (the writer thread is not
+ * there when fork() returns; the child starts a trace of its own).  Setuid
+ * and setgid programs are never traced.
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
