@@ -1,8 +1,8 @@
 /*
  * output_html.c - the HTML report: one self-contained page made of the
  * JSON report object (docs/report-schema.md, with its "profile") and the
- * script and stylesheet that draw it in the browser (tools/html/, embedded
- * at build time by tools/html/embed.cmake).  Nothing is drawn here: the
+ * script and stylesheet that draw it in the browser (html/, embedded at
+ * build time by html/embed.cmake).  Nothing is drawn here: the
  * page shows what the JSON holds, and nothing more.
  *
  * The JSON goes into a <script type="application/json"> block with < > &

@@ -1,5 +1,5 @@
 /* memtrace HTML report: the page's only script, embedded into the page by
- * tools/html/embed.cmake.  It draws everything from the JSON report object
+ * tools/render/html/embed.cmake.  It draws everything from the JSON report object
  * in the block #mt-data (docs/report-schema.md): header, summary, charts,
  * pools, sizes, lists, the sites, steps and the flame graph.  No network,
  * no other file.  Strings from the trace reach the page through
