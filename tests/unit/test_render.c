@@ -292,6 +292,7 @@ static void test_diff_page(void **state)
 	assert_int_equal(count(out, "</script>"), 2);
 	assert_int_equal(count(out, "<img"), 0);
 	assert_non_null(strstr(out, "<title>memtrace diff</title>"));
+	assert_non_null(strstr(out, "<code>memtrace diff --format text</code>"));
 	assert_non_null(strstr(out, "</body></html>\n"));
 	json_t *data = page_data(out);
 	assert_true(json_equal(json_object_get(data, "diff"), d));

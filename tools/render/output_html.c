@@ -70,24 +70,26 @@ static int json_piece(const char *buf, size_t n, void *data)
 	return s->err ? -1 : 0;
 }
 
-/* The page of data; title until the script sets its own.  Releases data. */
-static int page(json_t *data, const char *title, FILE *out)
+/* The page of data, titled with the command that made it ("memtrace
+ * report") until the script sets its own title.  Releases data. */
+static int page(json_t *data, const char *command, FILE *out)
 {
 	struct sink s = { .f = out };
 	if (!data)
 		return -1;
 	put_str(&s, "<!DOCTYPE html>\n<html lang=\"en\" data-memtrace=\"loading\"><head>"
-		  "<meta charset=\"utf-8\">"
-		  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-		  "<meta name=\"color-scheme\" content=\"light\">"
-		  "<meta name=\"generator\" content=\"memtrace\"><title>");
-	put_str(&s, title);
+		"<meta charset=\"utf-8\">"
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+		"<meta name=\"color-scheme\" content=\"light\">"
+		"<meta name=\"generator\" content=\"memtrace\"><title>");
+	put_str(&s, command);
 	put_str(&s, "</title><style>");
 	put_str(&s, mt_html_css);
 	put_str(&s, "</style></head><body>\n<noscript><p class=\"warn\">This page is drawn by "
-		  "its script: allow JavaScript for this file, or read it with <code>--format "
-		  "text</code>.</p></noscript>\n"
-		  "<script type=\"application/json\" id=\"mt-data\">");
+		"its script: allow JavaScript for this file, or read it with <code>");
+	put_str(&s, command);
+	put_str(&s, " --format text</code>.</p></noscript>\n"
+		"<script type=\"application/json\" id=\"mt-data\">");
 	/* jansson splits strings only between characters, so a multi-byte
 	 * character never straddles two pieces. */
 	if (json_dump_callback(data, json_piece, &s, JSON_COMPACT | JSON_ENCODE_ANY))
