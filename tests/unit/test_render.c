@@ -179,10 +179,10 @@ static json_t *hostile_report(void)
 		" s:{s:i}, s:{s:i, s:[{s:i, s:i, s:i, s:i, s:i, s:i}]},"
 		" s:{s:i, s:[{s:s, s:i, s:s, s:i, s:[i, i, i]}]},"
 		" s:[O], s:[O], s:[O],"
-		" s:{s:[{s:i, s:i}, {s:i, s:i}]},"
+		" s:{s:{s:[i, i], s:[i, i]}},"
 		" s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}],"
 		" s:{s:s, s:i, s:[{s:s, s:i, s:[]}]}}",
-		"format", "memtrace-report", "schema_version", 2,
+		"format", "memtrace-report", "schema_version", 3,
 		"process", "pid", 1, "exe", EVIL, "argv", EVIL, "x y", "version", EVIL, "python",
 		"version", EVIL, "pool_size", 16384, "arena_size", 1048576,
 		"trace", "complete", 0, "end_reason", EVIL, "duration_us", 1000,
@@ -197,7 +197,7 @@ static json_t *hostile_report(void)
 		"lists", "resizes", 1, "sites", "file", EVIL, "line", 2, "function", EVIL,
 		"resizes", 1, "chain", 0, 4, 8,
 		"sites", site, "leaks", site, "temporary_sites", site,
-		"timeline", "points", "time_us", 0, "heap", 0, "time_us", 1000, "heap", 400,
+		"timeline", "points", "time_us", 0, 1000, "heap", 0, 400,
 		"marks", "label", "(before first mark)", "time_us", 0, "allocs", 1, "label", EVIL,
 		"time_us", 500, "allocs", 3,
 		"flame", "name", "all", "value", 400, "children", "name", EVIL, "value", 400,
@@ -256,7 +256,8 @@ static void test_html_damaged(void **state)
 		"null",
 		"{\"process\": [], \"trace\": 1, \"events\": \"x\", \"domains\": [],"
 		" \"summary\": {\"heap_peak\": [], \"size_histogram\": {}}, \"sites\": {},"
-		" \"timeline\": {\"points\": [1, \"a\", null, []]}, \"marks\": [1, [], {}],"
+		" \"timeline\": {\"points\": {\"time_us\": [1, \"a\", null, []], \"heap\": 5}},"
+		" \"marks\": [1, [], {}],"
 		" \"flame\": {\"value\": 5, \"children\": [{}, 1]}, \"profile\": 3}",
 	};
 	for (size_t i = 0; i < sizeof reports / sizeof *reports; i++) {
