@@ -115,15 +115,16 @@ def synthetic(base, nsites, npoints, seed=1):
                      ("live_blocks_at_exit", 1 if live else 0), ("temporary_allocs", temp),
                      ("temporary_bytes", temp * 16), ("times", cells)):
             sites[k].append(v)
-    rep["profile"] = {"grid": {"bucket_us": 40000, "buckets": nbuckets}, "strings": strings,
+    rep["profile"] = {"grid": {"from_us": 0, "bucket_us": 40000, "buckets": nbuckets}, "strings": strings,
                       "frames": frames, "nodes": {"frame": node_frame, "parent": node_parent},
                       "threads": list(range(1000, 1008)), "sites": sites}
-    points, heap = [], 0
+    keys = ("time_us", "heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools")
+    points, heap = {k: [] for k in keys}, 0
     for i in range(npoints):
         heap = max(0, heap + rnd.randrange(-1000, 1100))
-        points.append({"time_us": i * 10, "heap": heap, "malloc": heap // 2, "pymem_raw": 0,
-                       "pymem_mem": heap // 4, "pymem_obj": heap // 3, "arenas": heap >> 20,
-                       "pools": heap >> 14})
+        for k, v in zip(keys, (i * 10, heap, heap // 2, 0, heap // 4, heap // 3, heap >> 20,
+                               heap >> 14)):
+            points[k].append(v)
     rep["timeline"] = {"interval_us": 10, "points": points}
     return rep
 

@@ -203,6 +203,7 @@ json_t *mt_profile_json(const struct mt_report *rep)
 	hm_free(&t.nodes);
 	hm_free(&t.pynodes);
 	json_t *o = json_object(), *grid = json_object(), *sites;
+	json_object_set_new(grid, "from_us", mt_json_num(rep->grid.from_us));
 	json_object_set_new(grid, "bucket_us", mt_json_num(rep->grid.bucket_us));
 	json_object_set_new(grid, "buckets", mt_json_num(rep->grid.nbuckets));
 	json_object_set_new(o, "grid", grid);

@@ -250,6 +250,16 @@ class Run:
     traces: list  # Paths of the trace files the run left
 
 
+def profile_cells(deltas):
+    """A site's cells of the report's profile (its "times"), six numbers
+    each, written as differences: as running figures."""
+    out, prev = [], [0] * 6
+    for i in range(0, len(deltas) - len(deltas) % 6, 6):
+        prev = [p + d for p, d in zip(prev, deltas[i:i + 6])]
+        out.append(prev)
+    return out
+
+
 def report(trace):
     """(exit status, parsed JSON or None, stderr) of `memtrace report` of
     this trace alone (not the run it belongs to)."""

@@ -35,7 +35,7 @@ import unittest
 import zlib
 from pathlib import Path
 
-from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, run_chromium
+from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, profile_cells, run_chromium
 
 SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
@@ -177,14 +177,6 @@ def page_data(text):
     return json.loads(m.group(1))
 
 
-def running_cells(deltas):
-    out, prev = [], [0] * CELL
-    for i in range(0, len(deltas) - len(deltas) % CELL, CELL):
-        prev = [p + d for p, d in zip(prev, deltas[i:i + CELL])]
-        out.append(prev)
-    return out
-
-
 def cell_at(cells, b):
     best = [0] * CELL
     for c in cells:
@@ -196,13 +188,15 @@ def cell_at(cells, b):
 def make_window(rep, t0, t1):
     """The window as the page makes it: grid buckets, and its peak, the
     highest heap of the timeline in it."""
-    width = rep["profile"]["grid"]["bucket_us"]
+    grid = rep["profile"]["grid"]
+    width, origin = grid["bucket_us"], grid["from_us"]
     peak, peak_t = None, t0
-    for p in rep["timeline"]["points"]:
-        if t0 <= p["time_us"] <= t1 and (peak is None or p["heap"] > peak):
-            peak, peak_t = p["heap"], p["time_us"]
-    return {"b0": int(t0 // width), "b1": int(t1 // width), "bp": int(peak_t // width),
-            "peak": peak}
+    points = rep["timeline"]["points"]
+    for t, heap in zip(points["time_us"], points["heap"]):
+        if t0 <= t <= t1 and (peak is None or heap > peak):
+            peak, peak_t = heap, t
+    return {"b0": int((t0 - origin) // width), "b1": int((t1 - origin) // width),
+            "bp": int((peak_t - origin) // width), "peak": peak}
 
 
 def site_figures(rep, win=None):
@@ -215,7 +209,7 @@ def site_figures(rep, win=None):
                         "leakBlocks": s["live_blocks_at_exit"][i],
                         "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
             continue
-        cells = running_cells(s["times"][i])
+        cells = profile_cells(s["times"][i])
         a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
         out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
                     "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
@@ -353,16 +347,18 @@ def large_report(base, nsites, npoints):
              "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
              "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
                        for i in range(nsites)]}
-    rep["profile"] = {"grid": {"bucket_us": bucket, "buckets": nbuckets}, "strings": strings,
+    rep["profile"] = {"grid": {"from_us": 0, "bucket_us": bucket, "buckets": nbuckets},
+                      "strings": strings,
                       "frames": {"function": [1000 + i for i in range(nsites)],
                                  "file": [i % 1000 for i in range(nsites)],
                                  "line": [1 + i for i in range(nsites)],
                                  "module": [-1] * nsites},
                       "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
                       "threads": [1], "sites": sites}
-    points = [{"time_us": i * step, "heap": (i % 1000) * 1000 + (5_000_000 if i == npoints // 3 else 0)}
-              for i in range(npoints)]
-    rep["timeline"] = {"interval_us": step, "points": points}
+    heap = [(i % 1000) * 1000 for i in range(npoints)]
+    heap[npoints // 3] += 5_000_000
+    rep["timeline"] = {"interval_us": step,
+                       "points": {"time_us": list(range(0, npoints * step, step)), "heap": heap}}
     return rep
 
 
@@ -593,7 +589,8 @@ class Browser(TracerTestCase):
                            "</body>"), encoding="utf-8")
         got = self.selftest_result(big)
         # the window's peak, and the flame graph of the sites' cells in it
-        peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
+        points = rep["timeline"]["points"]
+        peak = max(h for t, h in zip(points["time_us"], points["heap"]) if t0 <= t <= t1)
         self.assertEqual(got["windowPeak"], peak)
         width = rep["profile"]["grid"]["bucket_us"]
         self.assertEqual(got["flame"], sum(

@@ -446,15 +446,16 @@
     PY = !!obj(obj(REP, "process"), "python");
   }
 
-  /* The timeline as columns; time never runs backwards on the charts. */
+  /* The timeline's columns as typed arrays (a figure missing or not a
+   * number is 0); time never runs backwards on the charts. */
   function timeline() {
-    var pts = arr(obj(REP, "timeline"), "points"), n = pts.length, tl = { t: new Float64Array(n) };
-    var keys = ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"], last = 0;
-    keys.forEach(function (k) { tl[k] = new Float64Array(n); });
-    for (var i = 0; i < n; i++) {
-      last = tl.t[i] = Math.max(last, num(pts[i], "time_us"));
-      for (var k = 0; k < keys.length; k++) tl[keys[k]][i] = num(pts[i], keys[k]);
-    }
+    var pts = obj(obj(REP, "timeline"), "points"), times = arr(pts, "time_us"), n = times.length;
+    var tl = { t: new Float64Array(n) }, last = 0;
+    ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"].forEach(function (k) {
+      var c = arr(pts, k), v = tl[k] = new Float64Array(n);
+      for (var i = 0; i < n && i < c.length; i++) v[i] = num(c, i);
+    });
+    for (var i = 0; i < n; i++) last = tl.t[i] = Math.max(last, num(times, i));
     return tl;
   }
   /* The steps between marks, numbered as the charts show them. */
@@ -496,6 +497,7 @@
     P.nodeParent = Int32Array.from(arr(nd, "parent"));
     P.threads = arr(p, "threads");
     var g = obj(p, "grid") || {};
+    P.fromUs = num(g, "from_us");
     P.bucketUs = Math.max(1, num(g, "bucket_us"));
     P.buckets = Math.max(1, num(g, "buckets"));
     return P;
@@ -544,11 +546,13 @@
     return lo - 1;
   }
   function at(cells, k, f) { return k < 0 ? 0 : cells[k * CELL + f]; }
+  /* The grid's bucket of time t (-1: before the grid, which starts at
+   * the report's window). */
+  function bucketOf(t) { return Math.max(-1, Math.floor((t - PROF.fromUs) / PROF.bucketUs)); }
   /* The window: buckets b0..b1 of the grid and its own peak, the highest
    * heap of the timeline inside it. */
   function makeWindow(t0, t1) {
-    var w = { t0: t0, t1: t1, b0: Math.floor(t0 / PROF.bucketUs), b1: Math.floor(t1 / PROF.bucketUs),
-      peak: 0, peakT: t0 };
+    var w = { t0: t0, t1: t1, b0: bucketOf(t0), b1: bucketOf(t1), peak: 0, peakT: t0 };
     var found = false;
     for (var i = 0; i < TL.t.length; i++)
       if (TL.t[i] >= t0 && TL.t[i] <= t1 && (!found || TL.heap[i] > w.peak)) {
@@ -559,7 +563,7 @@
       while (k + 1 < TL.t.length && TL.t[k + 1] <= t0) k++;
       w.peak = TL.heap[k]; w.peakT = t0;
     }
-    w.bp = Math.floor(w.peakT / PROF.bucketUs);
+    w.bp = bucketOf(w.peakT);
     return w;
   }
   /* Each site's figures in the view: the whole trace's, or the window's
