@@ -201,7 +201,7 @@ def make_window(rep, t0, t1):
 
 def site_figures(rep, win=None):
     s = rep["profile"]["sites"]
-    out = []
+    out, cells_of = [], profile_cells(rep["profile"])
     for i in range(len(s["where"])):
         if win is None:
             out.append({"allocs": s["allocs"][i], "bytes": s["bytes"][i],
@@ -209,7 +209,7 @@ def site_figures(rep, win=None):
                         "leakBlocks": s["live_blocks_at_exit"][i],
                         "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
             continue
-        cells = profile_cells(s["times"][i])
+        cells = cells_of[i]
         a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
         out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
                     "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
@@ -345,8 +345,10 @@ def large_report(base, nsites, npoints):
              "peak_bytes": [i % 5 for i in range(nsites)], "peak_blocks": [1] * nsites,
              "live_bytes_at_exit": [0] * nsites, "live_blocks_at_exit": [0] * nsites,
              "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
-             "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
-                       for i in range(nsites)]}
+             "cells": [1] * nsites}
+    cells = {"bucket": [i % nbuckets for i in range(nsites)], "allocs": sites["allocs"],
+             "bytes": sites["bytes"], "live_bytes": [0] * nsites,
+             "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites}
     rep["profile"] = {"grid": {"from_us": 0, "bucket_us": bucket, "buckets": nbuckets},
                       "strings": strings,
                       "frames": {"function": [1000 + i for i in range(nsites)],
@@ -354,7 +356,7 @@ def large_report(base, nsites, npoints):
                                  "line": [1 + i for i in range(nsites)],
                                  "module": [-1] * nsites},
                       "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
-                      "threads": [1], "sites": sites}
+                      "threads": [1], "sites": sites, "cells": cells}
     heap = [(i % 1000) * 1000 for i in range(npoints)]
     heap[npoints // 3] += 5_000_000
     rep["timeline"] = {"interval_us": step,
@@ -593,8 +595,9 @@ class Browser(TracerTestCase):
         peak = max(h for t, h in zip(points["time_us"], points["heap"]) if t0 <= t <= t1)
         self.assertEqual(got["windowPeak"], peak)
         width = rep["profile"]["grid"]["bucket_us"]
+        cells = rep["profile"]["cells"]
         self.assertEqual(got["flame"], sum(
-            c[2] for c in rep["profile"]["sites"]["times"] if t0 // width <= c[0] <= t1 // width))
+            b for k, b in zip(cells["bucket"], cells["bytes"]) if t0 // width <= k <= t1 // width))
         print("\n%d sites, %d points: a page of %.0f MB" % (
             nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
         return got

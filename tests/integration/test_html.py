@@ -273,15 +273,16 @@ class HtmlReport(TracerTestCase):
                          [4, 44_500_000, 44_500_000])
         # each site's last cell is its figures in the window; the cells
         # are in the grid
+        cells_of = profile_cells(rep["profile"])
         for i in range(len(names)):
-            cells = profile_cells(sites["times"][i])
+            cells = cells_of[i]
             self.assertTrue(cells, names[i])
             self.assertTrue(all(0 <= c[0] < grid["buckets"] for c in cells), names[i])
             last = cells[-1]
             self.assertEqual(last[1:3] + last[4:6],
                              [sites["allocs"][i], sites["bytes"][i], sites["temporary_allocs"][i],
                               sites["temporary_bytes"][i]], names[i])
-        self.assertEqual([sum(profile_cells(sites["times"][i])[-1][k] for i in peak)
+        self.assertEqual([sum(cells_of[i][-1][k] for i in peak)
                           for k in range(1, 6)], [4, 44_500_000, 0, 1, 40_000_000])
         # the whole trace's grid starts at 0 and has temporaries()' cells
         rep = self.page_data(self.parse(self.render(trace, "html")))["report"]
@@ -289,7 +290,7 @@ class HtmlReport(TracerTestCase):
         strings, frames = rep["profile"]["strings"], rep["profile"]["frames"]
         self.assertEqual(grid["from_us"], 0)
         names = [strings[frames["function"][w]] for w in sites["where"]]
-        self.assertEqual(profile_cells(sites["times"][names.index("temporaries")])[-1][1:],
+        self.assertEqual(profile_cells(rep["profile"])[names.index("temporaries")][-1][1:],
                          [100_000, 100_000_000, 0, 100_000, 100_000_000])
 
     def test_stdout_and_help(self):

@@ -336,12 +336,18 @@ static void test_profile_figures(void **state)
 	assert_string_equal(json_string_value(json_array_get(strings, file)), "<native>");
 	/* the cells, each the difference from the one before: at the end of
 	 * bucket 0 (0 us), 5 (10 us) and 150 (300 us) */
-	static const json_int_t want[] = { 0, 1, 100, 100, 0, 0, 5, 1, 50, 50, 0, 0,
-					   145, 0, 0, -100, 0, 0 };
-	json_t *cells = json_array_get(json_object_get(sites, "times"), 0);
-	assert_int_equal(json_array_size(cells), sizeof want / sizeof *want);
-	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-		assert_int_equal(json_integer_value(json_array_get(cells, i)), want[i]);
+	static const char *const cell_keys[] = { "bucket", "allocs", "bytes", "live_bytes",
+						 "temporary_allocs", "temporary_bytes" };
+	static const json_int_t want[][3] = { { 0, 5, 145 }, { 1, 1, 0 }, { 100, 50, 0 },
+					      { 100, 50, -100 }, { 0, 0, 0 }, { 0, 0, 0 } };
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "cells"), 0)), 3);
+	json_t *cells = json_object_get(p, "cells");
+	for (size_t k = 0; k < 6; k++) {
+		json_t *col = json_object_get(cells, cell_keys[k]);
+		assert_int_equal(json_array_size(col), 3);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(json_integer_value(json_array_get(col, i)), want[k][i]);
+	}
 	/* the lists of sites name the thread */
 	json_t *s0 = json_array_get(json_object_get(j, "sites"), 0);
 	assert_int_equal(json_integer_value(json_object_get(s0, "thread")), 1);
