@@ -329,6 +329,24 @@ whenDrawn(function () {
 """
 
 
+# Appended to a page: the flame graph's total and the peak of a window.
+WINDOW_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    window.memtrace.setWindow(%(t0)s, %(t1)s);
+    out.flame = window.memtrace.flameTotal();
+    out.peak = window.memtrace.window().peak;
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+
 def large_report(base, nsites, npoints):
     """base with nsites sites, each its own line with one cell, and a
     timeline of npoints points whose heap is a saw tooth with one high
@@ -618,6 +636,32 @@ class Browser(TracerTestCase):
         self.assertLessEqual(got["vertices"], 4 * (right - left + 1))
         self.assertGreater(got["vertices"], right - left)
         self.assertEqual(got["windowPeak"], 5_000_000 + (npoints // 3 % 1000) * 1000)
+
+    def test_report_of_a_window(self):
+        """The page of `--from "build a dict" --to "grow a list"`: its grid
+        starts at the window, so that the window brushed over all of it
+        counts every site's bytes, and one over its second half the cells
+        in that half."""
+        page = self.tmp / "step.html"
+        subprocess.run([str(CLI), "report", "--format", "html", "--from", "build a dict", "--to",
+                        "grow a list", "-o", str(page), str(self.work / "steps.trace")],
+                       check=True, timeout=TIMEOUT)
+        text = page.read_text(encoding="utf-8")
+        rep = page_data(text)["report"]
+        t0, t1 = rep["window"]["from_us"], rep["window"]["to_us"]
+        self.assertEqual(rep["profile"]["grid"]["from_us"], t0)
+        whole = sum(rep["profile"]["sites"]["bytes"])
+        self.assertGreater(whole, 0)
+        for lo in (t0, (t0 + t1) // 2):
+            with self.subTest(start=lo):
+                page.write_text(text.replace("</body>", WHEN_DRAWN + WINDOW_TEST % {
+                    "t0": lo, "t1": t1} + "</body>"), encoding="utf-8")
+                got = self.selftest_result(page)
+                win = make_window(rep, lo, t1)
+                self.assertEqual(got["peak"], win["peak"])
+                self.assertEqual(got["flame"], sum(f["bytes"] for f in site_figures(rep, win)))
+                if lo == t0:
+                    self.assertEqual(got["flame"], whole)
 
     def test_screenshot(self):
         outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
