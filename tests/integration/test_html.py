@@ -5,8 +5,10 @@ anywhere), well formed, made of the JSON report and the script that draws
 it: a traced Python script whose file name, arguments and marks are full
 of markup must not get any of it into the page as markup or script, and
 the page's data must be the report (`--format json --profile`) itself.
-The folded stacks must add up to the flame graph's total.  (The page's
-script is exercised in a real browser by test_chromium.)"""
+The folded stacks must add up to the flame graph's total.  `memtrace diff
+--format html` is a page of the same kind, its data the diff (`--format
+json`) itself.  (The pages' script is exercised in a real browser by
+test_chromium.)"""
 
 import html.parser
 import json
@@ -214,6 +216,31 @@ class HtmlReport(TracerTestCase):
                                 ("peak_bytes", "peak_bytes"),
                                 ("live_bytes_at_exit", "live_bytes_at_exit")):
                 self.assertEqual(sum(sites[column][k] for k in members), row[key], (row, key))
+
+    def test_diff_page(self):
+        """The diff of the hostile script's run and a C program's: every
+        site differs, the script's paths among them."""
+        python_trace = self.traced_python(EVIL)
+        c_trace = self.run_traced_ok([prog("every_call")]).traces[0]
+        out = self.tmp / "diff.html"
+        argv = [str(CLI), "diff", "--fail-on", "leaked:+1G", str(python_trace), str(c_trace)]
+        proc = subprocess.run([*argv, "--format", "html", "-o", str(out)], capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        text = out.read_text(encoding="utf-8")
+        page = self.parse(text)
+        self.assert_self_contained(text, page)
+        self.assertNotIn("<img", text)
+        proc = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        diff = json.loads(proc.stdout)
+        self.assertEqual(self.page_data(page), {"diff": diff})
+        self.assertTrue(any(s["file"].endswith("lab&<i>/lab<b>.py") for s in diff["sites"]))
+        self.assertEqual([l["limit"] for l in diff["fail_on"]], ["leaked:+1G"])
+        # the same script as the report's draws it
+        report = self.parse(self.render(python_trace, "html"))
+        self.assertEqual(page.scripts[1][2], report.scripts[1][2])
 
     def test_folded_adds_up(self):
         trace = self.traced_python("x")

@@ -2,8 +2,8 @@
  * test_render.c - the renderings drawn from the JSON report (render.h):
  * folded stacks exactly; HTML pages of hostile, damaged and real reports,
  * whose data block holds the report intact and cannot be ended by any
- * trace string; and the profile the page draws (output.h), figure by
- * figure on a trace with known times.
+ * trace string; memtrace diff's page, of the same kind; and the profile
+ * the page draws (output.h), figure by figure on a trace with known times.
  */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -224,18 +224,23 @@ static json_t *page_data(const char *page)
 	return data;
 }
 
-static void test_html_escapes_trace_strings(void **state)
+/* A whole page: its own two scripts, and nothing a trace brought. */
+static void assert_page(const char *out)
 {
-	(void)state;
-	json_t *r = hostile_report();
-	char *out = html(r);
-	/* the page's own two scripts, and nothing the trace brought */
 	assert_int_equal(count(out, "<script"), 2);
 	assert_int_equal(count(out, "</script>"), 2);
 	assert_int_equal(count(out, "<img"), 0);
 	assert_null(strstr(out, "alert(1)</"));
 	assert_true(strncmp(out, "<!DOCTYPE html>", 15) == 0);
 	assert_non_null(strstr(out, "</body></html>\n"));
+}
+
+static void test_html_escapes_trace_strings(void **state)
+{
+	(void)state;
+	json_t *r = hostile_report();
+	char *out = html(r);
+	assert_page(out);
 	/* the data block holds the report intact, the strings included */
 	json_t *data = page_data(out);
 	assert_true(json_equal(json_object_get(data, "report"), r));
@@ -270,6 +275,43 @@ static void test_html_damaged(void **state)
 		free(out);
 		json_decref(r);
 	}
+}
+
+/* memtrace diff's page: the diff object, trace strings and all, in the
+ * same kind of data block, drawn by the same script. */
+static void test_diff_page(void **state)
+{
+	(void)state;
+	json_t *d = json_pack("{s:s, s:i, s:{s:s}, s:{s:s}, s:s, s:b,"
+			      " s:[{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i}}],"
+			      " s:[{s:s, s:s, s:i, s:i, s:i, s:n, s:b}]}",
+			      "format", "memtrace-diff", "schema_version", 1, "base", "trace", EVIL,
+			      "new", "trace", "new.trace", "by", "line", "identical", 0, "sites", "file",
+			      EVIL, "line", 7, "function", EVIL, "domain", "malloc", "bytes", "base", 0,
+			      "new", 777, "delta", 777, "fail_on", "limit", EVIL, "metric", "leaked",
+			      "base", 0, "new", 777, "delta", 777, "percent", "exceeded", 1);
+	assert_non_null(d);
+	struct capture c;
+	assert_int_equal(mt_render_diff_html(d, capture_start(&c)), 0);
+	char *out = capture_end(&c);
+	assert_page(out);
+	assert_non_null(strstr(out, "<title>memtrace diff</title>"));
+	assert_non_null(strstr(out, "<code>memtrace diff --format text</code>"));
+	json_t *data = page_data(out);
+	assert_true(json_equal(json_object_get(data, "diff"), d));
+	assert_int_equal(json_object_size(data), 1);
+	json_decref(data);
+	free(out);
+	/* any JSON at all is embedded as it is */
+	json_t *odd = json_pack("[i, s]", 1, EVIL);
+	assert_int_equal(mt_render_diff_html(odd, capture_start(&c)), 0);
+	out = capture_end(&c);
+	data = page_data(out);
+	assert_true(json_equal(json_object_get(data, "diff"), odd));
+	json_decref(data);
+	json_decref(odd);
+	free(out);
+	json_decref(d);
 }
 
 /* One thread: 100 bytes at 0 us, 50 at 10 us, the first freed at 300 us:
@@ -394,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_folded_damaged),
 		cmocka_unit_test(test_html_escapes_trace_strings),
 		cmocka_unit_test(test_html_damaged),
+		cmocka_unit_test(test_diff_page),
 		cmocka_unit_test(test_profile_figures),
 		cmocka_unit_test(test_html_of_built_report),
 	};

@@ -1,9 +1,10 @@
 /* memtrace HTML report: the page's only script, embedded into the page by
- * tools/html/embed.cmake.  It draws everything from the JSON report object
+ * tools/render/html/embed.cmake.  It draws everything from the JSON report object
  * in the block #mt-data (docs/report-schema.md): header, summary, charts,
  * pools, sizes, lists, the sites, steps and the flame graph.  No network,
  * no other file.  Strings from the trace reach the page through
- * textContent only.
+ * textContent only.  memtrace diff's page holds the diff object instead
+ * ({"diff": ...}), drawn by diffPage() with the same pieces.
  *
  * The sites come from the report's "profile": every site per thread with
  * its figures over time on a coarse grid.  The tables and the flame graph
@@ -122,6 +123,27 @@
     var d = add(parent, el("div", "stat"));
     add(d, el("span", null, name));
     add(d, el("b", null, value));
+  }
+  /* A header's list of facts: returns meta(name, value), which adds one. */
+  function metaList(parent) {
+    var dl = add(parent, el("dl", "meta"));
+    return function (name, value) {
+      var d = add(dl, el("div"));
+      add(d, el("dt", null, name));
+      add(d, el("dd", null, value));
+    };
+  }
+  /* A row of summary cards: returns card(cls, title, value, sub), which
+   * adds one and returns it. */
+  function cardList(parent, cls) {
+    var cards = add(parent, el("div", "cards " + cls));
+    return function (cardCls, title, value, sub) {
+      var c = add(cards, el("div", "card" + (cardCls ? " " + cardCls : "")));
+      add(c, el("h3", null, title));
+      add(c, el("div", "big", value));
+      add(c, el("div", "sub", sub));
+      return c;
+    };
   }
   function location(f) {
     var span = el("span", "loc"), file = f.file || "?", slash = file.lastIndexOf("/", file.length - 2);
@@ -709,12 +731,7 @@
     add(h, el("div", "brand", "memtrace report"));
     add(h, el("h1", "cmd", commandLine()));
     document.title = "memtrace: " + commandLine();
-    var dl = add(h, el("dl", "meta"));
-    function meta(name, value) {
-      var d = add(dl, el("div"));
-      add(d, el("dt", null, name));
-      add(d, el("dd", null, value));
-    }
+    var meta = metaList(h);
     meta("program", str(proc, "exe", "unknown"));
     meta("process", (typeof proc.pid === "number" ? "pid " + proc.pid : "") +
       (typeof proc.ppid === "number" ? ", parent " + proc.ppid : ""));
@@ -767,13 +784,7 @@
     var temp = obj(sum, "temporary") || {}, ev = obj(REP, "events") || {}, arenas = obj(REP, "arenas") || {};
     var lists = obj(REP, "lists") || {}, doms = obj(REP, "domains") || {}, pools = obj(REP, "pools") || {};
     var s = section(main, "summary", "Summary");
-    var cards = add(s, el("div", "cards " + (PY ? "c4" : "c5")));
-    function card(cls, title, value, sub) {
-      var c = add(cards, el("div", "card" + (cls ? " " + cls : "")));
-      add(c, el("h3", null, title));
-      add(c, el("div", "big", value));
-      add(c, el("div", "sub", sub));
-    }
+    var card = cardList(s, PY ? "c4" : "c5");
     card("accent", "Heap peak", bytes(num(peak, "bytes")), "at " + time(num(peak, "time_us")) +
       (PY ? " · malloc + pymalloc arenas" : " · malloc heap"));
     card(num(live, "bytes") > 0 ? "warm" : null, "Live at exit", bytes(num(live, "bytes")),
@@ -1600,14 +1611,143 @@
         "same thread before it allocated anything else (heaptrack's definition).");
     }
   }
-  /* a page that is not a report's (memtrace diff's) is drawn already */
-  var probe = document.getElementById("mt-data");
-  if (!probe || probe.textContent.indexOf('{"report":') !== 0) {
-    root.setAttribute("data-memtrace", "ok");
-    return;
+  /* ---- memtrace diff's page: the diff object (docs/report-schema.md) ---- */
+  var TOTALS = [["heap_peak", "Heap peak", bytes], ["live_at_exit", "Live at exit", bytes],
+    ["allocs", "Allocations", count], ["bytes", "Bytes allocated", bytes],
+    ["leaked", "Leaked", bytes], ["temporary_allocs", "Temporary allocations", count]];
+  /* a site's figures: key, column, format, what its change is */
+  var SITE_CHANGES = [["bytes", "Bytes", bytes, "change of the bytes allocated"],
+    ["peak_bytes", "At peak", bytes, "change of the bytes live at the heap peak"],
+    ["leaked_bytes", "Leaked", bytes, "change of the bytes live at exit"],
+    ["allocs", "Allocations", count, "change of the allocations"],
+    ["temporary_allocs", "Temporary", count, "change of the temporary allocations"]];
+  function signed(fmt) { return fmt === bytes ? sbytes : scount; }
+  /* "+12.50%" of a change {base, new, delta}; "new" when there was none */
+  function changePct(c) {
+    if (!(num(c, "base") > 0)) return num(c, "new") > 0 ? "new" : "";
+    return (num(c, "delta") > 0 ? "+" : num(c, "delta") < 0 ? "-" : "") + pct(Math.abs(num(c, "delta")), num(c, "base"));
   }
+  /* A column of the changes changeOf(row), in the format fmtOf(row):
+   * sorted by their delta, each cell titled base -> new. */
+  function changeCol(head, tipText, fmtOf, changeOf) {
+    return { head: head, num: true, tip: tipText, key: function (r) { return num(changeOf(r), "delta"); },
+      fmt: function (v, r, td) {
+        var c = changeOf(r), d = num(c, "delta"), fmt = fmtOf(r);
+        td.title = fmt(num(c, "base")) + " → " + fmt(num(c, "new"));
+        if (d) td.classList.add(d > 0 ? "up" : "down");
+        return signed(fmt)(d);
+      } };
+  }
+
+  function diffHeader(body, D) {
+    var base = obj(D, "base") || {}, now = obj(D, "new") || {};
+    var h = add(body, el("header"));
+    add(h, el("div", "brand", "memtrace diff"));
+    var title = str(base, "trace", "?") + " → " + str(now, "trace", "?");
+    add(h, el("h1", "cmd", title));
+    document.title = "memtrace diff: " + title;
+    var meta = metaList(h);
+    [["base", base], ["new", now]].forEach(function (x) {
+      var run = x[1];
+      meta(x[0], str(run, "exe", "?") + (typeof run.pid === "number" ? " (pid " + run.pid + ")" : "") + ": " +
+        count(num(run, "events")) + " events in " + time(num(run, "duration_us")));
+    });
+    meta("sites matched by", str(D, "by", "?"));
+    verdict(h, D);
+  }
+  /* The --fail-on limits: whether the new run passed, then each limit. */
+  function verdict(h, D) {
+    var limits = arr(D, "fail_on");
+    if (!limits.length) return;
+    var over = limits.filter(function (l) { return l && l.exceeded === true; }).length;
+    var v = add(h, el("div", "verdict " + (over ? "fail" : "pass")));
+    v.id = "verdict";
+    add(v, el("b", null, over ? "Failed: " + over + " of " + limits.length + " limits (--fail-on) exceeded"
+      : "Passed: within every limit (--fail-on)"));
+    var ul = add(v, el("ul"));
+    limits.forEach(function (l) {
+      var fmt = str(l, "metric", "") === "allocs" ? count : bytes, exceeded = !!l && l.exceeded === true;
+      var li = add(ul, el("li", exceeded ? "over" : null));
+      li.setAttribute("data-exceeded", exceeded);
+      add(li, el("code", null, str(l, "limit", "?")));
+      li.appendChild(document.createTextNode(" " + fmt(num(l, "base")) + " → " + fmt(num(l, "new")) + " (" +
+        (typeof (l && l.percent) === "number" ? changePct(l) : "no base figure") + "): " +
+        (exceeded ? "exceeded" : "within the limit")));
+    });
+  }
+  function diffSummary(main, D) {
+    var s = section(main, "summary", "Totals"), totals = obj(D, "totals");
+    if (D.identical === true) note(s, "No differences: the two runs have the same figures.");
+    var card = cardList(s, "c3");
+    TOTALS.forEach(function (t) {
+      var c = obj(totals, t[0]), d = num(c, "delta");
+      var e = card(d > 0 ? "warm" : d < 0 ? "good" : null, t[1], signed(t[2])(d),
+        t[2](num(c, "base")) + " → " + t[2](num(c, "new")) + (changePct(c) ? " · " + changePct(c) : ""));
+      e.setAttribute("data-total", t[0]);
+      e.setAttribute("data-v", d);
+    });
+  }
+  function diffSites(main, D) {
+    var sites = arr(D, "sites"), by = str(D, "by", "line");
+    var s = section(main, "sites", "Sites that changed");
+    note(s, "Sites of the two runs match by " + (by === "line" ? "file, function and line" : by) +
+      " and domain (native frames by their function's name). Largest change first; a click on a column " +
+      "sorts by its change, growth first, then drops first.");
+    if (!sites.length) { add(s, el("p", "empty", "None.")); return; }
+    var cols = [
+      { head: "Site", key: function (r) { return str(r, "file", "") + ":" + num(r, "line") + " " + str(r, "function", ""); },
+        fmt: function (v, r, td) {
+          whereCell(td, { function: by === "file" ? "" : str(r, "function", ""), file: str(r, "file", "?"),
+            line: by === "line" ? num(r, "line") : 0 });
+        } },
+      { head: "Domain", cls: "dom", key: function (r) { return str(r, "domain", "?"); },
+        fmt: function (v, r) { return str(r, "domain", "?"); } },
+    ];
+    SITE_CHANGES.forEach(function (c) {
+      cols.push(changeCol(c[1], c[3], function () { return c[2]; }, function (r) { return obj(r, c[0]); }));
+    });
+    table(s, cols, sites).classList.add("diff-sites");
+  }
+  /* Every changed figure of the domains, the size classes and the arenas. */
+  function diffRest(main, D) {
+    var rows = [];
+    function changes(what, o) {
+      Object.keys(o || {}).forEach(function (k) {
+        if (obj(o, k) && !Array.isArray(o[k]) && num(o[k], "delta") !== 0) rows.push({ what: what, figure: k, c: o[k] });
+      });
+    }
+    var doms = obj(D, "domains") || {};
+    Object.keys(doms).forEach(function (d) { changes("domain " + d, obj(doms, d)); });
+    arr(D, "size_classes").forEach(function (c) { changes("size class " + count(num(c, "size")), c); });
+    changes("arenas and pools", obj(D, "arenas"));
+    if (!rows.length) return;
+    var s = section(main, "more", "Domains, size classes, arenas");
+    function fmtOf(r) { return /bytes/.test(r.figure) ? bytes : count; }
+    function side(head, k) {
+      return { head: head, num: true, key: function (r) { return num(r.c, k); },
+        fmt: function (v, r) { return fmtOf(r)(num(r.c, k)); } };
+    }
+    table(s, [{ head: "What", field: "what" }, { head: "Figure", field: "figure" }, side("Base", "base"),
+      side("New", "new"), changeCol("Change", "new - base", fmtOf, function (r) { return r.c; })], rows);
+  }
+  function diffPage() {
+    load();
+    var D = obj(DATA, "diff") || {}, body = document.body;
+    diffHeader(body, D);
+    var main = add(body, el("main"));
+    diffSummary(main, D);
+    diffSites(main, D);
+    diffRest(main, D);
+    add(body, el("footer", null, "Generated by memtrace from a diff of schema version " + num(D, "schema_version") +
+      ". Sizes in KiB, MiB, GiB (powers of 1024)."));
+    root.setAttribute("data-memtrace", "ok");
+  }
+
+  /* memtrace diff's page holds {"diff": ...}, a report's {"report": ...} */
+  var probe = document.getElementById("mt-data");
   try {
-    init();
+    if (probe && probe.textContent.indexOf('{"diff":') === 0) diffPage();
+    else init();
   } catch (e) {
     failed(e && e.message ? e.message : String(e));
     throw e;

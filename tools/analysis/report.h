@@ -542,6 +542,9 @@ const char *mt_sort_name(enum mt_sort sort);
 const char *mt_group_name(enum mt_group by);
 int mt_sort_parse(const char *name);
 int mt_group_parse(const char *name);
+/* "123", "64K", "1.5M", "2GiB" (powers of 1024) into *out, as --threshold
+ * and --fail-on spell byte counts; false if not a byte count. */
+bool mt_bytes_parse(const char *s, uint64_t *out);
 /* The default view: the whole trace, by peak, by line; the flame graph
  * counts bytes. */
 void mt_view_default(struct mt_view *v);

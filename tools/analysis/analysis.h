@@ -3,7 +3,7 @@
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
  * timeline.c, marks.c, lines.c (the main script line by line), view.c
  * (the window and filters of struct mt_view), mappings.c and memory.c
- * (what the OS sees).  Internal to tools/; the
+ * (what the OS sees).  Internal to tools/analysis/; the
  * results go into struct mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
