@@ -39,7 +39,7 @@ import unittest
 import zlib
 from pathlib import Path
 
-from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, run_chromium
+from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, profile_cells, run_chromium
 
 SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
@@ -228,14 +228,6 @@ def page_data(text):
     return json.loads(m.group(1))
 
 
-def running_cells(deltas):
-    out, prev = [], [0] * CELL
-    for i in range(0, len(deltas) - len(deltas) % CELL, CELL):
-        prev = [p + d for p, d in zip(prev, deltas[i:i + CELL])]
-        out.append(prev)
-    return out
-
-
 def cell_at(cells, b):
     best = [0] * CELL
     for c in cells:
@@ -247,18 +239,20 @@ def cell_at(cells, b):
 def make_window(rep, t0, t1):
     """The window as the page makes it: grid buckets, and its peak, the
     highest heap of the timeline in it."""
-    width = rep["profile"]["grid"]["bucket_us"]
+    grid = rep["profile"]["grid"]
+    width, origin = grid["bucket_us"], grid["from_us"]
     peak, peak_t = None, t0
-    for p in rep["timeline"]["points"]:
-        if t0 <= p["time_us"] <= t1 and (peak is None or p["heap"] > peak):
-            peak, peak_t = p["heap"], p["time_us"]
-    return {"b0": int(t0 // width), "b1": int(t1 // width), "bp": int(peak_t // width),
-            "peak": peak}
+    points = rep["timeline"]["points"]
+    for t, heap in zip(points["time_us"], points["heap"]):
+        if t0 <= t <= t1 and (peak is None or heap > peak):
+            peak, peak_t = heap, t
+    return {"b0": int((t0 - origin) // width), "b1": int((t1 - origin) // width),
+            "bp": int((peak_t - origin) // width), "peak": peak}
 
 
 def site_figures(rep, win=None):
     s = rep["profile"]["sites"]
-    out = []
+    out, cells_of = [], profile_cells(rep["profile"])
     for i in range(len(s["where"])):
         if win is None:
             out.append({"allocs": s["allocs"][i], "bytes": s["bytes"][i],
@@ -266,7 +260,7 @@ def site_figures(rep, win=None):
                         "leakBlocks": s["live_blocks_at_exit"][i],
                         "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
             continue
-        cells = running_cells(s["times"][i])
+        cells = cells_of[i]
         a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
         out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
                     "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
@@ -386,6 +380,24 @@ whenDrawn(function () {
 """
 
 
+# Appended to a page: the flame graph's total and the peak of a window.
+WINDOW_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    window.memtrace.setWindow(%(t0)s, %(t1)s);
+    out.flame = window.memtrace.flameTotal();
+    out.peak = window.memtrace.window().peak;
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+
 def large_report(base, nsites, npoints):
     """base with nsites sites, each its own line with one cell, and a
     timeline of npoints points whose heap is a saw tooth with one high
@@ -402,18 +414,22 @@ def large_report(base, nsites, npoints):
              "peak_bytes": [i % 5 for i in range(nsites)], "peak_blocks": [1] * nsites,
              "live_bytes_at_exit": [0] * nsites, "live_blocks_at_exit": [0] * nsites,
              "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
-             "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
-                       for i in range(nsites)]}
-    rep["profile"] = {"grid": {"bucket_us": bucket, "buckets": nbuckets}, "strings": strings,
+             "cells": [1] * nsites}
+    cells = {"bucket": [i % nbuckets for i in range(nsites)], "allocs": sites["allocs"],
+             "bytes": sites["bytes"], "live_bytes": [0] * nsites,
+             "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites}
+    rep["profile"] = {"grid": {"from_us": 0, "bucket_us": bucket, "buckets": nbuckets},
+                      "strings": strings,
                       "frames": {"function": [1000 + i for i in range(nsites)],
                                  "file": [i % 1000 for i in range(nsites)],
                                  "line": [1 + i for i in range(nsites)],
                                  "module": [-1] * nsites},
                       "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
-                      "threads": [1], "sites": sites}
-    points = [{"time_us": i * step, "heap": (i % 1000) * 1000 + (5_000_000 if i == npoints // 3 else 0)}
-              for i in range(npoints)]
-    rep["timeline"] = {"interval_us": step, "points": points}
+                      "threads": [1], "sites": sites, "cells": cells}
+    heap = [(i % 1000) * 1000 for i in range(npoints)]
+    heap[npoints // 3] += 5_000_000
+    rep["timeline"] = {"interval_us": step,
+                       "points": {"time_us": list(range(0, npoints * step, step)), "heap": heap}}
     return rep
 
 
@@ -668,11 +684,13 @@ class Browser(TracerTestCase):
                            "</body>"), encoding="utf-8")
         got = self.selftest_result(big)
         # the window's peak, and the flame graph of the sites' cells in it
-        peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
+        points = rep["timeline"]["points"]
+        peak = max(h for t, h in zip(points["time_us"], points["heap"]) if t0 <= t <= t1)
         self.assertEqual(got["windowPeak"], peak)
         width = rep["profile"]["grid"]["bucket_us"]
+        cells = rep["profile"]["cells"]
         self.assertEqual(got["flame"], sum(
-            c[2] for c in rep["profile"]["sites"]["times"] if t0 // width <= c[0] <= t1 // width))
+            b for k, b in zip(cells["bucket"], cells["bytes"]) if t0 // width <= k <= t1 // width))
         print("\n%d sites, %d points: a page of %.0f MB" % (
             nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
         return got
@@ -693,6 +711,32 @@ class Browser(TracerTestCase):
         self.assertLessEqual(got["vertices"], 4 * (right - left + 1))
         self.assertGreater(got["vertices"], right - left)
         self.assertEqual(got["windowPeak"], 5_000_000 + (npoints // 3 % 1000) * 1000)
+
+    def test_report_of_a_window(self):
+        """The page of `--from "build a dict" --to "grow a list"`: its grid
+        starts at the window, so that the window brushed over all of it
+        counts every site's bytes, and one over its second half the cells
+        in that half."""
+        page = self.tmp / "step.html"
+        subprocess.run([str(CLI), "report", "--format", "html", "--from", "build a dict", "--to",
+                        "grow a list", "-o", str(page), str(self.work / "steps.trace")],
+                       check=True, timeout=TIMEOUT)
+        text = page.read_text(encoding="utf-8")
+        rep = page_data(text)["report"]
+        t0, t1 = rep["window"]["from_us"], rep["window"]["to_us"]
+        self.assertEqual(rep["profile"]["grid"]["from_us"], t0)
+        whole = sum(rep["profile"]["sites"]["bytes"])
+        self.assertGreater(whole, 0)
+        for lo in (t0, (t0 + t1) // 2):
+            with self.subTest(start=lo):
+                page.write_text(text.replace("</body>", WHEN_DRAWN + WINDOW_TEST % {
+                    "t0": lo, "t1": t1} + "</body>"), encoding="utf-8")
+                got = self.selftest_result(page)
+                win = make_window(rep, lo, t1)
+                self.assertEqual(got["peak"], win["peak"])
+                self.assertEqual(got["flame"], sum(f["bytes"] for f in site_figures(rep, win)))
+                if lo == t0:
+                    self.assertEqual(got["flame"], whole)
 
     def test_diff(self):
         """The diff's page draws the diff of its data block: the totals,

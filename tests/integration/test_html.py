@@ -18,7 +18,7 @@ import subprocess
 import unittest
 from pathlib import Path
 
-from harness import CLI, REPO, TIMEOUT, TracerTestCase, prog
+from harness import CLI, REPO, TIMEOUT, TracerTestCase, prog, profile_cells
 
 # Void elements need no end tag; everything else must be closed in order.
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
@@ -275,6 +275,50 @@ class HtmlReport(TracerTestCase):
         malloc = rep["domains"]["malloc"]
         self.assertEqual(sum(sites["allocs"]), malloc["allocs"] + malloc["reallocs"])
         self.assertEqual(sum(sites["live_bytes_at_exit"]), malloc["live_bytes_at_exit"])
+
+    def test_window_cells(self):
+        """--from/--to cut the profile's cells too: views.c's "peak" step
+        (peak() allocates 3 x 1,500,000 and 40,000,000 bytes and frees
+        them, the last at once: a temporary) on a grid over that step alone, without temporaries()'
+        100,000 allocations of the step before."""
+        run = self.run_traced_ok([prog("views")], env={"MEMTRACE_NATIVE": "1"})
+        trace = run.traces[0]
+        rep = self.page_data(self.parse(self.render(trace, "html", "--from", "peak", "--to",
+                                                    "small")))["report"]
+        win, grid, sites = rep["window"], rep["profile"]["grid"], rep["profile"]["sites"]
+        strings, frames = rep["profile"]["strings"], rep["profile"]["frames"]
+        self.assertEqual(grid["from_us"], win["from_us"])
+        span = win["to_us"] - win["from_us"]
+        self.assertLessEqual(grid["buckets"], 256)
+        self.assertLessEqual((grid["buckets"] - 1) * grid["bucket_us"], span)
+        self.assertLess(span, grid["buckets"] * grid["bucket_us"])
+        names = [strings[frames["function"][w]] for w in sites["where"]]
+        self.assertNotIn("temporaries", names)
+        # peak()'s two call sites
+        peak = [i for i, n in enumerate(names) if n == "peak"]
+        self.assertEqual([sum(sites[k][i] for i in peak) for k in ("allocs", "bytes", "peak_bytes")],
+                         [4, 44_500_000, 44_500_000])
+        # each site's last cell is its figures in the window; the cells
+        # are in the grid
+        cells_of = profile_cells(rep["profile"])
+        for i in range(len(names)):
+            cells = cells_of[i]
+            self.assertTrue(cells, names[i])
+            self.assertTrue(all(0 <= c[0] < grid["buckets"] for c in cells), names[i])
+            last = cells[-1]
+            self.assertEqual(last[1:3] + last[4:6],
+                             [sites["allocs"][i], sites["bytes"][i], sites["temporary_allocs"][i],
+                              sites["temporary_bytes"][i]], names[i])
+        self.assertEqual([sum(cells_of[i][-1][k] for i in peak)
+                          for k in range(1, 6)], [4, 44_500_000, 0, 1, 40_000_000])
+        # the whole trace's grid starts at 0 and has temporaries()' cells
+        rep = self.page_data(self.parse(self.render(trace, "html")))["report"]
+        grid, sites = rep["profile"]["grid"], rep["profile"]["sites"]
+        strings, frames = rep["profile"]["strings"], rep["profile"]["frames"]
+        self.assertEqual(grid["from_us"], 0)
+        names = [strings[frames["function"][w]] for w in sites["where"]]
+        self.assertEqual(profile_cells(rep["profile"])[names.index("temporaries")][-1][1:],
+                         [100_000, 100_000_000, 0, 100_000, 100_000_000])
 
     def test_stdout_and_help(self):
         run = self.run_traced_ok([prog("every_call")])

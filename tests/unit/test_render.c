@@ -179,10 +179,10 @@ static json_t *hostile_report(void)
 		" s:{s:i}, s:{s:i, s:[{s:i, s:i, s:i, s:i, s:i, s:i}]},"
 		" s:{s:i, s:[{s:s, s:i, s:s, s:i, s:[i, i, i]}]},"
 		" s:[O], s:[O], s:[O],"
-		" s:{s:[{s:i, s:i}, {s:i, s:i}]},"
+		" s:{s:{s:[i, i], s:[i, i]}},"
 		" s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}],"
 		" s:{s:s, s:i, s:[{s:s, s:i, s:[]}]}}",
-		"format", "memtrace-report", "schema_version", 2,
+		"format", "memtrace-report", "schema_version", 3,
 		"process", "pid", 1, "exe", EVIL, "argv", EVIL, "x y", "version", EVIL, "python",
 		"version", EVIL, "pool_size", 16384, "arena_size", 1048576,
 		"trace", "complete", 0, "end_reason", EVIL, "duration_us", 1000,
@@ -197,7 +197,7 @@ static json_t *hostile_report(void)
 		"lists", "resizes", 1, "sites", "file", EVIL, "line", 2, "function", EVIL,
 		"resizes", 1, "chain", 0, 4, 8,
 		"sites", site, "leaks", site, "temporary_sites", site,
-		"timeline", "points", "time_us", 0, "heap", 0, "time_us", 1000, "heap", 400,
+		"timeline", "points", "time_us", 0, 1000, "heap", 0, 400,
 		"marks", "label", "(before first mark)", "time_us", 0, "allocs", 1, "label", EVIL,
 		"time_us", 500, "allocs", 3,
 		"flame", "name", "all", "value", 400, "children", "name", EVIL, "value", 400,
@@ -261,7 +261,8 @@ static void test_html_damaged(void **state)
 		"null",
 		"{\"process\": [], \"trace\": 1, \"events\": \"x\", \"domains\": [],"
 		" \"summary\": {\"heap_peak\": [], \"size_histogram\": {}}, \"sites\": {},"
-		" \"timeline\": {\"points\": [1, \"a\", null, []]}, \"marks\": [1, [], {}],"
+		" \"timeline\": {\"points\": {\"time_us\": [1, \"a\", null, []], \"heap\": 5}},"
+		" \"marks\": [1, [], {}],"
 		" \"flame\": {\"value\": 5, \"children\": [{}, 1]}, \"profile\": 3}",
 	};
 	for (size_t i = 0; i < sizeof reports / sizeof *reports; i++) {
@@ -377,12 +378,18 @@ static void test_profile_figures(void **state)
 	assert_string_equal(json_string_value(json_array_get(strings, file)), "<native>");
 	/* the cells, each the difference from the one before: at the end of
 	 * bucket 0 (0 us), 5 (10 us) and 150 (300 us) */
-	static const json_int_t want[] = { 0, 1, 100, 100, 0, 0, 5, 1, 50, 50, 0, 0,
-					   145, 0, 0, -100, 0, 0 };
-	json_t *cells = json_array_get(json_object_get(sites, "times"), 0);
-	assert_int_equal(json_array_size(cells), sizeof want / sizeof *want);
-	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-		assert_int_equal(json_integer_value(json_array_get(cells, i)), want[i]);
+	static const char *const cell_keys[] = { "bucket", "allocs", "bytes", "live_bytes",
+						 "temporary_allocs", "temporary_bytes" };
+	static const json_int_t want[][3] = { { 0, 5, 145 }, { 1, 1, 0 }, { 100, 50, 0 },
+					      { 100, 50, -100 }, { 0, 0, 0 }, { 0, 0, 0 } };
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "cells"), 0)), 3);
+	json_t *cells = json_object_get(p, "cells");
+	for (size_t k = 0; k < 6; k++) {
+		json_t *col = json_object_get(cells, cell_keys[k]);
+		assert_int_equal(json_array_size(col), 3);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(json_integer_value(json_array_get(col, i)), want[k][i]);
+	}
 	/* the lists of sites name the thread */
 	json_t *s0 = json_array_get(json_object_get(j, "sites"), 0);
 	assert_int_equal(json_integer_value(json_object_get(s0, "thread")), 1);

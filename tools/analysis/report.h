@@ -224,7 +224,8 @@ struct mt_site_times {
 };
 
 struct mt_grid {
-	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace */
+	uint64_t from_us;             /* where bucket 0 starts: 0, or the window's start */
+	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace (window) */
 	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
 	size_t nsites;
 };

@@ -125,6 +125,8 @@ static void open_window(struct ctx *c, bool at_mark)
 	c->in_plateau = true;
 	c->snapped = false;
 	timeline_reset(c);
+	if (c->grid)
+		grid_open(c);
 	marks_window(c, at_mark);
 }
 

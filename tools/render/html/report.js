@@ -468,16 +468,20 @@
     PY = !!obj(obj(REP, "process"), "python");
   }
 
-  /* The timeline as columns; time never runs backwards on the charts. */
-  function timeline() {
-    var pts = arr(obj(REP, "timeline"), "points"), n = pts.length, tl = { t: new Float64Array(n) };
-    var keys = ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"], last = 0;
-    keys.forEach(function (k) { tl[k] = new Float64Array(n); });
-    for (var i = 0; i < n; i++) {
-      last = tl.t[i] = Math.max(last, num(pts[i], "time_us"));
-      for (var k = 0; k < keys.length; k++) tl[keys[k]][i] = num(pts[i], keys[k]);
-    }
-    return tl;
+  /* The timeline's columns as typed arrays in TL (a figure missing or not
+   * a number is 0), a task each: at 10^6 points, each is a pass over a
+   * million numbers.  Time never runs backwards on the charts. */
+  function timelineTasks() {
+    function points() { return obj(obj(REP, "timeline"), "points"); }
+    var tasks = [function () {
+      var t = arr(points(), "time_us"), n = t.length;
+      TL = { t: typed(Float64Array, t, n) };
+      for (var i = 1; i < n; i++) if (!(TL.t[i] >= TL.t[i - 1])) TL.t[i] = TL.t[i - 1];
+    }];
+    ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"].forEach(function (k) {
+      tasks.push(function () { TL[k] = typed(Float64Array, arr(points(), k), TL.t.length); });
+    });
+    return tasks;
   }
   /* The steps between marks, numbered as the charts show them. */
   function steps() {
@@ -491,36 +495,65 @@
     return out;
   }
 
-  var CELL = 6; /* a cell: bucket, allocs, bytes, live bytes, temporaries, their bytes */
-  /* The profile's sites as typed columns, and their stacks. */
+  var CELL_KEYS = ["bucket", "allocs", "bytes", "live_bytes", "temporary_allocs", "temporary_bytes"];
+  var CELL = CELL_KEYS.length; /* a cell: bucket, allocs, bytes, live bytes, temporaries, their bytes */
+  /* The first n entries of array a as a typed array of type T (what is
+   * not a finite number: 0). */
+  function typed(T, a, n) {
+    var v = new T(n);
+    for (var i = 0, m = Math.min(n, a.length); i < m; i++) {
+      var x = +a[i];
+      v[i] = x - x === 0 ? x : 0;
+    }
+    return v;
+  }
+  /* The profile's sites as typed columns; their stacks and cells are
+   * made by profileStacks and profileCells, each in a task of its own. */
   function profile() {
     var p = obj(REP, "profile");
     if (!p) return null;
     var s = obj(p, "sites") || {}, n = arr(s, "where").length, P = { n: n };
-    ["where", "node", "domain", "thread"].forEach(function (k) {
-      P[k] = Int32Array.from(arr(s, k).slice(0, n));
-    });
+    ["where", "node", "domain", "thread"].forEach(function (k) { P[k] = typed(Int32Array, arr(s, k), n); });
     ["allocs", "bytes", "peak_bytes", "peak_blocks", "live_bytes_at_exit", "live_blocks_at_exit",
       "temporary_allocs", "temporary_bytes"].forEach(function (k) {
-      P[k] = Float64Array.from(arr(s, k).slice(0, n));
+      P[k] = typed(Float64Array, arr(s, k), n);
     });
-    /* cells come as differences from the cell before: made running again */
-    P.times = arr(s, "times").slice(0, n).map(function (d) {
-      var c = new Float64Array(Array.isArray(d) ? d.length - d.length % CELL : 0);
-      for (var k = 0; k < c.length; k++) c[k] = (k >= CELL ? c[k - CELL] : 0) + (+d[k] || 0);
-      return c;
-    });
+    P.ncells = typed(Int32Array, arr(s, "cells"), n);
     P.strings = arr(p, "strings");
     var f = obj(p, "frames") || {};
     P.frames = { fn: arr(f, "function"), file: arr(f, "file"), line: arr(f, "line"), module: arr(f, "module") };
-    var nd = obj(p, "nodes") || {};
-    P.nodeFrame = Int32Array.from(arr(nd, "frame"));
-    P.nodeParent = Int32Array.from(arr(nd, "parent"));
     P.threads = arr(p, "threads");
     var g = obj(p, "grid") || {};
+    P.fromUs = num(g, "from_us");
     P.bucketUs = Math.max(1, num(g, "bucket_us"));
     P.buckets = Math.max(1, num(g, "buckets"));
     return P;
+  }
+  /* The stacks' tree as typed columns. */
+  function profileStacks(P) {
+    var nd = obj(obj(REP, "profile"), "nodes") || {}, nn = arr(nd, "frame").length;
+    P.nodeFrame = typed(Int32Array, arr(nd, "frame"), nn);
+    P.nodeParent = typed(Int32Array, arr(nd, "parent"), nn);
+  }
+  /* Every site's cells in one array, site i's from cell cellStart[i] to
+   * cellStart[i + 1], CELL numbers each.  They come as columns of
+   * differences from the site's cell before: made running again. */
+  function profileCells(P) {
+    var n = P.n, start = new Int32Array(n + 1), i, k, c;
+    var cc = obj(obj(REP, "profile"), "cells") || {}, cols = CELL_KEYS.map(function (key) { return arr(cc, key); });
+    var have = Math.min.apply(null, cols.map(function (col) { return col.length; }));
+    for (i = 0; i < n; i++) start[i + 1] = Math.min(have, start[i] + Math.max(0, P.ncells[i]));
+    var cells = new Float64Array(start[n] * CELL);
+    for (k = 0; k < CELL; k++) {
+      var col = cols[k];
+      for (i = 0; i < n; i++)
+        for (c = start[i]; c < start[i + 1]; c++) {
+          var x = +col[c];
+          cells[c * CELL + k] = (c > start[i] ? cells[(c - 1) * CELL + k] : 0) + (x - x === 0 ? x : 0);
+        }
+    }
+    P.cells = cells;
+    P.cellStart = start;
   }
   function sget(i) { return PROF.strings[i] === undefined ? "?" : String(PROF.strings[i]); }
   function frameOf(id) {
@@ -555,22 +588,24 @@
     })();
   }
 
-  /* A site's running figures at the end of bucket b (-1: before the start):
-   * its last cell at or before b. */
-  function cellAt(cells, b) {
-    var lo = 0, hi = cells.length / CELL;
+  /* Site i's running figures at the end of bucket b: its last cell at or
+   * before b (-1: none, its figures are zeros). */
+  function cellAt(i, b) {
+    var c = PROF.cells, first = PROF.cellStart[i], lo = first, hi = PROF.cellStart[i + 1];
     while (lo < hi) {
       var mid = (lo + hi) >> 1;
-      if (cells[mid * CELL] <= b) lo = mid + 1; else hi = mid;
+      if (c[mid * CELL] <= b) lo = mid + 1; else hi = mid;
     }
-    return lo - 1;
+    return lo > first ? lo - 1 : -1;
   }
-  function at(cells, k, f) { return k < 0 ? 0 : cells[k * CELL + f]; }
+  function at(k, f) { return k < 0 ? 0 : PROF.cells[k * CELL + f]; }
+  /* The grid's bucket of time t (-1: before the grid, which starts at
+   * the report's window). */
+  function bucketOf(t) { return Math.max(-1, Math.floor((t - PROF.fromUs) / PROF.bucketUs)); }
   /* The window: buckets b0..b1 of the grid and its own peak, the highest
    * heap of the timeline inside it. */
   function makeWindow(t0, t1) {
-    var w = { t0: t0, t1: t1, b0: Math.floor(t0 / PROF.bucketUs), b1: Math.floor(t1 / PROF.bucketUs),
-      peak: 0, peakT: t0 };
+    var w = { t0: t0, t1: t1, b0: bucketOf(t0), b1: bucketOf(t1), peak: 0, peakT: t0 };
     var found = false;
     for (var i = 0; i < TL.t.length; i++)
       if (TL.t[i] >= t0 && TL.t[i] <= t1 && (!found || TL.heap[i] > w.peak)) {
@@ -581,7 +616,7 @@
       while (k + 1 < TL.t.length && TL.t[k + 1] <= t0) k++;
       w.peak = TL.heap[k]; w.peakT = t0;
     }
-    w.bp = Math.floor(w.peakT / PROF.bucketUs);
+    w.bp = bucketOf(w.peakT);
     return w;
   }
   /* Each site's figures in the view: the whole trace's, or the window's
@@ -602,14 +637,13 @@
         out[o + F_TEMPB] = PROF.temporary_bytes[i];
         continue;
       }
-      var cells = PROF.times[i] || [], a = cellAt(cells, w.b0 - 1), b = cellAt(cells, w.b1),
-        p = cellAt(cells, w.bp);
-      out[o + F_ALLOCS] = at(cells, b, 1) - at(cells, a, 1);
-      out[o + F_BYTES] = at(cells, b, 2) - at(cells, a, 2);
-      out[o + F_PEAK] = at(cells, p, 3);
-      out[o + F_LEAK] = at(cells, b, 3);
-      out[o + F_TEMP] = at(cells, b, 4) - at(cells, a, 4);
-      out[o + F_TEMPB] = at(cells, b, 5) - at(cells, a, 5);
+      var a = cellAt(i, w.b0 - 1), b = cellAt(i, w.b1), p = cellAt(i, w.bp);
+      out[o + F_ALLOCS] = at(b, 1) - at(a, 1);
+      out[o + F_BYTES] = at(b, 2) - at(a, 2);
+      out[o + F_PEAK] = at(p, 3);
+      out[o + F_LEAK] = at(b, 3);
+      out[o + F_TEMP] = at(b, 4) - at(a, 4);
+      out[o + F_TEMPB] = at(b, 5) - at(a, 5);
     }
     return out;
   }
@@ -619,18 +653,22 @@
   /* The rows of the tables: the visible sites grouped by line (function,
    * file and line), function (and file) or file. */
   function groupRows(fig) {
-    var groups = new Map(), rows = [];
+    var F = PROF.frames, byLine = VIEW.group === "line", groups = new Map(), rows = [];
+    var rowOf = byLine ? new Int32Array(F.fn.length).fill(-1) : null; /* by line: a frame's row */
     for (var i = 0; i < PROF.n; i++) {
       if (!visible(i)) continue;
-      var w = PROF.where[i], F = PROF.frames, key;
-      if (VIEW.group === "file") key = F.file[w];
-      else if (VIEW.group === "function") key = F.fn[w] + "\u0000" + F.file[w];
-      else key = w;
-      var r = groups.get(key);
+      var w = PROF.where[i], key, r;
+      if (byLine) {
+        r = rowOf[w] >= 0 ? rows[rowOf[w]] : null;
+      } else {
+        key = VIEW.group === "file" ? F.file[w] : F.fn[w] + "\u0000" + F.file[w];
+        r = groups.get(key);
+      }
       if (!r) {
         r = { where: w, best: i, bestBytes: -1, domains: 0, sites: 0,
           allocs: 0, bytes: 0, peak: 0, leak: 0, leakBlocks: 0, temp: 0, tempBytes: 0 };
-        groups.set(key, r);
+        if (byLine && w >= 0 && w < rowOf.length) rowOf[w] = rows.length;
+        else if (!byLine) groups.set(key, r);
         rows.push(r);
       }
       var o = i * NF;
@@ -1238,11 +1276,14 @@
     TABLES[id] = { sort: function (k) { sortBy = k; draw(); } };
   }
   /* The sites' figures and rows in the view, made again when it changes
-   * (this listener comes first), the rows once for the three tables. */
+   * (these listeners come first, each a task of its own while the page
+   * opens), the rows once for the three tables. */
   var FIG = null, GROUPS = null, TABLES = {};
   listeners.push(function () {
     if (PROF) FIG = siteFigures();
     GROUPS = null;
+  }, function () {
+    if (PROF) viewRows();
   });
   function viewRows() {
     if (!GROUPS) GROUPS = groupRows(FIG);
@@ -1461,6 +1502,8 @@
     function rebuild() {
       top = PROF ? flameTree() : jsonTree();
       focus = top;
+    }
+    function redraw() {
       info.textContent = "Bytes allocated by stack (" + bytes(top.value) + " in all" +
         (VIEW.win ? ", in the time window" : "") + "), callers above their callees. Click a frame to zoom in, hover for its figures.";
       draw();
@@ -1487,7 +1530,8 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(draw, 100);
     });
-    if (PROF) listeners.push(rebuild); else rebuild();
+    if (PROF) listeners.push(rebuild, redraw); /* the tree and its drawing, a task each */
+    else { rebuild(); redraw(); }
     FLAME.total = function () { return top.value; };
   }
   var FLAME = {};
@@ -1500,14 +1544,14 @@
 
   function init() {
     var body = document.body, main;
-    inTurn([
-      load,
+    inTurn([load].concat(timelineTasks(), [
       function () {
-        TL = timeline();
         MARKS = steps();
         CHART_MARKS = MARKS.filter(function (m) { return !m.first; });
       },
       function () { PROF = profile(); },
+      function () { if (PROF) profileStacks(PROF); },
+      function () { if (PROF) profileCells(PROF); },
       function () {
         header(body);
         intro(body);
@@ -1533,7 +1577,7 @@
         footer(body);
         body.appendChild(tip);
       },
-    ], function () {
+    ]), function () {
       /* what a user can do, for scripts and tests */
       window.memtrace = {
         setWindow: setWindow,
