@@ -91,7 +91,9 @@ def synthetic(base, nsites, npoints, seed=1):
     node_frame, node_parent, sites = [], [], {k: [] for k in (
         "where", "node", "domain", "thread", "allocs", "bytes", "peak_bytes", "peak_blocks",
         "live_bytes_at_exit", "live_blocks_at_exit", "temporary_allocs", "temporary_bytes",
-        "times")}
+        "cells")}
+    cell_keys = ("bucket", "allocs", "bytes", "live_bytes", "temporary_allocs", "temporary_bytes")
+    cells = {k: [] for k in cell_keys}
     roots = []
     for i in range(nsites):
         depth = rnd.randrange(2, 12)
@@ -102,28 +104,31 @@ def synthetic(base, nsites, npoints, seed=1):
             parent = len(node_frame) - 1
         if len(roots) < 200:
             roots.append(parent)
-        cells, prev, allocs, nbytes, live, temp = [], 0, 0, 0, 0, 0
+        mine, prev, allocs, nbytes, live, temp = 0, 0, 0, 0, 0, 0
         for b in sorted(rnd.sample(range(nbuckets), rnd.randrange(1, 6))):
             da, db = rnd.randrange(1, 1000), rnd.randrange(1, 100000)
             dl = rnd.randrange(-live, db) if live else db
             dt = rnd.randrange(0, da)
-            cells += [b - prev, da, db, dl, dt, dt * 16]
+            for k, v in zip(cell_keys, (b - prev, da, db, dl, dt, dt * 16)):
+                cells[k].append(v)
+            mine += 1
             prev, allocs, nbytes, live, temp = b, allocs + da, nbytes + db, live + dl, temp + dt
         for k, v in (("where", rnd.randrange(nframes)), ("node", parent), ("domain", rnd.randrange(4)),
                      ("thread", rnd.randrange(8)), ("allocs", allocs), ("bytes", nbytes),
                      ("peak_bytes", live // 2), ("peak_blocks", 1), ("live_bytes_at_exit", live),
                      ("live_blocks_at_exit", 1 if live else 0), ("temporary_allocs", temp),
-                     ("temporary_bytes", temp * 16), ("times", cells)):
+                     ("temporary_bytes", temp * 16), ("cells", mine)):
             sites[k].append(v)
-    rep["profile"] = {"grid": {"bucket_us": 40000, "buckets": nbuckets}, "strings": strings,
+    rep["profile"] = {"grid": {"from_us": 0, "bucket_us": 40000, "buckets": nbuckets}, "strings": strings,
                       "frames": frames, "nodes": {"frame": node_frame, "parent": node_parent},
-                      "threads": list(range(1000, 1008)), "sites": sites}
-    points, heap = [], 0
+                      "threads": list(range(1000, 1008)), "sites": sites, "cells": cells}
+    keys = ("time_us", "heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools")
+    points, heap = {k: [] for k in keys}, 0
     for i in range(npoints):
         heap = max(0, heap + rnd.randrange(-1000, 1100))
-        points.append({"time_us": i * 10, "heap": heap, "malloc": heap // 2, "pymem_raw": 0,
-                       "pymem_mem": heap // 4, "pymem_obj": heap // 3, "arenas": heap >> 20,
-                       "pools": heap >> 14})
+        for k, v in zip(keys, (i * 10, heap, heap // 2, 0, heap // 4, heap // 3, heap >> 20,
+                               heap >> 14)):
+            points[k].append(v)
     rep["timeline"] = {"interval_us": 10, "points": points}
     return rep
 

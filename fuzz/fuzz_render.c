@@ -1,6 +1,7 @@
 /*
- * fuzz_render.c - libFuzzer target for the renderers that read the JSON
- * report (HTML, folded): the input is JSON, any shape.  They must treat
+ * fuzz_render.c - libFuzzer target for the renderers that read a JSON
+ * object (render.h: the report's HTML and folded stacks, the diff's text
+ * and HTML): the input is JSON, any shape.  They must treat
  * whatever they get as data, never crash on it.
  */
 #include <jansson.h>
@@ -18,6 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *sink = fuzz_sink();
 	mt_render_html(j, "fuzz.trace", sink);
 	mt_render_folded(j, sink);
+	mt_render_diff_text(j, 20, sink);
+	mt_render_diff_html(j, sink);
 	fflush(sink);
 	json_decref(j);
 	return 0;

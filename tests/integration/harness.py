@@ -250,6 +250,25 @@ class Run:
     traces: list  # Paths of the trace files the run left
 
 
+CELL_KEYS = ("bucket", "allocs", "bytes", "live_bytes", "temporary_allocs", "temporary_bytes")
+
+
+def profile_cells(profile):
+    """Every site's cells of the report's profile (docs/report-schema.md),
+    a list per site of [bucket, allocs, bytes, live bytes, temporary allocs,
+    temporary bytes], as running figures (they are written as differences)."""
+    columns = [profile["cells"][k] for k in CELL_KEYS]
+    out, at = [], 0
+    for n in profile["sites"]["cells"]:
+        cells, prev = [], [0] * len(CELL_KEYS)
+        for c in range(at, at + n):
+            prev = [p + col[c] for p, col in zip(prev, columns)]
+            cells.append(prev)
+        out.append(cells)
+        at += n
+    return out
+
+
 def report(trace):
     """(exit status, parsed JSON or None, stderr) of `memtrace report` of
     this trace alone (not the run it belongs to)."""

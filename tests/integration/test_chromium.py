@@ -16,6 +16,10 @@ report loaded offline, with a fresh profile:
     domain's sites, a thread filter only that thread's;
   * pages of 100,000 sites and of 10^6 timeline points still draw, the
     chart downsampled, and cut to a window;
+  * memtrace diff's page, of that run against one that builds a smaller
+    list and a bigger dict: its totals, the sites table sorted by each
+    column of changes (largest growth, then largest drop on top) and the
+    --fail-on verdict, against the diff in its data block;
   * screenshots (1400 px wide) are written to $MEMTRACE_SCREENSHOTS
     (default: a scratch directory) and must be real, non-blank PNGs.
 
@@ -35,7 +39,7 @@ import unittest
 import zlib
 from pathlib import Path
 
-from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, run_chromium
+from harness import CHROMIUM, CLI, REPO, TIMEOUT, TracerTestCase, profile_cells, run_chromium
 
 SCREENSHOTS = os.environ.get("MEMTRACE_SCREENSHOTS")
 
@@ -164,6 +168,53 @@ whenDrawn(function () {
 </script>
 """
 
+# Appended to memtrace diff's page: its totals, the sites table's first row
+# as drawn and after each click on a column of changes (twice: growth
+# first, then drops first), and the verdict.
+DIFF_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    out.totals = {};
+    document.querySelectorAll("#summary .card[data-total]").forEach(function (c) {
+      out.totals[c.getAttribute("data-total")] = +c.getAttribute("data-v");
+    });
+    var t = document.querySelector("#sites table.diff-sites");
+    function top() {
+      var tr = t.tBodies[0].rows[0];
+      return {site: tr.cells[0].textContent, domain: tr.cells[1].textContent,
+              values: Array.prototype.slice.call(tr.cells, 2).map(function (td) {
+                return +td.getAttribute("data-v"); })};
+    }
+    out.rows = t.tBodies[0].rows.length;
+    out.first = top();
+    out.sorts = [];
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+      if (i < 2) return;
+      th.click();
+      var growth = {top: top(), dir: th.getAttribute("aria-sort")};
+      th.click();
+      out.sorts.push({head: th.textContent, growth: growth,
+                      drop: {top: top(), dir: th.getAttribute("aria-sort")}});
+    });
+    var v = document.getElementById("verdict");
+    out.verdict = v && {failed: v.classList.contains("fail"),
+      limits: Array.prototype.map.call(v.querySelectorAll("li"), function (li) {
+        return [li.querySelector("code").textContent, li.getAttribute("data-exceeded") === "true"];
+      })};
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+# The diff's second run: a smaller list (fewer ints), a bigger dict.
+DIFF_CHANGES = (("xs = build(300000)", "xs = build(200000)"), ("d = nested(20000)", "d = nested(60000)"))
+DIFF_COLUMNS = ("bytes", "peak_bytes", "leaked_bytes", "allocs", "temporary_allocs")
+
 # ---- the report views, computed here from the page's data ------------------
 
 CELL = 6
@@ -177,14 +228,6 @@ def page_data(text):
     return json.loads(m.group(1))
 
 
-def running_cells(deltas):
-    out, prev = [], [0] * CELL
-    for i in range(0, len(deltas) - len(deltas) % CELL, CELL):
-        prev = [p + d for p, d in zip(prev, deltas[i:i + CELL])]
-        out.append(prev)
-    return out
-
-
 def cell_at(cells, b):
     best = [0] * CELL
     for c in cells:
@@ -196,18 +239,20 @@ def cell_at(cells, b):
 def make_window(rep, t0, t1):
     """The window as the page makes it: grid buckets, and its peak, the
     highest heap of the timeline in it."""
-    width = rep["profile"]["grid"]["bucket_us"]
+    grid = rep["profile"]["grid"]
+    width, origin = grid["bucket_us"], grid["from_us"]
     peak, peak_t = None, t0
-    for p in rep["timeline"]["points"]:
-        if t0 <= p["time_us"] <= t1 and (peak is None or p["heap"] > peak):
-            peak, peak_t = p["heap"], p["time_us"]
-    return {"b0": int(t0 // width), "b1": int(t1 // width), "bp": int(peak_t // width),
-            "peak": peak}
+    points = rep["timeline"]["points"]
+    for t, heap in zip(points["time_us"], points["heap"]):
+        if t0 <= t <= t1 and (peak is None or heap > peak):
+            peak, peak_t = heap, t
+    return {"b0": int((t0 - origin) // width), "b1": int((t1 - origin) // width),
+            "bp": int((peak_t - origin) // width), "peak": peak}
 
 
 def site_figures(rep, win=None):
     s = rep["profile"]["sites"]
-    out = []
+    out, cells_of = [], profile_cells(rep["profile"])
     for i in range(len(s["where"])):
         if win is None:
             out.append({"allocs": s["allocs"][i], "bytes": s["bytes"][i],
@@ -215,7 +260,7 @@ def site_figures(rep, win=None):
                         "leakBlocks": s["live_blocks_at_exit"][i],
                         "temp": s["temporary_allocs"][i], "tempBytes": s["temporary_bytes"][i]})
             continue
-        cells = running_cells(s["times"][i])
+        cells = cells_of[i]
         a, b = cell_at(cells, win["b0"] - 1), cell_at(cells, win["b1"])
         out.append({"allocs": b[1] - a[1], "bytes": b[2] - a[2],
                     "peak": cell_at(cells, win["bp"])[3], "leak": b[3], "leakBlocks": 0,
@@ -335,6 +380,24 @@ whenDrawn(function () {
 """
 
 
+# Appended to a page: the flame graph's total and the peak of a window.
+WINDOW_TEST = """
+<script>
+whenDrawn(function () {
+  var out = {status: document.documentElement.getAttribute("data-memtrace")};
+  try {
+    window.memtrace.setWindow(%(t0)s, %(t1)s);
+    out.flame = window.memtrace.flameTotal();
+    out.peak = window.memtrace.window().peak;
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+});
+</script>
+"""
+
+
 def large_report(base, nsites, npoints):
     """base with nsites sites, each its own line with one cell, and a
     timeline of npoints points whose heap is a saw tooth with one high
@@ -351,18 +414,22 @@ def large_report(base, nsites, npoints):
              "peak_bytes": [i % 5 for i in range(nsites)], "peak_blocks": [1] * nsites,
              "live_bytes_at_exit": [0] * nsites, "live_blocks_at_exit": [0] * nsites,
              "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites,
-             "times": [[i % nbuckets, 1 + i % 7, 100 * (1 + i % 7), 0, 0, 0]
-                       for i in range(nsites)]}
-    rep["profile"] = {"grid": {"bucket_us": bucket, "buckets": nbuckets}, "strings": strings,
+             "cells": [1] * nsites}
+    cells = {"bucket": [i % nbuckets for i in range(nsites)], "allocs": sites["allocs"],
+             "bytes": sites["bytes"], "live_bytes": [0] * nsites,
+             "temporary_allocs": [0] * nsites, "temporary_bytes": [0] * nsites}
+    rep["profile"] = {"grid": {"from_us": 0, "bucket_us": bucket, "buckets": nbuckets},
+                      "strings": strings,
                       "frames": {"function": [1000 + i for i in range(nsites)],
                                  "file": [i % 1000 for i in range(nsites)],
                                  "line": [1 + i for i in range(nsites)],
                                  "module": [-1] * nsites},
                       "nodes": {"frame": list(range(nsites)), "parent": [-1] * nsites},
-                      "threads": [1], "sites": sites}
-    points = [{"time_us": i * step, "heap": (i % 1000) * 1000 + (5_000_000 if i == npoints // 3 else 0)}
-              for i in range(npoints)]
-    rep["timeline"] = {"interval_us": step, "points": points}
+                      "threads": [1], "sites": sites, "cells": cells}
+    heap = [(i % 1000) * 1000 for i in range(npoints)]
+    heap[npoints // 3] += 5_000_000
+    rep["timeline"] = {"interval_us": step,
+                       "points": {"time_us": list(range(0, npoints * step, step)), "heap": heap}}
     return rep
 
 
@@ -441,6 +508,30 @@ class Browser(TracerTestCase):
         cls.page = cls.work / "report.html"
         subprocess.run([str(CLI), "report", "--format", "html", "-o", str(cls.page),
                         str(cls.work / "steps.trace")], check=True, timeout=TIMEOUT)
+        cls.env = env
+
+    def diff_page(self, *options, expect_rc=0):
+        """memtrace diff's page of the run against the changed one, and
+        the diff as `--format json` prints it.  The changed script takes
+        the first one's place, since sites match by their file."""
+        script = self.work / "steps.py"
+        text = SCRIPT.format(python_dir=str(REPO / "python"))
+        for old, new in DIFF_CHANGES:
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        script.write_text(text)
+        new_trace = self.tmp / "steps2.trace"
+        subprocess.run([python(), str(script)], env={**self.env, "MEMTRACE_OUTPUT": str(new_trace)},
+                       check=True, timeout=TIMEOUT, capture_output=True)
+        page = self.tmp / "steps-diff.html"
+        traces = [str(self.work / "steps.trace"), str(new_trace)]
+        proc = subprocess.run([str(CLI), "diff", "--format", "html", "-o", str(page), *options,
+                               *traces], capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, expect_rc, proc.stderr)
+        proc = subprocess.run([str(CLI), "diff", "--format", "json", *options, *traces],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, expect_rc, proc.stderr)
+        return page, json.loads(proc.stdout)
 
     def selftest_result(self, page):
         """What the self-test appended to page wrote into <html data-selftest>."""
@@ -593,11 +684,13 @@ class Browser(TracerTestCase):
                            "</body>"), encoding="utf-8")
         got = self.selftest_result(big)
         # the window's peak, and the flame graph of the sites' cells in it
-        peak = max(p["heap"] for p in rep["timeline"]["points"] if t0 <= p["time_us"] <= t1)
+        points = rep["timeline"]["points"]
+        peak = max(h for t, h in zip(points["time_us"], points["heap"]) if t0 <= t <= t1)
         self.assertEqual(got["windowPeak"], peak)
         width = rep["profile"]["grid"]["bucket_us"]
+        cells = rep["profile"]["cells"]
         self.assertEqual(got["flame"], sum(
-            c[2] for c in rep["profile"]["sites"]["times"] if t0 // width <= c[0] <= t1 // width))
+            b for k, b in zip(cells["bucket"], cells["bytes"]) if t0 // width <= k <= t1 // width))
         print("\n%d sites, %d points: a page of %.0f MB" % (
             nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
         return got
@@ -619,28 +712,108 @@ class Browser(TracerTestCase):
         self.assertGreater(got["vertices"], right - left)
         self.assertEqual(got["windowPeak"], 5_000_000 + (npoints // 3 % 1000) * 1000)
 
-    def test_screenshot(self):
+    def test_report_of_a_window(self):
+        """The page of `--from "build a dict" --to "grow a list"`: its grid
+        starts at the window, so that the window brushed over all of it
+        counts every site's bytes, and one over its second half the cells
+        in that half."""
+        page = self.tmp / "step.html"
+        subprocess.run([str(CLI), "report", "--format", "html", "--from", "build a dict", "--to",
+                        "grow a list", "-o", str(page), str(self.work / "steps.trace")],
+                       check=True, timeout=TIMEOUT)
+        text = page.read_text(encoding="utf-8")
+        rep = page_data(text)["report"]
+        t0, t1 = rep["window"]["from_us"], rep["window"]["to_us"]
+        self.assertEqual(rep["profile"]["grid"]["from_us"], t0)
+        whole = sum(rep["profile"]["sites"]["bytes"])
+        self.assertGreater(whole, 0)
+        for lo in (t0, (t0 + t1) // 2):
+            with self.subTest(start=lo):
+                page.write_text(text.replace("</body>", WHEN_DRAWN + WINDOW_TEST % {
+                    "t0": lo, "t1": t1} + "</body>"), encoding="utf-8")
+                got = self.selftest_result(page)
+                win = make_window(rep, lo, t1)
+                self.assertEqual(got["peak"], win["peak"])
+                self.assertEqual(got["flame"], sum(f["bytes"] for f in site_figures(rep, win)))
+                if lo == t0:
+                    self.assertEqual(got["flame"], whole)
+
+    def test_diff(self):
+        """The diff's page draws the diff of its data block: the totals,
+        a sortable table of the sites, the verdict of --fail-on."""
+        page, d = self.diff_page("--fail-on", "allocs:+0", "--fail-on", "peak:+1000%",
+                                 expect_rc=4)
+        self.assertEqual(page_data(page.read_text(encoding="utf-8")), {"diff": d})
+        test_page = self.tmp / "diff-test.html"
+        test_page.write_text(page.read_text(encoding="utf-8").replace(
+            "</body>", WHEN_DRAWN + DIFF_TEST + "</body>"), encoding="utf-8")
+        got = self.selftest_result(test_page)
+
+        self.assertEqual(got["totals"], {k: c["delta"] for k, c in d["totals"].items()})
+        sites = d["sites"]
+        self.assertGreaterEqual(len(sites), 3)
+        self.assertEqual(got["rows"], min(len(sites), 50))
+
+        def values(site):
+            return [site[k]["delta"] for k in DIFF_COLUMNS]
+
+        def shown(row, site):
+            self.assertEqual(row["values"], values(site))
+            self.assertIn("%s:%d" % (Path(site["file"]).name, site["line"]), row["site"])
+            self.assertIn(site["function"], row["site"])
+            self.assertEqual(row["domain"], site["domain"])
+
+        # as the diff orders them, then by each column: the first site of
+        # the largest delta on top, then of the smallest
+        shown(got["first"], sites[0])
+        self.assertEqual(len(got["sorts"]), len(DIFF_COLUMNS))
+        for key, s in zip(DIFF_COLUMNS, got["sorts"]):
+            with self.subTest(column=key):
+                self.assertEqual((s["growth"]["dir"], s["drop"]["dir"]), ("descending", "ascending"))
+                most = max(sites, key=lambda x: x[key]["delta"])
+                least = min(sites, key=lambda x: x[key]["delta"])
+                shown(s["growth"]["top"], most)
+                shown(s["drop"]["top"], least)
+        # the dict's lines grew and the list's shrank: bytes' extremes
+        by_bytes = got["sorts"][0]
+        self.assertIn("nested", by_bytes["growth"]["top"]["site"])
+        self.assertGreater(by_bytes["growth"]["top"]["values"][0], 0)
+        self.assertIn("build", by_bytes["drop"]["top"]["site"])
+        self.assertLess(by_bytes["drop"]["top"]["values"][0], 0)
+
+        # the verdict: allocations grew (40,000 more dict entries, 100,000
+        # fewer ints), the peak did not grow tenfold
+        self.assertEqual(got["verdict"]["limits"], [[l["limit"], l["exceeded"]] for l in d["fail_on"]])
+        self.assertEqual(got["verdict"]["limits"], [["allocs:+0", True], ["peak:+1000%", False]])
+        self.assertTrue(got["verdict"]["failed"])
+        self.screenshot("diff", 2000, page)
+
+    def screenshot(self, name, height, page=None):
+        """NAME.png of page (the report's by default), 1400 px wide and
+        height high, in $MEMTRACE_SCREENSHOTS (or the scratch directory),
+        with a copy of the page as NAME.html."""
         outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
         outdir.mkdir(parents=True, exist_ok=True)
-        shot = outdir / "report.png"
+        shot = outdir / (name + ".png")
         shot.unlink(missing_ok=True)
-        self.chromium("--screenshot=" + str(shot), "--window-size=1400,3000",
-                      "--hide-scrollbars")
+        self.chromium("--screenshot=" + str(shot), "--window-size=1400,%d" % height,
+                      "--hide-scrollbars", page=page)
         self.assertTrue(shot.exists(), "no screenshot")
-        (width, height), data = png_size(shot)
-        self.assertEqual((width, height), (1400, 3000))
+        (width, got_height), data = png_size(shot)
+        self.assertEqual((width, got_height), (1400, height))
         self.assertGreater(len(data), 50_000, "the screenshot is nearly blank")
         colours = png_colours(data)
         if colours is not None:
             self.assertGreater(colours, 20, "the screenshot is nearly blank")
-        shutil.copy(self.page, outdir / "report.html")
+        shutil.copy(page or self.page, outdir / (name + ".html"))
         print("\nscreenshot: %s" % shot, file=sys.stderr)
+
+    def test_screenshot(self):
+        self.screenshot("report", 3000)
 
     def test_screenshot_window(self):
         """The whole page, 1400 px wide, cut to the "build a dict" step with
         the raw domain hidden: report-window.png."""
-        outdir = Path(SCREENSHOTS) if SCREENSHOTS else self.tmp
-        outdir.mkdir(parents=True, exist_ok=True)
         rep = page_data(self.page.read_text(encoding="utf-8"))["report"]
         marks = [m for m in rep["marks"] if m["label"] != "(before first mark)"]
         page = self.tmp / "window.html"
@@ -649,16 +822,7 @@ class Browser(TracerTestCase):
   window.memtrace.setWindow(%d, %d);
   document.querySelector("input[data-domain=pymem_raw]").click();
 });</script></body>""" % (marks[1]["time_us"], marks[2]["time_us"])), encoding="utf-8")
-        shot = outdir / "report-window.png"
-        shot.unlink(missing_ok=True)
-        self.chromium("--screenshot=" + str(shot), "--window-size=1400,9000", "--hide-scrollbars",
-                      page=page)
-        (width, height), data = png_size(shot)
-        self.assertEqual((width, height), (1400, 9000))
-        colours = png_colours(data)
-        if colours is not None:
-            self.assertGreater(colours, 20, "the screenshot is nearly blank")
-        print("\nscreenshot: %s" % shot, file=sys.stderr)
+        self.screenshot("report-window", 9000, page)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ anywhere), well formed, made of the JSON report and the script that draws
 it: a traced Python script whose file name, arguments and marks are full
 of markup must not get any of it into the page as markup or script, and
 the page's data must be the report (`--format json --profile`) itself.
-The folded stacks must add up to the flame graph's total.  (The page's
-script is exercised in a real browser by test_chromium.)"""
+The folded stacks must add up to the flame graph's total.  `memtrace diff
+--format html` is a page of the same kind, its data the diff (`--format
+json`) itself.  (The pages' script is exercised in a real browser by
+test_chromium.)"""
 
 import html.parser
 import json
@@ -16,7 +18,7 @@ import subprocess
 import unittest
 from pathlib import Path
 
-from harness import CLI, REPO, TIMEOUT, TracerTestCase, prog
+from harness import CLI, REPO, TIMEOUT, TracerTestCase, prog, profile_cells
 
 # Void elements need no end tag; everything else must be closed in order.
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
@@ -215,6 +217,31 @@ class HtmlReport(TracerTestCase):
                                 ("live_bytes_at_exit", "live_bytes_at_exit")):
                 self.assertEqual(sum(sites[column][k] for k in members), row[key], (row, key))
 
+    def test_diff_page(self):
+        """The diff of the hostile script's run and a C program's: every
+        site differs, the script's paths among them."""
+        python_trace = self.traced_python(EVIL)
+        c_trace = self.run_traced_ok([prog("every_call")]).traces[0]
+        out = self.tmp / "diff.html"
+        argv = [str(CLI), "diff", "--fail-on", "leaked:+1G", str(python_trace), str(c_trace)]
+        proc = subprocess.run([*argv, "--format", "html", "-o", str(out)], capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        text = out.read_text(encoding="utf-8")
+        page = self.parse(text)
+        self.assert_self_contained(text, page)
+        self.assertNotIn("<img", text)
+        proc = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        diff = json.loads(proc.stdout)
+        self.assertEqual(self.page_data(page), {"diff": diff})
+        self.assertTrue(any(s["file"].endswith("lab&<i>/lab<b>.py") for s in diff["sites"]))
+        self.assertEqual([l["limit"] for l in diff["fail_on"]], ["leaked:+1G"])
+        # the same script as the report's draws it
+        report = self.parse(self.render(python_trace, "html"))
+        self.assertEqual(page.scripts[1][2], report.scripts[1][2])
+
     def test_folded_adds_up(self):
         trace = self.traced_python("x")
         folded = self.render(trace, "folded")
@@ -248,6 +275,50 @@ class HtmlReport(TracerTestCase):
         malloc = rep["domains"]["malloc"]
         self.assertEqual(sum(sites["allocs"]), malloc["allocs"] + malloc["reallocs"])
         self.assertEqual(sum(sites["live_bytes_at_exit"]), malloc["live_bytes_at_exit"])
+
+    def test_window_cells(self):
+        """--from/--to cut the profile's cells too: views.c's "peak" step
+        (peak() allocates 3 x 1,500,000 and 40,000,000 bytes and frees
+        them, the last at once: a temporary) on a grid over that step alone, without temporaries()'
+        100,000 allocations of the step before."""
+        run = self.run_traced_ok([prog("views")], env={"MEMTRACE_NATIVE": "1"})
+        trace = run.traces[0]
+        rep = self.page_data(self.parse(self.render(trace, "html", "--from", "peak", "--to",
+                                                    "small")))["report"]
+        win, grid, sites = rep["window"], rep["profile"]["grid"], rep["profile"]["sites"]
+        strings, frames = rep["profile"]["strings"], rep["profile"]["frames"]
+        self.assertEqual(grid["from_us"], win["from_us"])
+        span = win["to_us"] - win["from_us"]
+        self.assertLessEqual(grid["buckets"], 256)
+        self.assertLessEqual((grid["buckets"] - 1) * grid["bucket_us"], span)
+        self.assertLess(span, grid["buckets"] * grid["bucket_us"])
+        names = [strings[frames["function"][w]] for w in sites["where"]]
+        self.assertNotIn("temporaries", names)
+        # peak()'s two call sites
+        peak = [i for i, n in enumerate(names) if n == "peak"]
+        self.assertEqual([sum(sites[k][i] for i in peak) for k in ("allocs", "bytes", "peak_bytes")],
+                         [4, 44_500_000, 44_500_000])
+        # each site's last cell is its figures in the window; the cells
+        # are in the grid
+        cells_of = profile_cells(rep["profile"])
+        for i in range(len(names)):
+            cells = cells_of[i]
+            self.assertTrue(cells, names[i])
+            self.assertTrue(all(0 <= c[0] < grid["buckets"] for c in cells), names[i])
+            last = cells[-1]
+            self.assertEqual(last[1:3] + last[4:6],
+                             [sites["allocs"][i], sites["bytes"][i], sites["temporary_allocs"][i],
+                              sites["temporary_bytes"][i]], names[i])
+        self.assertEqual([sum(cells_of[i][-1][k] for i in peak)
+                          for k in range(1, 6)], [4, 44_500_000, 0, 1, 40_000_000])
+        # the whole trace's grid starts at 0 and has temporaries()' cells
+        rep = self.page_data(self.parse(self.render(trace, "html")))["report"]
+        grid, sites = rep["profile"]["grid"], rep["profile"]["sites"]
+        strings, frames = rep["profile"]["strings"], rep["profile"]["frames"]
+        self.assertEqual(grid["from_us"], 0)
+        names = [strings[frames["function"][w]] for w in sites["where"]]
+        self.assertEqual(profile_cells(rep["profile"])[names.index("temporaries")][-1][1:],
+                         [100_000, 100_000_000, 0, 100_000, 100_000_000])
 
     def test_stdout_and_help(self):
         run = self.run_traced_ok([prog("every_call")])

@@ -235,10 +235,10 @@ class PythonReport(TracerTestCase):
                 # holds the ints at its peak, and loses them at `del`
                 self.assertGreaterEqual(rep["summary"]["heap_peak"]["bytes"], made * block)
                 self.assertLess(drop["net_bytes"], -made * block)
-                points = rep["timeline"]["points"]
-                self.assertLessEqual(len(points), 1000)
-                self.assertEqual(max(p["heap"] for p in points),
-                                 rep["summary"]["heap_peak"]["bytes"])
+                heap = rep["timeline"]["points"]["heap"]
+                self.assertLessEqual(len(heap), 1000)
+                self.assertEqual(len(rep["timeline"]["points"]["time_us"]), len(heap))
+                self.assertEqual(max(heap), rep["summary"]["heap_peak"]["bytes"])
                 if py.free_threaded:
                     self.assertEqual(rep["arenas"]["allocated"], 0)
                     self.assertIn("free-threaded", rep["arenas"]["absent"])

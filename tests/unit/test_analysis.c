@@ -802,7 +802,7 @@ static void test_json_schema_keys(void **state)
 	json_t *root = mt_report_to_json(&rep);
 	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
 		assert_non_null(json_object_get(root, top[i]));
-	assert_int_equal(jint(root, "schema_version"), 2);
+	assert_int_equal(jint(root, "schema_version"), 3);
 	json_t *py = json_object_get(json_object_get(root, "process"), "python");
 	assert_string_equal(json_string_value(json_object_get(py, "version")), "3.11.7");
 	assert_int_equal(jint(py, "pool_size"), POOL);
@@ -824,8 +824,22 @@ static void test_json_schema_keys(void **state)
 	json_t *ls = json_array_get(json_object_get(lists, "sites"), 0);
 	assert_int_equal(jint(ls, "final_capacity"), 4);
 	assert_int_equal(json_array_size(json_object_get(ls, "chain")), 1);
-	json_t *tl = json_object_get(root, "timeline");
-	assert_true(json_is_array(json_object_get(tl, "points")));
+	/* the timeline's points as columns of one length, point i the i-th of each */
+	json_t *pts = json_object_get(json_object_get(root, "timeline"), "points");
+	static const char *const cols[] = { "time_us", "heap", "malloc", "pymem_raw",
+					    "pymem_mem", "pymem_obj", "arenas", "pools" };
+	assert_int_equal(json_object_size(pts), 8);
+	assert_true(rep.timeline.npoints > 0);
+	for (size_t i = 0; i < rep.timeline.npoints; i++) {
+		const struct mt_tpoint *p = &rep.timeline.points[i];
+		uint64_t want[] = { p->time_us, p->heap, p->dom[0], p->dom[1], p->dom[2], p->dom[3],
+				    p->arenas, p->pools };
+		for (size_t k = 0; k < 8; k++) {
+			json_t *col = json_object_get(pts, cols[k]);
+			assert_int_equal(json_array_size(col), rep.timeline.npoints);
+			assert_int_equal(json_integer_value(json_array_get(col, i)), want[k]);
+		}
+	}
 	json_t *ar = json_object_get(root, "arenas");
 	assert_int_equal(jint(ar, "live_at_exit"), 1);
 	assert_int_equal(jint(json_object_get(json_object_get(root, "summary"), "live_at_exit"),

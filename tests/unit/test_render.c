@@ -2,8 +2,8 @@
  * test_render.c - the renderings drawn from the JSON report (render.h):
  * folded stacks exactly; HTML pages of hostile, damaged and real reports,
  * whose data block holds the report intact and cannot be ended by any
- * trace string; and the profile the page draws (output.h), figure by
- * figure on a trace with known times.
+ * trace string; memtrace diff's page, of the same kind; and the profile
+ * the page draws (output.h), figure by figure on a trace with known times.
  */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -179,10 +179,10 @@ static json_t *hostile_report(void)
 		" s:{s:i}, s:{s:i, s:[{s:i, s:i, s:i, s:i, s:i, s:i}]},"
 		" s:{s:i, s:[{s:s, s:i, s:s, s:i, s:[i, i, i]}]},"
 		" s:[O], s:[O], s:[O],"
-		" s:{s:[{s:i, s:i}, {s:i, s:i}]},"
+		" s:{s:{s:[i, i], s:[i, i]}},"
 		" s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}],"
 		" s:{s:s, s:i, s:[{s:s, s:i, s:[]}]}}",
-		"format", "memtrace-report", "schema_version", 2,
+		"format", "memtrace-report", "schema_version", 3,
 		"process", "pid", 1, "exe", EVIL, "argv", EVIL, "x y", "version", EVIL, "python",
 		"version", EVIL, "pool_size", 16384, "arena_size", 1048576,
 		"trace", "complete", 0, "end_reason", EVIL, "duration_us", 1000,
@@ -197,7 +197,7 @@ static json_t *hostile_report(void)
 		"lists", "resizes", 1, "sites", "file", EVIL, "line", 2, "function", EVIL,
 		"resizes", 1, "chain", 0, 4, 8,
 		"sites", site, "leaks", site, "temporary_sites", site,
-		"timeline", "points", "time_us", 0, "heap", 0, "time_us", 1000, "heap", 400,
+		"timeline", "points", "time_us", 0, 1000, "heap", 0, 400,
 		"marks", "label", "(before first mark)", "time_us", 0, "allocs", 1, "label", EVIL,
 		"time_us", 500, "allocs", 3,
 		"flame", "name", "all", "value", 400, "children", "name", EVIL, "value", 400,
@@ -224,18 +224,23 @@ static json_t *page_data(const char *page)
 	return data;
 }
 
-static void test_html_escapes_trace_strings(void **state)
+/* A whole page: its own two scripts, and nothing a trace brought. */
+static void assert_page(const char *out)
 {
-	(void)state;
-	json_t *r = hostile_report();
-	char *out = html(r);
-	/* the page's own two scripts, and nothing the trace brought */
 	assert_int_equal(count(out, "<script"), 2);
 	assert_int_equal(count(out, "</script>"), 2);
 	assert_int_equal(count(out, "<img"), 0);
 	assert_null(strstr(out, "alert(1)</"));
 	assert_true(strncmp(out, "<!DOCTYPE html>", 15) == 0);
 	assert_non_null(strstr(out, "</body></html>\n"));
+}
+
+static void test_html_escapes_trace_strings(void **state)
+{
+	(void)state;
+	json_t *r = hostile_report();
+	char *out = html(r);
+	assert_page(out);
 	/* the data block holds the report intact, the strings included */
 	json_t *data = page_data(out);
 	assert_true(json_equal(json_object_get(data, "report"), r));
@@ -256,7 +261,8 @@ static void test_html_damaged(void **state)
 		"null",
 		"{\"process\": [], \"trace\": 1, \"events\": \"x\", \"domains\": [],"
 		" \"summary\": {\"heap_peak\": [], \"size_histogram\": {}}, \"sites\": {},"
-		" \"timeline\": {\"points\": [1, \"a\", null, []]}, \"marks\": [1, [], {}],"
+		" \"timeline\": {\"points\": {\"time_us\": [1, \"a\", null, []], \"heap\": 5}},"
+		" \"marks\": [1, [], {}],"
 		" \"flame\": {\"value\": 5, \"children\": [{}, 1]}, \"profile\": 3}",
 	};
 	for (size_t i = 0; i < sizeof reports / sizeof *reports; i++) {
@@ -269,6 +275,43 @@ static void test_html_damaged(void **state)
 		free(out);
 		json_decref(r);
 	}
+}
+
+/* memtrace diff's page: the diff object, trace strings and all, in the
+ * same kind of data block, drawn by the same script. */
+static void test_diff_page(void **state)
+{
+	(void)state;
+	json_t *d = json_pack("{s:s, s:i, s:{s:s}, s:{s:s}, s:s, s:b,"
+			      " s:[{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i}}],"
+			      " s:[{s:s, s:s, s:i, s:i, s:i, s:n, s:b}]}",
+			      "format", "memtrace-diff", "schema_version", 1, "base", "trace", EVIL,
+			      "new", "trace", "new.trace", "by", "line", "identical", 0, "sites", "file",
+			      EVIL, "line", 7, "function", EVIL, "domain", "malloc", "bytes", "base", 0,
+			      "new", 777, "delta", 777, "fail_on", "limit", EVIL, "metric", "leaked",
+			      "base", 0, "new", 777, "delta", 777, "percent", "exceeded", 1);
+	assert_non_null(d);
+	struct capture c;
+	assert_int_equal(mt_render_diff_html(d, capture_start(&c)), 0);
+	char *out = capture_end(&c);
+	assert_page(out);
+	assert_non_null(strstr(out, "<title>memtrace diff</title>"));
+	assert_non_null(strstr(out, "<code>memtrace diff --format text</code>"));
+	json_t *data = page_data(out);
+	assert_true(json_equal(json_object_get(data, "diff"), d));
+	assert_int_equal(json_object_size(data), 1);
+	json_decref(data);
+	free(out);
+	/* any JSON at all is embedded as it is */
+	json_t *odd = json_pack("[i, s]", 1, EVIL);
+	assert_int_equal(mt_render_diff_html(odd, capture_start(&c)), 0);
+	out = capture_end(&c);
+	data = page_data(out);
+	assert_true(json_equal(json_object_get(data, "diff"), odd));
+	json_decref(data);
+	json_decref(odd);
+	free(out);
+	json_decref(d);
 }
 
 /* One thread: 100 bytes at 0 us, 50 at 10 us, the first freed at 300 us:
@@ -335,12 +378,18 @@ static void test_profile_figures(void **state)
 	assert_string_equal(json_string_value(json_array_get(strings, file)), "<native>");
 	/* the cells, each the difference from the one before: at the end of
 	 * bucket 0 (0 us), 5 (10 us) and 150 (300 us) */
-	static const json_int_t want[] = { 0, 1, 100, 100, 0, 0, 5, 1, 50, 50, 0, 0,
-					   145, 0, 0, -100, 0, 0 };
-	json_t *cells = json_array_get(json_object_get(sites, "times"), 0);
-	assert_int_equal(json_array_size(cells), sizeof want / sizeof *want);
-	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-		assert_int_equal(json_integer_value(json_array_get(cells, i)), want[i]);
+	static const char *const cell_keys[] = { "bucket", "allocs", "bytes", "live_bytes",
+						 "temporary_allocs", "temporary_bytes" };
+	static const json_int_t want[][3] = { { 0, 5, 145 }, { 1, 1, 0 }, { 100, 50, 0 },
+					      { 100, 50, -100 }, { 0, 0, 0 }, { 0, 0, 0 } };
+	assert_int_equal(json_integer_value(json_array_get(column(sites, "cells"), 0)), 3);
+	json_t *cells = json_object_get(p, "cells");
+	for (size_t k = 0; k < 6; k++) {
+		json_t *col = json_object_get(cells, cell_keys[k]);
+		assert_int_equal(json_array_size(col), 3);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(json_integer_value(json_array_get(col, i)), want[k][i]);
+	}
 	/* the lists of sites name the thread */
 	json_t *s0 = json_array_get(json_object_get(j, "sites"), 0);
 	assert_int_equal(json_integer_value(json_object_get(s0, "thread")), 1);
@@ -387,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_folded_damaged),
 		cmocka_unit_test(test_html_escapes_trace_strings),
 		cmocka_unit_test(test_html_damaged),
+		cmocka_unit_test(test_diff_page),
 		cmocka_unit_test(test_profile_figures),
 		cmocka_unit_test(test_html_of_built_report),
 	};

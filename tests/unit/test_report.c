@@ -488,7 +488,7 @@ static void test_json_output(void **state)
 	assert_int_equal(build(&t, &rep), MT_REPORT_OK);
 	json_t *root = render_json(&rep);
 	assert_string_equal(json_string_value(json_object_get(root, "format")), "memtrace-report");
-	assert_int_equal(jint(root, "schema_version"), 2);
+	assert_int_equal(jint(root, "schema_version"), 3);
 
 	json_t *proc = json_object_get(root, "process");
 	assert_int_equal(jint(proc, "pid"), 42);

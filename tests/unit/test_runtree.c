@@ -1,5 +1,5 @@
 /*
- * test_runtree.c - a run's traces as a tree (tools/runtree.c) on traces
+ * test_runtree.c - a run's traces as a tree (tools/analysis/runtree.c) on traces
  * synthesised into a directory: membership by the run id in the headers,
  * not by file name alone; parent and exec links by trace id, whatever the
  * pids (they wrap); and the lead: the top process's last program, unless

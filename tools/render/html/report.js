@@ -1,9 +1,10 @@
 /* memtrace HTML report: the page's only script, embedded into the page by
- * tools/html/embed.cmake.  It draws everything from the JSON report object
+ * tools/render/html/embed.cmake.  It draws everything from the JSON report object
  * in the block #mt-data (docs/report-schema.md): header, summary, charts,
  * pools, sizes, lists, the sites, steps and the flame graph.  No network,
  * no other file.  Strings from the trace reach the page through
- * textContent only.
+ * textContent only.  memtrace diff's page holds the diff object instead
+ * ({"diff": ...}), drawn by diffPage() with the same pieces.
  *
  * The sites come from the report's "profile": every site per thread with
  * its figures over time on a coarse grid.  The tables and the flame graph
@@ -122,6 +123,27 @@
     var d = add(parent, el("div", "stat"));
     add(d, el("span", null, name));
     add(d, el("b", null, value));
+  }
+  /* A header's list of facts: returns meta(name, value), which adds one. */
+  function metaList(parent) {
+    var dl = add(parent, el("dl", "meta"));
+    return function (name, value) {
+      var d = add(dl, el("div"));
+      add(d, el("dt", null, name));
+      add(d, el("dd", null, value));
+    };
+  }
+  /* A row of summary cards: returns card(cls, title, value, sub), which
+   * adds one and returns it. */
+  function cardList(parent, cls) {
+    var cards = add(parent, el("div", "cards " + cls));
+    return function (cardCls, title, value, sub) {
+      var c = add(cards, el("div", "card" + (cardCls ? " " + cardCls : "")));
+      add(c, el("h3", null, title));
+      add(c, el("div", "big", value));
+      add(c, el("div", "sub", sub));
+      return c;
+    };
   }
   function location(f) {
     var span = el("span", "loc"), file = f.file || "?", slash = file.lastIndexOf("/", file.length - 2);
@@ -446,16 +468,20 @@
     PY = !!obj(obj(REP, "process"), "python");
   }
 
-  /* The timeline as columns; time never runs backwards on the charts. */
-  function timeline() {
-    var pts = arr(obj(REP, "timeline"), "points"), n = pts.length, tl = { t: new Float64Array(n) };
-    var keys = ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"], last = 0;
-    keys.forEach(function (k) { tl[k] = new Float64Array(n); });
-    for (var i = 0; i < n; i++) {
-      last = tl.t[i] = Math.max(last, num(pts[i], "time_us"));
-      for (var k = 0; k < keys.length; k++) tl[keys[k]][i] = num(pts[i], keys[k]);
-    }
-    return tl;
+  /* The timeline's columns as typed arrays in TL (a figure missing or not
+   * a number is 0), a task each: at 10^6 points, each is a pass over a
+   * million numbers.  Time never runs backwards on the charts. */
+  function timelineTasks() {
+    function points() { return obj(obj(REP, "timeline"), "points"); }
+    var tasks = [function () {
+      var t = arr(points(), "time_us"), n = t.length;
+      TL = { t: typed(Float64Array, t, n) };
+      for (var i = 1; i < n; i++) if (!(TL.t[i] >= TL.t[i - 1])) TL.t[i] = TL.t[i - 1];
+    }];
+    ["heap", "malloc", "pymem_raw", "pymem_mem", "pymem_obj", "arenas", "pools"].forEach(function (k) {
+      tasks.push(function () { TL[k] = typed(Float64Array, arr(points(), k), TL.t.length); });
+    });
+    return tasks;
   }
   /* The steps between marks, numbered as the charts show them. */
   function steps() {
@@ -469,36 +495,65 @@
     return out;
   }
 
-  var CELL = 6; /* a cell: bucket, allocs, bytes, live bytes, temporaries, their bytes */
-  /* The profile's sites as typed columns, and their stacks. */
+  var CELL_KEYS = ["bucket", "allocs", "bytes", "live_bytes", "temporary_allocs", "temporary_bytes"];
+  var CELL = CELL_KEYS.length; /* a cell: bucket, allocs, bytes, live bytes, temporaries, their bytes */
+  /* The first n entries of array a as a typed array of type T (what is
+   * not a finite number: 0). */
+  function typed(T, a, n) {
+    var v = new T(n);
+    for (var i = 0, m = Math.min(n, a.length); i < m; i++) {
+      var x = +a[i];
+      v[i] = x - x === 0 ? x : 0;
+    }
+    return v;
+  }
+  /* The profile's sites as typed columns; their stacks and cells are
+   * made by profileStacks and profileCells, each in a task of its own. */
   function profile() {
     var p = obj(REP, "profile");
     if (!p) return null;
     var s = obj(p, "sites") || {}, n = arr(s, "where").length, P = { n: n };
-    ["where", "node", "domain", "thread"].forEach(function (k) {
-      P[k] = Int32Array.from(arr(s, k).slice(0, n));
-    });
+    ["where", "node", "domain", "thread"].forEach(function (k) { P[k] = typed(Int32Array, arr(s, k), n); });
     ["allocs", "bytes", "peak_bytes", "peak_blocks", "live_bytes_at_exit", "live_blocks_at_exit",
       "temporary_allocs", "temporary_bytes"].forEach(function (k) {
-      P[k] = Float64Array.from(arr(s, k).slice(0, n));
+      P[k] = typed(Float64Array, arr(s, k), n);
     });
-    /* cells come as differences from the cell before: made running again */
-    P.times = arr(s, "times").slice(0, n).map(function (d) {
-      var c = new Float64Array(Array.isArray(d) ? d.length - d.length % CELL : 0);
-      for (var k = 0; k < c.length; k++) c[k] = (k >= CELL ? c[k - CELL] : 0) + (+d[k] || 0);
-      return c;
-    });
+    P.ncells = typed(Int32Array, arr(s, "cells"), n);
     P.strings = arr(p, "strings");
     var f = obj(p, "frames") || {};
     P.frames = { fn: arr(f, "function"), file: arr(f, "file"), line: arr(f, "line"), module: arr(f, "module") };
-    var nd = obj(p, "nodes") || {};
-    P.nodeFrame = Int32Array.from(arr(nd, "frame"));
-    P.nodeParent = Int32Array.from(arr(nd, "parent"));
     P.threads = arr(p, "threads");
     var g = obj(p, "grid") || {};
+    P.fromUs = num(g, "from_us");
     P.bucketUs = Math.max(1, num(g, "bucket_us"));
     P.buckets = Math.max(1, num(g, "buckets"));
     return P;
+  }
+  /* The stacks' tree as typed columns. */
+  function profileStacks(P) {
+    var nd = obj(obj(REP, "profile"), "nodes") || {}, nn = arr(nd, "frame").length;
+    P.nodeFrame = typed(Int32Array, arr(nd, "frame"), nn);
+    P.nodeParent = typed(Int32Array, arr(nd, "parent"), nn);
+  }
+  /* Every site's cells in one array, site i's from cell cellStart[i] to
+   * cellStart[i + 1], CELL numbers each.  They come as columns of
+   * differences from the site's cell before: made running again. */
+  function profileCells(P) {
+    var n = P.n, start = new Int32Array(n + 1), i, k, c;
+    var cc = obj(obj(REP, "profile"), "cells") || {}, cols = CELL_KEYS.map(function (key) { return arr(cc, key); });
+    var have = Math.min.apply(null, cols.map(function (col) { return col.length; }));
+    for (i = 0; i < n; i++) start[i + 1] = Math.min(have, start[i] + Math.max(0, P.ncells[i]));
+    var cells = new Float64Array(start[n] * CELL);
+    for (k = 0; k < CELL; k++) {
+      var col = cols[k];
+      for (i = 0; i < n; i++)
+        for (c = start[i]; c < start[i + 1]; c++) {
+          var x = +col[c];
+          cells[c * CELL + k] = (c > start[i] ? cells[(c - 1) * CELL + k] : 0) + (x - x === 0 ? x : 0);
+        }
+    }
+    P.cells = cells;
+    P.cellStart = start;
   }
   function sget(i) { return PROF.strings[i] === undefined ? "?" : String(PROF.strings[i]); }
   function frameOf(id) {
@@ -533,22 +588,24 @@
     })();
   }
 
-  /* A site's running figures at the end of bucket b (-1: before the start):
-   * its last cell at or before b. */
-  function cellAt(cells, b) {
-    var lo = 0, hi = cells.length / CELL;
+  /* Site i's running figures at the end of bucket b: its last cell at or
+   * before b (-1: none, its figures are zeros). */
+  function cellAt(i, b) {
+    var c = PROF.cells, first = PROF.cellStart[i], lo = first, hi = PROF.cellStart[i + 1];
     while (lo < hi) {
       var mid = (lo + hi) >> 1;
-      if (cells[mid * CELL] <= b) lo = mid + 1; else hi = mid;
+      if (c[mid * CELL] <= b) lo = mid + 1; else hi = mid;
     }
-    return lo - 1;
+    return lo > first ? lo - 1 : -1;
   }
-  function at(cells, k, f) { return k < 0 ? 0 : cells[k * CELL + f]; }
+  function at(k, f) { return k < 0 ? 0 : PROF.cells[k * CELL + f]; }
+  /* The grid's bucket of time t (-1: before the grid, which starts at
+   * the report's window). */
+  function bucketOf(t) { return Math.max(-1, Math.floor((t - PROF.fromUs) / PROF.bucketUs)); }
   /* The window: buckets b0..b1 of the grid and its own peak, the highest
    * heap of the timeline inside it. */
   function makeWindow(t0, t1) {
-    var w = { t0: t0, t1: t1, b0: Math.floor(t0 / PROF.bucketUs), b1: Math.floor(t1 / PROF.bucketUs),
-      peak: 0, peakT: t0 };
+    var w = { t0: t0, t1: t1, b0: bucketOf(t0), b1: bucketOf(t1), peak: 0, peakT: t0 };
     var found = false;
     for (var i = 0; i < TL.t.length; i++)
       if (TL.t[i] >= t0 && TL.t[i] <= t1 && (!found || TL.heap[i] > w.peak)) {
@@ -559,7 +616,7 @@
       while (k + 1 < TL.t.length && TL.t[k + 1] <= t0) k++;
       w.peak = TL.heap[k]; w.peakT = t0;
     }
-    w.bp = Math.floor(w.peakT / PROF.bucketUs);
+    w.bp = bucketOf(w.peakT);
     return w;
   }
   /* Each site's figures in the view: the whole trace's, or the window's
@@ -580,14 +637,13 @@
         out[o + F_TEMPB] = PROF.temporary_bytes[i];
         continue;
       }
-      var cells = PROF.times[i] || [], a = cellAt(cells, w.b0 - 1), b = cellAt(cells, w.b1),
-        p = cellAt(cells, w.bp);
-      out[o + F_ALLOCS] = at(cells, b, 1) - at(cells, a, 1);
-      out[o + F_BYTES] = at(cells, b, 2) - at(cells, a, 2);
-      out[o + F_PEAK] = at(cells, p, 3);
-      out[o + F_LEAK] = at(cells, b, 3);
-      out[o + F_TEMP] = at(cells, b, 4) - at(cells, a, 4);
-      out[o + F_TEMPB] = at(cells, b, 5) - at(cells, a, 5);
+      var a = cellAt(i, w.b0 - 1), b = cellAt(i, w.b1), p = cellAt(i, w.bp);
+      out[o + F_ALLOCS] = at(b, 1) - at(a, 1);
+      out[o + F_BYTES] = at(b, 2) - at(a, 2);
+      out[o + F_PEAK] = at(p, 3);
+      out[o + F_LEAK] = at(b, 3);
+      out[o + F_TEMP] = at(b, 4) - at(a, 4);
+      out[o + F_TEMPB] = at(b, 5) - at(a, 5);
     }
     return out;
   }
@@ -597,18 +653,22 @@
   /* The rows of the tables: the visible sites grouped by line (function,
    * file and line), function (and file) or file. */
   function groupRows(fig) {
-    var groups = new Map(), rows = [];
+    var F = PROF.frames, byLine = VIEW.group === "line", groups = new Map(), rows = [];
+    var rowOf = byLine ? new Int32Array(F.fn.length).fill(-1) : null; /* by line: a frame's row */
     for (var i = 0; i < PROF.n; i++) {
       if (!visible(i)) continue;
-      var w = PROF.where[i], F = PROF.frames, key;
-      if (VIEW.group === "file") key = F.file[w];
-      else if (VIEW.group === "function") key = F.fn[w] + "\u0000" + F.file[w];
-      else key = w;
-      var r = groups.get(key);
+      var w = PROF.where[i], key, r;
+      if (byLine) {
+        r = rowOf[w] >= 0 ? rows[rowOf[w]] : null;
+      } else {
+        key = VIEW.group === "file" ? F.file[w] : F.fn[w] + "\u0000" + F.file[w];
+        r = groups.get(key);
+      }
       if (!r) {
         r = { where: w, best: i, bestBytes: -1, domains: 0, sites: 0,
           allocs: 0, bytes: 0, peak: 0, leak: 0, leakBlocks: 0, temp: 0, tempBytes: 0 };
-        groups.set(key, r);
+        if (byLine && w >= 0 && w < rowOf.length) rowOf[w] = rows.length;
+        else if (!byLine) groups.set(key, r);
         rows.push(r);
       }
       var o = i * NF;
@@ -671,12 +731,7 @@
     add(h, el("div", "brand", "memtrace report"));
     add(h, el("h1", "cmd", commandLine()));
     document.title = "memtrace: " + commandLine();
-    var dl = add(h, el("dl", "meta"));
-    function meta(name, value) {
-      var d = add(dl, el("div"));
-      add(d, el("dt", null, name));
-      add(d, el("dd", null, value));
-    }
+    var meta = metaList(h);
     meta("program", str(proc, "exe", "unknown"));
     meta("process", (typeof proc.pid === "number" ? "pid " + proc.pid : "") +
       (typeof proc.ppid === "number" ? ", parent " + proc.ppid : ""));
@@ -729,13 +784,7 @@
     var temp = obj(sum, "temporary") || {}, ev = obj(REP, "events") || {}, arenas = obj(REP, "arenas") || {};
     var lists = obj(REP, "lists") || {}, doms = obj(REP, "domains") || {}, pools = obj(REP, "pools") || {};
     var s = section(main, "summary", "Summary");
-    var cards = add(s, el("div", "cards " + (PY ? "c4" : "c5")));
-    function card(cls, title, value, sub) {
-      var c = add(cards, el("div", "card" + (cls ? " " + cls : "")));
-      add(c, el("h3", null, title));
-      add(c, el("div", "big", value));
-      add(c, el("div", "sub", sub));
-    }
+    var card = cardList(s, PY ? "c4" : "c5");
     card("accent", "Heap peak", bytes(num(peak, "bytes")), "at " + time(num(peak, "time_us")) +
       (PY ? " · malloc + pymalloc arenas" : " · malloc heap"));
     card(num(live, "bytes") > 0 ? "warm" : null, "Live at exit", bytes(num(live, "bytes")),
@@ -1227,11 +1276,14 @@
     TABLES[id] = { sort: function (k) { sortBy = k; draw(); } };
   }
   /* The sites' figures and rows in the view, made again when it changes
-   * (this listener comes first), the rows once for the three tables. */
+   * (these listeners come first, each a task of its own while the page
+   * opens), the rows once for the three tables. */
   var FIG = null, GROUPS = null, TABLES = {};
   listeners.push(function () {
     if (PROF) FIG = siteFigures();
     GROUPS = null;
+  }, function () {
+    if (PROF) viewRows();
   });
   function viewRows() {
     if (!GROUPS) GROUPS = groupRows(FIG);
@@ -1450,6 +1502,8 @@
     function rebuild() {
       top = PROF ? flameTree() : jsonTree();
       focus = top;
+    }
+    function redraw() {
       info.textContent = "Bytes allocated by stack (" + bytes(top.value) + " in all" +
         (VIEW.win ? ", in the time window" : "") + "), callers above their callees. Click a frame to zoom in, hover for its figures.";
       draw();
@@ -1476,7 +1530,8 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(draw, 100);
     });
-    if (PROF) listeners.push(rebuild); else rebuild();
+    if (PROF) listeners.push(rebuild, redraw); /* the tree and its drawing, a task each */
+    else { rebuild(); redraw(); }
     FLAME.total = function () { return top.value; };
   }
   var FLAME = {};
@@ -1489,14 +1544,14 @@
 
   function init() {
     var body = document.body, main;
-    inTurn([
-      load,
+    inTurn([load].concat(timelineTasks(), [
       function () {
-        TL = timeline();
         MARKS = steps();
         CHART_MARKS = MARKS.filter(function (m) { return !m.first; });
       },
       function () { PROF = profile(); },
+      function () { if (PROF) profileStacks(PROF); },
+      function () { if (PROF) profileCells(PROF); },
       function () {
         header(body);
         intro(body);
@@ -1522,7 +1577,7 @@
         footer(body);
         body.appendChild(tip);
       },
-    ], function () {
+    ]), function () {
       /* what a user can do, for scripts and tests */
       window.memtrace = {
         setWindow: setWindow,
@@ -1556,14 +1611,143 @@
         "same thread before it allocated anything else (heaptrack's definition).");
     }
   }
-  /* a page that is not a report's (memtrace diff's) is drawn already */
-  var probe = document.getElementById("mt-data");
-  if (!probe || probe.textContent.indexOf('{"report":') !== 0) {
-    root.setAttribute("data-memtrace", "ok");
-    return;
+  /* ---- memtrace diff's page: the diff object (docs/report-schema.md) ---- */
+  var TOTALS = [["heap_peak", "Heap peak", bytes], ["live_at_exit", "Live at exit", bytes],
+    ["allocs", "Allocations", count], ["bytes", "Bytes allocated", bytes],
+    ["leaked", "Leaked", bytes], ["temporary_allocs", "Temporary allocations", count]];
+  /* a site's figures: key, column, format, what its change is */
+  var SITE_CHANGES = [["bytes", "Bytes", bytes, "change of the bytes allocated"],
+    ["peak_bytes", "At peak", bytes, "change of the bytes live at the heap peak"],
+    ["leaked_bytes", "Leaked", bytes, "change of the bytes live at exit"],
+    ["allocs", "Allocations", count, "change of the allocations"],
+    ["temporary_allocs", "Temporary", count, "change of the temporary allocations"]];
+  function signed(fmt) { return fmt === bytes ? sbytes : scount; }
+  /* "+12.50%" of a change {base, new, delta}; "new" when there was none */
+  function changePct(c) {
+    if (!(num(c, "base") > 0)) return num(c, "new") > 0 ? "new" : "";
+    return (num(c, "delta") > 0 ? "+" : num(c, "delta") < 0 ? "-" : "") + pct(Math.abs(num(c, "delta")), num(c, "base"));
   }
+  /* A column of the changes changeOf(row), in the format fmtOf(row):
+   * sorted by their delta, each cell titled base -> new. */
+  function changeCol(head, tipText, fmtOf, changeOf) {
+    return { head: head, num: true, tip: tipText, key: function (r) { return num(changeOf(r), "delta"); },
+      fmt: function (v, r, td) {
+        var c = changeOf(r), d = num(c, "delta"), fmt = fmtOf(r);
+        td.title = fmt(num(c, "base")) + " → " + fmt(num(c, "new"));
+        if (d) td.classList.add(d > 0 ? "up" : "down");
+        return signed(fmt)(d);
+      } };
+  }
+
+  function diffHeader(body, D) {
+    var base = obj(D, "base") || {}, now = obj(D, "new") || {};
+    var h = add(body, el("header"));
+    add(h, el("div", "brand", "memtrace diff"));
+    var title = str(base, "trace", "?") + " → " + str(now, "trace", "?");
+    add(h, el("h1", "cmd", title));
+    document.title = "memtrace diff: " + title;
+    var meta = metaList(h);
+    [["base", base], ["new", now]].forEach(function (x) {
+      var run = x[1];
+      meta(x[0], str(run, "exe", "?") + (typeof run.pid === "number" ? " (pid " + run.pid + ")" : "") + ": " +
+        count(num(run, "events")) + " events in " + time(num(run, "duration_us")));
+    });
+    meta("sites matched by", str(D, "by", "?"));
+    verdict(h, D);
+  }
+  /* The --fail-on limits: whether the new run passed, then each limit. */
+  function verdict(h, D) {
+    var limits = arr(D, "fail_on");
+    if (!limits.length) return;
+    var over = limits.filter(function (l) { return l && l.exceeded === true; }).length;
+    var v = add(h, el("div", "verdict " + (over ? "fail" : "pass")));
+    v.id = "verdict";
+    add(v, el("b", null, over ? "Failed: " + over + " of " + limits.length + " limits (--fail-on) exceeded"
+      : "Passed: within every limit (--fail-on)"));
+    var ul = add(v, el("ul"));
+    limits.forEach(function (l) {
+      var fmt = str(l, "metric", "") === "allocs" ? count : bytes, exceeded = !!l && l.exceeded === true;
+      var li = add(ul, el("li", exceeded ? "over" : null));
+      li.setAttribute("data-exceeded", exceeded);
+      add(li, el("code", null, str(l, "limit", "?")));
+      li.appendChild(document.createTextNode(" " + fmt(num(l, "base")) + " → " + fmt(num(l, "new")) + " (" +
+        (typeof (l && l.percent) === "number" ? changePct(l) : "no base figure") + "): " +
+        (exceeded ? "exceeded" : "within the limit")));
+    });
+  }
+  function diffSummary(main, D) {
+    var s = section(main, "summary", "Totals"), totals = obj(D, "totals");
+    if (D.identical === true) note(s, "No differences: the two runs have the same figures.");
+    var card = cardList(s, "c3");
+    TOTALS.forEach(function (t) {
+      var c = obj(totals, t[0]), d = num(c, "delta");
+      var e = card(d > 0 ? "warm" : d < 0 ? "good" : null, t[1], signed(t[2])(d),
+        t[2](num(c, "base")) + " → " + t[2](num(c, "new")) + (changePct(c) ? " · " + changePct(c) : ""));
+      e.setAttribute("data-total", t[0]);
+      e.setAttribute("data-v", d);
+    });
+  }
+  function diffSites(main, D) {
+    var sites = arr(D, "sites"), by = str(D, "by", "line");
+    var s = section(main, "sites", "Sites that changed");
+    note(s, "Sites of the two runs match by " + (by === "line" ? "file, function and line" : by) +
+      " and domain (native frames by their function's name). Largest change first; a click on a column " +
+      "sorts by its change, growth first, then drops first.");
+    if (!sites.length) { add(s, el("p", "empty", "None.")); return; }
+    var cols = [
+      { head: "Site", key: function (r) { return str(r, "file", "") + ":" + num(r, "line") + " " + str(r, "function", ""); },
+        fmt: function (v, r, td) {
+          whereCell(td, { function: by === "file" ? "" : str(r, "function", ""), file: str(r, "file", "?"),
+            line: by === "line" ? num(r, "line") : 0 });
+        } },
+      { head: "Domain", cls: "dom", key: function (r) { return str(r, "domain", "?"); },
+        fmt: function (v, r) { return str(r, "domain", "?"); } },
+    ];
+    SITE_CHANGES.forEach(function (c) {
+      cols.push(changeCol(c[1], c[3], function () { return c[2]; }, function (r) { return obj(r, c[0]); }));
+    });
+    table(s, cols, sites).classList.add("diff-sites");
+  }
+  /* Every changed figure of the domains, the size classes and the arenas. */
+  function diffRest(main, D) {
+    var rows = [];
+    function changes(what, o) {
+      Object.keys(o || {}).forEach(function (k) {
+        if (obj(o, k) && !Array.isArray(o[k]) && num(o[k], "delta") !== 0) rows.push({ what: what, figure: k, c: o[k] });
+      });
+    }
+    var doms = obj(D, "domains") || {};
+    Object.keys(doms).forEach(function (d) { changes("domain " + d, obj(doms, d)); });
+    arr(D, "size_classes").forEach(function (c) { changes("size class " + count(num(c, "size")), c); });
+    changes("arenas and pools", obj(D, "arenas"));
+    if (!rows.length) return;
+    var s = section(main, "more", "Domains, size classes, arenas");
+    function fmtOf(r) { return /bytes/.test(r.figure) ? bytes : count; }
+    function side(head, k) {
+      return { head: head, num: true, key: function (r) { return num(r.c, k); },
+        fmt: function (v, r) { return fmtOf(r)(num(r.c, k)); } };
+    }
+    table(s, [{ head: "What", field: "what" }, { head: "Figure", field: "figure" }, side("Base", "base"),
+      side("New", "new"), changeCol("Change", "new - base", fmtOf, function (r) { return r.c; })], rows);
+  }
+  function diffPage() {
+    load();
+    var D = obj(DATA, "diff") || {}, body = document.body;
+    diffHeader(body, D);
+    var main = add(body, el("main"));
+    diffSummary(main, D);
+    diffSites(main, D);
+    diffRest(main, D);
+    add(body, el("footer", null, "Generated by memtrace from a diff of schema version " + num(D, "schema_version") +
+      ". Sizes in KiB, MiB, GiB (powers of 1024)."));
+    root.setAttribute("data-memtrace", "ok");
+  }
+
+  /* memtrace diff's page holds {"diff": ...}, a report's {"report": ...} */
+  var probe = document.getElementById("mt-data");
   try {
-    init();
+    if (probe && probe.textContent.indexOf('{"diff":') === 0) diffPage();
+    else init();
   } catch (e) {
     failed(e && e.message ? e.message : String(e));
     throw e;

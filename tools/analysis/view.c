@@ -18,6 +18,9 @@
  * bytes of the blocks the thread made.  The domains' own figures, pools
  * and arenas stay the whole process's.
  */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analysis.h"
@@ -122,6 +125,8 @@ static void open_window(struct ctx *c, bool at_mark)
 	c->in_plateau = true;
 	c->snapped = false;
 	timeline_reset(c);
+	if (c->grid)
+		grid_open(c);
 	marks_window(c, at_mark);
 }
 
@@ -222,6 +227,31 @@ int mt_sort_parse(const char *name)
 int mt_group_parse(const char *name)
 {
 	return find(group_names, 3, name);
+}
+
+bool mt_bytes_parse(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	double v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return false;
+	static const char units[] = "KMGT";
+	const char *u = *end ? strchr(units, *end == 'k' ? 'K' : *end) : NULL;
+	if (u && *u) {
+		v *= pow(1024, (double)(u - units + 1));
+		end++;
+		if (!strcmp(end, "iB") || !strcmp(end, "B"))
+			end += strlen(end);
+	} else if (!strcmp(end, "B")) {
+		end++;
+	}
+	if (*end || v >= 0x1p64 || v != floor(v))
+		return false;
+	*out = (uint64_t)v;
+	return true;
 }
 
 void mt_view_default(struct mt_view *v)

@@ -1,15 +1,13 @@
 /*
- * output_diff.c - `memtrace diff` for people: text and one HTML page,
- * drawn from the diff object (diff.h) and nothing else.
+ * output_diff.c - `memtrace diff` for people, as text: drawn from the diff
+ * object (diff.h) and nothing else.  Its page is output_html.c's.
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "diff.h"
-#include "html_page.h"
 #include "json_get.h"
+#include "render.h"
 #include "text_table.h"
 
 /* A change's figures, clamped to what a report can hold. */
@@ -153,7 +151,7 @@ static void text_classes(const json_t *d, FILE *out)
 static void text_limits(const json_t *d, FILE *out)
 {
 	const json_t *a = jg_arr(d, "fail_on");
-	char x[32], y[32];
+	char x[32], y[32], p[32];
 	if (!jg_len(a))
 		return;
 	fputs("\nlimits (--fail-on)\n", out);
@@ -162,11 +160,11 @@ static void text_limits(const json_t *d, FILE *out)
 		fprintf(out, "  %-20s %s: %s -> %s (%s)\n", jg_str(l, "limit") ? jg_str(l, "limit") : "?",
 			json_is_true(jg(l, "exceeded")) ? "EXCEEDED" : "ok",
 			grouped(side(l, "base"), x), grouped(side(l, "new"), y),
-			json_is_number(jg(l, "percent")) ? "" : "no base figure");
+			json_is_number(jg(l, "percent")) ? percent(l, p) : "no base figure");
 	}
 }
 
-int mt_diff_text(const json_t *d, size_t top, FILE *out)
+int mt_render_diff_text(const json_t *d, size_t top, FILE *out)
 {
 	const json_t *b = jg_obj(d, "base"), *n = jg_obj(d, "new");
 	fprintf(out, "memtrace diff\n  base  %s\n  new   %s\n  sites matched by %s\n\n",
@@ -191,155 +189,4 @@ int mt_diff_text(const json_t *d, size_t top, FILE *out)
 	}
 	text_limits(d, out);
 	return ferror(out) ? -1 : 0;
-}
-
-/* ---- HTML ------------------------------------------------------------------------- */
-
-static void td_change(struct page *p, const json_t *c, bool bytes)
-{
-	double v = jg_num(c, "delta");
-	hp_td_num(p, v, bytes ? hf_sbytes(v).s : hf_scount(v).s);
-}
-
-static void html_totals(struct page *p, const json_t *d)
-{
-	static const struct hp_col cols[] = {
-		{ .head = "Figure" },     { .head = "Base", .num = true },
-		{ .head = "New", .num = true }, { .head = "Change", .num = true },
-		{ .head = "%", .num = true },
-	};
-	const json_t *tot = jg_obj(d, "totals");
-	char buf[32];
-	hp_table_open(p, "", cols, 5);
-	for (size_t i = 0; i < sizeof total_names / sizeof *total_names; i++) {
-		const json_t *c = jg_obj(tot, total_names[i][0]);
-		bool bytes = strstr(total_names[i][1], "bytes") != NULL;
-		he_raw(&p->e, "<tr><td>");
-		he_textz(&p->e, total_names[i][1]);
-		he_raw(&p->e, "</td>");
-		hp_td_num(p, jg_num(c, "base"), bytes ? hf_bytes(jg_num(c, "base")).s
-						       : hf_count(jg_num(c, "base")).s);
-		hp_td_num(p, jg_num(c, "new"), bytes ? hf_bytes(jg_num(c, "new")).s
-						     : hf_count(jg_num(c, "new")).s);
-		td_change(p, c, bytes);
-		hp_td_num(p, jg_num(c, "delta"), percent(c, buf));
-		he_raw(&p->e, "</tr>");
-	}
-	hp_table_close(p, 0, 0);
-}
-
-static void html_sites(struct page *p, const json_t *d)
-{
-	static const struct hp_col cols[] = {
-		{ .head = "Site" },
-		{ .head = "Domain" },
-		{ .head = "Bytes", .num = true, .tip = "change of the bytes allocated" },
-		{ .head = "At peak", .num = true, .tip = "change of the bytes live at the heap peak" },
-		{ .head = "Leaked", .num = true, .tip = "change of the bytes live at exit" },
-		{ .head = "Allocations", .num = true },
-	};
-	const json_t *sites = jg_arr(d, "sites");
-	hp_section_open(p, "sites", "Sites that changed");
-	if (!jg_len(sites)) {
-		he_raw(&p->e, "<p class=\"empty\">None.</p>");
-		hp_section_close(p);
-		return;
-	}
-	hp_table_open(p, "sortable", cols, 6);
-	size_t rows = 0;
-	for (; rows < jg_len(sites) && rows < HP_MAX_ROWS; rows++) {
-		const json_t *s = json_array_get(sites, rows);
-		hp_tr_site(p, s);
-		td_change(p, jg_obj(s, "bytes"), true);
-		td_change(p, jg_obj(s, "peak_bytes"), true);
-		td_change(p, jg_obj(s, "leaked_bytes"), true);
-		td_change(p, jg_obj(s, "allocs"), false);
-		he_raw(&p->e, "</tr>");
-	}
-	hp_table_close(p, rows, jg_len(sites));
-	hp_section_close(p);
-}
-
-/* A row per changed figure of an object of changes. */
-static void change_rows(struct page *p, const char *what, const json_t *changes)
-{
-	const char *key;
-	const json_t *c;
-	json_object_foreach((json_t *)changes, key, c)
-	{
-		if (!json_is_object(c) || jg_num(c, "delta") == 0)
-			continue;
-		he_raw(&p->e, "<tr><td>");
-		he_textz(&p->e, what);
-		he_raw(&p->e, "</td><td>");
-		he_textz(&p->e, key);
-		he_raw(&p->e, "</td>");
-		hp_td_count(p, jg_num(c, "base"));
-		hp_td_count(p, jg_num(c, "new"));
-		td_change(p, c, false);
-		he_raw(&p->e, "</tr>");
-	}
-}
-
-/* Every changed figure of the domains, the size classes and the arenas. */
-static void html_rest(struct page *p, const json_t *d)
-{
-	static const struct hp_col cols[] = {
-		{ .head = "What" },      { .head = "Figure" },
-		{ .head = "Base", .num = true }, { .head = "New", .num = true },
-		{ .head = "Change", .num = true },
-	};
-	const json_t *classes = jg_arr(d, "size_classes"), *o;
-	const char *name;
-	char what[64];
-	hp_section_open(p, "more", "Domains, size classes, arenas");
-	hp_table_open(p, "sortable", cols, 5);
-	json_object_foreach(jg_obj(d, "domains"), name, o)
-	{
-		snprintf(what, sizeof what, "domain %s", name);
-		change_rows(p, what, o);
-	}
-	for (size_t i = 0; i < jg_len(classes); i++) {
-		snprintf(what, sizeof what, "size class %.0f", jg_num(json_array_get(classes, i), "size"));
-		change_rows(p, what, json_array_get(classes, i));
-	}
-	change_rows(p, "arenas and pools", jg_obj(d, "arenas"));
-	hp_table_close(p, 0, 0);
-	hp_section_close(p);
-}
-
-int mt_diff_html(const json_t *d, FILE *out)
-{
-	struct page p = { .r = d };
-	const json_t *b = jg_obj(d, "base"), *n = jg_obj(d, "new"), *limits = jg_arr(d, "fail_on");
-	he_init(&p.e, out);
-	hp_head(&p);
-	he_raw(&p.e, "diff");
-	hp_head_end(&p);
-	he_raw(&p.e, "<header><div class=\"brand\">memtrace diff</div><h1 class=\"cmd\">");
-	he_jtext(&p.e, jg(b, "trace"), "?");
-	he_raw(&p.e, " → ");
-	he_jtext(&p.e, jg(n, "trace"), "?");
-	he_raw(&p.e, "</h1>");
-	for (size_t i = 0; i < jg_len(limits); i++) {
-		const json_t *l = json_array_get(limits, i);
-		bool over = json_is_true(jg(l, "exceeded"));
-		he_fmt(&p.e, "<p class=\"%s\">", over ? "warn" : "info");
-		he_jtext(&p.e, jg(l, "limit"), "?");
-		he_fmt(&p.e, ": %s</p>", over ? "exceeded" : "within the limit");
-	}
-	he_raw(&p.e, "</header><main>");
-	hp_section_open(&p, "summary", "Totals");
-	if (json_is_true(jg(d, "identical")))
-		he_raw(&p.e, "<p class=\"note\">No differences.</p>");
-	html_totals(&p, d);
-	hp_section_close(&p);
-	html_sites(&p, d);
-	html_rest(&p, d);
-	he_raw(&p.e, "</main>");
-	json_t *data = json_object();
-	hp_scripts(&p, data);
-	json_decref(data);
-	he_raw(&p.e, "</body></html>\n");
-	return p.e.err || ferror(out) ? -1 : 0;
 }

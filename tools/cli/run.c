@@ -180,10 +180,11 @@ static void trace_template(char buf[PATH_MAX], const char *cwd, const char *outp
 		snprintf(name, sizeof name, "memtrace.%ld.trace", (long)pid);
 		output = name;
 	}
-	if (output[0] == '/')
-		snprintf(buf, PATH_MAX, "%s", output);
-	else
-		snprintf(buf, PATH_MAX, "%s/%s", cwd, output);
+	/* a longer path could not be created anyway: the tracer says so */
+	int n = output[0] == '/' ? snprintf(buf, PATH_MAX, "%s", output)
+				 : snprintf(buf, PATH_MAX, "%s/%s", cwd, output);
+	if (n < 0 || n >= PATH_MAX)
+		buf[0] = '\0';
 }
 
 /* The file the tracer of process pid creates: %p expanded as it does. */

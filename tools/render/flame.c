@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analysis.h"
+#include "grow.h"
+#include "heapmap.h"
 #include "output.h"
 #include "stacks.h"
 

@@ -36,31 +36,6 @@ const char view_usage_rows[] =
 	"  --folded-lines      folded frames as \"function (file:line)\" rather than the\n"
 	"                      function's name\n";
 
-bool parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-' || *s == '+')
-		return false;
-	double v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v) || v < 0)
-		return false;
-	static const char units[] = "KMGT";
-	const char *u = *end ? strchr(units, *end == 'k' ? 'K' : *end) : NULL;
-	if (u && *u) {
-		v *= pow(1024, (double)(u - units + 1));
-		end++;
-		if (!strcmp(end, "iB") || !strcmp(end, "B"))
-			end += strlen(end);
-	} else if (!strcmp(end, "B")) {
-		end++;
-	}
-	if (*end || v >= 0x1p64 || v != floor(v))
-		return false;
-	*out = (uint64_t)v;
-	return true;
-}
-
 /* T: milliseconds (any non-negative number), else a mark's label. */
 static int parse_bound(const char *arg, struct mt_bound *b)
 {
@@ -136,7 +111,7 @@ int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v)
 		v->thread_set = true;
 		return 1;
 	case OPT_THRESHOLD:
-		if (!parse_bytes(arg, &v->threshold))
+		if (!mt_bytes_parse(arg, &v->threshold))
 			return bad(cmd, "--threshold takes a byte count", arg);
 		return 1;
 	case OPT_DOMAIN:

@@ -224,7 +224,8 @@ struct mt_site_times {
 };
 
 struct mt_grid {
-	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace */
+	uint64_t from_us;             /* where bucket 0 starts: 0, or the window's start */
+	uint64_t bucket_us, nbuckets; /* nbuckets: up to the end of the trace (window) */
 	struct mt_site_times *sites;  /* parallel to mt_report.sites; NULL: no grid */
 	size_t nsites;
 };
@@ -541,6 +542,9 @@ const char *mt_sort_name(enum mt_sort sort);
 const char *mt_group_name(enum mt_group by);
 int mt_sort_parse(const char *name);
 int mt_group_parse(const char *name);
+/* "123", "64K", "1.5M", "2GiB" (powers of 1024) into *out, as --threshold
+ * and --fail-on spell byte counts; false if not a byte count. */
+bool mt_bytes_parse(const char *s, uint64_t *out);
 /* The default view: the whole trace, by peak, by line; the flame graph
  * counts bytes. */
 void mt_view_default(struct mt_view *v);

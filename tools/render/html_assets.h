@@ -1,7 +1,7 @@
 /*
  * html_assets.h - the HTML report's stylesheet and script, from
- * tools/html/report.css and report.js, embedded at build time
- * (tools/html/embed.cmake) so that the memtrace command is all one needs.
+ * tools/render/html/report.css and report.js, embedded at build time
+ * (tools/render/html/embed.cmake) so that the memtrace command is all one needs.
  */
 #ifndef MEMTRACE_HTML_ASSETS_H
 #define MEMTRACE_HTML_ASSETS_H

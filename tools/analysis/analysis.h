@@ -3,7 +3,7 @@
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
  * timeline.c, marks.c, lines.c (the main script line by line), view.c
  * (the window and filters of struct mt_view), mappings.c and memory.c
- * (what the OS sees).  Internal to tools/; the
+ * (what the OS sees).  Internal to tools/analysis/; the
  * results go into struct mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
@@ -322,6 +322,8 @@ static inline uint32_t site_of(struct ctx *c, struct thread *t, int dom)
 int grid_init(struct ctx *c);
 /* Site idx was made; -1 when out of memory. */
 int grid_site_new(struct ctx *c, size_t idx);
+/* The window opens: the grid starts again from now, with no cells. */
+void grid_open(struct ctx *c);
 /* Site idx changes in a bucket later than its last change. */
 void grid_change(struct ctx *c, uint32_t idx);
 /* Time moved on to c->cnt.time_us. */

@@ -122,28 +122,35 @@ static long stack_node(struct tables *t, const struct mt_site *s)
 static const char *const site_columns[] = {
 	"where", "node", "domain", "thread", "allocs", "bytes", "peak_bytes", "peak_blocks",
 	"live_bytes_at_exit", "live_blocks_at_exit", "temporary_allocs", "temporary_bytes",
+	"cells",
 };
 #define NCOLS (sizeof site_columns / sizeof *site_columns)
 
-/* The cells, each as its difference from the one before (the first from
- * zero): small numbers, a third of the size. */
-static json_t *times_json(const struct mt_site_times *st)
+static const char *const cell_columns[] = {
+	"bucket", "allocs", "bytes", "live_bytes", "temporary_allocs", "temporary_bytes",
+};
+#define NCELL (sizeof cell_columns / sizeof *cell_columns)
+
+/* The site's cells onto the cells' columns, each as its difference from
+ * the one before (the first from zero): small numbers, a third of the
+ * size.  One table of every site's cells, not an array per site: a page
+ * of 100,000 sites reads a few long arrays. */
+static void cells_json(json_t **cell, const struct mt_site_times *st)
 {
-	json_t *a = json_array();
 	struct mt_tcell prev = { 0 };
 	for (uint32_t k = 0; st && k < st->n; k++) {
 		const struct mt_tcell *c = &st->cells[k];
-		uint64_t v[] = { c->bucket - prev.bucket, c->allocs - prev.allocs,
-				 c->bytes - prev.bytes, c->live_bytes - prev.live_bytes,
-				 c->temp_allocs - prev.temp_allocs, c->temp_bytes - prev.temp_bytes };
-		for (size_t i = 0; i < sizeof v / sizeof *v; i++)
-			json_array_append_new(a, json_integer((json_int_t)v[i]));
+		uint64_t v[NCELL] = { c->bucket - prev.bucket, c->allocs - prev.allocs,
+				      c->bytes - prev.bytes, c->live_bytes - prev.live_bytes,
+				      c->temp_allocs - prev.temp_allocs,
+				      c->temp_bytes - prev.temp_bytes };
+		for (size_t i = 0; i < NCELL; i++)
+			json_array_append_new(cell[i], json_integer((json_int_t)v[i]));
 		prev = *c;
 	}
-	return a;
 }
 
-static void site_row(struct tables *t, json_t **col, json_t *times, json_t *threads,
+static void site_row(struct tables *t, json_t **col, json_t **cell, json_t *threads,
 		     json_t *tids, size_t i)
 {
 	const struct mt_report *rep = t->rep;
@@ -156,10 +163,11 @@ static void site_row(struct tables *t, json_t **col, json_t *times, json_t *thre
 		json_object_set_new(tids, tid, ti);
 		json_array_append_new(threads, mt_json_num(s->tid));
 	}
+	const struct mt_site_times *st = rep->grid.sites ? &rep->grid.sites[i] : NULL;
 	uint64_t v[NCOLS] = {
 		0, 0, (uint64_t)s->dom, (uint64_t)json_integer_value(ti), s->allocs, s->bytes,
 		s->peak_bytes, s->peak_blocks, s->live_bytes, s->live_blocks, s->temp_allocs,
-		s->temp_bytes,
+		s->temp_bytes, st ? st->n : 0,
 	};
 	json_array_append_new(col[0], json_integer((json_int_t)frame_id(
 					      t, mt_site_function(rep, s), mt_site_file(rep, s),
@@ -167,7 +175,7 @@ static void site_row(struct tables *t, json_t **col, json_t *times, json_t *thre
 	json_array_append_new(col[1], json_integer(stack_node(t, s)));
 	for (size_t k = 2; k < NCOLS; k++)
 		json_array_append_new(col[k], mt_json_num(v[k]));
-	json_array_append_new(times, times_json(rep->grid.sites ? &rep->grid.sites[i] : NULL));
+	cells_json(cell, st);
 }
 
 static json_t *columns(const char *const *names, json_t *const *cols, size_t n)
@@ -181,9 +189,11 @@ static json_t *columns(const char *const *names, json_t *const *cols, size_t n)
 json_t *mt_profile_json(const struct mt_report *rep)
 {
 	struct tables t = { .rep = rep };
-	json_t *col[NCOLS], *times = json_array(), *threads = json_array(), *tids = json_object();
+	json_t *col[NCOLS], *cell[NCELL], *threads = json_array(), *tids = json_object();
 	for (size_t k = 0; k < NCOLS; k++)
 		col[k] = json_array();
+	for (size_t k = 0; k < NCELL; k++)
+		cell[k] = json_array();
 	t.strings = json_array();
 	t.str_index = json_object();
 	t.frame_index = json_object();
@@ -198,11 +208,12 @@ json_t *mt_profile_json(const struct mt_report *rep)
 	for (size_t i = 0; !t.oom && i < rep->nsites; i++) {
 		const struct mt_site *s = &rep->sites[i];
 		if (s->allocs || s->live_blocks || s->peak_blocks)
-			site_row(&t, col, times, threads, tids, i);
+			site_row(&t, col, cell, threads, tids, i);
 	}
 	hm_free(&t.nodes);
 	hm_free(&t.pynodes);
-	json_t *o = json_object(), *grid = json_object(), *sites;
+	json_t *o = json_object(), *grid = json_object();
+	json_object_set_new(grid, "from_us", mt_json_num(rep->grid.from_us));
 	json_object_set_new(grid, "bucket_us", mt_json_num(rep->grid.bucket_us));
 	json_object_set_new(grid, "buckets", mt_json_num(rep->grid.nbuckets));
 	json_object_set_new(o, "grid", grid);
@@ -214,11 +225,12 @@ json_t *mt_profile_json(const struct mt_report *rep)
 	static const char *const nnames[] = { "frame", "parent" };
 	json_object_set_new(o, "nodes", columns(nnames, ncols, 2));
 	json_object_set_new(o, "threads", threads);
-	sites = columns(site_columns, col, NCOLS);
-	json_object_set_new(sites, "times", times);
-	json_object_set_new(o, "sites", sites);
+	json_object_set_new(o, "sites", columns(site_columns, col, NCOLS));
+	json_object_set_new(o, "cells", columns(cell_columns, cell, NCELL));
 	for (size_t k = 0; k < NCOLS; k++)
 		json_decref(col[k]);
+	for (size_t k = 0; k < NCELL; k++)
+		json_decref(cell[k]);
 	json_decref(t.fn);
 	json_decref(t.file);
 	json_decref(t.line);

@@ -439,21 +439,31 @@ static json_t *lists_json(const struct mt_report *rep)
 
 /* ---- timeline, marks ------------------------------------------------------ */
 
+/* The points as columns, an array per figure: a report of many points is
+ * read (by JSON.parse, in the page) as a few arrays of numbers rather than
+ * an object per point. */
 static json_t *timeline_json(const struct mt_timeline *t)
 {
-	json_t *o = json_object(), *pts = json_array();
-	set(o, "interval_us", num(t->interval_us));
+	enum { TIME, HEAP, ARENAS = HEAP + 1 + MT_DOM_COUNT, POOLS, NCOL };
+	json_t *o = json_object(), *pts = json_object(), *col[NCOL];
+	for (int k = 0; k < NCOL; k++)
+		col[k] = json_array();
 	for (size_t i = 0; i < t->npoints; i++) {
 		const struct mt_tpoint *p = &t->points[i];
-		json_t *e = json_object();
-		set(e, "time_us", num(p->time_us));
-		set(e, "heap", num(p->heap));
+		json_array_append_new(col[TIME], num(p->time_us));
+		json_array_append_new(col[HEAP], num(p->heap));
 		for (int d = 0; d < MT_DOM_COUNT; d++)
-			set(e, mt_domain_name(d), num(p->dom[d]));
-		set(e, "arenas", num(p->arenas));
-		set(e, "pools", num(p->pools));
-		json_array_append_new(pts, e);
+			json_array_append_new(col[HEAP + 1 + d], num(p->dom[d]));
+		json_array_append_new(col[ARENAS], num(p->arenas));
+		json_array_append_new(col[POOLS], num(p->pools));
 	}
+	set(pts, "time_us", col[TIME]);
+	set(pts, "heap", col[HEAP]);
+	for (int d = 0; d < MT_DOM_COUNT; d++)
+		set(pts, mt_domain_name(d), col[HEAP + 1 + d]);
+	set(pts, "arenas", col[ARENAS]);
+	set(pts, "pools", col[POOLS]);
+	set(o, "interval_us", num(t->interval_us));
 	set(o, "points", pts);
 	return o;
 }

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "stacks.h"
-#include "view_cli.h"
 
 static const char *const metric_names[MT_M_COUNT] = { "peak", "allocs", "bytes", "leaked" };
 
@@ -39,7 +38,7 @@ bool mt_limit_parse(const char *s, struct mt_limit *l)
 		return *num && !*end && isfinite(l->value) && l->value >= 0 && *num != '-';
 	}
 	uint64_t b;
-	if (!parse_bytes(v, &b))
+	if (!mt_bytes_parse(v, &b))
 		return false;
 	l->value = (double)b;
 	return true;

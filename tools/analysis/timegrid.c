@@ -13,6 +13,10 @@
  * builder's epoch on, so site_touch's one compare serves both this and
  * the peak (sites.c): without a grid, reading costs nothing more; with
  * one, a cell per site and busy bucket.
+ *
+ * With a time window (--from), the grid starts again where the window
+ * opens, when the sites' figures start afresh too: its cells are the
+ * window's alone, and its buckets cut the window, not the whole trace.
  */
 #include <string.h>
 
@@ -23,6 +27,17 @@ int grid_init(struct ctx *c)
 	c->rep->grid.bucket_us = 1;
 	c->grid_bucket = 0;
 	return 0;
+}
+
+void grid_open(struct ctx *c)
+{
+	struct mt_grid *g = &c->rep->grid;
+	grid_init(c);
+	g->from_us = c->cnt.time_us;
+	for (size_t i = 0; i < g->nsites; i++)
+		g->sites[i] = (struct mt_site_times){ .cells = g->sites[i].cells,
+						      .cap = g->sites[i].cap };
+	c->epoch++; /* every site looks at its bucket when it next changes */
 }
 
 int grid_site_new(struct ctx *c, size_t idx)
@@ -91,9 +106,10 @@ void grid_time(struct ctx *c)
 {
 	struct mt_grid *g = &c->rep->grid;
 	uint64_t was = c->grid_bucket;
-	while (c->cnt.time_us / g->bucket_us >= MT_GRID_MAX)
+	uint64_t t = c->cnt.time_us - g->from_us;
+	while (t / g->bucket_us >= MT_GRID_MAX)
 		coarsen(c);
-	c->grid_bucket = c->cnt.time_us / g->bucket_us;
+	c->grid_bucket = t / g->bucket_us;
 	if (c->grid_bucket != was)
 		c->epoch++; /* every site looks at its bucket when it next changes */
 }

@@ -13,7 +13,7 @@
 
 #include "report.h"
 
-#define MT_REPORT_SCHEMA_VERSION 2
+#define MT_REPORT_SCHEMA_VERSION 3
 
 /* How many sites the lists of leaks and temporaries, and the summary's
  * sites at the peak, hold at most unless the view says --top ("sites"

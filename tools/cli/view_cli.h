@@ -56,10 +56,6 @@ int mt_format_parse(const char *name, enum mt_format *fmt);
 /* What no single option can check; -1: said on stderr. */
 int view_check(const char *cmd, const struct mt_view *v);
 
-/* "123", "64K", "1.5M", "2GiB" (powers of 1024) into *out; false if not a
- * byte count. */
-bool parse_bytes(const char *s, uint64_t *out);
-
 /* After a build: a window bound at a mark the trace did not have; -1 when
  * so, with rep->error saying which. */
 int view_check_window(struct mt_report *rep);

@@ -2,7 +2,7 @@
  * diff.h - `memtrace diff BASE NEW`: what changed between two runs, as
  * heaptrack's --diff and jeprof --base show it.  The comparison is one
  * JSON object (docs/report-schema.md, "memtrace diff"), which the text and
- * HTML outputs draw.
+ * HTML outputs draw (render.h).
  *
  * Sites are matched at the view's grouping (--by) by what stays the same
  * across runs and builds: file, function and line for Python; the
@@ -13,7 +13,6 @@
 #define MEMTRACE_DIFF_H
 
 #include <stdbool.h>
-#include <stdio.h>
 
 #include <jansson.h>
 
@@ -41,9 +40,5 @@ json_t *mt_diff_json(const struct mt_report *base, const struct mt_report *new_,
 
 /* Whether a limit of the diff object was passed. */
 bool mt_diff_failed(const json_t *diff);
-
-/* Text and HTML from the diff object; 0, or -1 when writing failed. */
-int mt_diff_text(const json_t *diff, size_t top, FILE *out);
-int mt_diff_html(const json_t *diff, FILE *out);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "diff.h"
 #include "output.h"
+#include "render.h"
 #include "view_cli.h"
 
 #define MAX_LIMITS 16
@@ -59,8 +60,8 @@ static int write_diff(const json_t *d, enum mt_format fmt, size_t top, const cha
 		return -1;
 	}
 	int r = fmt == MT_FMT_JSON ? mt_json_write(d, out)
-		: fmt == MT_FMT_HTML ? mt_diff_html(d, out)
-				     : mt_diff_text(d, top, out);
+		: fmt == MT_FMT_HTML ? mt_render_diff_html(d, out)
+				     : mt_render_diff_text(d, top, out);
 	r |= path ? fclose(out) : fflush(out);
 	if (r)
 		fprintf(stderr, "memtrace diff: %s: write error\n", path ? path : "stdout");

@@ -1,6 +1,6 @@
 /*
  * export_pprof.c - the pprof export (export.h): the report's samples as a
- * profile.proto message (tools/profile.proto, turned into C by protoc-c),
+ * profile.proto message (profile.proto, turned into C by protoc-c),
  * packed by protobuf-c and gzipped by zlib while it is written.
  *
  * Values: alloc_objects, alloc_space, inuse_objects, inuse_space, so that
