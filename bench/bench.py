@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=3_000_000,
                     help="storm malloc/free pairs per thread (default 3000000)")
     ap.add_argument("--depth", type=int, default=40, help="deep's call depth (default 40)")
-    ap.add_argument("--only", choices=("storm", "deep", "python", "versions", "startup"),
+    ap.add_argument("--only", choices=("storm", "deep", "forks", "python", "versions", "startup"),
                     help="run one workload only")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack")
     args = ap.parse_args()
@@ -173,7 +173,8 @@ def main():
     cli = (args.build / "memtrace").resolve()
     storm_bin = (args.build / "bench" / "storm").resolve()
     deep_bin = (args.build / "bench" / "deep").resolve()
-    for path in (lib, cli, storm_bin, deep_bin):
+    forks_bin = (args.build / "bench" / "forks").resolve()
+    for path in (lib, cli, storm_bin, deep_bin, forks_bin):
         if not path.exists():
             sys.exit("%s is missing: build the project first (cmake --build %s)"
                      % (path, args.build))
@@ -210,6 +211,14 @@ def main():
             modes = c_modes([str(deep_bin), str(args.depth), "2000000"])
             measure("deep", modes, args.reps, workdir, cli)
             results.append(("deep %dx2000000" % args.depth, modes))
+
+        if args.only in (None, "forks"):
+            # every fork stops the writer thread, which starts again later
+            argv = [str(forks_bin), "200", "1000"]
+            modes = [Mode("untraced", argv),
+                     Mode("memtrace", argv, preload, tracer="memtrace", files=201)]
+            measure("forks", modes, args.reps, workdir, cli)
+            results.append(("forks 200x1000", modes))
 
         if args.only in (None, "python"):
             py = [real_python(), str(BENCH / "alloc_heavy.py")]

@@ -1,8 +1,9 @@
 /*
  * lifecycle.c - when the tracer starts and stops.  Process start (the
  * trace file and its header), exit, _exit and exec (the trace is completed
- * before the process image goes away), and fork (the child starts a trace
- * of its own).  Setuid and setgid programs are never traced.
+ * before the process image goes away), and fork (the writer thread is not
+ * there when fork() returns; the child starts a trace of its own).  Setuid
+ * and setgid programs are never traced.
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
@@ -141,8 +142,9 @@ static size_t build_header(uint8_t *buf, char *scratch, size_t cap)
 #define HEADER_ARGV_MAX (256 * 1024)
 
 /* Creates the trace file (never through a symlink, never over an existing
- * file) and starts the writer.  A file that could not be written goes. */
-static void open_trace(void)
+ * file) and starts the writer, at once or (lazy) when the events need it.
+ * A file that could not be written goes. */
+static void open_trace(int lazy)
 {
 	traced_pid = getpid();
 	int fd = mt_fd_off_std(mt_run_create_trace(mt_cfg.output, sizeof mt_cfg.output));
@@ -156,7 +158,7 @@ static void open_trace(void)
 	uint8_t *hdr = mt_own_map(HEADER_ARGV_MAX + 8192);
 	int ok = scratch && hdr &&
 		 mt_writer_start(mt_cfg.output, fd, hdr,
-				 build_header(hdr, scratch, HEADER_ARGV_MAX)) == 0;
+				 build_header(hdr, scratch, HEADER_ARGV_MAX), lazy) == 0;
 	if (!scratch || !hdr)
 		mt_tracer_fail("out of memory for the header of %s", mt_cfg.output);
 	mt_own_unmap(scratch, HEADER_ARGV_MAX);
@@ -168,19 +170,32 @@ static void open_trace(void)
 
 /* ---- start and stop --------------------------------------------------- */
 
+/* The writer thread is gone before fork() and comes back when the events
+ * need it, in the parent and in the child alike: right after fork()
+ * returns, the process has only the program's threads.  The program's
+ * errno is its own. */
 static void fork_prepare(void)
 {
+	int saved = errno;
+	struct mt_ring *r = mt_internal_enter();
+	mt_writer_fork_prepare(r);
+	mt_internal_leave(r);
 	mt_threads_fork_prepare();
 	mt_own_fork_prepare();
+	errno = saved;
 }
 
 static void fork_parent(void)
 {
+	int saved = errno;
 	mt_own_fork_parent();
 	mt_threads_fork_parent();
+	mt_writer_fork_parent();
+	errno = saved;
 }
 
-static void fork_child(void)
+/* The child's trace starts at the fork, in a file of its own. */
+static void child_start(void)
 {
 	mt_own_fork_child();
 	mt_threads_fork_child();
@@ -197,8 +212,15 @@ static void fork_child(void)
 	if (!__atomic_load_n(&mt_active, __ATOMIC_ACQUIRE))
 		return;
 	struct mt_ring *r = mt_internal_enter();
-	open_trace();
+	open_trace(1);
 	mt_internal_leave(r);
+}
+
+static void fork_child(void)
+{
+	int saved = errno;
+	child_start();
+	errno = saved;
 }
 
 __attribute__((constructor)) static void mt_init(void)
@@ -211,7 +233,9 @@ __attribute__((constructor)) static void mt_init(void)
 	mt_py_start();
 	if (mt_cfg.native_depth)
 		mt_native_start(mt_cfg.native_depth);
-	open_trace();
+	/* At once: a process killed later still leaves what it did until
+	 * MEMTRACE_FLUSH_MS before; a fork stops it in time. */
+	open_trace(0);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	mt_internal_leave(r);
 	if (mt_active)

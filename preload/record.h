@@ -68,8 +68,8 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
 {
 	mt_ring_publish(r, n);
 	mt_ring_busy(r, 0);
-	if (mt_unlikely((r->head & (r->mask >> 2)) < n))
-		mt_writer_kick();
+	if (mt_unlikely((r->head & r->kick_mask) < n))
+		mt_writer_kick(r);
 	mt_thread_release(r);
 }
 

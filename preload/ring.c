@@ -39,6 +39,8 @@ void mt_ring_reuse(struct mt_ring *r, uint32_t tid)
 	r->lost = r->waits = r->py_loc = r->native_stack = r->py_script = 0;
 	r->tid = tid;
 	r->next = NULL;
+	r->kick_mask = r->mask >> 2;
+	r->stop_head = 0;
 	/* Until a second thread records, the first one's events are unstamped,
 	 * and so may be its event in flight. */
 	r->start_ts = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE) ? mt_clock_stamp() : 0;
@@ -53,7 +55,7 @@ int mt_ring_wait_space(struct mt_ring *r, uint64_t need)
 			errno = saved;
 			return -1;
 		}
-		mt_writer_kick();
+		mt_writer_kick(r);
 		struct timespec ts = {0, 50 * 1000};
 		nanosleep(&ts, NULL);
 		r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);

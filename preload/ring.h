@@ -56,7 +56,10 @@ struct mt_ring {
 	uint32_t out_open;   /* writer: domains with a REALLOC_OUT written alone */
 	struct mt_ring *next;/* registry list, under the registry lock */
 	uint64_t mask;       /* capacity - 1 */
-	char pad2[24];
+	uint64_t kick_mask;  /* the producer calls the writer each time head
+				crosses a multiple of kick_mask + 1 (writer.h) */
+	uint64_t stop_head;  /* head when the writer stopped for its thread's fork */
+	char pad2[8];
 	/* producer's, written only when the thread's main-script line changes */
 	uint64_t py_script;  /* main-script frame last published (pyshim.c) */
 	char pad3[56];

@@ -9,6 +9,19 @@
  * (sampler.c) and puts the sample into the stream where it belongs: after
  * the events stamped before it.
  *
+ * The thread starts with the process and runs to its end, except around
+ * fork().  Before fork() it writes what the rings hold and ends, so that
+ * when fork() returns the process has only the program's threads: CPython
+ * 3.12 and later count them right there (warn_about_fork_with_threads,
+ * Modules/posixmodule.c, reads /proc/self/stat) and warn a program that
+ * forks with more than one.  The parent and the child start it again from
+ * their events (mt_writer_kick): once a ring is half full, or once a
+ * sample or a flush is due, but never within the forking thread's first
+ * LAZY_EVENTS events after the fork, among which are the few between
+ * fork()'s return and CPython's count (two on 3.13).  Until then the
+ * events wait in the rings and no samples are taken; a sync (exit, _exit,
+ * exec) starts it too.
+ *
  * The merge may only emit an event when no ring can still publish an
  * earlier one.  After an asymmetric barrier at time t0 (see ring.h), a ring
  * that is not busy will only publish events stamped after t0, and a busy one
@@ -47,6 +60,15 @@
 
 #define WAKE_MS 10
 #define SYNC_ROUNDS 2000 /* 1 ms apart: how long a sync waits for busy threads */
+#define LAZY_EVENTS 256   /* a thread's events after its fork, before a restart */
+#define KICK_STOPPED 63   /* kick mask while it is stopped: every 64 events */
+
+/* The thread's life: started at load, stopped for each fork (and started
+ * again lazily), ended at the process's end. */
+enum { W_NONE, W_RUNNING, W_STOPPED };
+
+/* What a sync asks of the thread. */
+enum { REQ_SYNC, REQ_END, REQ_STOP };
 
 /* What the merge knows of one ring during one round. */
 struct cursor {
@@ -82,12 +104,15 @@ static struct {
 	struct cursor *cur;
 	size_t cur_cap;
 	pthread_t thread;
-	int running;
+	pid_t thread_tid;
+	pid_t pid;         /* the process whose writer this is */
+	int state;         /* W_*, changed under lock */
+	uint64_t stopped_us;
+	int lock;          /* spinlock: starting, stopping and syncing the thread */
 	/* futex words */
 	int wake, sleeping;
 	int req_seq, done_seq;
-	int req_reason, req_stop;
-	int sync_lock;
+	int req_reason, req_kind;
 } w;
 
 static long futex(int *addr, int op, int val, const struct timespec *ts)
@@ -497,27 +522,29 @@ static void sleep_until_kicked(void)
 	__atomic_store_n(&w.wake, 0, __ATOMIC_RELAXED);
 }
 
+/* Returns whether the thread is to end. */
 static int serve_sync(void)
 {
 	int req = __atomic_load_n(&w.req_seq, __ATOMIC_ACQUIRE);
 	if (req == w.done_seq)
 		return 0;
-	int stop = w.req_stop;
-	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || stop)
+	int kind = w.req_kind;
+	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || kind != REQ_SYNC)
 		drain_all();
 	put_held_out();
 	if (w.sample_due)
 		put_due_sample();
-	if (mt_cfg.rss_ms) {
+	if (mt_cfg.rss_ms && kind != REQ_STOP) {
 		/* the figures at the end */
 		mt_sampler_take(&w.sample, mono_us(), 1, NULL);
 		put_due_sample();
 	}
 	flush_events();
-	write_footer(w.req_reason);
+	if (kind != REQ_STOP)
+		write_footer(w.req_reason);
 	__atomic_store_n(&w.done_seq, req, __ATOMIC_RELEASE);
 	futex(&w.done_seq, FUTEX_WAKE_PRIVATE, 1 << 30, NULL);
-	return stop;
+	return kind != REQ_SYNC;
 }
 
 /* Whether the first thread has exited: a zombie leader still counts in
@@ -563,6 +590,7 @@ static void *writer_main(void *arg)
 {
 	(void)arg;
 	mt_thread_self()->internal = 1;
+	w.thread_tid = gettid();
 	own_table();
 	uint64_t checked = 0;
 	for (;;) {
@@ -606,6 +634,8 @@ static int alloc_state(void)
 	return 0;
 }
 
+/* Under the lock.  pthread_create allocates (the new thread's TLS): not
+ * the program's allocations, even when a producer starts the writer. */
 static int spawn_thread(void)
 {
 	pthread_attr_t attr;
@@ -615,17 +645,21 @@ static int spawn_thread(void)
 	/* The program's signals must never be handled on our thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	struct mt_ring *r = mt_internal_enter();
+	w.wake = 1; /* a first round at once: a ring may be filling */
 	int err = pthread_create(&w.thread, &attr, writer_main, NULL);
+	if (!err)
+		pthread_setname_np(w.thread, "memtrace-writer");
+	mt_internal_leave(r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	__atomic_store_n(&w.state, err ? W_NONE : W_RUNNING, __ATOMIC_RELEASE);
 	if (err)
-		return -1;
-	pthread_setname_np(w.thread, "memtrace-writer");
-	w.running = 1;
-	return 0;
+		mt_tracer_fail("cannot start the writer thread of %s", w.path);
+	return err ? -1 : 0;
 }
 
-int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
+int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len, int lazy)
 {
 	uint8_t pre[MT_PREAMBLE_LEN];
 	struct stat st;
@@ -650,52 +684,152 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len)
 	size_t n = mt_block_encode(w.cctx, MT_BLOCK_HEADER, header, len, w.out, w.out_cap);
 	if (write_fd(fd, pre, sizeof pre) || !n || write_fd(fd, w.out, n))
 		return -1;
-	if (spawn_thread()) {
-		mt_tracer_fail("cannot start the writer thread of %s", path);
-		return -1;
-	}
-	return 0;
+	w.pid = getpid();
+	w.stopped_us = mono_us();
+	w.state = W_STOPPED;
+	return lazy ? 0 : spawn_thread();
 }
 
-void mt_writer_kick(void)
+static void lock(void)
 {
-	if (__atomic_load_n(&w.sleeping, __ATOMIC_RELAXED) &&
-	    !__atomic_exchange_n(&w.wake, 1, __ATOMIC_SEQ_CST))
-		futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+	while (__atomic_exchange_n(&w.lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void unlock(void)
+{
+	__atomic_store_n(&w.lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Whether a stopped writer is to start for this ring's events: not within
+ * LAZY_EVENTS of the stop, which is the moment right after fork() returns
+ * in the forking thread; then once the ring is half full, or a sample or a
+ * flush is due. */
+static int restart_due(const struct mt_ring *r)
+{
+	uint64_t used = r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	if (used > r->mask - KICK_STOPPED)
+		return 1; /* full: the producer waits (never so soon after a fork) */
+	if (r->head - r->stop_head < LAZY_EVENTS)
+		return 0;
+	if (used >= (r->mask + 1) / 2)
+		return 1;
+	uint64_t every = mt_cfg.flush_ms;
+	if (mt_cfg.rss_ms && mt_cfg.rss_ms < every)
+		every = mt_cfg.rss_ms;
+	return mono_us() - __atomic_load_n(&w.stopped_us, __ATOMIC_RELAXED) >= every * 1000;
+}
+
+/* From a producer, inside an allocator call: the lock is only tried, and
+ * never by a vfork child, which shares its parent's memory. */
+static void restart(void)
+{
+	int saved = errno;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (getpid() == w.pid && !__atomic_exchange_n(&w.lock, 1, __ATOMIC_ACQUIRE)) {
+		if (w.state == W_STOPPED)
+			spawn_thread();
+		unlock();
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+}
+
+void mt_writer_kick(struct mt_ring *r)
+{
+	switch (__atomic_load_n(&w.state, __ATOMIC_ACQUIRE)) {
+	case W_RUNNING:
+		r->kick_mask = r->mask >> 2;
+		if (__atomic_load_n(&w.sleeping, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&w.wake, 1, __ATOMIC_SEQ_CST))
+			futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+		break;
+	case W_STOPPED:
+		r->kick_mask = KICK_STOPPED;
+		if (restart_due(r))
+			restart();
+		break;
+	}
+}
+
+/* Under the lock: the running thread serves one request; with REQ_END or
+ * REQ_STOP it then ends, and is gone from the process on return. */
+static void request(int kind, int reason)
+{
+	w.req_reason = reason;
+	w.req_kind = kind;
+	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
+	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
+	if (kind != REQ_SYNC) {
+		/* One wake-up less than waiting for done_seq first: on a
+		 * loaded machine each costs a scheduling delay. */
+		pthread_join(w.thread, NULL);
+		/* The kernel wakes the joiner before it takes the thread out
+		 * of the process's count (exit_mm comes before exit_notify). */
+		for (int i = 0; i < 100000 && syscall(SYS_tgkill, w.pid, w.thread_tid, 0) == 0; i++)
+			sched_yield();
+		return;
+	}
+	int done;
+	while ((done = __atomic_load_n(&w.done_seq, __ATOMIC_ACQUIRE)) != seq)
+		futex(&w.done_seq, FUTEX_WAIT_PRIVATE, done, NULL);
 }
 
 int mt_writer_sync(int reason, int stop)
 {
-	if (!w.running)
+	lock();
+	if (w.state == W_STOPPED && getpid() == w.pid)
+		spawn_thread();
+	if (w.state != W_RUNNING) {
+		unlock();
 		return -1;
-	while (__atomic_exchange_n(&w.sync_lock, 1, __ATOMIC_ACQUIRE))
-		sched_yield();
-	w.req_reason = reason;
-	w.req_stop = stop;
-	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+	}
 	if (pthread_equal(pthread_self(), w.thread)) {
 		/* exit() from end_if_program_gone: we are the writer. */
+		w.req_reason = reason;
+		w.req_kind = stop ? REQ_END : REQ_SYNC;
+		__atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
 		serve_sync();
-		w.running = !stop;
-		__atomic_store_n(&w.sync_lock, 0, __ATOMIC_RELEASE);
-		return 0;
+	} else {
+		request(stop ? REQ_END : REQ_SYNC, reason);
 	}
-	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
-	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
-	int done;
-	while ((done = __atomic_load_n(&w.done_seq, __ATOMIC_ACQUIRE)) != seq)
-		futex(&w.done_seq, FUTEX_WAIT_PRIVATE, done, NULL);
-	if (stop) {
-		pthread_join(w.thread, NULL);
-		w.running = 0;
-	}
-	__atomic_store_n(&w.sync_lock, 0, __ATOMIC_RELEASE);
+	if (stop)
+		__atomic_store_n(&w.state, W_NONE, __ATOMIC_RELEASE);
+	unlock();
 	return 0;
 }
 
 uint64_t mt_writer_events(void)
 {
 	return w.events;
+}
+
+void mt_writer_fork_prepare(struct mt_ring *own)
+{
+	lock();
+	/* A ring a quarter full goes out first, so that it is not half full
+	 * within LAZY_EVENTS after the fork (ring sizes are 1024 or more). */
+	if (w.state == W_STOPPED && own && own->head - own->tail >= (own->mask + 1) / 4 &&
+	    getpid() == w.pid)
+		spawn_thread();
+	if (w.state == W_RUNNING && !pthread_equal(pthread_self(), w.thread)) {
+		request(REQ_STOP, 0);
+		__atomic_store_n(&w.state, W_STOPPED, __ATOMIC_RELEASE);
+	}
+	if (own && w.state == W_STOPPED) {
+		own->stop_head = own->head;
+		own->kick_mask = KICK_STOPPED; /* checked against the time soon */
+	}
+}
+
+void mt_writer_fork_parent(void)
+{
+	/* The time for a restart counts from fork()'s return. */
+	__atomic_store_n(&w.stopped_us, mono_us(), __ATOMIC_RELAXED);
+	unlock();
 }
 
 void mt_writer_fork_child(void)
@@ -706,7 +840,7 @@ void mt_writer_fork_child(void)
 	w.part_ring = NULL;
 	w.sample_due = 0;
 	mt_sampler_fork_child();
-	w.running = 0;
-	w.sync_lock = 0;
+	w.state = W_NONE;
+	w.lock = 0;
 	w.wake = w.sleeping = 0;
 }

@@ -42,6 +42,36 @@ class Fork(TracerTestCase):
             "child's live figures plus what it inherited differ from valgrind's")
 
 
+class Forks(TracerTestCase):
+    """tests/progs/forks.c forks 40 times, alone.  Right after each fork()
+    returns, and after 100 malloc/free pairs more, the parent and the child
+    each count one thread, their own: the tracer's writer stops before a
+    fork and starts again only later, from the events.  Between the forks
+    the parent allocates in patterns that start it again in each way (half
+    a ring, the time, not at all, or at the next fork); nothing it or any
+    child allocated is missing from their traces."""
+
+    FORKS = 40
+
+    def test_one_thread_after_fork(self):
+        run = self.run_traced_ok([prog("forks"), str(self.FORKS)], traces=self.FORKS + 1)
+        self.assertIn("threads parent_most=1 children_with_more=0\n", run.stdout)
+        expect = parse_expect(run.stdout)
+        reps = {rep["process"]["pid"]: rep for rep in self.reports(run)}
+        parent = reps.pop(run.pid)
+        self.assert_clean_end(parent)
+        self.assert_counts(parent["domains"]["malloc"], expect["parent"])
+        self.assertEqual(parent["trace"]["threads"], 1)
+        # child i makes i + 101 allocations
+        children = sorted(reps.values(), key=lambda r: r["domains"]["malloc"]["allocs"])
+        self.assertEqual(len(children), self.FORKS)
+        for i, child in enumerate(children):
+            with self.subTest(child=i):
+                self.assertEqual(child["process"]["ppid"], run.pid)
+                self.assert_clean_end(child, end_reason="_exit" if i % 2 else "exit")
+                self.assert_counts(child["domains"]["malloc"], expect["child%d" % i])
+
+
 class Exec(TracerTestCase):
     """tests/progs/exec.c execs exec_target: the first image's trace ends
     with "exec", the new image is traced into a file of its own."""

@@ -71,6 +71,41 @@ if __name__ == "__main__":
     pool.join()
 """
 
+# os.fork() 12 times, alone, counting the threads right after it returns
+# in the parent and the child, as CPython 3.12+ does there to warn
+# (/proc/self/stat), and as a listing would (/proc/self/task).  Between the
+# forks the parent makes objects in the patterns of tests/progs/forks.c:
+# many, a few with a pause between, very few, and some.
+FORKS = """
+import itertools, os, sys, time
+def threads():
+    fd = os.open("/proc/self/stat", os.O_RDONLY)
+    stat = os.read(fd, 1024)
+    os.close(fd)
+    return max(int(stat.rsplit(b")", 1)[1].split()[17]), len(os.listdir("/proc/self/task")))
+def make(n):
+    made = []
+    for _ in itertools.repeat(None, n):
+        made.append(object())  # MAKE
+    return made
+kept, most, more = [], 0, 0
+for i in range(12):
+    kept.append(make((40000, 150, 5, 20000)[i % 4]))
+    if i % 4 == 1:
+        time.sleep(0.015)
+        kept.append(make(150))
+    pid = os.fork()
+    seen = threads()
+    if pid == 0:
+        child = make(1000 + i)
+        if i % 2:
+            os._exit(seen != 1)
+        sys.exit(seen != 1)
+    most = max(most, seen)
+    more += os.waitpid(pid, 0)[1] != 0
+print("threads", most, more, sum(map(len, kept)))
+"""
+
 CHILD = ("import itertools\\nx = []\\nfor _ in itertools.repeat(None, 50000):\\n"
          "    x.append(object())\\nprint(len(x))")
 SUBPROCESS = """
@@ -246,6 +281,36 @@ class Concurrency(PyShimCase):
                             self.assertEqual(dom["inconsistent"], 0, name)
                         if method == "spawn":
                             self.assert_exact_order(rep)
+
+    def test_fork_alone(self):
+        """A single-threaded program sees one thread right after each
+        os.fork() returns, in the parent and the child (3.13 warns there
+        otherwise: its stderr must stay empty), and every object the
+        parent and its 12 children made is in their traces."""
+        path = self.script(FORKS)
+        line = marker_line(path, "# MAKE")
+        for py in PYTHONS:
+            with self.subTest(python=py.label):
+                argv = [py.exe, str(path)]
+                run = self.run_traced_ok(argv, traces=13)
+                self.assertEqual((run.stdout, run.stderr), ("threads 1 0 180915\n", ""))
+                reps = {rep["process"]["pid"]: rep for rep in self.reports(run)}
+                parent = reps.pop(run.pid)
+                self.assertTrue(parent["trace"]["complete"])
+                self.assert_exact_order(parent)
+                # 3 x (40,000 + 2 x 150 + 5 + 20,000) objects
+                self.assert_site(parent, path, line, "make", 180915,
+                                 180915 * pyfacts.object_size(py))
+                made = sorted(s["allocs"] for r in reps.values()
+                              for s in sites_at(r, path, line))
+                self.assertEqual(made, list(range(1000, 1012)))
+                for rep in reps.values():
+                    self.assertTrue(rep["trace"]["complete"])
+                    self.assertEqual(rep["events"]["lost"], 0)
+                    # a child frees blocks its parent allocated, which its
+                    # own trace never saw: only those may not match
+                    for name, dom in rep["domains"].items():
+                        self.assertEqual(dom["inconsistent"], 0, name)
 
     def test_subprocess(self):
         path = self.script(SUBPROCESS)
