@@ -335,11 +335,17 @@ class ViewsPython(TracerTestCase):
         # come at other moments), so a hash may be an int of another size,
         # and a set another order, which shifts what is live at the peak.
         # (views.c, without such hashes, shows the one site exactly.)
-        # The interpreter's start-up and shutdown outside any Python frame
-        # (<native>, 840 kB in 7,446 blocks) once came out 968 bytes apart in
-        # the same number of blocks, so a site may move by 1/512 of its bytes.
+        # The interpreter's own start-up outside any Python frame (<native>,
+        # 840 kB in about 7,440 blocks) is not the same from run to run
+        # either: 968 bytes apart in the same number of blocks once, and on
+        # one machine 4 blocks (128 bytes) more in every run after a
+        # moment, whichever script ran.  So a site may move by 1/512 of its
+        # bytes, and <native> by 1/512 of its blocks.
         for s in d["sites"][1:]:
-            self.assertEqual((s["allocs"]["delta"], s["leaked_bytes"]["delta"]), (0, 0), s)
+            native = s["file"] == "<native>"
+            allocs = s["allocs"]
+            self.assertLessEqual(abs(allocs["delta"]), allocs["base"] // 512 if native else 0, s)
+            self.assertEqual(s["leaked_bytes"]["delta"], 0, s)
             self.assertLess(abs(s["bytes"]["delta"]), max(64, s["bytes"]["base"] // 512), s)
             self.assertLess(abs(s["peak_bytes"]["delta"]), 1024, s)
         peak = self.trace(python, "peak")
