@@ -754,13 +754,19 @@ void mt_writer_kick(struct mt_ring *r)
 	}
 }
 
+/* Under the lock: a request for the thread to serve; its sequence number. */
+static int post(int kind, int reason)
+{
+	w.req_reason = reason;
+	w.req_kind = kind;
+	return __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+}
+
 /* Under the lock: the running thread serves one request; with REQ_END or
  * REQ_STOP it then ends, and is gone from the process on return. */
 static void request(int kind, int reason)
 {
-	w.req_reason = reason;
-	w.req_kind = kind;
-	int seq = __atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+	int seq = post(kind, reason);
 	__atomic_store_n(&w.wake, 1, __ATOMIC_SEQ_CST);
 	futex(&w.wake, FUTEX_WAKE_PRIVATE, 1, NULL);
 	if (kind != REQ_SYNC) {
@@ -789,9 +795,7 @@ int mt_writer_sync(int reason, int stop)
 	}
 	if (pthread_equal(pthread_self(), w.thread)) {
 		/* exit() from end_if_program_gone: we are the writer. */
-		w.req_reason = reason;
-		w.req_kind = stop ? REQ_END : REQ_SYNC;
-		__atomic_add_fetch(&w.req_seq, 1, __ATOMIC_RELEASE);
+		post(stop ? REQ_END : REQ_SYNC, reason);
 		serve_sync();
 	} else {
 		request(stop ? REQ_END : REQ_SYNC, reason);

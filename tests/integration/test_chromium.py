@@ -89,6 +89,19 @@ function whenDrawn(f) {
     else setTimeout(poll, 10);
   })();
 }
+// f(out) fills out once the page is drawn; out, with the page's status and
+// any error, goes into <html data-selftest> as JSON.
+function selfTest(f) {
+  whenDrawn(function () {
+    var out = {status: document.documentElement.getAttribute("data-memtrace")};
+    try {
+      f(out);
+    } catch (e) {
+      out.error = String(e && e.stack || e);
+    }
+    document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+  });
+}
 </script>
 """
 
@@ -96,74 +109,67 @@ function whenDrawn(f) {
 # <html data-selftest>, as JSON.
 SELF_TEST = """
 <script>
-whenDrawn(function () {
-  var out = {};
+selfTest(function (out) {
   function fire(el, type, x, y) {
     el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y}));
   }
-  try {
-    out.status = document.documentElement.getAttribute("data-memtrace");
-    // sort the sites by their first numeric column, twice
-    var table = document.querySelector("#summary table.sortable");
-    var th = table.querySelectorAll("th[data-sort=num]")[1];
-    var col = Array.prototype.indexOf.call(th.parentNode.cells, th);
-    function column() {
-      return Array.prototype.map.call(table.tBodies[0].rows, function (r) {
-        return parseFloat(r.cells[col].getAttribute("data-v"));
-      });
-    }
-    function sorted(values, dir) {
-      return values.length >= 3 && values.every(function (v, i) {
-        return i === 0 || (dir === "ascending" ? values[i - 1] <= v : values[i - 1] >= v);
-      });
-    }
-    th.click();
-    var first = column(), dir1 = th.getAttribute("aria-sort");
-    th.click();
-    var second = column(), dir2 = th.getAttribute("aria-sort");
-    out.sort = {first: first.slice(0, 5), second: second.slice(0, 5), dir1: dir1, dir2: dir2,
-      ok1: sorted(first, dir1), ok2: sorted(second, dir2)};
-    // hover the heap chart in its middle
-    var chart = document.querySelector("#heap svg[data-chart=heap]");
-    var box = chart.getBoundingClientRect();
-    fire(chart, "mousemove", box.left + box.width / 2, box.top + box.height / 2);
-    var tip = document.getElementById("mt-tip");
-    out.chartTip = tip.style.display === "block" ? tip.textContent : null;
-    // the flame graph: frames drawn, zoom into the widest child of the root, reset
-    var fg = document.querySelector("#fg svg");
-    var frames = fg.querySelectorAll("g");
-    out.frames = frames.length;
-    var best = null;
-    Array.prototype.forEach.call(frames, function (g) {
-      var r = g.querySelector("rect");
-      if (+r.getAttribute("y") > 0 && +r.getAttribute("y") < 20 &&
-          (!best || +r.getAttribute("width") > +best.querySelector("rect").getAttribute("width")))
-        best = g;
+  // sort the sites by their first numeric column, twice
+  var table = document.querySelector("#summary table.sortable");
+  var th = table.querySelectorAll("th[data-sort=num]")[1];
+  var col = Array.prototype.indexOf.call(th.parentNode.cells, th);
+  function column() {
+    return Array.prototype.map.call(table.tBodies[0].rows, function (r) {
+      return parseFloat(r.cells[col].getAttribute("data-v"));
     });
-    var rb = best.querySelector("rect").getBoundingClientRect();
-    fire(best.querySelector("rect"), "mousemove", rb.left + 2, rb.top + 2);
-    out.flameTip = tip.textContent;
-    var name = best.textContent;
-    best.querySelector("rect").dispatchEvent(new MouseEvent("click", {bubbles: true}));
-    var zoomed = Array.prototype.filter.call(fg.querySelectorAll("g"), function (g) {
-      return +g.querySelector("rect").getAttribute("y") > 0 &&
-             +g.querySelector("rect").getAttribute("y") < 20;
-    });
-    out.zoomedWidth = zoomed.length ? +zoomed[0].querySelector("rect").getAttribute("width") : 0;
-    out.svgWidth = fg.viewBox.baseVal.width;
-    out.zoomedName = zoomed.length ? zoomed[0].textContent : null;
-    out.clickedName = name;
-    document.getElementById("fg-reset").click();
-    out.framesAfterReset = fg.querySelectorAll("g").length;
-    var search = document.getElementById("fg-search");
-    search.value = "build";
-    search.dispatchEvent(new Event("input"));
-    out.match = document.getElementById("fg-match").textContent;
-    out.hits = fg.querySelectorAll("g.hit").length;
-  } catch (e) {
-    out.error = String(e && e.stack || e);
   }
-  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+  function sorted(values, dir) {
+    return values.length >= 3 && values.every(function (v, i) {
+      return i === 0 || (dir === "ascending" ? values[i - 1] <= v : values[i - 1] >= v);
+    });
+  }
+  th.click();
+  var first = column(), dir1 = th.getAttribute("aria-sort");
+  th.click();
+  var second = column(), dir2 = th.getAttribute("aria-sort");
+  out.sort = {first: first.slice(0, 5), second: second.slice(0, 5), dir1: dir1, dir2: dir2,
+    ok1: sorted(first, dir1), ok2: sorted(second, dir2)};
+  // hover the heap chart in its middle
+  var chart = document.querySelector("#heap svg[data-chart=heap]");
+  var box = chart.getBoundingClientRect();
+  fire(chart, "mousemove", box.left + box.width / 2, box.top + box.height / 2);
+  var tip = document.getElementById("mt-tip");
+  out.chartTip = tip.style.display === "block" ? tip.textContent : null;
+  // the flame graph: frames drawn, zoom into the widest child of the root, reset
+  var fg = document.querySelector("#fg svg");
+  var frames = fg.querySelectorAll("g");
+  out.frames = frames.length;
+  var best = null;
+  Array.prototype.forEach.call(frames, function (g) {
+    var r = g.querySelector("rect");
+    if (+r.getAttribute("y") > 0 && +r.getAttribute("y") < 20 &&
+        (!best || +r.getAttribute("width") > +best.querySelector("rect").getAttribute("width")))
+      best = g;
+  });
+  var rb = best.querySelector("rect").getBoundingClientRect();
+  fire(best.querySelector("rect"), "mousemove", rb.left + 2, rb.top + 2);
+  out.flameTip = tip.textContent;
+  var name = best.textContent;
+  best.querySelector("rect").dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  var zoomed = Array.prototype.filter.call(fg.querySelectorAll("g"), function (g) {
+    return +g.querySelector("rect").getAttribute("y") > 0 &&
+           +g.querySelector("rect").getAttribute("y") < 20;
+  });
+  out.zoomedWidth = zoomed.length ? +zoomed[0].querySelector("rect").getAttribute("width") : 0;
+  out.svgWidth = fg.viewBox.baseVal.width;
+  out.zoomedName = zoomed.length ? zoomed[0].textContent : null;
+  out.clickedName = name;
+  document.getElementById("fg-reset").click();
+  out.framesAfterReset = fg.querySelectorAll("g").length;
+  var search = document.getElementById("fg-search");
+  search.value = "build";
+  search.dispatchEvent(new Event("input"));
+  out.match = document.getElementById("fg-match").textContent;
+  out.hits = fg.querySelectorAll("g.hit").length;
 });
 </script>
 """
@@ -173,40 +179,34 @@ whenDrawn(function () {
 # first, then drops first), and the verdict.
 DIFF_TEST = """
 <script>
-whenDrawn(function () {
-  var out = {status: document.documentElement.getAttribute("data-memtrace")};
-  try {
-    out.totals = {};
-    document.querySelectorAll("#summary .card[data-total]").forEach(function (c) {
-      out.totals[c.getAttribute("data-total")] = +c.getAttribute("data-v");
-    });
-    var t = document.querySelector("#sites table.diff-sites");
-    function top() {
-      var tr = t.tBodies[0].rows[0];
-      return {site: tr.cells[0].textContent, domain: tr.cells[1].textContent,
-              values: Array.prototype.slice.call(tr.cells, 2).map(function (td) {
-                return +td.getAttribute("data-v"); })};
-    }
-    out.rows = t.tBodies[0].rows.length;
-    out.first = top();
-    out.sorts = [];
-    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
-      if (i < 2) return;
-      th.click();
-      var growth = {top: top(), dir: th.getAttribute("aria-sort")};
-      th.click();
-      out.sorts.push({head: th.textContent, growth: growth,
-                      drop: {top: top(), dir: th.getAttribute("aria-sort")}});
-    });
-    var v = document.getElementById("verdict");
-    out.verdict = v && {failed: v.classList.contains("fail"),
-      limits: Array.prototype.map.call(v.querySelectorAll("li"), function (li) {
-        return [li.querySelector("code").textContent, li.getAttribute("data-exceeded") === "true"];
-      })};
-  } catch (e) {
-    out.error = String(e && e.stack || e);
+selfTest(function (out) {
+  out.totals = {};
+  document.querySelectorAll("#summary .card[data-total]").forEach(function (c) {
+    out.totals[c.getAttribute("data-total")] = +c.getAttribute("data-v");
+  });
+  var t = document.querySelector("#sites table.diff-sites");
+  function top() {
+    var tr = t.tBodies[0].rows[0];
+    return {site: tr.cells[0].textContent, domain: tr.cells[1].textContent,
+            values: Array.prototype.slice.call(tr.cells, 2).map(function (td) {
+              return +td.getAttribute("data-v"); })};
   }
-  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+  out.rows = t.tBodies[0].rows.length;
+  out.first = top();
+  out.sorts = [];
+  Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+    if (i < 2) return;
+    th.click();
+    var growth = {top: top(), dir: th.getAttribute("aria-sort")};
+    th.click();
+    out.sorts.push({head: th.textContent, growth: growth,
+                    drop: {top: top(), dir: th.getAttribute("aria-sort")}});
+  });
+  var v = document.getElementById("verdict");
+  out.verdict = v && {failed: v.classList.contains("fail"),
+    limits: Array.prototype.map.call(v.querySelectorAll("li"), function (li) {
+      return [li.querySelector("code").textContent, li.getAttribute("data-exceeded") === "true"];
+    })};
 });
 </script>
 """
@@ -292,8 +292,7 @@ def top_row(rows, how):
 # tables, the window and the flame graph show into <html data-selftest>.
 VIEWS_TEST = """
 <script>
-whenDrawn(function () {
-  var out = {};
+selfTest(function (out) {
   function fire(el, type, x, y) {
     el.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: x, clientY: y, button: 0}));
   }
@@ -312,47 +311,41 @@ whenDrawn(function () {
     });
     return r;
   }
-  try {
-    out.status = document.documentElement.getAttribute("data-memtrace");
-    out.whole = {sorts: sorts(), flame: window.memtrace.flameTotal(),
-                 peakText: document.querySelector(".win-peak").textContent};
-    /* brush the heap chart from T0 to T1 */
-    var c = document.querySelector("#heap svg[data-chart=heap]");
-    var g = c.getAttribute("data-plot").split(" ").map(Number);  /* L R x0 x1 W */
-    var box = c.getBoundingClientRect();
-    function cx(t) { return box.left + (g[0] + (t - g[2]) / (g[3] - g[2]) * (g[1] - g[0])) * box.width / g[4]; }
-    var cy = box.top + box.height / 2;
-    fire(c, "mousedown", cx(%(t0)s), cy);
-    fire(c, "mousemove", cx(%(t1)s), cy);
-    fire(c, "mouseup", cx(%(t1)s), cy);
-    var w = window.memtrace.window();
-    out.window = w && {t0: w.t0, t1: w.t1, peak: w.peak};
-    out.windowPeakText = document.querySelector(".win-peak").textContent;
-    out.inWindow = {sorts: sorts(), flame: window.memtrace.flameTotal()};
-    /* back to the whole trace; then malloc alone */
-    document.getElementById("win-clear").click();
-    out.clearedPeakText = document.querySelector(".win-peak").textContent;
-    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
-      if (cb.value !== "malloc") cb.click();
-    });
-    document.querySelector("#sites button[data-sort-by=bytes]").click();
-    out.malloc = {top: top("sites"), flame: window.memtrace.flameTotal(),
-      domains: Array.prototype.map.call(
-        document.querySelectorAll("#sites table.sites tbody tr td.dom"),
-        function (td) { return td.title; })};
-    /* every domain again; then the thread that grew the list alone */
-    document.querySelectorAll("input[data-domain]").forEach(function (cb) {
-      if (!cb.checked) cb.click();
-    });
-    var threads = document.getElementById("view-thread");
-    threads.value = "%(thread)s";
-    threads.dispatchEvent(new Event("change"));
-    out.thread = {top: top("sites"), flame: window.memtrace.flameTotal(),
-      options: threads.options.length};
-  } catch (e) {
-    out.error = String(e && e.stack || e);
-  }
-  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+  out.whole = {sorts: sorts(), flame: window.memtrace.flameTotal(),
+               peakText: document.querySelector(".win-peak").textContent};
+  /* brush the heap chart from T0 to T1 */
+  var c = document.querySelector("#heap svg[data-chart=heap]");
+  var g = c.getAttribute("data-plot").split(" ").map(Number);  /* L R x0 x1 W */
+  var box = c.getBoundingClientRect();
+  function cx(t) { return box.left + (g[0] + (t - g[2]) / (g[3] - g[2]) * (g[1] - g[0])) * box.width / g[4]; }
+  var cy = box.top + box.height / 2;
+  fire(c, "mousedown", cx(%(t0)s), cy);
+  fire(c, "mousemove", cx(%(t1)s), cy);
+  fire(c, "mouseup", cx(%(t1)s), cy);
+  var w = window.memtrace.window();
+  out.window = w && {t0: w.t0, t1: w.t1, peak: w.peak};
+  out.windowPeakText = document.querySelector(".win-peak").textContent;
+  out.inWindow = {sorts: sorts(), flame: window.memtrace.flameTotal()};
+  /* back to the whole trace; then malloc alone */
+  document.getElementById("win-clear").click();
+  out.clearedPeakText = document.querySelector(".win-peak").textContent;
+  document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+    if (cb.value !== "malloc") cb.click();
+  });
+  document.querySelector("#sites button[data-sort-by=bytes]").click();
+  out.malloc = {top: top("sites"), flame: window.memtrace.flameTotal(),
+    domains: Array.prototype.map.call(
+      document.querySelectorAll("#sites table.sites tbody tr td.dom"),
+      function (td) { return td.title; })};
+  /* every domain again; then the thread that grew the list alone */
+  document.querySelectorAll("input[data-domain]").forEach(function (cb) {
+    if (!cb.checked) cb.click();
+  });
+  var threads = document.getElementById("view-thread");
+  threads.value = "%(thread)s";
+  threads.dispatchEvent(new Event("change"));
+  out.thread = {top: top("sites"), flame: window.memtrace.flameTotal(),
+    options: threads.options.length};
 });
 </script>
 """
@@ -360,21 +353,15 @@ whenDrawn(function () {
 # Appended to the large page: what it drew, and a brushed window.
 SCALE_TEST = """
 <script>
-whenDrawn(function () {
-  var out = {status: document.documentElement.getAttribute("data-memtrace")};
-  try {
-    var c = document.querySelector("#heap svg[data-chart=heap]");
-    out.vertices = c.querySelector("path.line").getAttribute("d").split(/[ML]/).length - 1;
-    out.plot = c.getAttribute("data-plot").split(" ").map(Number);
-    out.rows = document.querySelectorAll("#sites table.sites tbody tr").length;
-    out.more = document.querySelector("#sites button.showall").textContent;
-    window.memtrace.setWindow(%(t0)s, %(t1)s);
-    out.windowPeak = window.memtrace.window().peak;
-    out.flame = window.memtrace.flameTotal();
-  } catch (e) {
-    out.error = String(e && e.stack || e);
-  }
-  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+selfTest(function (out) {
+  var c = document.querySelector("#heap svg[data-chart=heap]");
+  out.vertices = c.querySelector("path.line").getAttribute("d").split(/[ML]/).length - 1;
+  out.plot = c.getAttribute("data-plot").split(" ").map(Number);
+  out.rows = document.querySelectorAll("#sites table.sites tbody tr").length;
+  out.more = document.querySelector("#sites button.showall").textContent;
+  window.memtrace.setWindow(%(t0)s, %(t1)s);
+  out.windowPeak = window.memtrace.window().peak;
+  out.flame = window.memtrace.flameTotal();
 });
 </script>
 """
@@ -383,16 +370,10 @@ whenDrawn(function () {
 # Appended to a page: the flame graph's total and the peak of a window.
 WINDOW_TEST = """
 <script>
-whenDrawn(function () {
-  var out = {status: document.documentElement.getAttribute("data-memtrace")};
-  try {
-    window.memtrace.setWindow(%(t0)s, %(t1)s);
-    out.flame = window.memtrace.flameTotal();
-    out.peak = window.memtrace.window().peak;
-  } catch (e) {
-    out.error = String(e && e.stack || e);
-  }
-  document.documentElement.setAttribute("data-selftest", JSON.stringify(out));
+selfTest(function (out) {
+  window.memtrace.setWindow(%(t0)s, %(t1)s);
+  out.flame = window.memtrace.flameTotal();
+  out.peak = window.memtrace.window().peak;
 });
 </script>
 """
@@ -584,10 +565,7 @@ class Browser(TracerTestCase):
         self.assertEqual(row.group(1).replace(",", ""), str(build[0]["allocs"]))
 
     def test_interactions(self):
-        page = self.tmp / "selftest.html"
-        page.write_text(self.page.read_text(encoding="utf-8").replace(
-            "</body>", WHEN_DRAWN + SELF_TEST + "</body>"), encoding="utf-8")
-        got = self.selftest_result(page)
+        got = self.selftest(SELF_TEST, "selftest.html")
         self.assertEqual({got["sort"]["dir1"], got["sort"]["dir2"]}, {"ascending", "descending"})
         self.assertTrue(got["sort"]["ok1"] and got["sort"]["ok2"], got["sort"])
         self.assertIsNotNone(got["chartTip"], "no read-out on the heap chart")
@@ -600,10 +578,13 @@ class Browser(TracerTestCase):
         self.assertRegex(got["match"], r"matched .*B \(.*%\)")
         self.assertGreater(got["hits"], 0)
 
-    def selftest(self, script, name):
+    def selftest(self, script, name, text=None):
+        """What script saw on a copy (name) of the page whose HTML is text
+        (by default the report's page)."""
         page = self.tmp / name
-        page.write_text(self.page.read_text(encoding="utf-8").replace(
-            "</body>", WHEN_DRAWN + script + "</body>"), encoding="utf-8")
+        text = self.page.read_text(encoding="utf-8") if text is None else text
+        page.write_text(text.replace("</body>", WHEN_DRAWN + script + "</body>"),
+                        encoding="utf-8")
         return self.selftest_result(page)
 
     def expect_sorts(self, got, rep, fig):
@@ -676,13 +657,10 @@ class Browser(TracerTestCase):
         rep = large_report(page_data(text)["report"], nsites, npoints)
         head, rest = text.split('<script type="application/json" id="mt-data">', 1)
         block = json.dumps({"report": rep}, separators=(",", ":")).replace("<", "\\u003c")
-        big = self.tmp / "large.html"
         t0, t1 = npoints // 4 * 10, npoints // 2 * 10
-        big.write_text(head + '<script type="application/json" id="mt-data">' + block +
-                       "</script>" + rest.split("</script>", 1)[1].replace(
-                           "</body>", WHEN_DRAWN + SCALE_TEST % {"t0": t0, "t1": t1} +
-                           "</body>"), encoding="utf-8")
-        got = self.selftest_result(big)
+        got = self.selftest(SCALE_TEST % {"t0": t0, "t1": t1}, "large.html",
+                            head + '<script type="application/json" id="mt-data">' + block +
+                            "</script>" + rest.split("</script>", 1)[1])
         # the window's peak, and the flame graph of the sites' cells in it
         points = rep["timeline"]["points"]
         peak = max(h for t, h in zip(points["time_us"], points["heap"]) if t0 <= t <= t1)
@@ -692,7 +670,7 @@ class Browser(TracerTestCase):
         self.assertEqual(got["flame"], sum(
             b for k, b in zip(cells["bucket"], cells["bytes"]) if t0 // width <= k <= t1 // width))
         print("\n%d sites, %d points: a page of %.0f MB" % (
-            nsites, npoints, big.stat().st_size / 1e6), file=sys.stderr)
+            nsites, npoints, (self.tmp / "large.html").stat().st_size / 1e6), file=sys.stderr)
         return got
 
     def test_many_sites(self):
@@ -729,9 +707,7 @@ class Browser(TracerTestCase):
         self.assertGreater(whole, 0)
         for lo in (t0, (t0 + t1) // 2):
             with self.subTest(start=lo):
-                page.write_text(text.replace("</body>", WHEN_DRAWN + WINDOW_TEST % {
-                    "t0": lo, "t1": t1} + "</body>"), encoding="utf-8")
-                got = self.selftest_result(page)
+                got = self.selftest(WINDOW_TEST % {"t0": lo, "t1": t1}, page.name, text)
                 win = make_window(rep, lo, t1)
                 self.assertEqual(got["peak"], win["peak"])
                 self.assertEqual(got["flame"], sum(f["bytes"] for f in site_figures(rep, win)))
@@ -744,10 +720,7 @@ class Browser(TracerTestCase):
         page, d = self.diff_page("--fail-on", "allocs:+0", "--fail-on", "peak:+1000%",
                                  expect_rc=4)
         self.assertEqual(page_data(page.read_text(encoding="utf-8")), {"diff": d})
-        test_page = self.tmp / "diff-test.html"
-        test_page.write_text(page.read_text(encoding="utf-8").replace(
-            "</body>", WHEN_DRAWN + DIFF_TEST + "</body>"), encoding="utf-8")
-        got = self.selftest_result(test_page)
+        got = self.selftest(DIFF_TEST, "diff-test.html", page.read_text(encoding="utf-8"))
 
         self.assertEqual(got["totals"], {k: c["delta"] for k, c in d["totals"].items()})
         sites = d["sites"]
