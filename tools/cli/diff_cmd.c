@@ -142,13 +142,10 @@ int cmd_diff(int argc, char **argv)
 	argv[0] = (char *)"memtrace diff";
 	mt_view_default(&view);
 	view.no_lines = true; /* lines are not compared */
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
-		int v = view_option(argv[0], c, optarg, &view);
-		if (v < 0)
-			return usage_error(NULL);
-		if (v)
-			continue;
+	while ((c = view_getopt(argc, argv, "f:o:h", opts, &view)) != -1) {
 		switch (c) {
+		case VIEW_BAD_ARG:
+			return usage_error(NULL);
 		case 'f':
 			if (mt_format_parse(optarg, &fmt) || fmt > MT_FMT_HTML)
 				return usage_error("--format takes text, json or html");

@@ -482,13 +482,10 @@ int cmd_report(int argc, char **argv)
 	int c;
 	argv[0] = (char *)"memtrace report"; /* getopt prefixes its messages with it */
 	mt_view_default(&view);
-	while ((c = getopt_long(argc, argv, "f:o:qhi:p:e:a1", opts, NULL)) != -1) {
-		int v = view_option(argv[0], c, optarg, &view);
-		if (v < 0)
-			return usage_error(NULL);
-		if (v)
-			continue;
+	while ((c = view_getopt(argc, argv, "f:o:qhi:p:e:a1", opts, &view)) != -1) {
 		switch (c) {
+		case VIEW_BAD_ARG:
+			return usage_error(NULL);
 		case 'p':
 			errno = 0;
 			sel.pid = strtol(optarg, &end, 10);

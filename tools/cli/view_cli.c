@@ -76,7 +76,9 @@ static int bad(const char *cmd, const char *what, const char *arg)
 	return -1;
 }
 
-int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v)
+/* 1: opt was a view option and arg is good, 0: not a view option, -1: a
+ * bad argument (said on stderr, prefixed with cmd). */
+static int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v)
 {
 	char *end;
 	int k;
@@ -135,6 +137,16 @@ int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v)
 	default:
 		return 0;
 	}
+}
+
+int view_getopt(int argc, char **argv, const char *shorts, const struct option *longs,
+		struct mt_view *v)
+{
+	int c, r;
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1)
+		if ((r = view_option(argv[0], c, optarg, v)) <= 0)
+			return r < 0 ? VIEW_BAD_ARG : c;
+	return -1;
 }
 
 int view_check(const char *cmd, const struct mt_view *v)

@@ -48,9 +48,13 @@ enum view_opt {
 extern const char view_usage_figures[];
 extern const char view_usage_rows[];
 
-/* 1: opt was a view option and arg is good, 0: not a view option, -1: a
- * bad argument (said on stderr, prefixed with cmd). */
-int view_option(const char *cmd, int opt, const char *arg, struct mt_view *v);
+/* getopt_long for a command with the view options in longs: takes those
+ * into *v and returns the next other option, -1 at the end, or
+ * VIEW_BAD_ARG after a bad argument of a view option (said on stderr,
+ * prefixed with argv[0]). */
+#define VIEW_BAD_ARG (-2)
+int view_getopt(int argc, char **argv, const char *shorts, const struct option *longs,
+		struct mt_view *v);
 /* The format named by --format's argument; -1 for none. */
 int mt_format_parse(const char *name, enum mt_format *fmt);
 /* What no single option can check; -1: said on stderr. */
