@@ -339,15 +339,17 @@ class ViewsPython(TracerTestCase):
         # 840 kB in about 7,440 blocks) is not the same from run to run
         # either: 968 bytes apart in the same number of blocks once, and on
         # one machine 4 blocks (128 bytes) more in every run after a
-        # moment, whichever script ran.  So a site may move by 1/512 of its
-        # bytes, and <native> by 1/512 of its blocks.
+        # moment, whichever script ran; abc's ABCMeta.__new__ once made its
+        # 430 blocks 164 bytes smaller (of 72,393).  So a site may move by
+        # 1/64 of its bytes and of its peak, and <native> by 1/512 of its
+        # blocks: far below the 778 kB of the one site that changed.
         for s in d["sites"][1:]:
             native = s["file"] == "<native>"
             allocs = s["allocs"]
             self.assertLessEqual(abs(allocs["delta"]), allocs["base"] // 512 if native else 0, s)
             self.assertEqual(s["leaked_bytes"]["delta"], 0, s)
-            self.assertLess(abs(s["bytes"]["delta"]), max(64, s["bytes"]["base"] // 512), s)
-            self.assertLess(abs(s["peak_bytes"]["delta"]), 1024, s)
+            self.assertLess(abs(s["bytes"]["delta"]), max(256, s["bytes"]["base"] // 64), s)
+            self.assertLess(abs(s["peak_bytes"]["delta"]), max(1024, s["peak_bytes"]["base"] // 64), s)
         peak = self.trace(python, "peak")
         memtrace("diff", "--fail-on", "peak:+10%", base, peak, expect=4)
         memtrace("diff", "--fail-on", "peak:+60%", base, peak)
