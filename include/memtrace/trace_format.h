@@ -20,13 +20,37 @@
  * low bit gives the value type (0: varint, 1: length-prefixed bytes), so a
  * reader skips keys it does not know.
  *
- * Event payloads are a stream of records.  Each record starts with a tag
- * byte: the low five bits are the record kind, bits 5-6 the allocator
- * domain.  Integers are LEB128 varints; addresses are zigzag varints of the
- * difference to the previous address in the same block (the first address of
- * a block is relative to zero), which keeps heap-local traffic to 2-3 bytes
- * before compression.  In every block a THREAD record comes before the
- * first record that belongs to a thread.
+ * Event payloads are a sequence of segments (format 2).  A segment is a
+ * STREAM record (stream number, byte length) followed by that many bytes of
+ * the stream's records; zero bytes between records are padding.  Stream 0
+ * is the process's own: definitions, the writer's epochs, times and
+ * samples, LOST and HORIZON.  Every other stream holds one thread's records
+ * in the order the thread made them, and its first segment opens with a
+ * THREAD record; a stream number is never reused within a trace (a thread
+ * that starts later, even with the same tid, gets a new stream).
+ *
+ * Each record starts with a tag byte: the low five bits are the record
+ * kind, bits 5-6 the allocator domain.  Integers are LEB128 varints;
+ * addresses are zigzag varints of the difference to the previous address
+ * of the same stream (the first of a stream is relative to zero): the
+ * difference runs on across a stream's segments and blocks, which keeps
+ * a thread's heap-local traffic to 2-3 bytes before compression.
+ *
+ * Order.  No record carries a time stamp of its own.  The process keeps an
+ * epoch counter that only grows; an event record belongs to the epoch the
+ * last EPOCH record of its stream announced (0 before the first).  When
+ * event a happens before event b (in one thread's program order, or across
+ * threads through any synchronization, the allocator's own included),
+ * epoch(a) <= epoch(b).  Events of different epochs are therefore ordered by
+ * their epochs; within one epoch, each thread's records are in stream order,
+ * and records of different threads on one address follow from its life (an
+ * allocation, then its free, then the next allocation at that address).
+ * docs/ordering.md shows why that order gives the figures of a global
+ * order, and what breaks the remaining ties.  A HORIZON record (stream 0)
+ * promises that every event record after it in the file belongs to an
+ * epoch at or above its value, so a reader settles the order of all
+ * earlier epochs there and keeps only the records of one writer round.
+ */
  */
 #ifndef MEMTRACE_TRACE_FORMAT_H
 #define MEMTRACE_TRACE_FORMAT_H
@@ -35,10 +59,10 @@
 
 #define MT_FILE_MAGIC "MEMTRACE"
 #define MT_FILE_MAGIC_LEN 8
-#define MT_FORMAT_MAJOR 1 /* readers refuse a larger major */
-#define MT_FORMAT_MINOR 1 /* 1.1: mappings and samples (record kinds 22-26);
-			    * new header and footer keys are skipped by any v1
-			    * reader, new record kinds stop a 1.0 reader */
+#define MT_FORMAT_MAJOR 2 /* readers refuse any other major: 2.0 made the
+			    * streams per thread, and format 1 is no longer read */
+#define MT_FORMAT_MINOR 0 /* new header and footer keys are skipped by any
+			    * reader of the major, new record kinds stop it */
 #define MT_PREAMBLE_LEN 16
 
 #define MT_BLOCK_MAGIC 0x4b42544du /* "MTBK" little-endian */
@@ -75,11 +99,19 @@ enum mt_domain {
  *                             another thread may reuse `old` in between.
  *                             Pair them per thread.
  *   FREE                      addr (free(NULL) is not recorded)
- *   THREAD                    tid: following records belong to this thread
- *   TIME                      microseconds since the previous TIME (the first
- *                             is since the header's start time)
- *   LOST                      count of events a thread could not record
- *                             (re-entered from a signal handler)
+ *   THREAD                    tid: the first record of a thread's stream
+ *   TIME                      stream 0: microseconds since the previous TIME
+ *                             (the first is since the header's start time),
+ *                             read by the writer in stream 0's current epoch
+ *   LOST                      stream 0: count of events threads could not
+ *                             record (re-entered from a signal handler)
+ *   EPOCH                     the epoch counter's advance since the
+ *                             stream's previous EPOCH: the stream's
+ *                             following records belong to that epoch
+ *   HORIZON                   stream 0: the advance since the previous
+ *                             HORIZON (see "Order" above)
+ *   STREAM                    stream number, byte length: opens a segment;
+ *                             only at the top level of an event payload
  *
  * CPython (written only in Python processes):
  *   ARENA_ALLOC, ARENA_FREE   size, addr: a block of CPython's arena
@@ -116,7 +148,7 @@ enum mt_domain {
  *                             its allocation records are attributed to it
  *                             until the next STACK
  *
- * The program's own mappings (format 1.1): mmap, munmap and mremap calls
+ * The program's own mappings: mmap, munmap and mremap calls
  * that reach libc through the program's or a library's PLT.  glibc's
  * internal mappings (large malloc chunks, thread stacks, the loader) never
  * do, and CPython's arena allocator is recorded as ARENA_* instead.
@@ -130,14 +162,17 @@ enum mt_domain {
  *                             flags) after it (addr 0: failed, the old
  *                             mapping stays)
  *
- * What the OS sees (format 1.1):
+ * What the OS sees:
  *   SAMPLE                    mask, then one varint per set bit of mask,
  *                             lowest first (enum mt_sample_field): resident
  *                             memory and the C allocator's figures at this
  *                             point of the stream.  A reader skips values
  *                             of bits it does not know.
  *
- * Definitions (STRING, CODE, FRAME) always precede their first use.
+ * Definitions (STRING, CODE, FRAME, MODULE, MODULE_GONE, NATIVE_FRAME) are
+ * stream 0's and precede their first use in the file.  MARK, LOC, STACK,
+ * SCRIPT and a mark's SAMPLE are in the marking or allocating thread's
+ * stream; the writer's periodic SAMPLEs in stream 0.
  */
 enum mt_rec_kind {
 	MT_REC_MALLOC = 1,
@@ -167,6 +202,9 @@ enum mt_rec_kind {
 	MT_REC_MREMAP_IN = 25,
 	MT_REC_SAMPLE = 26,
 	MT_REC_SCRIPT = 27,
+	MT_REC_EPOCH = 28,
+	MT_REC_HORIZON = 29,
+	MT_REC_STREAM = 30,
 	MT_REC_KIND_MAX = 31,
 };
 
