@@ -12,7 +12,9 @@
  * allocation at an address not live, a free of one live), which runs on
  * while its records are; when none is, the lowest stream's record goes
  * anyway, as a reader of one stream would take it (a free of a block made
- * before tracing started).  An epoch of one thread stream, nearly every
+ * before tracing started).  Where two streams' records on one address
+ * fit only one way, the applicable one that would block the other waits
+ * (may_go()).  An epoch of one thread stream, nearly every
  * epoch of a program with one busy thread, needs no check at all: its
  * records go through the builder's own loop.  docs/ordering.md says why
  * that order gives the figures of a globally ordered trace.
@@ -62,6 +64,11 @@ struct order {
 	uint64_t top;             /* the highest epoch applied */
 	uint64_t s0_prev;         /* stream 0's address state as read */
 	bool closed;              /* the window closed: only times count */
+	/* merge(): what streams do to addresses in the epoch (pairs), and
+	 * what one stream did so far (seen) */
+	struct heapmap pairs, seen;
+	uint64_t *keys;           /* seen's keys */
+	size_t nkeys, keys_cap;
 	char error[128];
 };
 
@@ -252,33 +259,263 @@ static int run(struct ctx *c, struct stream *s, uint64_t e)
 	}
 }
 
-/* Several thread streams in epoch e: the applicable records first. */
+/* ---- within one epoch --------------------------------------------------- */
+
+/* The (domain, address) a record makes a block at (ARENA_ALLOC's domain
+ * is MT_DOM_COUNT: the arenas' own); false if it makes none. */
+static bool makes(const struct mt_rec *r, int *dom, uint64_t *addr)
+{
+	*dom = r->kind == MT_REC_ARENA_ALLOC ? MT_DOM_COUNT : r->dom;
+	*addr = r->addr;
+	switch (r->kind) {
+	case MT_REC_MALLOC:
+	case MT_REC_CALLOC:
+	case MT_REC_ALIGNED:
+	case MT_REC_REALLOC_IN:
+	case MT_REC_ARENA_ALLOC:
+		return r->addr != 0;
+	case MT_REC_REALLOC:
+		return r->addr && r->addr != r->old;
+	default:
+		return false;
+	}
+}
+
+/* The (domain, address) whose block a record frees; false if none. */
+static bool frees(const struct mt_rec *r, int *dom, uint64_t *addr)
+{
+	*dom = r->kind == MT_REC_ARENA_FREE ? MT_DOM_COUNT : r->dom;
+	*addr = r->kind == MT_REC_REALLOC ? r->old : r->addr;
+	switch (r->kind) {
+	case MT_REC_FREE:
+	case MT_REC_REALLOC_OUT:
+	case MT_REC_ARENA_FREE:
+		return true;
+	case MT_REC_REALLOC:
+		return r->old && r->addr != r->old && (r->addr || !r->size);
+	default:
+		return false;
+	}
+}
+
+static uint64_t key_of(int dom, uint64_t addr)
+{
+	return addr * (MT_DOM_COUNT + 1) + (uint64_t)dom;
+}
+
+static bool epoch_ends(const struct mt_rec *r)
+{
+	return r->kind == MT_REC_EPOCH && r->value;
+}
+
+/* A decoder over the stream's records from its head on. */
+static struct mt_dec from_head(const struct stream *s)
+{
+	struct mt_dec d = s->d;
+	d.p = s->head_at;
+	d.prev_addr = s->head_prev;
+	return d;
+}
+
+/* What a stream does to one address within an epoch: it makes a block
+ * there and frees it again (a life that closes in the stream), or frees
+ * the block there and makes another one (a block reborn in the stream). */
+enum { CLOSES = 1, REBORN = 2, MADE = 4 /* by any stream in the epoch */ };
+
+/* CLOSES or REBORN: what the record is the first half of, at *key; 0 if
+ * it makes or frees no block. */
+static unsigned half(const struct mt_rec *r, uint64_t *key, unsigned *second)
+{
+	uint64_t addr;
+	int dom;
+	if (makes(r, &dom, &addr)) {
+		*key = key_of(dom, addr);
+		*second = REBORN;
+		return CLOSES;
+	}
+	if (frees(r, &dom, &addr)) {
+		*key = key_of(dom, addr);
+		*second = CLOSES;
+		return REBORN;
+	}
+	return 0;
+}
+
+/* A realloc in place: the block there is reborn in one record. */
+static bool in_place(const struct mt_rec *r, uint64_t *key)
+{
+	*key = key_of(r->dom, r->old);
+	return r->kind == MT_REC_REALLOC && r->old && r->addr == r->old;
+}
+
+/* Whether the stream, from its head to the end of its epoch, does what at
+ * key first. */
+static bool does(const struct stream *s, uint64_t key, unsigned what)
+{
+	struct mt_dec d = from_head(s);
+	struct mt_rec r;
+	uint64_t k;
+	unsigned second;
+	bool started = false;
+	while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
+		unsigned first = half(&r, &k, &second);
+		if (!first && in_place(&r, &k) && k == key) {
+			if (!started)
+				return what == REBORN;
+			continue; /* the life goes on */
+		}
+		if (!first || k != key)
+			continue;
+		if (started)
+			return second == what;
+		if (first != what)
+			return false;
+		started = true;
+	}
+	return false;
+}
+
+static int remember(struct order *o, uint64_t key, unsigned what)
+{
+	uint64_t old = 0;
+	if (o->nkeys == o->keys_cap) {
+		size_t cap = o->keys_cap ? 2 * o->keys_cap : 256;
+		uint64_t *k = realloc(o->keys, cap * sizeof *k);
+		if (!k)
+			return -1;
+		o->keys = k;
+		o->keys_cap = cap;
+	}
+	hm_get(&o->seen, key, &old);
+	int st = hm_put(&o->seen, key, old | what, &old);
+	if (st == 0)
+		o->keys[o->nkeys++] = key;
+	return st < 0 ? -1 : 0;
+}
+
+/* o->pairs gets, for the addresses where a stream closes a life or has a
+ * block reborn in epoch e, which of the two. */
+static int find_pairs(struct ctx *c, uint64_t e)
+{
+	struct order *o = c->order;
+	struct mt_rec r;
+	uint64_t key, seen, was, unused;
+	unsigned second;
+	for (size_t i = 0; i < o->nactive; i++) {
+		struct stream *s = o->active[i];
+		if (!s->number || !s->has_head || s->epoch != e)
+			continue;
+		struct mt_dec d = from_head(s);
+		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
+			unsigned first = half(&r, &key, &second), bits = first == CLOSES ? MADE : 0;
+			if (first && hm_get(&o->seen, key, &seen) && (seen & second))
+				bits |= second;
+			if (!first && in_place(&r, &key))
+				bits = REBORN;
+			if (bits) {
+				was = 0;
+				hm_get(&o->pairs, key, &was);
+				if (hm_put(&o->pairs, key, was | bits, &unused) < 0)
+					return -1;
+			}
+			if (first && remember(o, key, first))
+				return -1;
+		}
+		while (o->nkeys)
+			hm_del(&o->seen, o->keys[--o->nkeys], &unused);
+	}
+	return 0;
+}
+
+/* Whether s's head may go now.  Beyond being applicable: a block its
+ * head makes and its own stream does not free in this epoch waits while
+ * another stream closes a life there, or that stream could never go (one
+ * thread frees an address, a second allocates and frees it, a third
+ * allocates it last: ABA across three threads in one epoch); and a free
+ * whose stream makes nothing there again waits while another stream has
+ * the block there reborn (its free must come first). */
+static bool may_go(struct ctx *c, struct stream *s, uint64_t e)
+{
+	struct order *o = c->order;
+	uint64_t key, v;
+	unsigned second;
+	if (!report_applicable(c, &s->head))
+		return false;
+	if (!hm_count(&o->pairs))
+		return true;
+	unsigned what = half(&s->head, &key, &second);
+	if (!what || !hm_get(&o->pairs, key, &v) || !(v & what) || does(s, key, what))
+		return true;
+	for (size_t i = 0; i < o->nactive; i++) {
+		struct stream *t = o->active[i];
+		if (t != s && t->number && t->has_head && t->epoch == e && does(t, key, what))
+			return false;
+	}
+	return true;
+}
+
+/* Whether r reallocates a block no stream makes in this epoch (one made
+ * before tracing started). */
+static bool unknown_moves(struct ctx *c, const struct mt_rec *r)
+{
+	uint64_t v = 0;
+	if (r->kind != MT_REC_REALLOC && r->kind != MT_REC_REALLOC_OUT)
+		return false;
+	hm_get(&c->order->pairs, key_of(r->dom, r->kind == MT_REC_REALLOC ? r->old : r->addr), &v);
+	return !(v & MADE);
+}
+
+/* Several thread streams in epoch e: the lowest one whose head may go,
+ * running on while its records may; else a realloc, a free, an applicable
+ * record, anything. */
 static int merge(struct ctx *c, uint64_t e)
 {
 	struct order *o = c->order;
+	if (find_pairs(c, e))
+		return c->oom = true, -1;
+	int st = 0;
 	for (;;) {
-		struct stream *first = NULL, *pick = NULL;
+		struct stream *first = NULL, *applicable = NULL, *moved = NULL, *freed = NULL;
+		struct stream *pick = NULL;
 		for (size_t i = 0; i < o->nactive && !pick; i++) {
 			struct stream *s = o->active[i];
 			if (!s->number || !s->has_head || s->epoch != e)
 				continue;
 			if (!first)
 				first = s;
-			if (report_applicable(c, &s->head))
+			if (may_go(c, s, e))
 				pick = s;
+			else if (report_applicable(c, &s->head))
+				applicable = applicable ? applicable : s;
+			else if (unknown_moves(c, &s->head))
+				moved = moved ? moved : s;
+			else if (s->head.kind == MT_REC_FREE)
+				freed = freed ? freed : s;
 		}
 		if (!first)
-			return 0;
-		if (!pick)
-			pick = first;
-		int st;
+			break;
+		/* Nothing may go: a block the trace never saw made (before
+		 * tracing started) is reallocated (a free there is then of the
+		 * new block) or freed; then what waits for another stream's
+		 * block; last an allocation at a live address, which evicts a
+		 * block whose free is yet to come. */
+		pick = pick	? pick
+		       : moved	    ? moved
+		       : freed	    ? freed
+		       : applicable ? applicable
+				    : first;
 		do
 			st = emit(c, pick);
-		while (st == 1 && !stopped(c) && pick->epoch == e &&
-		       report_applicable(c, &pick->head));
+		while (st == 1 && !stopped(c) && pick->epoch == e && may_go(c, pick, e));
 		if (st < 0 || stopped(c))
-			return st;
+			break;
 	}
+	if (hm_count(&o->pairs)) {
+		hm_free(&o->pairs);
+		if (hm_init(&o->pairs))
+			return c->oom = true, -1;
+	}
+	return st < 0 ? -1 : 0;
 }
 
 /* The lowest epoch any active stream's next record has; false if none. */
@@ -498,7 +735,8 @@ const char *order_error(const struct ctx *c)
 int order_init(struct ctx *c)
 {
 	c->order = calloc(1, sizeof *c->order);
-	if (!c->order || hm_init(&c->order->ids))
+	if (!c->order || hm_init(&c->order->ids) || hm_init(&c->order->pairs) ||
+	    hm_init(&c->order->seen))
 		return -1;
 	return stream_new(c, 0) ? 0 : -1;
 }
@@ -515,7 +753,10 @@ void order_free(struct ctx *c)
 	free(o->v);
 	free(o->active);
 	free(o->idle);
+	free(o->keys);
 	hm_free(&o->ids);
+	hm_free(&o->pairs);
+	hm_free(&o->seen);
 	free(o);
 	c->order = NULL;
 }

@@ -1,0 +1,694 @@
+/*
+ * test_order.c - the reporter on per-thread streams (format 2) against a
+ * globally ordered reference.
+ *
+ * Randomized multi-threaded executions are simulated step by step: each
+ * step is one thread's allocator event (stamped with the epoch it loads,
+ * its record written but not yet published: the thread is busy), one
+ * thread publishing, or a writer round.  The epochs are the recorder's:
+ * every event loads the counter; each thread advances it every K of its
+ * events (K random and small, so that epochs are short and many); the
+ * writer advances it at random rounds, writes EPOCH and TIME in stream 0,
+ * each ring's published records as its segment and then a HORIZON at the
+ * lowest epoch a busy ring announced.  The order of the steps is the
+ * reference: a plain evaluator applies the events in it and takes, at
+ * every epoch boundary, the live bytes and blocks and the events so far,
+ * and at the end every figure the report gives (domains, sites, leaks,
+ * temporaries, unmatched frees).
+ *
+ * The reporter must give the same figures, and the same live figures at
+ * every epoch boundary: a probe thread, the lowest thread stream, marks
+ * the start of chosen epochs, and a step's start counters are the heap
+ * at that boundary.  What cannot be equal: the order of unrelated threads'
+ * events inside one epoch is not in the trace, so the heap's highest
+ * point inside an epoch is not either.  For the peaks the test asserts the
+ * bound instead: at least the highest heap at an epoch boundary, at most
+ * the heap at the start of an epoch plus the bytes allocated in it.
+ *
+ * What the trace cannot decide, and the generator leaves out of its random
+ * executions (test_undecidable shows both): within one epoch, an address
+ * freed by one thread and allocated by another, when a third thread (or
+ * the first) allocates it too, or when the free was of a block made before
+ * tracing started.  Then two orders fit every record and give different
+ * figures.  The random executions let a thread reuse at once the
+ * addresses it freed itself or a moved realloc gave up, and any address
+ * freed in an earlier epoch.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "report.h"
+#include "tracegen.h"
+
+#define MAXT 6        /* threads, the probe included */
+#define NADDR 12      /* addresses per domain */
+#define NPRE 4        /* of which live before tracing */
+#define NFRAMES 4     /* Python locations (PYOBJ sites) */
+#define NDOMS 2       /* MALLOC and PYOBJ */
+#define MAXEPOCHS 4096
+#define RING_CAP (1u << 18)
+
+static const int doms[NDOMS] = { MT_DOM_MALLOC, MT_DOM_PYOBJ };
+
+static uint64_t addr_of(int d, int i)
+{
+	return (d ? 0x900000u : 0x100000u) + 0x100u * (uint64_t)i;
+}
+
+/* ---- the reference: the events in the order of the steps --------------------- */
+
+struct ref_site {
+	uint64_t allocs, bytes, live_bytes, live_blocks, temp_allocs, temp_bytes;
+};
+
+struct ref_dom {
+	uint64_t allocs, reallocs, frees, failed, bytes, live, blocks, unmatched;
+	uint64_t peak;
+};
+
+struct ref_block {
+	bool live;
+	uint64_t size;
+	int site;
+};
+
+struct boundary {
+	uint64_t live[NDOMS], blocks[NDOMS], allocs[NDOMS], frees[NDOMS];
+};
+
+struct ref {
+	struct ref_dom dom[NDOMS];
+	struct ref_block blk[NDOMS][NADDR];
+	struct ref_site site[NDOMS][NFRAMES + 1];
+	struct {
+		int last_dom, last_addr;
+		bool out_found;
+		int out_addr;
+		struct ref_block out;
+	} th[MAXT];
+	uint64_t temp_allocs, temp_bytes;
+	/* per epoch: the figures at its start, and what it allocated */
+	struct boundary at[MAXEPOCHS];
+	uint64_t alloc_bytes[MAXEPOCHS][NDOMS];
+	uint64_t peak_within[MAXEPOCHS][NDOMS]; /* the true highest, inside it */
+};
+
+static void ref_enter(struct ref *r, int t, int d, int a, uint64_t size, int site, uint64_t e)
+{
+	struct ref_dom *rd = &r->dom[d];
+	r->blk[d][a] = (struct ref_block){ .live = true, .size = size, .site = site };
+	rd->live += size;
+	rd->blocks++;
+	rd->bytes += size;
+	if (rd->live > rd->peak)
+		rd->peak = rd->live;
+	if (rd->live > r->peak_within[e][d])
+		r->peak_within[e][d] = rd->live;
+	r->alloc_bytes[e][d] += size;
+	r->site[d][site].allocs++;
+	r->site[d][site].bytes += size;
+	r->site[d][site].live_bytes += size;
+	r->site[d][site].live_blocks++;
+	r->th[t].last_dom = d;
+	r->th[t].last_addr = a;
+}
+
+/* Takes a block out; false if it was not live. */
+static bool ref_leave(struct ref *r, int d, int a, struct ref_block *out)
+{
+
+	struct ref_block *b = &r->blk[d][a];
+	if (!b->live)
+		return false;
+	*out = *b;
+	b->live = false;
+	r->dom[d].live -= b->size;
+	r->dom[d].blocks--;
+	r->site[d][b->site].live_bytes -= b->size;
+	r->site[d][b->site].live_blocks--;
+	return true;
+}
+
+static void ref_free(struct ref *r, int t, int d, int a)
+{
+	struct ref_block b;
+	r->dom[d].frees++;
+	if (!ref_leave(r, d, a, &b)) {
+		r->dom[d].unmatched++;
+		return;
+	}
+	if (r->th[t].last_dom == d && r->th[t].last_addr == a) { /* temporary */
+		r->site[d][b.site].temp_allocs++;
+		r->site[d][b.site].temp_bytes += b.size;
+		r->temp_allocs++;
+		r->temp_bytes += b.size;
+		r->th[t].last_dom = -1;
+	}
+}
+
+/* ---- the simulated process ---------------------------------------------------- */
+
+enum { FREE_ADDR, LIVE, PRE };
+
+struct addr_state {
+	int state;
+	int holder;            /* LIVE, PRE: the thread that may free it */
+	int made_by;           /* LIVE: the thread that allocated it ... */
+	uint64_t made_epoch;   /* ... in this epoch */
+	/* In this epoch a block here died in another stream than the one
+	 * that made it (or was made before tracing): only the thread that
+	 * freed it may allocate here again in this epoch. */
+	bool open;
+	uint64_t open_epoch;
+	int open_by;
+	/* The last free here; a block made here in the epoch of another
+	 * thread's free may be freed only by its maker in that epoch. */
+	uint64_t freed_epoch;
+	int freed_by;
+	bool after_other;
+};
+
+struct thread {
+	uint64_t tid, stream;
+	struct mt_enc ring;  /* written records; [0, pub) published */
+	size_t pub;
+	uint64_t announced;
+	bool busy, started;
+	unsigned k, count;
+	int loc;
+	/* a moved realloc between its OUT and its IN */
+	bool in_realloc;
+	int rd, ra;
+	uint64_t rsize;
+};
+
+struct sim {
+	uint64_t rng;
+	int nthreads;        /* threads[0] is the probe */
+	struct thread th[MAXT];
+	struct addr_state addr[NDOMS][NADDR];
+	uint64_t epoch;
+	uint64_t s0_announced, horizon;
+	struct ref ref;
+	/* the marks the probe made, as epochs */
+	uint64_t marks[MAXEPOCHS];
+	size_t nmarks;
+	/* the trace */
+	struct tg tg;
+	uint8_t *payload;
+	size_t payload_len;
+	uint64_t time_us;
+	bool defined;
+	int allow_cross; /* undecidable reuse allowed (test_undecidable only) */
+};
+
+static uint64_t rnd(struct sim *s)
+{
+	/* xorshift64* */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 0x2545f4914f6cdd1dull;
+}
+
+static unsigned below(struct sim *s, unsigned n)
+{
+	return (unsigned)(rnd(s) % n);
+}
+
+/* The writer's stream-0 bytes of this round. */
+static void seg0(struct sim *s, const struct mt_enc *e)
+{
+	s->payload_len = tg_segment(s->payload, s->payload_len, 0, e->buf, e->len);
+}
+
+static void define_frames(struct sim *s)
+{
+	uint8_t buf[1024];
+	struct mt_enc e = { .buf = buf };
+	mt_enc_string(&e, 1, "a.py", 4);
+	for (uint64_t k = 1; k <= NFRAMES; k++) {
+		char name[8];
+		snprintf(name, sizeof name, "f%d", (int)k);
+		mt_enc_string(&e, 1 + k, name, strlen(name));
+		mt_enc_code(&e, k, 1, 1 + k, 100 + k);
+		mt_enc_frame(&e, k, 0, k, 100 + k);
+	}
+	seg0(s, &e);
+	s->defined = true;
+}
+
+/* The counter moved on to s->epoch: a boundary.  The probe may mark it. */
+static void boundary(struct sim *s)
+{
+	struct boundary *b = &s->ref.at[s->epoch];
+	for (int d = 0; d < NDOMS; d++) {
+		b->live[d] = s->ref.dom[d].live;
+		b->blocks[d] = s->ref.dom[d].blocks;
+		b->allocs[d] = s->ref.dom[d].allocs + s->ref.dom[d].reallocs;
+		b->frees[d] = s->ref.dom[d].frees;
+		s->ref.peak_within[s->epoch][d] = s->ref.dom[d].live;
+	}
+	if (below(s, 2)) {
+		struct thread *p = &s->th[0];
+		mt_enc_value(&p->ring, MT_REC_EPOCH, s->epoch - p->announced);
+		p->announced = s->epoch;
+		mt_enc_value(&p->ring, MT_REC_MARK, 0);
+		p->pub = p->ring.len;
+		s->marks[s->nmarks++] = s->epoch;
+	}
+}
+
+static void advance(struct sim *s)
+{
+	s->epoch++;
+	assert_true(s->epoch < MAXEPOCHS);
+	boundary(s);
+}
+
+static void flush_block(struct sim *s)
+{
+	if (s->payload_len)
+		tg_block(&s->tg, MT_BLOCK_EVENTS, s->payload, s->payload_len);
+	s->payload_len = 0;
+}
+
+/* A writer round, as the recorder's writer does it. */
+static void writer_round(struct sim *s)
+{
+	uint8_t buf[64];
+	struct mt_enc e = { .buf = buf };
+	advance(s);
+	uint64_t low = s->epoch;
+	mt_enc_value(&e, MT_REC_EPOCH, s->epoch - s->s0_announced);
+	s->s0_announced = s->epoch;
+	uint64_t dt = 1 + below(s, 50);
+	s->time_us += dt;
+	mt_enc_value(&e, MT_REC_TIME, dt);
+	seg0(s, &e);
+	for (int i = 0; i < s->nthreads; i++)
+		if (s->th[i].busy && s->th[i].announced < low)
+			low = s->th[i].announced;
+	if (!s->defined)
+		define_frames(s);
+	for (int i = 0; i < s->nthreads; i++) {
+		struct thread *t = &s->th[i];
+		if (!t->pub)
+			continue;
+		s->payload_len = tg_segment(s->payload, s->payload_len, t->stream, t->ring.buf,
+					    t->pub);
+		memmove(t->ring.buf, t->ring.buf + t->pub, t->ring.len - t->pub);
+		t->ring.len -= t->pub;
+		t->pub = 0;
+	}
+	e.len = 0;
+	mt_enc_value(&e, MT_REC_HORIZON, low - s->horizon);
+	s->horizon = low;
+	seg0(s, &e);
+	if (below(s, 3) == 0)
+		flush_block(s);
+}
+
+/* The thread loads the counter for its next record. */
+static uint64_t stamp(struct sim *s, struct thread *t)
+{
+	if (!t->started) {
+		mt_enc_value(&t->ring, MT_REC_THREAD, t->tid);
+		t->started = true;
+	}
+	if (t->announced != s->epoch) {
+		mt_enc_value(&t->ring, MT_REC_EPOCH, s->epoch - t->announced);
+		t->announced = s->epoch;
+	}
+	t->busy = true;
+	return s->epoch;
+}
+
+static void publish(struct sim *s, struct thread *t)
+{
+	t->pub = t->ring.len;
+	t->busy = false;
+	if (++t->count % t->k == 0)
+		advance(s);
+}
+
+static int site_of(const struct thread *t, int d)
+{
+	return doms[d] == MT_DOM_PYOBJ ? t->loc : 0;
+}
+
+/* An address the thread's allocator may hand out now, or -1. */
+static int pick_free(struct sim *s, int ti, int d)
+{
+	int cand[NADDR], n = 0;
+	for (int a = 0; a < NADDR; a++) {
+		struct addr_state *x = &s->addr[d][a];
+		if (x->state == FREE_ADDR &&
+		    (s->allow_cross || !x->open || x->open_epoch != s->epoch || x->open_by == ti))
+			cand[n++] = a;
+	}
+	return n ? cand[below(s, (unsigned)n)] : -1;
+}
+
+/* A block the thread may free, or -1: its own, or one handed to it. */
+static int pick_held(struct sim *s, int ti, int d)
+{
+	int cand[NADDR], n = 0;
+	for (int a = 0; a < NADDR; a++) {
+		const struct addr_state *x = &s->addr[d][a];
+		if (x->state != FREE_ADDR && x->holder == ti &&
+		    (s->allow_cross || !x->after_other || x->made_epoch != s->epoch ||
+		     x->made_by == ti))
+			cand[n++] = a;
+	}
+	return n ? cand[below(s, (unsigned)n)] : -1;
+}
+
+static void gone(struct sim *s, int ti, int d, int a)
+{
+	struct addr_state *x = &s->addr[d][a];
+	bool closed = x->state == LIVE && (x->made_epoch != s->epoch || x->made_by == ti);
+	if (!closed && !(x->open && x->open_epoch == s->epoch)) {
+		x->open = true;
+		x->open_epoch = s->epoch;
+		x->open_by = ti;
+	}
+	x->state = FREE_ADDR;
+	x->freed_epoch = s->epoch;
+	x->freed_by = ti;
+}
+
+static void made(struct sim *s, int ti, int d, int a)
+{
+	struct addr_state *x = &s->addr[d][a];
+	x->after_other = x->freed_epoch == s->epoch && x->freed_by != ti;
+	x->state = LIVE;
+	x->holder = x->made_by = ti;
+	x->made_epoch = s->epoch;
+}
+
+/* One event of thread ti, its record written and not yet published. */
+static void event(struct sim *s, int ti)
+{
+	struct thread *t = &s->th[ti];
+	struct ref *r = &s->ref;
+	int d = (int)below(s, NDOMS), a, dom = doms[d];
+	uint64_t size = 1 + below(s, 1000), e;
+	if (t->in_realloc) { /* the IN half: stamped after the call */
+		e = stamp(s, t);
+		mt_enc_alloc(&t->ring, MT_REC_REALLOC_IN, doms[t->rd], t->rsize,
+			     addr_of(t->rd, t->ra));
+		r->dom[t->rd].reallocs++;
+		ref_enter(r, ti, t->rd, t->ra, t->rsize, site_of(t, t->rd), e);
+		t->in_realloc = false;
+		return;
+	}
+	switch (below(s, 10)) {
+	case 0: /* a new location */
+		stamp(s, t);
+		t->loc = (int)below(s, NFRAMES + 1);
+		mt_enc_value(&t->ring, MT_REC_LOC, (uint64_t)t->loc);
+		return;
+	case 1: /* hand a block to another thread (one made before tracing
+		 * stays: see the top), and allocate */
+		if ((a = pick_held(s, ti, d)) >= 0 && s->addr[d][a].state == LIVE)
+			s->addr[d][a].holder = 1 + (int)below(s, (unsigned)s->nthreads - 1);
+		/* fall through */
+	case 2:
+	case 3:
+	case 4:
+		if ((a = pick_free(s, ti, d)) < 0)
+			return;
+		e = stamp(s, t);
+		made(s, ti, d, a);
+		mt_enc_alloc(&t->ring, MT_REC_MALLOC, dom, size, addr_of(d, a));
+		r->dom[d].allocs++;
+		ref_enter(r, ti, d, a, size, site_of(t, d), e);
+		return;
+	case 5:
+	case 6:
+	case 7:
+		if ((a = pick_held(s, ti, d)) < 0)
+			return;
+		stamp(s, t); /* a free is stamped before the call */
+		mt_enc_addr_only(&t->ring, MT_REC_FREE, dom, addr_of(d, a));
+		ref_free(r, ti, d, a);
+		gone(s, ti, d, a);
+		return;
+	case 8: { /* realloc in place */
+		if ((a = pick_held(s, ti, d)) < 0)
+			return;
+		struct ref_block old;
+		e = stamp(s, t);
+		mt_enc_realloc(&t->ring, dom, addr_of(d, a), size, addr_of(d, a));
+		ref_leave(r, d, a, &old);
+		r->dom[d].reallocs++;
+		ref_enter(r, ti, d, a, size, site_of(t, d), e);
+		s->addr[d][a].holder = ti;
+		return;
+	}
+	default: { /* realloc that moves: OUT now, the call, IN at a later step */
+		int b = pick_free(s, ti, d);
+		struct ref_block old;
+		if ((a = pick_held(s, ti, d)) < 0 || b < 0)
+			return;
+		stamp(s, t);
+		mt_enc_addr_only(&t->ring, MT_REC_REALLOC_OUT, dom, addr_of(d, a));
+		ref_leave(r, d, a, &old);
+		gone(s, ti, d, a); /* another thread may get it before the IN */
+		made(s, ti, d, b);
+		t->in_realloc = true;
+		t->rd = d;
+		t->ra = b;
+		t->rsize = size;
+		return;
+	}
+	}
+}
+
+static void sim_init(struct sim *s, uint64_t seed, int nthreads, uint64_t first_epoch)
+{
+	memset(s, 0, sizeof *s);
+	s->rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	s->nthreads = nthreads;
+	s->epoch = first_epoch;
+	s->payload = malloc(MT_BLOCK_MAX_RAW);
+	assert_non_null(s->payload);
+	for (int i = 0; i < nthreads; i++) {
+		struct thread *t = &s->th[i];
+		t->tid = 1000 + (uint64_t)i;
+		t->stream = 1 + (uint64_t)i; /* the probe is the lowest thread stream */
+		t->ring.buf = malloc(RING_CAP);
+		assert_non_null(t->ring.buf);
+		t->k = 1 + below(s, 12);
+		t->started = i == 0;
+	}
+	/* the probe's THREAD comes first */
+	mt_enc_value(&s->th[0].ring, MT_REC_THREAD, s->th[0].tid);
+	s->th[0].pub = s->th[0].ring.len;
+	for (int d = 0; d < NDOMS; d++)
+		for (int a = 0; a < NADDR; a++)
+			s->addr[d][a] = (struct addr_state){
+				.state = a < NPRE ? PRE : FREE_ADDR,
+				.holder = 1 + a % (nthreads - 1),
+				.freed_epoch = UINT64_MAX,
+			};
+	for (int i = 0; i < MAXT; i++)
+		s->ref.th[i].last_dom = -1;
+	tg_init(&s->tg);
+	tg_header(&s->tg, 77);
+	boundary(s);
+}
+
+/* Steps until every thread made about n events, then the end. */
+static void sim_run(struct sim *s, unsigned n)
+{
+	for (unsigned step = 0; step < n * (unsigned)s->nthreads; step++) {
+		unsigned w = below(s, 100);
+		int ti = 1 + (int)below(s, (unsigned)s->nthreads - 1);
+		struct thread *t = &s->th[ti];
+		if (w < 4)
+			writer_round(s);
+		else if (t->busy)
+			publish(s, t);
+		else
+			event(s, ti);
+	}
+	/* the threads finish what they were doing */
+	for (int ti = 1; ti < s->nthreads; ti++) {
+		struct thread *t = &s->th[ti];
+		if (t->busy)
+			publish(s, t);
+		if (t->in_realloc) {
+			event(s, ti);
+			publish(s, t);
+		}
+	}
+	writer_round(s);
+	flush_block(s);
+}
+
+static void sim_free(struct sim *s)
+{
+	for (int i = 0; i < s->nthreads; i++)
+		free(s->th[i].ring.buf);
+	free(s->payload);
+	tg_free(&s->tg);
+}
+
+/* ---- the comparison ----------------------------------------------------------------- */
+
+static const struct mt_site *find_site(const struct mt_report *rep, int dom, int k)
+{
+	for (size_t i = 0; i < rep->nsites; i++) {
+		const struct mt_site *st = &rep->sites[i];
+		int sk = st->frame ? (int)rep->frames[st->frame].line - 100 : 0;
+		if (st->dom == dom && sk == k)
+			return st;
+	}
+	return NULL;
+}
+
+static void expect_same(struct sim *s, const struct mt_report *rep, uint64_t seed)
+{
+	const struct ref *r = &s->ref;
+	/* every marked boundary: the heap as the reference had it there */
+	size_t step = 0;
+	for (size_t i = 0; i < rep->nmarks; i++) {
+		const struct mt_mark *m = &rep->marks[i];
+		if (m->label == UINT32_MAX)
+			continue; /* (before first mark) */
+		assert_true(step < s->nmarks);
+		const struct boundary *b = &r->at[s->marks[step]];
+		for (int d = 0; d < NDOMS; d++)
+			if (m->start.dom_live[doms[d]] != b->live[d] ||
+			    m->start.dom_allocs[doms[d]] + m->start.dom_reallocs[doms[d]] !=
+				    b->allocs[d] ||
+			    m->start.dom_frees[doms[d]] != b->frees[d])
+				fail_msg("seed %llu epoch %llu domain %d: live %llu/%llu allocs "
+					 "%llu/%llu frees %llu/%llu",
+					 (unsigned long long)seed,
+					 (unsigned long long)s->marks[step], doms[d],
+					 (unsigned long long)m->start.dom_live[doms[d]],
+					 (unsigned long long)b->live[d],
+					 (unsigned long long)(m->start.dom_allocs[doms[d]] +
+							      m->start.dom_reallocs[doms[d]]),
+					 (unsigned long long)b->allocs[d],
+					 (unsigned long long)m->start.dom_frees[doms[d]],
+					 (unsigned long long)b->frees[d]);
+		step += m->count;
+	}
+	assert_int_equal(step, s->nmarks);
+	for (int d = 0; d < NDOMS; d++) {
+		const struct mt_dom_stats *got = &rep->dom[doms[d]];
+		const struct ref_dom *want = &r->dom[d];
+		if (got->allocs != want->allocs || got->reallocs != want->reallocs ||
+		    got->frees != want->frees || got->bytes_allocated != want->bytes ||
+		    got->live_bytes != want->live || got->live_blocks != want->blocks ||
+		    got->unmatched_frees != want->unmatched || got->inconsistent)
+			fail_msg("seed %llu domain %d: allocs %llu/%llu reallocs %llu/%llu frees "
+				 "%llu/%llu bytes %llu/%llu live %llu/%llu blocks %llu/%llu "
+				 "unmatched %llu/%llu inconsistent %llu",
+				 (unsigned long long)seed, doms[d],
+				 (unsigned long long)got->allocs, (unsigned long long)want->allocs,
+				 (unsigned long long)got->reallocs, (unsigned long long)want->reallocs,
+				 (unsigned long long)got->frees, (unsigned long long)want->frees,
+				 (unsigned long long)got->bytes_allocated,
+				 (unsigned long long)want->bytes,
+				 (unsigned long long)got->live_bytes, (unsigned long long)want->live,
+				 (unsigned long long)got->live_blocks,
+				 (unsigned long long)want->blocks,
+				 (unsigned long long)got->unmatched_frees,
+				 (unsigned long long)want->unmatched,
+				 (unsigned long long)got->inconsistent);
+		/* the peak: bounded by the epochs' figures */
+		uint64_t lo = 0, hi = 0;
+		for (uint64_t e = 0; e <= s->epoch; e++) {
+			if (r->at[e].live[d] > lo)
+				lo = r->at[e].live[d];
+			if (r->at[e].live[d] + r->alloc_bytes[e][d] > hi)
+				hi = r->at[e].live[d] + r->alloc_bytes[e][d];
+		}
+		if (want->live > lo)
+			lo = want->live;
+		assert_true(want->peak >= lo && want->peak <= hi);
+		if (got->peak_bytes < lo || got->peak_bytes > hi)
+			fail_msg("seed %llu domain %d: peak %llu outside [%llu, %llu] (reference %llu)",
+				 (unsigned long long)seed, doms[d],
+				 (unsigned long long)got->peak_bytes, (unsigned long long)lo,
+				 (unsigned long long)hi, (unsigned long long)want->peak);
+		for (int k = 0; k <= NFRAMES; k++) {
+			const struct ref_site *ws = &r->site[d][k];
+			const struct mt_site *gs = find_site(rep, doms[d], k);
+			if (!ws->allocs) {
+				assert_true(!gs || !gs->allocs);
+				continue;
+			}
+			assert_non_null(gs);
+			if (gs->allocs != ws->allocs || gs->bytes != ws->bytes ||
+			    gs->live_bytes != ws->live_bytes || gs->live_blocks != ws->live_blocks ||
+			    gs->temp_allocs != ws->temp_allocs || gs->temp_bytes != ws->temp_bytes)
+				fail_msg("seed %llu site %d/%d: allocs %llu/%llu bytes %llu/%llu leaked "
+					 "%llu/%llu in %llu/%llu blocks, temporaries %llu/%llu of "
+					 "%llu/%llu bytes",
+					 (unsigned long long)seed, doms[d], k,
+					 (unsigned long long)gs->allocs, (unsigned long long)ws->allocs,
+					 (unsigned long long)gs->bytes, (unsigned long long)ws->bytes,
+					 (unsigned long long)gs->live_bytes,
+					 (unsigned long long)ws->live_bytes,
+					 (unsigned long long)gs->live_blocks,
+					 (unsigned long long)ws->live_blocks,
+					 (unsigned long long)gs->temp_allocs,
+					 (unsigned long long)ws->temp_allocs,
+					 (unsigned long long)gs->temp_bytes,
+					 (unsigned long long)ws->temp_bytes);
+		}
+	}
+	assert_int_equal(rep->temp_allocs, r->temp_allocs);
+	assert_int_equal(rep->temp_bytes, r->temp_bytes);
+	assert_int_equal(rep->heap.live, r->dom[0].live);
+	assert_int_equal(rep->trace.duration_us, s->time_us);
+}
+
+static enum mt_report_status build(struct sim *s, bool footer, struct mt_report *rep)
+{
+	if (footer)
+		tg_footer(&s->tg, 0, 0, MT_END_EXIT);
+	FILE *f = tg_file(s->tg.data, s->tg.len);
+	enum mt_report_status st = mt_report_build(f, rep);
+	fclose(f);
+	return st;
+}
+
+static void one_seed(uint64_t seed, unsigned events)
+{
+	struct sim s;
+	struct mt_report rep;
+	sim_init(&s, seed, 3 + (int)(seed % (MAXT - 2)), 0);
+	sim_run(&s, events);
+	assert_int_equal(build(&s, seed % 4 != 0, &rep), MT_REPORT_OK);
+	expect_same(&s, &rep, seed);
+	mt_report_free(&rep);
+	sim_free(&s);
+}
+
+static void test_random_executions(void **state)
+{
+	(void)state;
+	for (uint64_t seed = 1; seed <= 400; seed++)
+		one_seed(seed, 40 + (unsigned)(seed % 7) * 30);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_executions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
