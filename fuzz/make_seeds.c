@@ -24,14 +24,14 @@
 #include <zstd.h>
 
 #include "codec.h"
+#include "tracegen.h"
 
 /* Seeds stay small: libFuzzer mutates faster, and the interesting
  * structure is in the first blocks. */
 #define SEED_MAX_BYTES (64 * 1024)
 #define RECORD_BLOCKS_MAX 8
-/* Of a real events block, the first records up to this many bytes, then
- * only those that define strings, code and frames (up to three times that)
- * or set threads, times and locations or mark steps (up to five times). */
+/* Of a real events block, the first segments up to this many bytes, then
+ * only stream 0's (up to three times that). */
 #define EVENTS_KEEP 12000
 #define RECORD_CHUNK_MAX 0xffff /* the length field of fuzz_records */
 
@@ -89,7 +89,8 @@ struct trace {
 	struct buf file;    /* the trace file */
 	struct buf records; /* the same as a fuzz_records input */
 	ZSTD_CCtx *cctx;
-	struct mt_enc enc;
+	struct mt_enc enc;  /* records in the process's one order ... */
+	struct tg_streams streams; /* ... written as format 2's streams */
 	uint8_t kv[4096];
 	size_t kv_len;
 };
@@ -101,6 +102,7 @@ static void trace_init(struct trace *t)
 	t->cctx = ZSTD_createCCtx();
 	t->enc.buf = xmalloc(MT_BLOCK_MAX_RAW + MT_REC_MAX);
 	mt_enc_reset(&t->enc);
+	tg_streams_init(&t->streams);
 	mt_preamble(pre);
 	put(&t->file, pre, sizeof pre);
 }
@@ -109,6 +111,7 @@ static void trace_free(struct trace *t)
 {
 	ZSTD_freeCCtx(t->cctx);
 	free(t->enc.buf);
+	tg_streams_free(&t->streams);
 	free(t->file.p);
 	free(t->records.p);
 }
@@ -139,10 +142,15 @@ static void block(struct trace *t, int type, const uint8_t *raw, size_t n)
 	record_chunk(&t->records, type, raw, n);
 }
 
+static void events_block(void *t, const uint8_t *payload, size_t len)
+{
+	block(t, MT_BLOCK_EVENTS, payload, len);
+}
+
 static void flush(struct trace *t)
 {
 	if (t->enc.len)
-		block(t, MT_BLOCK_EVENTS, t->enc.buf, t->enc.len);
+		tg_streams_block(&t->streams, t->enc.buf, t->enc.len, events_block, t);
 	mt_enc_reset(&t->enc);
 }
 
@@ -345,24 +353,20 @@ static void synthetic(const char *dir)
 	trace_free(&t);
 }
 
-/* Whole records of an events block: the first EVENTS_KEEP bytes of them,
- * then some of those without addresses (addresses are relative to the
- * previous one, so records with addresses cannot be left out). */
-static void select_records(struct buf *out, const uint8_t *raw, size_t len)
+/* Whole segments of an events block: the first EVENTS_KEEP bytes of
+ * them, then stream 0's (definitions, times, horizons) up to three times
+ * that.  A stream's addresses are relative to its previous one, so a
+ * stream's segments are kept from its first on or not at all. */
+static void select_segments(struct buf *out, const uint8_t *raw, size_t len)
 {
-	struct mt_dec d;
-	struct mt_rec r;
+	struct mt_dec top, seg;
+	uint64_t stream;
 	bool all = true;
-	mt_dec_init(&d, raw, len);
-	for (const uint8_t *start = d.p; mt_dec_next(&d, &r) == 1; start = d.p) {
-		size_t n = (size_t)(d.p - start);
+	mt_dec_init(&top, raw, len);
+	for (const uint8_t *start = top.p; mt_dec_segment(&top, &stream, &seg) == 1; start = top.p) {
+		size_t n = (size_t)(top.p - start);
 		all = all && out->len + n <= EVENTS_KEEP;
-		bool defines = r.kind == MT_REC_STRING || r.kind == MT_REC_CODE ||
-			       r.kind == MT_REC_FRAME;
-		bool marks = r.kind == MT_REC_LOC || r.kind == MT_REC_MARK ||
-			     r.kind == MT_REC_THREAD || r.kind == MT_REC_TIME;
-		if (all || (defines && out->len + n <= 3 * EVENTS_KEEP) ||
-		    (marks && out->len + n <= 5 * EVENTS_KEEP))
+		if (all || (!stream && out->len + n <= 3 * EVENTS_KEEP))
 			put(out, start, n);
 	}
 }
@@ -393,7 +397,7 @@ static void real(const char *dir, const char *path, int index)
 		if (blocks < RECORD_BLOCKS_MAX && t.file.len < SEED_MAX_BYTES) {
 			if (type == MT_BLOCK_EVENTS) {
 				struct buf kept = { 0 };
-				select_records(&kept, rd.raw, rd.raw_len);
+				select_segments(&kept, rd.raw, rd.raw_len);
 				block(&t, type, kept.p, kept.len);
 				free(kept.p);
 			} else {
@@ -467,8 +471,12 @@ static void bad_traces(const char *dir)
 	bad(&x, "short_preamble.trace", g, 10, 2);
 	bad(&x, "preamble_only.trace", g, MT_PREAMBLE_LEN, 0);
 	memcpy(d, g, glen);
-	d[8] = 2; /* major version 2 */
+	d[8] = MT_FORMAT_MAJOR + 1;
 	bad(&x, "future_version.trace", d, glen, 2);
+	memcpy(d, g, glen);
+	d[8] = 1; /* format 1.1, no longer read */
+	d[10] = 1;
+	bad(&x, "format1_version.trace", d, glen, 2);
 	bad(&x, "cut_in_header_block.trace", g, at[0] + 20, 3);
 	bad(&x, "cut_in_block_header.trace", g, at[2] + 5, 3);
 	bad(&x, "cut_in_events_block.trace", g, at[2] + 30, 3);
@@ -487,16 +495,21 @@ static void bad_traces(const char *dir)
 	bad(&x, "bad_checksum.trace", d, glen, 2);
 	trace_free(&t);
 
-	/* well-formed blocks with malformed payloads */
+	/* well-formed blocks with malformed payloads: records in a stream
+	 * (stream number, then its bytes), or the payload as it is (stream
+	 * NONE) */
+	enum { NONE = 99 };
 	static const uint8_t bad_record[] = { MT_TAG(MT_REC_THREAD, 0), 1, 31, 0, 0 };
-	static const uint8_t cut_record[] = { MT_TAG(MT_REC_MALLOC, 0), 0x80 };
-	static const uint8_t bad_domain[] = { MT_TAG(MT_REC_MARK, 2), 1 };
+	static const uint8_t cut_record[] = { MT_TAG(MT_REC_THREAD, 0), 1,
+					      MT_TAG(MT_REC_MALLOC, 0), 0x80 };
+	static const uint8_t bad_domain[] = { MT_TAG(MT_REC_THREAD, 0), 1, MT_TAG(MT_REC_MARK, 2), 1 };
 	static const uint8_t long_string[] = { MT_TAG(MT_REC_STRING, 0), 1, 0xff, 0x7f, 'x' };
 	static const uint8_t bad_kv[] = { 2, 0x80 };
 	static const uint8_t bad_kv_len[] = { 13, 0x7f, 'x' };
 	static const uint8_t pairs[] = {
 		/* IN without OUT, OUT twice, a frame whose parent is itself, a
-		 * LOC and a MARK naming things never defined */
+		 * LOC, a MARK, a STACK and a SCRIPT naming things never
+		 * defined */
 		MT_TAG(MT_REC_THREAD, 0), 1,
 		MT_TAG(MT_REC_REALLOC_IN, 2), 64, 0x80, 0x20,
 		MT_TAG(MT_REC_REALLOC_OUT, 2), 0x80, 0x20,
@@ -505,29 +518,76 @@ static void bad_traces(const char *dir)
 		MT_TAG(MT_REC_LOC, 0), 7,
 		MT_TAG(MT_REC_LOC, 0), 99,
 		MT_TAG(MT_REC_MARK, 0), 42,
+		MT_TAG(MT_REC_STACK, 0), 5,
+		MT_TAG(MT_REC_SCRIPT, 0), 6,
 		MT_TAG(MT_REC_MALLOC, 3), 16, 0x10,
 		MT_TAG(MT_REC_ARENA_FREE, 3), 0x80, 0x80, 0x40, 0x10,
+	};
+	/* format 1's flat records, with no STREAM */
+	static const uint8_t flat[] = { MT_TAG(MT_REC_THREAD, 0), 1, MT_TAG(MT_REC_MALLOC, 0), 16,
+					0x10 };
+	/* a STREAM longer than its block */
+	static const uint8_t long_stream[] = { MT_TAG(MT_REC_STREAM, 0), 1, 50,
+					       MT_TAG(MT_REC_THREAD, 0), 1 };
+	static const uint8_t no_thread[] = { MT_TAG(MT_REC_MALLOC, 0), 16, 0x10 };
+	static const uint8_t event_in_0[] = { MT_TAG(MT_REC_MALLOC, 0), 16, 0x10 };
+	static const uint8_t horizon_in_thread[] = { MT_TAG(MT_REC_THREAD, 0), 1,
+						     MT_TAG(MT_REC_HORIZON, 0), 1 };
+	/* an advance past the largest epoch */
+	static const uint8_t epoch_wraps[] = {
+		MT_TAG(MT_REC_THREAD, 0), 1, MT_TAG(MT_REC_EPOCH, 0), 5,
+		MT_TAG(MT_REC_EPOCH, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+		MT_TAG(MT_REC_MALLOC, 0), 16, 0x10,
+	};
+	/* records of epoch 3 after a HORIZON of 10 settled the epochs below */
+	static const uint8_t epoch_back[] = {
+		MT_TAG(MT_REC_STREAM, 0), 0, 2, MT_TAG(MT_REC_HORIZON, 0), 10,
+		MT_TAG(MT_REC_STREAM, 0), 1, 7, MT_TAG(MT_REC_THREAD, 0), 1,
+		MT_TAG(MT_REC_EPOCH, 0), 3, MT_TAG(MT_REC_MALLOC, 0), 16, 0x10,
+	};
+	/* padding (zero bytes) between segments and between records */
+	static const uint8_t padded[] = {
+		0, 0, MT_TAG(MT_REC_STREAM, 0), 1, 9, MT_TAG(MT_REC_THREAD, 0), 1, 0, 0,
+		MT_TAG(MT_REC_MALLOC, 0), 16, 0x10, 0, 0, 0, 0, 0,
 	};
 	struct {
 		const char *name;
 		int type;
+		uint64_t stream;
 		const uint8_t *p;
 		size_t n;
 		int status;
 	} payloads[] = {
-		{ "malformed_record.trace", MT_BLOCK_EVENTS, bad_record, sizeof bad_record, 2 },
-		{ "cut_record.trace", MT_BLOCK_EVENTS, cut_record, sizeof cut_record, 2 },
-		{ "bad_record_domain.trace", MT_BLOCK_EVENTS, bad_domain, sizeof bad_domain, 2 },
-		{ "string_past_block.trace", MT_BLOCK_EVENTS, long_string, sizeof long_string, 2 },
-		{ "malformed_footer.trace", MT_BLOCK_FOOTER, bad_kv, sizeof bad_kv, 2 },
-		{ "malformed_header.trace", MT_BLOCK_HEADER, bad_kv_len, sizeof bad_kv_len, 2 },
-		{ "inconsistent_records.trace", MT_BLOCK_EVENTS, pairs, sizeof pairs, 0 },
+		{ "malformed_record.trace", MT_BLOCK_EVENTS, 1, bad_record, sizeof bad_record, 2 },
+		{ "cut_record.trace", MT_BLOCK_EVENTS, 1, cut_record, sizeof cut_record, 2 },
+		{ "bad_record_domain.trace", MT_BLOCK_EVENTS, 1, bad_domain, sizeof bad_domain, 2 },
+		{ "string_past_block.trace", MT_BLOCK_EVENTS, 0, long_string, sizeof long_string, 2 },
+		{ "malformed_footer.trace", MT_BLOCK_FOOTER, NONE, bad_kv, sizeof bad_kv, 2 },
+		{ "malformed_header.trace", MT_BLOCK_HEADER, NONE, bad_kv_len, sizeof bad_kv_len, 2 },
+		{ "inconsistent_records.trace", MT_BLOCK_EVENTS, 1, pairs, sizeof pairs, 0 },
+		{ "no_stream_record.trace", MT_BLOCK_EVENTS, NONE, flat, sizeof flat, 2 },
+		{ "bad_stream_length.trace", MT_BLOCK_EVENTS, NONE, long_stream, sizeof long_stream,
+		  2 },
+		{ "stream_without_thread.trace", MT_BLOCK_EVENTS, 1, no_thread, sizeof no_thread, 2 },
+		{ "event_in_stream0.trace", MT_BLOCK_EVENTS, 0, event_in_0, sizeof event_in_0, 2 },
+		{ "horizon_in_thread_stream.trace", MT_BLOCK_EVENTS, 1, horizon_in_thread,
+		  sizeof horizon_in_thread, 2 },
+		{ "epoch_wraps.trace", MT_BLOCK_EVENTS, 1, epoch_wraps, sizeof epoch_wraps, 2 },
+		{ "epoch_backwards.trace", MT_BLOCK_EVENTS, NONE, epoch_back, sizeof epoch_back, 2 },
+		{ "padding.trace", MT_BLOCK_EVENTS, NONE, padded, sizeof padded, 0 },
 	};
 	for (size_t i = 0; i < sizeof payloads / sizeof *payloads; i++) {
+		uint8_t seg[256];
+		const uint8_t *p = payloads[i].p;
+		size_t n = payloads[i].n;
+		if (payloads[i].stream != NONE) {
+			n = tg_segment(seg, 0, payloads[i].stream, p, n);
+			p = seg;
+		}
 		trace_init(&t);
 		if (payloads[i].type != MT_BLOCK_HEADER)
 			header(&t, true);
-		block(&t, payloads[i].type, payloads[i].p, payloads[i].n);
+		block(&t, payloads[i].type, p, n);
 		bad(&x, payloads[i].name, t.file.p, t.file.len, payloads[i].status);
 		trace_free(&t);
 	}

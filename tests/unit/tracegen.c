@@ -34,12 +34,7 @@ void tg_init(struct tg *t)
 	memset(t, 0, sizeof *t);
 	t->cctx = ZSTD_createCCtx();
 	t->enc.buf = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
-	t->run.buf = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
-	t->payload = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
-	t->streams = xrealloc(NULL, sizeof *t->streams);
-	t->streams[0] = (struct tg_stream){ .opened = true };
-	t->nstreams = 1;
-	t->run_stream = NO_RUN;
+	tg_streams_init(&t->streams);
 	if (!t->cctx)
 		abort();
 	mt_enc_reset(&t->enc);
@@ -51,9 +46,7 @@ void tg_free(struct tg *t)
 {
 	ZSTD_freeCCtx(t->cctx);
 	free(t->enc.buf);
-	free(t->run.buf);
-	free(t->payload);
-	free(t->streams);
+	tg_streams_free(&t->streams);
 	free(t->data);
 	free(t->ends);
 }
@@ -148,51 +141,98 @@ static bool process_kind(int kind)
 	}
 }
 
-static size_t stream_of_tid(struct tg *t, uint64_t tid)
+void tg_streams_init(struct tg_streams *v)
 {
-	for (size_t i = 1; i < t->nstreams; i++)
-		if (t->streams[i].tid == tid)
-			return i;
-	t->streams = xrealloc(t->streams, (t->nstreams + 1) * sizeof *t->streams);
-	t->streams[t->nstreams] = (struct tg_stream){ .tid = tid };
-	return t->nstreams++;
+	memset(v, 0, sizeof *v);
+	v->run.buf = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	v->payload = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	v->v = xrealloc(NULL, sizeof *v->v);
+	v->v[0] = (struct tg_stream){ .opened = true };
+	v->n = 1;
+	v->run_stream = NO_RUN;
 }
 
-static void end_run(struct tg *t)
+void tg_streams_free(struct tg_streams *v)
 {
-	if (t->run_stream == NO_RUN)
+	free(v->run.buf);
+	free(v->payload);
+	free(v->v);
+}
+
+static size_t stream_of_tid(struct tg_streams *v, uint64_t tid)
+{
+	for (size_t i = 1; i < v->n; i++)
+		if (v->v[i].tid == tid)
+			return i;
+	v->v = xrealloc(v->v, (v->n + 1) * sizeof *v->v);
+	v->v[v->n] = (struct tg_stream){ .tid = tid };
+	return v->n++;
+}
+
+static void end_run(struct tg_streams *v)
+{
+	if (v->run_stream == NO_RUN)
 		return;
-	t->payload_len = tg_segment(t->payload, t->payload_len, t->run_stream, t->run.buf,
-				    t->run.len);
-	t->streams[t->run_stream].prev_addr = t->run.prev_addr;
-	t->run_stream = NO_RUN;
+	v->payload_len = tg_segment(v->payload, v->payload_len, v->run_stream, v->run.buf,
+				    v->run.len);
+	v->v[v->run_stream].prev_addr = v->run.prev_addr;
+	v->run_stream = NO_RUN;
 }
 
 /* Each run of one stream's records is an epoch of its own. */
-static void start_run(struct tg *t, size_t s)
+static void start_run(struct tg_streams *v, size_t s)
 {
-	struct tg_stream *st = &t->streams[s];
-	t->run_stream = s;
-	t->run.len = 0;
-	t->run.prev_addr = st->prev_addr;
+	struct tg_stream *st = &v->v[s];
+	v->run_stream = s;
+	v->run.len = 0;
+	v->run.prev_addr = st->prev_addr;
 	if (!st->opened)
-		mt_enc_value(&t->run, MT_REC_THREAD, st->tid);
+		mt_enc_value(&v->run, MT_REC_THREAD, st->tid);
 	st->opened = true;
-	mt_enc_value(&t->run, MT_REC_EPOCH, ++t->epoch - st->announced);
-	st->announced = t->epoch;
+	mt_enc_value(&v->run, MT_REC_EPOCH, ++v->epoch - st->announced);
+	st->announced = v->epoch;
 }
 
 /* The block so far, with a HORIZON past its last epoch. */
-static void end_block(struct tg *t)
+static void end_block(struct tg_streams *v, tg_emit_fn *emit, void *arg)
 {
 	uint8_t h[16];
 	struct mt_enc e = { .buf = h };
-	end_run(t);
-	mt_enc_value(&e, MT_REC_HORIZON, t->epoch + 1 - t->horizon);
-	t->horizon = t->epoch + 1;
-	t->payload_len = tg_segment(t->payload, t->payload_len, 0, h, e.len);
-	tg_block(t, MT_BLOCK_EVENTS, t->payload, t->payload_len);
-	t->payload_len = 0;
+	end_run(v);
+	mt_enc_value(&e, MT_REC_HORIZON, v->epoch + 1 - v->horizon);
+	v->horizon = v->epoch + 1;
+	v->payload_len = tg_segment(v->payload, v->payload_len, 0, h, e.len);
+	emit(arg, v->payload, v->payload_len);
+	v->payload_len = 0;
+}
+
+void tg_streams_block(struct tg_streams *v, const uint8_t *records, size_t len, tg_emit_fn *emit,
+		      void *arg)
+{
+	struct mt_dec d;
+	struct mt_rec r;
+	int st;
+	mt_dec_init(&d, records, len);
+	while ((st = mt_dec_next(&d, &r)) == 1) {
+		if (r.kind == MT_REC_THREAD) {
+			v->cur = stream_of_tid(v, r.value);
+			continue;
+		}
+		size_t s = process_kind(r.kind) ? 0 : v->cur;
+		/* room for the record, the run's header and the HORIZON */
+		if (v->payload_len + v->run.len + mt_enc_def_size(r.n) + MT_SAMPLE_MAX +
+			    3 * MT_REC_MAX >
+		    MT_BLOCK_MAX_RAW)
+			end_block(v, emit, arg);
+		if (s != v->run_stream) {
+			end_run(v);
+			start_run(v, s);
+		}
+		tg_put(&v->run, &r);
+	}
+	if (st < 0)
+		abort();
+	end_block(v, emit, arg);
 }
 
 void tg_block(struct tg *t, int type, const void *raw, size_t len)
@@ -208,34 +248,15 @@ void tg_block(struct tg *t, int type, const void *raw, size_t len)
 	t->ends[t->nblocks++] = t->len;
 }
 
+static void emit_block(void *arg, const uint8_t *payload, size_t len)
+{
+	tg_block(arg, MT_BLOCK_EVENTS, payload, len);
+}
+
 void tg_flush(struct tg *t)
 {
-	struct mt_dec d;
-	struct mt_rec r;
-	int st;
-	if (!t->enc.len)
-		return;
-	mt_dec_init(&d, t->enc.buf, t->enc.len);
-	while ((st = mt_dec_next(&d, &r)) == 1) {
-		if (r.kind == MT_REC_THREAD) {
-			t->cur = stream_of_tid(t, r.value);
-			continue;
-		}
-		size_t s = process_kind(r.kind) ? 0 : t->cur;
-		/* room for the record, the run's header and the HORIZON */
-		if (t->payload_len + t->run.len + mt_enc_def_size(r.n) + MT_SAMPLE_MAX +
-			    3 * MT_REC_MAX >
-		    MT_BLOCK_MAX_RAW)
-			end_block(t);
-		if (s != t->run_stream) {
-			end_run(t);
-			start_run(t, s);
-		}
-		tg_put(&t->run, &r);
-	}
-	if (st < 0)
-		abort();
-	end_block(t);
+	if (t->enc.len)
+		tg_streams_block(&t->streams, t->enc.buf, t->enc.len, emit_block, t);
 	mt_enc_reset(&t->enc);
 }
 

@@ -22,27 +22,40 @@ struct tg_stream {
 	bool opened;        /* its THREAD is written */
 };
 
+/* Writes records given in the one order of the process, THREAD records
+ * saying whose the next ones are (as format 1 had them), as format 2's
+ * streams: definitions, TIME and LOST go to stream 0, the rest to the
+ * stream of the last THREAD, each run of one stream's records is an epoch
+ * of its own, so that the trace's order is exactly the one given, and a
+ * HORIZON at each block's end settles it. */
+typedef void tg_emit_fn(void *arg, const uint8_t *payload, size_t len);
+struct tg_streams {
+	struct tg_stream *v;
+	size_t n, cur;        /* cur: the stream THREAD records chose */
+	uint64_t epoch, horizon;
+	struct mt_enc run;    /* a run of one stream's records */
+	size_t run_stream;
+	uint8_t *payload;     /* the segments of the block being made */
+	size_t payload_len;
+};
+
+void tg_streams_init(struct tg_streams *v);
+void tg_streams_free(struct tg_streams *v);
+/* The records of one block (len bytes in that order): emit gets each
+ * event block's payload, one or more if they need more room. */
+void tg_streams_block(struct tg_streams *v, const uint8_t *records, size_t len, tg_emit_fn *emit,
+		      void *arg);
+
 struct tg {
 	uint8_t *data; /* the trace file so far */
 	size_t len, cap;
 	size_t *ends; /* offset just past each block */
 	size_t nblocks;
 	void *cctx;
-	/* The events of the next block in the one order of the process, THREAD
-	 * records saying whose the next ones are, as format 1 had them:
-	 * tg_flush writes them as format 2's streams, each run of one
-	 * stream's records in an epoch of its own, so that the trace's order
-	 * is exactly this one. */
-	struct mt_enc enc;
+	struct mt_enc enc; /* the events of the next block, for tg_streams */
 	uint8_t kv[4096];  /* the header or footer being filled */
 	size_t kv_len;
-	struct tg_stream *streams;
-	size_t nstreams, cur; /* cur: the stream THREAD records chose */
-	uint64_t epoch, horizon;
-	struct mt_enc run;    /* a run of one stream's records */
-	size_t run_stream;
-	uint8_t *payload;     /* the segments of the block being made */
-	size_t payload_len;
+	struct tg_streams streams;
 };
 
 /* Starts a trace with its preamble. */
@@ -51,10 +64,8 @@ void tg_free(struct tg *t);
 
 /* Appends one block of any type and raw payload. */
 void tg_block(struct tg *t, int type, const void *raw, size_t len);
-/* Appends t->enc as an event block (if it holds records) and empties it:
- * its records go to their streams (definitions, TIME and LOST to stream
- * 0, the rest to the stream of the last THREAD), and a HORIZON at the
- * block's end settles them. */
+/* Appends t->enc as an event block (if it holds records: see tg_streams)
+ * and empties it. */
 void tg_flush(struct tg *t);
 /* Encodes a decoded record (a SAMPLE keeps the fields this codec knows). */
 void tg_put(struct mt_enc *e, const struct mt_rec *r);
