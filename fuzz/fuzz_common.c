@@ -41,11 +41,13 @@ static void decode_all(FILE *f)
 	if (mt_reader_open(&rd, f) == MT_READ_OK) {
 		while (mt_reader_next(&rd, &type) == MT_READ_OK) {
 			if (type == MT_BLOCK_EVENTS) {
-				struct mt_dec d;
+				struct mt_dec top, seg;
 				struct mt_rec r;
-				mt_dec_init(&d, rd.raw, rd.raw_len);
-				while (mt_dec_next(&d, &r) == 1)
-					;
+				uint64_t stream;
+				mt_dec_init(&top, rd.raw, rd.raw_len);
+				while (mt_dec_segment(&top, &stream, &seg) == 1)
+					for (seg.prev_addr = 0; mt_dec_next(&seg, &r) == 1;)
+						;
 			} else {
 				struct mt_kv kv;
 				size_t pos = 0;
