@@ -51,7 +51,6 @@
  * epoch at or above its value, so a reader settles the order of all
  * earlier epochs there and keeps only the records of one writer round.
  */
- */
 #ifndef MEMTRACE_TRACE_FORMAT_H
 #define MEMTRACE_TRACE_FORMAT_H
 
