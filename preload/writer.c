@@ -86,7 +86,7 @@ static struct {
 	struct mt_enc enc;
 	uint8_t *out;
 	size_t out_cap;
-	int behind;        /* a ring was more than half full last round */
+	unsigned fill;     /* quarters of the fullest ring at the last round's start */
 	struct mt_stream s0;  /* the process's own stream */
 	uint64_t streams;  /* stream numbers given so far */
 	uint64_t horizon;  /* the last HORIZON */
@@ -168,17 +168,20 @@ static int write_all(const void *buf, size_t len)
 	return rc;
 }
 
-/* The configured level while the writer keeps up; a fast negative one while
- * producers' rings are filling up, since then every microsecond the
- * writer spends is one the program may spend waiting.  A ring is a quarter
- * full whenever its kick wakes the writer; half full, the writer fell
- * behind.  (On the storm benchmark's records, level -5 compresses 5-10
- * times faster than level 1, and hardly at all.) */
-#define LEVEL_BEHIND (-5)
+/* The configured level while the writer keeps up.  While producers' rings
+ * fill up, every microsecond the writer spends is one the program may spend
+ * waiting: over half full, level 1; over three quarters, zstd's fast level
+ * -5, 5 to 10 times faster than level 1 but far weaker (on the storm
+ * benchmark's records it hardly compresses at all).  A ring is a quarter
+ * full whenever its kick wakes the writer. */
+static int level(void)
+{
+	return w.fill >= 3 ? -5 : w.fill >= 2 ? 1 : mt_cfg.zstd_level;
+}
+
 static int write_block(int type, const void *raw, size_t len)
 {
-	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel,
-			       w.behind ? LEVEL_BEHIND : mt_cfg.zstd_level);
+	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, level());
 	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
 	if (!n) {
 		mt_tracer_fail("cannot compress a block of %s", w.path);
@@ -223,6 +226,8 @@ static void write_footer(int reason)
  * its number and opens with its THREAD. */
 static void seg_begin(struct mt_stream *s)
 {
+	if (w.enc.len + MT_STREAM_MAX + MT_REC_MAX > MT_BLOCK_MAX_RAW)
+		flush_events();
 	w.seg = s;
 	w.seg_at = w.enc.len;
 	w.enc.len += MT_STREAM_MAX;
@@ -474,7 +479,7 @@ static int round_due(uint64_t now)
 static uint64_t read_heads(struct cursor *cur, size_t n, uint64_t e)
 {
 	uint64_t low = e;
-	w.behind = 0;
+	w.fill = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mt_ring *r = w.snap[i];
 		if (__atomic_load_n(&r->busy, __ATOMIC_ACQUIRE)) {
@@ -482,7 +487,8 @@ static uint64_t read_heads(struct cursor *cur, size_t n, uint64_t e)
 			low = last < low ? last : low;
 		}
 		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
-		w.behind |= cur[i].end - cur[i].pos > (r->mask + 1) / 2;
+		unsigned q = (unsigned)((cur[i].end - cur[i].pos) * 4 / (r->mask + 1));
+		w.fill = q > w.fill ? q : w.fill;
 	}
 	return low;
 }
