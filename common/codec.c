@@ -296,6 +296,8 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 	case MT_REC_MARK:
 	case MT_REC_STACK:
 	case MT_REC_MODULE_GONE:
+	case MT_REC_EPOCH:
+	case MT_REC_HORIZON:
 	value:
 		if (r->dom != 0)
 			return -1;
@@ -354,8 +356,33 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r)
 		 * that make up nearly every record */
 		if (r->kind == MT_REC_SCRIPT)
 			goto value;
+		if (tag == 0) { /* padding, up to the next record */
+			while (d->p < d->end && !*d->p)
+				d->p++;
+			return mt_dec_next(d, r);
+		}
+		if (r->kind == MT_REC_STREAM)
+			return r->dom != 0 || get_varint(&d->p, d->end, &r->value) ||
+					       get_varint(&d->p, d->end, &r->size)
+				       ? -1
+				       : 1;
 		return -1;
 	}
+}
+
+int mt_dec_segment(struct mt_dec *top, uint64_t *stream, struct mt_dec *seg)
+{
+	struct mt_rec r;
+	int st = mt_dec_next(top, &r);
+	if (st != 1)
+		return st;
+	if (r.kind != MT_REC_STREAM || r.size > (uint64_t)(top->end - top->p))
+		return -1;
+	*stream = r.value;
+	seg->p = top->p;
+	seg->end = top->p + r.size;
+	top->p = seg->end;
+	return 1;
 }
 
 /* ---- key/value lists -------------------------------------------------- */
@@ -465,9 +492,16 @@ int mt_reader_open(struct mt_reader *r, FILE *f)
 		return fail(r, MT_READ_TRUNCATED, "trace file cut short in its preamble");
 	r->major = pre[8] | pre[9] << 8;
 	r->minor = pre[10] | pre[11] << 8;
+	if (r->major == 1) {
+		snprintf(r->error, sizeof r->error,
+			 "trace written by memtrace format 1 (%d.%d); this memtrace reads format %d: "
+			 "trace the program again",
+			 r->major, r->minor, MT_FORMAT_MAJOR);
+		return MT_READ_VERSION;
+	}
 	if (r->major != MT_FORMAT_MAJOR) {
 		snprintf(r->error, sizeof r->error,
-			 "trace format version %d.%d is not supported (this memtrace reads %d.x)",
+			 "trace format version %d.%d is not supported (this memtrace reads format %d)",
 			 r->major, r->minor, MT_FORMAT_MAJOR);
 		return MT_READ_VERSION;
 	}

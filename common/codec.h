@@ -61,7 +61,8 @@ size_t mt_enc_stream(uint8_t *p, uint64_t stream, uint64_t len);
 struct mt_rec {
 	int kind, dom;
 	uint64_t addr, old, size;
-	/* THREAD tid, TIME delta, LOST count, ALIGNED alignment, LOC, STACK
+	/* THREAD tid, TIME delta, LOST count, EPOCH and HORIZON advance,
+	 * STREAM number (size: its length), ALIGNED alignment, LOC, STACK
 	 * and SCRIPT frame id, MARK string id, MODULE_GONE module id; STRING, CODE, FRAME,
 	 * NATIVE_FRAME and MODULE: the id they define.  NATIVE_FRAME: addr is
 	 * the ip.  MODULE: addr the start, size the length, old the load bias.
@@ -84,8 +85,15 @@ struct mt_dec {
 };
 
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len);
-/* 1: a record, 0: end of block, -1: malformed. */
+/* 1: a record, 0: end of block, -1: malformed.  Padding (zero bytes) is
+ * skipped.  EPOCH and HORIZON give their advance in value; STREAM its
+ * stream number in value and its byte length in size. */
 int mt_dec_next(struct mt_dec *d, struct mt_rec *r);
+/* The next segment of an event payload read by top: its stream number, and
+ * seg set to its bytes (seg->prev_addr is left alone: it is the stream's).
+ * 1: a segment, 0: end of the payload, -1: not a STREAM record, or a
+ * length past the payload. */
+int mt_dec_segment(struct mt_dec *top, uint64_t *stream, struct mt_dec *seg);
 /* The values of a SAMPLE record: v[f] for each field f the sample holds
  * (bits of *have); the others are left alone.  Fields this reader does not
  * know are skipped. */
@@ -122,7 +130,7 @@ enum mt_read_status {
 	MT_READ_TRUNCATED = 2, /* file ends inside a block: use what came before */
 	MT_READ_CORRUPT = 3,
 	MT_READ_FOREIGN = 4,   /* not a memtrace file */
-	MT_READ_VERSION = 5,   /* written by a newer, incompatible memtrace */
+	MT_READ_VERSION = 5,   /* another major version of the format */
 	MT_READ_IO = 6,
 };
 

@@ -262,7 +262,8 @@ static void test_decoder_rejects_malformed(void **state)
 	mt_dec_init(&d, buf, 0);
 	assert_int_equal(mt_dec_next(&d, &r), 0);
 
-	const uint8_t kind0[] = { 0x00, 1, 1 }, kind18[] = { 18, 1, 1 }, kind31[] = { 31, 0 };
+	const uint8_t kind0[] = { MT_TAG(0, 1), 1, 1 }, kind18[] = { 18, 1, 1 },
+		      kind31[] = { 31, 0 };
 	const uint8_t thread_dom1[] = { MT_TAG(MT_REC_THREAD, 1), 5 };
 	const uint8_t time_dom3[] = { MT_TAG(MT_REC_TIME, 3), 5 };
 	const uint8_t code_dom2[] = { MT_TAG(MT_REC_CODE, 2), 1, 1, 1, 1 };
@@ -295,6 +296,70 @@ static void test_decoder_rejects_malformed(void **state)
 		assert_int_equal(mt_dec_next(&x.d, &r), 0);
 		free(x.p);
 	}
+}
+
+/* Format 2's payload: segments of streams, padding, epochs. */
+static void test_segments_and_padding(void **state)
+{
+	(void)state;
+	uint8_t rec[64], payload[256];
+	struct mt_enc e = { .buf = rec };
+	struct mt_dec top, seg;
+	struct mt_rec r;
+	uint64_t stream;
+	size_t len = 0;
+	mt_enc_reset(&e);
+	mt_enc_value(&e, MT_REC_EPOCH, 300);
+	mt_enc_alloc(&e, MT_REC_MALLOC, 0, 24, 0x555555559010ull);
+	rec[e.len++] = 0; /* padding inside a segment */
+	rec[e.len++] = 0;
+	mt_enc_value(&e, MT_REC_HORIZON, 7);
+	len = tg_segment(payload, len, 5, rec, e.len);
+	payload[len++] = 0; /* and between segments */
+	len = tg_segment(payload, len, 1ull << 40, "", 0);
+	payload[len++] = 0;
+
+	struct exact x;
+	exact_init(&x, payload, len);
+	top = x.d;
+	assert_int_equal(mt_dec_segment(&top, &stream, &seg), 1);
+	assert_int_equal(stream, 5);
+	assert_int_equal(seg.end - seg.p, e.len);
+	seg.prev_addr = 0x555555559000ull; /* the stream's, from before */
+	assert_int_equal(mt_dec_next(&seg, &r), 1);
+	assert_int_equal(r.kind, MT_REC_EPOCH);
+	assert_int_equal(r.value, 300);
+	assert_int_equal(mt_dec_next(&seg, &r), 1);
+	assert_int_equal(r.addr, 0x555555559000ull + 0x555555559010ull);
+	assert_int_equal(mt_dec_next(&seg, &r), 1);
+	assert_int_equal(r.kind, MT_REC_HORIZON);
+	assert_int_equal(r.value, 7);
+	assert_int_equal(mt_dec_next(&seg, &r), 0);
+	assert_int_equal(mt_dec_segment(&top, &stream, &seg), 1);
+	assert_int_equal(stream, 1ull << 40);
+	assert_true(seg.p == seg.end);
+	assert_int_equal(mt_dec_segment(&top, &stream, &seg), 0);
+	free(x.p);
+
+	/* A STREAM longer than what is left, a record that is not one, a
+	 * STREAM with a domain, cut short. */
+	const uint8_t too_long[] = { MT_TAG(MT_REC_STREAM, 0), 1, 3, 1, 2 };
+	const uint8_t not_stream[] = { MT_TAG(MT_REC_TIME, 0), 1 };
+	const uint8_t with_dom[] = { MT_TAG(MT_REC_STREAM, 1), 1, 0 };
+	const uint8_t cut[] = { MT_TAG(MT_REC_STREAM, 0), 1 };
+	const uint8_t *bad[] = { too_long, not_stream, with_dom, cut };
+	const size_t bad_len[] = { sizeof too_long, sizeof not_stream, sizeof with_dom,
+				   sizeof cut };
+	for (size_t i = 0; i < 4; i++) {
+		exact_init(&x, bad[i], bad_len[i]);
+		assert_int_equal(mt_dec_segment(&x.d, &stream, &seg), -1);
+		free(x.p);
+	}
+	/* Only padding: the end. */
+	memset(payload, 0, sizeof payload);
+	exact_init(&x, payload, sizeof payload);
+	assert_int_equal(mt_dec_segment(&x.d, &stream, &seg), 0);
+	free(x.p);
 }
 
 /* ---- key/value lists --------------------------------------------------- */
@@ -606,7 +671,12 @@ static void test_future_major_version(void **state)
 	s.t.data[8] = MT_FORMAT_MAJOR + 1;
 	s.t.data[10] = 0;
 	assert_int_equal(open_bytes(s.t.data, s.t.len, &r), MT_READ_VERSION);
-	assert_non_null(strstr(r.error, "2.0"));
+	assert_non_null(strstr(r.error, "3.0 is not supported"));
+	/* Format 1 is no longer read, and the message says which is. */
+	s.t.data[8] = 1;
+	s.t.data[10] = 1;
+	assert_int_equal(open_bytes(s.t.data, s.t.len, &r), MT_READ_VERSION);
+	assert_non_null(strstr(r.error, "format 1 (1.1); this memtrace reads format 2"));
 	s.t.data[8] = MT_FORMAT_MAJOR;
 	s.t.data[10] = MT_FORMAT_MINOR + 1; /* a newer minor is readable */
 	assert_int_equal(open_bytes(s.t.data, s.t.len, &r), MT_READ_OK);
@@ -664,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_sizes),
 		cmocka_unit_test(test_decoder_rejects_malformed),
+		cmocka_unit_test(test_segments_and_padding),
 		cmocka_unit_test(test_kv_round_trip),
 		cmocka_unit_test(test_block_round_trip),
 		cmocka_unit_test(test_truncation_every_offset),

@@ -266,8 +266,17 @@ static void test_header_fields(void **state)
 	tg_free(&t);
 }
 
-/* Empty event blocks, and records before any THREAD (the format allows
- * thread-less definitions first), are read without fuss. */
+static void expect_bad(const uint8_t *data, size_t len, const char *why)
+{
+	struct mt_report rep;
+	assert_int_equal(build_bytes(data, len, &rep), MT_REPORT_BAD_TRACE);
+	if (!strstr(rep.error, why))
+		fail_msg("error \"%s\" does not say \"%s\"", rep.error, why);
+	mt_report_free(&rep);
+}
+
+/* Empty event blocks, and a block of stream 0's definitions alone, are
+ * read without fuss; events need a thread's stream. */
 static void test_empty_blocks_and_no_thread(void **state)
 {
 	(void)state;
@@ -277,6 +286,8 @@ static void test_empty_blocks_and_no_thread(void **state)
 	tg_header(&t, 49);
 	tg_block(&t, MT_BLOCK_EVENTS, "", 0);
 	mt_enc_string(&t.enc, 1, "main.py", 7);
+	tg_flush(&t);
+	tg_thread(&t, 3);
 	tg_malloc(&t, 0, 10, A);
 	mt_enc_addr_only(&t.enc, MT_REC_REALLOC_OUT, 0, A);
 	mt_enc_alloc(&t.enc, MT_REC_REALLOC_IN, 0, 30, B);
@@ -285,13 +296,21 @@ static void test_empty_blocks_and_no_thread(void **state)
 	tg_block(&t, MT_BLOCK_EVENTS, "", 0);
 	tg_footer(&t, 0, 0, MT_END_EXIT);
 	assert_int_equal(build(&t, &rep), MT_REPORT_OK);
-	assert_int_equal(rep.trace.blocks, 3);
-	assert_int_equal(rep.trace.threads, 0);
+	assert_int_equal(rep.trace.blocks, 4);
+	assert_int_equal(rep.trace.threads, 1);
 	assert_int_equal(rep.events.total, 2);
 	expect_dom(&rep.dom[0], 1, 1, 0, 0, 40, 30, 30, 1, 0, 0);
 	expect_idle(&rep, MT_DOM_PYOBJ);
 	assert_true(rep.trace.complete);
 	mt_report_free(&rep);
+	tg_free(&t);
+
+	/* Before any THREAD, tracegen puts an event in stream 0. */
+	tg_init(&t);
+	tg_header(&t, 49);
+	tg_malloc(&t, 0, 10, A);
+	tg_flush(&t);
+	expect_bad(t.data, t.len, "a record of kind 1 in stream 0");
 	tg_free(&t);
 }
 
@@ -363,15 +382,6 @@ static void test_torn_last_block(void **state)
 	tg_free(&t);
 }
 
-static void expect_bad(const uint8_t *data, size_t len, const char *why)
-{
-	struct mt_report rep;
-	assert_int_equal(build_bytes(data, len, &rep), MT_REPORT_BAD_TRACE);
-	if (!strstr(rep.error, why))
-		fail_msg("error \"%s\" does not say \"%s\"", rep.error, why);
-	mt_report_free(&rep);
-}
-
 static void test_broken_traces(void **state)
 {
 	(void)state;
@@ -402,8 +412,9 @@ static void test_broken_traces(void **state)
 	tg_init(&t);
 	tg_header(&t, 47);
 	tg_block(&t, MT_BLOCK_EVENTS, bad_record, sizeof bad_record);
-	char want[64];
-	snprintf(want, sizeof want, "malformed event record (block 1, offset %zu)", t.ends[0]);
+	char want[160];
+	snprintf(want, sizeof want, "not a STREAM record, or a STREAM longer than its block "
+		 "(at offset 0 of 2) (block 1, offset %zu)", t.ends[0]);
 	expect_bad(t.data, t.len, want);
 	tg_free(&t);
 	tg_init(&t);

@@ -26,12 +26,20 @@ static void append(struct tg *t, const void *p, size_t n)
 	t->len += n;
 }
 
+#define NO_RUN SIZE_MAX
+
 void tg_init(struct tg *t)
 {
 	uint8_t pre[MT_PREAMBLE_LEN];
 	memset(t, 0, sizeof *t);
 	t->cctx = ZSTD_createCCtx();
 	t->enc.buf = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	t->run.buf = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	t->payload = xrealloc(NULL, MT_BLOCK_MAX_RAW + MT_REC_MAX);
+	t->streams = xrealloc(NULL, sizeof *t->streams);
+	t->streams[0] = (struct tg_stream){ .opened = true };
+	t->nstreams = 1;
+	t->run_stream = NO_RUN;
 	if (!t->cctx)
 		abort();
 	mt_enc_reset(&t->enc);
@@ -43,8 +51,148 @@ void tg_free(struct tg *t)
 {
 	ZSTD_freeCCtx(t->cctx);
 	free(t->enc.buf);
+	free(t->run.buf);
+	free(t->payload);
+	free(t->streams);
 	free(t->data);
 	free(t->ends);
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	for (; v >= 0x80; v >>= 7)
+		p[n++] = (uint8_t)(v | 0x80);
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+size_t tg_segment(uint8_t *buf, size_t len, uint64_t stream, const void *p, size_t n)
+{
+	buf[len++] = MT_TAG(MT_REC_STREAM, 0);
+	len += put_varint(buf + len, stream);
+	len += put_varint(buf + len, n);
+	memcpy(buf + len, p, n);
+	return len + n;
+}
+
+void tg_put(struct mt_enc *e, const struct mt_rec *r)
+{
+	uint64_t v[MT_S_COUNT] = { 0 }, have;
+	switch (r->kind) {
+	case MT_REC_MALLOC:
+	case MT_REC_CALLOC:
+	case MT_REC_REALLOC_IN:
+	case MT_REC_ARENA_ALLOC:
+	case MT_REC_ARENA_FREE:
+	case MT_REC_MUNMAP:
+	case MT_REC_MREMAP_OUT:
+		mt_enc_alloc(e, r->kind, r->dom, r->size, r->addr);
+		break;
+	case MT_REC_ALIGNED:
+		mt_enc_aligned(e, r->dom, r->fn, r->value, r->size, r->addr);
+		break;
+	case MT_REC_REALLOC:
+		mt_enc_realloc(e, r->dom, r->old, r->size, r->addr);
+		break;
+	case MT_REC_REALLOC_OUT:
+	case MT_REC_FREE:
+		mt_enc_addr_only(e, r->kind, r->dom, r->addr);
+		break;
+	case MT_REC_STRING:
+		mt_enc_string(e, r->value, r->bytes, r->n);
+		break;
+	case MT_REC_CODE:
+		mt_enc_code(e, r->value, r->ref1, r->ref2, r->line);
+		break;
+	case MT_REC_FRAME:
+		mt_enc_frame(e, r->value, r->ref1, r->ref2, r->line);
+		break;
+	case MT_REC_NATIVE_FRAME:
+		mt_enc_native_frame(e, r->value, r->ref1, r->addr);
+		break;
+	case MT_REC_MODULE:
+		mt_enc_module(e, r->value, r->addr, r->addr + r->size, r->old, r->ref1, r->ref2);
+		break;
+	case MT_REC_MMAP:
+		mt_enc_map(e, r->kind, r->size, r->addr, r->value, r->ref1);
+		break;
+	case MT_REC_MREMAP_IN:
+		mt_enc_map(e, r->kind, r->size, r->addr, 0, r->ref1);
+		break;
+	case MT_REC_SAMPLE:
+		mt_dec_sample(r, v, &have);
+		mt_enc_sample(e, have, v);
+		break;
+	default: /* one value */
+		mt_enc_value(e, r->kind, r->value);
+		break;
+	}
+}
+
+/* The process's records, which format 2 puts in stream 0. */
+static bool process_kind(int kind)
+{
+	switch (kind) {
+	case MT_REC_STRING:
+	case MT_REC_CODE:
+	case MT_REC_FRAME:
+	case MT_REC_MODULE:
+	case MT_REC_MODULE_GONE:
+	case MT_REC_NATIVE_FRAME:
+	case MT_REC_TIME:
+	case MT_REC_LOST:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static size_t stream_of_tid(struct tg *t, uint64_t tid)
+{
+	for (size_t i = 1; i < t->nstreams; i++)
+		if (t->streams[i].tid == tid)
+			return i;
+	t->streams = xrealloc(t->streams, (t->nstreams + 1) * sizeof *t->streams);
+	t->streams[t->nstreams] = (struct tg_stream){ .tid = tid };
+	return t->nstreams++;
+}
+
+static void end_run(struct tg *t)
+{
+	if (t->run_stream == NO_RUN)
+		return;
+	t->payload_len = tg_segment(t->payload, t->payload_len, t->run_stream, t->run.buf,
+				    t->run.len);
+	t->streams[t->run_stream].prev_addr = t->run.prev_addr;
+	t->run_stream = NO_RUN;
+}
+
+/* Each run of one stream's records is an epoch of its own. */
+static void start_run(struct tg *t, size_t s)
+{
+	struct tg_stream *st = &t->streams[s];
+	t->run_stream = s;
+	t->run.len = 0;
+	t->run.prev_addr = st->prev_addr;
+	if (!st->opened)
+		mt_enc_value(&t->run, MT_REC_THREAD, st->tid);
+	st->opened = true;
+	mt_enc_value(&t->run, MT_REC_EPOCH, ++t->epoch - st->announced);
+	st->announced = t->epoch;
+}
+
+/* The block so far, with a HORIZON past its last epoch. */
+static void end_block(struct tg *t)
+{
+	uint8_t h[16];
+	struct mt_enc e = { .buf = h };
+	end_run(t);
+	mt_enc_value(&e, MT_REC_HORIZON, t->epoch + 1 - t->horizon);
+	t->horizon = t->epoch + 1;
+	t->payload_len = tg_segment(t->payload, t->payload_len, 0, h, e.len);
+	tg_block(t, MT_BLOCK_EVENTS, t->payload, t->payload_len);
+	t->payload_len = 0;
 }
 
 void tg_block(struct tg *t, int type, const void *raw, size_t len)
@@ -62,8 +210,32 @@ void tg_block(struct tg *t, int type, const void *raw, size_t len)
 
 void tg_flush(struct tg *t)
 {
-	if (t->enc.len)
-		tg_block(t, MT_BLOCK_EVENTS, t->enc.buf, t->enc.len);
+	struct mt_dec d;
+	struct mt_rec r;
+	int st;
+	if (!t->enc.len)
+		return;
+	mt_dec_init(&d, t->enc.buf, t->enc.len);
+	while ((st = mt_dec_next(&d, &r)) == 1) {
+		if (r.kind == MT_REC_THREAD) {
+			t->cur = stream_of_tid(t, r.value);
+			continue;
+		}
+		size_t s = process_kind(r.kind) ? 0 : t->cur;
+		/* room for the record, the run's header and the HORIZON */
+		if (t->payload_len + t->run.len + mt_enc_def_size(r.n) + MT_SAMPLE_MAX +
+			    3 * MT_REC_MAX >
+		    MT_BLOCK_MAX_RAW)
+			end_block(t);
+		if (s != t->run_stream) {
+			end_run(t);
+			start_run(t, s);
+		}
+		tg_put(&t->run, &r);
+	}
+	if (st < 0)
+		abort();
+	end_block(t);
 	mt_enc_reset(&t->enc);
 }
 

@@ -3,7 +3,8 @@
  * analyses it feeds while it streams a trace: sites.c, pools.c, lists.c,
  * timeline.c, marks.c, lines.c (the main script line by line), view.c
  * (the window and filters of struct mt_view), mappings.c and memory.c
- * (what the OS sees).  Internal to tools/analysis/; the
+ * (what the OS sees); order.c puts the trace's streams in one order for
+ * it.  Internal to tools/analysis/; the
  * results go into struct mt_report (report.h).
  *
  * Every live block sits in its domain's map as address -> packed value
@@ -190,6 +191,7 @@ struct lines_state {
 enum window_state { WIN_BEFORE, WIN_OPEN, WIN_CLOSED };
 
 struct mt_dec;
+struct mt_rec;
 struct view_state {
 	enum window_state win;
 	bool timed;       /* a time bound is still to come: check at TIME records */
@@ -288,6 +290,7 @@ struct ctx {
 	bool lines_on;      /* the per-line view is made */
 	struct mappings_state maps;
 	struct memory_state mem;
+	struct order *order;    /* order.c: the streams read and not yet applied */
 };
 
 static inline struct thread *cur_thread(struct ctx *c)
@@ -588,5 +591,29 @@ static inline void sites_remap(struct ctx *c, const uint32_t *map)
 }
 /* report.c: the requested size of a live block of dom (val: its packed value). */
 uint64_t block_size(struct ctx *c, int dom, uint64_t addr, uint64_t val);
+/* report.c: one record of the process's ordered record stream. */
+void report_apply(struct ctx *c, const struct mt_rec *r);
+/* report.c: applies d's records in order up to the end of its bytes (0), a
+ * record only order.c takes (2, *stop holds it: EPOCH, THREAD, HORIZON,
+ * STREAM), the window's end or memory running out (1), or a malformed
+ * record (-1). */
+int report_run(struct ctx *c, struct mt_dec *d, struct mt_rec *stop);
+/* report.c: whether r fits the heap as it is: an allocation at an address
+ * that is not live, a free of one that is (anything else always fits). */
+bool report_applicable(struct ctx *c, const struct mt_rec *r);
+
+/* ---- order.c --------------------------------------------------------------------------------- */
+
+int order_init(struct ctx *c);
+void order_free(struct ctx *c);
+/* An event block's payload: its segments are kept (stream 0's definitions
+ * applied at once), and each HORIZON settles the epochs below it.  0, or
+ * -1 when the payload is malformed (order_error says why) or memory ran
+ * out (c->oom). */
+int order_block(struct ctx *c, const uint8_t *raw, size_t len);
+/* Applies everything kept: at a footer, and at the end of the trace. */
+int order_settle_all(struct ctx *c);
+/* What was wrong with the streams, NULL if nothing. */
+const char *order_error(const struct ctx *c);
 
 #endif

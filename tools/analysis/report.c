@@ -746,6 +746,50 @@ static void footer_entry(struct ctx *c, const struct mt_kv *kv)
 	}
 }
 
+void report_apply(struct ctx *c, const struct mt_rec *r)
+{
+	apply(c, r);
+}
+
+/* Whether a (domain, address) holds a live block, in an arena's table or
+ * the domain's map. */
+static bool live(struct ctx *c, int dom, uint64_t addr)
+{
+	struct where w;
+	uint64_t unused;
+	if (in_arena(c, dom, addr, &w)) {
+		uint32_t t = w.a->tags[w.g];
+		if ((t & ATAG_LIVE) && !(t & ATAG_OBJ) == (dom == MT_DOM_PYMEM))
+			return true;
+	}
+	return hm_get(&c->live[dom], addr, &unused);
+}
+
+bool report_applicable(struct ctx *c, const struct mt_rec *r)
+{
+	uint64_t unused;
+	switch (r->kind) {
+	case MT_REC_MALLOC:
+	case MT_REC_CALLOC:
+	case MT_REC_ALIGNED:
+	case MT_REC_REALLOC_IN:
+		return !r->addr || !live(c, r->dom, r->addr);
+	case MT_REC_REALLOC:
+		if (r->old && !live(c, r->dom, r->old))
+			return false;
+		return !r->addr || r->addr == r->old || !live(c, r->dom, r->addr);
+	case MT_REC_FREE:
+	case MT_REC_REALLOC_OUT:
+		return live(c, r->dom, r->addr);
+	case MT_REC_ARENA_ALLOC:
+		return !r->addr || !hm_get(&c->pools.blocks, r->addr, &unused);
+	case MT_REC_ARENA_FREE:
+		return !r->addr || hm_get(&c->pools.blocks, r->addr, &unused);
+	default:
+		return true;
+	}
+}
+
 /* Once the live blocks outgrow the cache, every map operation is a cache
  * miss.  Records are then decoded this far ahead of their accounting, so
  * that the slots they will touch are already on their way in; below the
@@ -761,30 +805,28 @@ static bool maps_outgrow_cache(const struct ctx *c)
 	return false;
 }
 
-/* All return what mt_dec_next last said: 0 at the end of the block, -1 at
- * a malformed record (1 when they stopped because memory ran out or the
- * window closed). */
-static int apply_direct(struct ctx *c, struct mt_dec *d)
+/* The records order.c takes itself. */
+#define ORDER_KINDS                                                                         \
+	(1u << MT_REC_THREAD | 1u << MT_REC_EPOCH | 1u << MT_REC_HORIZON | 1u << MT_REC_STREAM)
+
+static inline bool order_kind(int kind)
 {
-	struct mt_rec r;
+	return ORDER_KINDS >> kind & 1;
+}
+
+/* Both return as report_run does. */
+static int run_direct(struct ctx *c, struct mt_dec *d, struct mt_rec *stop)
+{
 	int st;
-	while ((st = mt_dec_next(d, &r)) == 1 && !c->oom)
-		apply(c, &r);
+	while ((st = mt_dec_next(d, stop)) == 1 && !c->oom) {
+		if (order_kind(stop->kind))
+			return 2;
+		apply(c, stop);
+	}
 	return st;
 }
 
-/* After the window: only the trace's length is still of interest. */
-static int apply_closed(struct ctx *c, struct mt_dec *d)
-{
-	struct mt_rec r;
-	int st;
-	while ((st = mt_dec_next(d, &r)) == 1)
-		if (r.kind == MT_REC_TIME)
-			c->rep->trace.duration_us += r.value;
-	return st;
-}
-
-static int apply_prefetched(struct ctx *c, struct mt_dec *d)
+static int run_prefetched(struct ctx *c, struct mt_dec *d, struct mt_rec *stop)
 {
 	struct mt_rec ahead[LOOKAHEAD];
 	size_t decoded = 0;
@@ -794,6 +836,11 @@ static int apply_prefetched(struct ctx *c, struct mt_dec *d)
 			struct mt_rec *r = &ahead[decoded % LOOKAHEAD];
 			if ((st = mt_dec_next(d, r)) != 1)
 				break;
+			if (order_kind(r->kind)) {
+				*stop = *r;
+				st = 2;
+				break;
+			}
 			/* Inline on purpose: GCC takes a function holding only
 			 * prefetches for pure and drops its calls. */
 			hm_prefetch(&c->live[r->dom], r->addr);
@@ -807,22 +854,12 @@ static int apply_prefetched(struct ctx *c, struct mt_dec *d)
 	return st;
 }
 
-/* 0, or -1 when a record is malformed (or memory ran out: c->oom). */
-static int read_events(struct ctx *c, const uint8_t *raw, size_t len)
+int report_run(struct ctx *c, struct mt_dec *d, struct mt_rec *stop)
 {
-	struct mt_dec d;
-	mt_dec_init(&d, raw, len);
-	int st = 0;
-	if (c->vs.win != WIN_CLOSED) {
-		c->vs.dec = &d; /* the window's end cuts it short: view.c */
-		st = maps_outgrow_cache(c) ? apply_prefetched(c, &d) : apply_direct(c, &d);
-		c->vs.dec = NULL;
-	}
-	if (c->vs.win == WIN_CLOSED && !c->oom && st >= 0) {
-		d.end = raw + len;
-		st = apply_closed(c, &d);
-	}
-	return c->oom ? -1 : st;
+	c->vs.dec = d; /* the window's end cuts it short: view.c */
+	int st = maps_outgrow_cache(c) ? run_prefetched(c, d, stop) : run_direct(c, d, stop);
+	c->vs.dec = NULL;
+	return c->oom || c->vs.win == WIN_CLOSED ? 1 : st;
 }
 
 /* 0, or -1 when the payload is malformed (or memory ran out: c->oom). */
@@ -833,9 +870,11 @@ static int read_block(struct ctx *c, int type, const uint8_t *raw, size_t len)
 	int st;
 	if (type == MT_BLOCK_EVENTS) {
 		c->rep->trace.blocks++;
-		return read_events(c, raw, len);
+		return order_block(c, raw, len);
 	}
 	if (type == MT_BLOCK_FOOTER) {
+		if (order_settle_all(c))
+			return -1;
 		c->rep->trace.end_reason = MT_REASON_NONE;
 		c->rep->trace.exit_status = -1;
 	}
@@ -856,8 +895,10 @@ static enum mt_report_status block_error(struct ctx *c, int type, uint64_t index
 	static const char *const what[] = { [MT_BLOCK_HEADER] = "malformed header",
 					    [MT_BLOCK_EVENTS] = "malformed event record",
 					    [MT_BLOCK_FOOTER] = "malformed footer" };
-	snprintf(c->rep->error, sizeof c->rep->error, "%s (block %llu, offset %llu)",
-		 c->oom ? "out of memory" : what[type], (unsigned long long)index,
+	const char *why = order_error(c);
+	snprintf(c->rep->error, sizeof c->rep->error, "%s%s%s (block %llu, offset %llu)",
+		 c->oom ? "out of memory" : what[type], why && !c->oom ? ": " : "",
+		 why && !c->oom ? why : "", (unsigned long long)index,
 		 (unsigned long long)offset);
 	return c->oom ? MT_REPORT_FAILED : MT_REPORT_BAD_TRACE;
 }
@@ -1047,6 +1088,7 @@ static int ctx_init(struct ctx *c, struct mt_report *rep, unsigned flags)
 		err |= grid_init(c);
 	err |= lines_init(c);
 	err |= mappings_init(c);
+	err |= order_init(c);
 	view_init(c);
 	return err || !c->threads ? -1 : 0;
 }
@@ -1065,6 +1107,7 @@ static void ctx_free(struct ctx *c)
 	lists_free(c);
 	lines_free(c);
 	mappings_free(c);
+	order_free(c);
 }
 
 /* The threads' allocations, in the order their first records came. */
@@ -1114,6 +1157,16 @@ static void finish(struct ctx *c, enum mt_report_status st)
 	threads_finish(c);
 }
 
+/* The records still kept when the trace ends without a footer. */
+static enum mt_report_status settle_end(struct ctx *c, enum mt_report_status st)
+{
+	if ((st != MT_REPORT_OK && st != MT_REPORT_TORN) || !order_settle_all(c) || c->oom)
+		return st;
+	snprintf(c->rep->error, sizeof c->rep->error,
+		 "malformed event record: %s (at the end of the trace)", order_error(c));
+	return MT_REPORT_BAD_TRACE;
+}
+
 static enum mt_report_status open_error(struct mt_report *rep, struct mt_reader *rd, int st,
 					FILE *f)
 {
@@ -1148,6 +1201,7 @@ enum mt_report_status mt_report_build_flags(FILE *f, struct mt_report *rep,
 	} else {
 		if (read_blocks_ahead(&c, &rd, progress, arg, &st))
 			st = read_blocks(&c, &rd, progress, arg);
+		st = settle_end(&c, st);
 		finish(&c, st);
 		if (c.oom && st != MT_REPORT_FAILED) {
 			snprintf(rep->error, sizeof rep->error, "out of memory");

@@ -1,0 +1,521 @@
+/*
+ * order.c - restores one global order from the per-thread streams of a
+ * trace (format 2) and feeds it to the report builder (report.c), as the
+ * one record stream of the process the analyses read: THREAD records where
+ * the thread changes, stream 0's times, samples and losses in their place.
+ *
+ * Each stream's records are kept, as bytes, from the segments that bring
+ * them until a HORIZON of stream 0 settles their epochs (or the trace
+ * ends): only one writer round is held at a time.  Settling goes epoch by
+ * epoch.  Within an epoch, stream 0 first, then the lowest thread stream
+ * whose next record is applicable to the heap as the analysis has it (an
+ * allocation at an address not live, a free of one live), which runs on
+ * while its records are; when none is, the lowest stream's record goes
+ * anyway, as a reader of one stream would take it (a free of a block made
+ * before tracing started).  An epoch of one thread stream, nearly every
+ * epoch of a program with one busy thread, needs no check at all: its
+ * records go through the builder's own loop.  docs/ordering.md says why
+ * that order gives the figures of a globally ordered trace.
+ *
+ * Stream 0's definitions do not wait: the file has them before their first
+ * use, so they are applied as they are read.  Once the view's window has
+ * closed, only stream 0's times still count (the trace's duration).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis.h"
+#include "codec.h"
+
+struct stream {
+	uint64_t number, tid;
+	bool named;          /* its THREAD came (stream 0 needs none) */
+	bool active;         /* in order.active */
+	uint64_t epoch;      /* of its next record */
+	uint8_t *buf;        /* its records not yet applied: [pos, len) */
+	size_t pos, len, cap;
+	uint64_t prev_addr;  /* the decoder's address state at pos */
+	/* While settling: the decoder, and the record decoded next (head),
+	 * with where it starts and the address state before it. */
+	struct mt_dec d;
+	struct mt_rec head;
+	bool has_head;
+	const uint8_t *head_at;
+	uint64_t head_prev;
+};
+
+struct order {
+	struct heapmap ids;       /* stream number -> index in v */
+	struct stream **v;        /* v[0] is stream 0 */
+	size_t n, cap;
+	struct stream **active;   /* the streams holding records, by number */
+	size_t nactive;
+	struct stream **idle;     /* those that left them at the last settling:
+				     their buffers go if they stay idle a round */
+	size_t nidle;
+	struct stream *cur;       /* whose THREAD the builder had last */
+	struct stream *last;      /* the stream a segment went to last */
+	uint64_t horizon;         /* the last HORIZON */
+	uint64_t settled;         /* every epoch below is applied */
+	uint64_t top;             /* the highest epoch applied */
+	uint64_t s0_prev;         /* stream 0's address state as read */
+	bool closed;              /* the window closed: only times count */
+	char error[128];
+};
+
+static int __attribute__((format(printf, 2, 3))) fail(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->order->error, sizeof c->order->error, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+#define ULL(x) ((unsigned long long)(x))
+
+/* ---- streams ------------------------------------------------------------ */
+
+static struct stream *stream_new(struct ctx *c, uint64_t number)
+{
+	struct order *o = c->order;
+	uint64_t unused;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 16;
+		struct stream **v = realloc(o->v, cap * sizeof *v);
+		if (v)
+			o->v = v;
+		struct stream **a = v ? realloc(o->active, cap * sizeof *a) : NULL;
+		if (a)
+			o->active = a;
+		struct stream **i = a ? realloc(o->idle, cap * sizeof *i) : NULL;
+		if (!i)
+			return NULL;
+		o->idle = i;
+		o->cap = cap;
+	}
+	struct stream *s = calloc(1, sizeof *s);
+	if (!s || hm_put(&o->ids, number, o->n, &unused) < 0) {
+		free(s);
+		return NULL;
+	}
+	s->number = number;
+	s->named = number == 0;
+	o->v[o->n++] = s;
+	return s;
+}
+
+static struct stream *stream_of(struct ctx *c, uint64_t number)
+{
+	struct order *o = c->order;
+	uint64_t i;
+	if (o->last && o->last->number == number)
+		return o->last;
+	struct stream *s = hm_get(&o->ids, number, &i) ? o->v[i] : stream_new(c, number);
+	if (s)
+		o->last = s;
+	return s;
+}
+
+/* The stream joins the active ones, which stay in order of number. */
+static void activate(struct order *o, struct stream *s)
+{
+	size_t i = o->nactive;
+	for (; i > 0 && o->active[i - 1]->number > s->number; i--)
+		o->active[i] = o->active[i - 1];
+	o->active[i] = s;
+	o->nactive++;
+	s->active = true;
+}
+
+static int keep(struct ctx *c, struct stream *s, const uint8_t *p, size_t n)
+{
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		while (cap < s->len + n)
+			cap *= 2;
+		uint8_t *b = realloc(s->buf, cap);
+		if (!b) {
+			c->oom = true;
+			return -1;
+		}
+		s->buf = b;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	if (!s->active)
+		activate(c->order, s);
+	return 0;
+}
+
+/* ---- settling ------------------------------------------------------------- */
+
+static int malformed(struct ctx *c, const struct stream *s)
+{
+	return fail(c, "malformed record in stream %llu (epoch %llu)", ULL(s->number),
+		    ULL(s->epoch));
+}
+
+/* A record the builder does not take: the stream's epoch, its thread. */
+static int control(struct ctx *c, struct stream *s, const struct mt_rec *r)
+{
+	struct order *o = c->order;
+	switch (r->kind) {
+	case MT_REC_EPOCH:
+		if (s->epoch + r->value < s->epoch)
+			return fail(c, "stream %llu: EPOCH goes backwards (past epoch %llu)",
+				    ULL(s->number), ULL(s->epoch));
+		s->epoch += r->value;
+		return 0;
+	case MT_REC_THREAD:
+		if (!s->number)
+			return fail(c, "a THREAD record in stream 0 (tid %llu)", ULL(r->value));
+		s->tid = r->value;
+		s->named = true;
+		if (o->cur == s)
+			o->cur = NULL; /* the builder is told the new tid */
+		return 0;
+	default:
+		return fail(c, "a record of kind %d inside stream %llu", r->kind, ULL(s->number));
+	}
+}
+
+/* Decodes the stream's next record that the builder takes.  1: s->head
+ * holds it, 0: the stream has no more, -1: malformed. */
+static int prime(struct ctx *c, struct stream *s)
+{
+	while (!s->has_head) {
+		s->head_at = s->d.p;
+		s->head_prev = s->d.prev_addr;
+		int st = mt_dec_next(&s->d, &s->head);
+		if (st <= 0)
+			return st ? malformed(c, s) : 0;
+		if (s->head.kind == MT_REC_EPOCH || s->head.kind == MT_REC_THREAD ||
+		    s->head.kind == MT_REC_HORIZON || s->head.kind == MT_REC_STREAM) {
+			if (control(c, s, &s->head))
+				return -1;
+			continue;
+		}
+		if (!s->named)
+			return fail(c, "stream %llu does not open with THREAD (a record of kind %d)",
+				    ULL(s->number), s->head.kind);
+		s->has_head = true;
+	}
+	return 1;
+}
+
+/* The builder's current thread becomes the stream's. */
+static void switch_to(struct ctx *c, struct stream *s)
+{
+	struct order *o = c->order;
+	if (s->number && o->cur != s) {
+		struct mt_rec t = { .kind = MT_REC_THREAD, .value = s->tid };
+		report_apply(c, &t);
+		o->cur = s;
+	}
+}
+
+static bool stopped(const struct ctx *c)
+{
+	return c->oom || c->vs.win == WIN_CLOSED;
+}
+
+/* Applies the stream's head and primes the next one. */
+static int emit(struct ctx *c, struct stream *s)
+{
+	switch_to(c, s);
+	report_apply(c, &s->head);
+	s->has_head = false;
+	return stopped(c) ? 0 : prime(c, s);
+}
+
+/* The only thread stream with records in epoch e: straight through the
+ * builder's loop, from its head up to its next epoch. */
+static int run(struct ctx *c, struct stream *s, uint64_t e)
+{
+	struct mt_rec stop;
+	int st;
+	s->has_head = false;
+	s->d.p = s->head_at;
+	s->d.prev_addr = s->head_prev;
+	for (;;) {
+		switch_to(c, s);
+		if ((st = report_run(c, &s->d, &stop)) != 2)
+			return st < 0 ? malformed(c, s) : 0;
+		if (control(c, s, &stop))
+			return -1;
+		if (s->epoch != e)
+			return prime(c, s);
+	}
+}
+
+/* Several thread streams in epoch e: the applicable records first. */
+static int merge(struct ctx *c, uint64_t e)
+{
+	struct order *o = c->order;
+	for (;;) {
+		struct stream *first = NULL, *pick = NULL;
+		for (size_t i = 0; i < o->nactive && !pick; i++) {
+			struct stream *s = o->active[i];
+			if (!s->number || !s->has_head || s->epoch != e)
+				continue;
+			if (!first)
+				first = s;
+			if (report_applicable(c, &s->head))
+				pick = s;
+		}
+		if (!first)
+			return 0;
+		if (!pick)
+			pick = first;
+		int st;
+		do
+			st = emit(c, pick);
+		while (st == 1 && !stopped(c) && pick->epoch == e &&
+		       report_applicable(c, &pick->head));
+		if (st < 0 || stopped(c))
+			return st;
+	}
+}
+
+/* The lowest epoch any active stream's next record has; false if none. */
+static int lowest(struct ctx *c, uint64_t *e, size_t *nthreads, struct stream **one)
+{
+	struct order *o = c->order;
+	bool found = false;
+	for (size_t i = 0; i < o->nactive; i++) {
+		struct stream *s = o->active[i];
+		if (prime(c, s) < 0)
+			return -1;
+		if (!s->has_head)
+			continue;
+		if (!found || s->epoch < *e) {
+			*e = s->epoch;
+			*nthreads = 0;
+			found = true;
+		}
+		if (s->epoch == *e && s->number) {
+			++*nthreads;
+			*one = s;
+		}
+	}
+	return found;
+}
+
+static void open_streams(struct order *o)
+{
+	for (size_t i = 0; i < o->nactive; i++) {
+		struct stream *s = o->active[i];
+		mt_dec_init(&s->d, s->buf + s->pos, s->len - s->pos);
+		s->d.prev_addr = s->prev_addr;
+		s->has_head = false;
+	}
+}
+
+/* Puts back what was decoded and not applied; streams left with nothing
+ * leave the active ones. */
+static void close_streams(struct order *o)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < o->nidle; i++) {
+		struct stream *s = o->idle[i];
+		if (!s->active) { /* a thread that is gone, most likely */
+			free(s->buf);
+			s->buf = NULL;
+			s->cap = 0;
+		}
+	}
+	o->nidle = 0;
+	for (size_t i = 0; i < o->nactive; i++) {
+		struct stream *s = o->active[i];
+		const uint8_t *at = s->has_head ? s->head_at : s->d.p;
+		s->prev_addr = s->has_head ? s->head_prev : s->d.prev_addr;
+		s->has_head = false;
+		s->pos = (size_t)(at - s->buf);
+		if (o->closed || s->pos == s->len) {
+			s->pos = s->len = 0;
+			s->active = false;
+			o->idle[o->nidle++] = s;
+			continue;
+		}
+		if (s->pos) {
+			memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+			s->len -= s->pos;
+			s->pos = 0;
+		}
+		o->active[kept++] = s;
+	}
+	o->nactive = kept;
+}
+
+/* The window closed: the times that stream 0 still holds are the trace's
+ * length, the rest is not the window's. */
+static void close_out(struct ctx *c)
+{
+	struct stream *s0 = c->order->v[0];
+	struct mt_rec r;
+	if (!s0->active)
+		return;
+	if (s0->has_head && s0->head.kind == MT_REC_TIME)
+		c->rep->trace.duration_us += s0->head.value;
+	s0->has_head = false;
+	s0->d.end = s0->buf + s0->len; /* the window's end may have cut it */
+	while (mt_dec_next(&s0->d, &r) == 1)
+		if (r.kind == MT_REC_TIME)
+			c->rep->trace.duration_us += r.value;
+}
+
+/* Applies every record of an epoch below limit. */
+static int settle(struct ctx *c, uint64_t limit)
+{
+	struct order *o = c->order;
+	struct stream *s0 = o->v[0], *one = NULL;
+	uint64_t e = 0;
+	size_t nthreads = 0;
+	int st;
+	open_streams(o);
+	while ((st = lowest(c, &e, &nthreads, &one)) == 1 && e < limit) {
+		if (e < o->settled) {
+			st = fail(c, "records of epoch %llu after HORIZON %llu: the epochs go backwards",
+				  ULL(e), ULL(o->settled));
+			break;
+		}
+		o->top = e;
+		while (st >= 0 && !stopped(c) && s0->has_head && s0->epoch == e)
+			st = emit(c, s0);
+		if (st >= 0 && !stopped(c) && nthreads)
+			st = nthreads == 1 ? run(c, one, e) : merge(c, e);
+		if (st < 0 || stopped(c))
+			break;
+	}
+	if (st >= 0 && c->vs.win == WIN_CLOSED && !o->closed) {
+		close_out(c);
+		o->closed = true;
+	}
+	close_streams(o);
+	if (st < 0)
+		return -1;
+	if (limit > o->settled)
+		o->settled = limit == UINT64_MAX ? o->top : limit;
+	return c->oom ? -1 : 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Stream 0 is read at once: definitions applied, HORIZON settling, its
+ * other records kept for their epochs. */
+static int stream0(struct ctx *c, struct mt_dec *d)
+{
+	struct order *o = c->order;
+	struct mt_rec r;
+	int st;
+	d->prev_addr = o->s0_prev;
+	for (const uint8_t *at = d->p; (st = mt_dec_next(d, &r)) == 1; at = d->p) {
+		switch (r.kind) {
+		case MT_REC_STRING:
+		case MT_REC_CODE:
+		case MT_REC_FRAME:
+		case MT_REC_MODULE:
+		case MT_REC_MODULE_GONE:
+		case MT_REC_NATIVE_FRAME:
+			if (!o->closed)
+				report_apply(c, &r);
+			break;
+		case MT_REC_TIME:
+		case MT_REC_SAMPLE:
+		case MT_REC_LOST:
+		case MT_REC_EPOCH:
+			if (o->closed) {
+				if (r.kind == MT_REC_TIME)
+					c->rep->trace.duration_us += r.value;
+			} else if (keep(c, o->v[0], at, (size_t)(d->p - at))) {
+				return -1;
+			}
+			break;
+		case MT_REC_HORIZON:
+			if (o->horizon + r.value < o->horizon)
+				return fail(c, "HORIZON goes backwards (past epoch %llu)",
+					    ULL(o->horizon));
+			o->horizon += r.value;
+			if (!o->closed && settle(c, o->horizon))
+				return -1;
+			break;
+		default:
+			return fail(c, "a record of kind %d in stream 0 (after HORIZON %llu)", r.kind,
+				    ULL(o->horizon));
+		}
+		if (c->oom)
+			return -1;
+	}
+	o->s0_prev = d->prev_addr;
+	return st < 0 ? malformed(c, o->v[0]) : 0;
+}
+
+int order_block(struct ctx *c, const uint8_t *raw, size_t len)
+{
+	struct order *o = c->order;
+	struct mt_dec top, seg;
+	uint64_t number;
+	int st;
+	mt_dec_init(&top, raw, len);
+	const uint8_t *at = raw;
+	for (; (st = mt_dec_segment(&top, &number, &seg)) == 1; at = top.p) {
+		if (!number) {
+			if (stream0(c, &seg))
+				return -1;
+			continue;
+		}
+		if (o->closed)
+			continue;
+		struct stream *s = stream_of(c, number);
+		if (!s) {
+			c->oom = true;
+			return -1;
+		}
+		if (keep(c, s, seg.p, (size_t)(seg.end - seg.p)))
+			return -1;
+	}
+	if (st < 0)
+		return fail(c, "not a STREAM record, or a STREAM longer than its block "
+			       "(at offset %llu of %llu)",
+			    ULL(at - raw), ULL(len));
+	return 0;
+}
+
+int order_settle_all(struct ctx *c)
+{
+	return c->order->closed ? 0 : settle(c, UINT64_MAX);
+}
+
+const char *order_error(const struct ctx *c)
+{
+	return c->order && c->order->error[0] ? c->order->error : NULL;
+}
+
+int order_init(struct ctx *c)
+{
+	c->order = calloc(1, sizeof *c->order);
+	if (!c->order || hm_init(&c->order->ids))
+		return -1;
+	return stream_new(c, 0) ? 0 : -1;
+}
+
+void order_free(struct ctx *c)
+{
+	struct order *o = c->order;
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->v[i]->buf);
+		free(o->v[i]);
+	}
+	free(o->v);
+	free(o->active);
+	free(o->idle);
+	hm_free(&o->ids);
+	free(o);
+	c->order = NULL;
+}
