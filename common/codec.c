@@ -197,6 +197,15 @@ void mt_enc_sample(struct mt_enc *e, uint64_t mask, const uint64_t v[MT_S_COUNT]
 	e->len = (size_t)(p - e->buf);
 }
 
+size_t mt_enc_stream(uint8_t *p, uint64_t stream, uint64_t len)
+{
+	uint8_t *q = p;
+	*q++ = MT_TAG(MT_REC_STREAM, 0);
+	q = put_varint(q, stream);
+	q = put_varint(q, len);
+	return (size_t)(q - p);
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 void mt_dec_init(struct mt_dec *d, const uint8_t *buf, size_t len)

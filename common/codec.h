@@ -52,6 +52,11 @@ void mt_enc_map(struct mt_enc *e, int kind, uint64_t size, uint64_t addr, uint64
 #define MT_SAMPLE_MAX (1 + 10 + 10 * MT_S_COUNT)
 void mt_enc_sample(struct mt_enc *e, uint64_t mask, const uint64_t v[MT_S_COUNT]);
 
+/* The STREAM record that opens a segment of `len` bytes of stream
+ * `stream`, written to p; returns its length, at most MT_STREAM_MAX. */
+#define MT_STREAM_MAX (1 + 10 + 10)
+size_t mt_enc_stream(uint8_t *p, uint64_t stream, uint64_t len);
+
 /* One decoded record.  Fields not used by a kind are zero. */
 struct mt_rec {
 	int kind, dom;

@@ -117,7 +117,7 @@ EXPORT void free(void *p)
 {
 	if (!p || mt_unlikely(is_boot(p)))
 		return;
-	mt_record(MT_EV_OP(MT_REC_FREE, MT_DOM_MALLOC, 0), 0, p, 0, 1);
+	mt_record(MT_EV_OP(MT_REC_FREE, MT_DOM_MALLOC, 0), 0, p, 0);
 	ready();
 	real.free(p);
 	if (mt_unlikely(mt_py_watching))

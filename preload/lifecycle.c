@@ -39,6 +39,7 @@
 
 int mt_active;
 int mt_exit_status = -1;
+struct mt_epoch_counter mt_epoch;
 static int decision, failed, traced;
 static pthread_t decider;
 static pid_t traced_pid; /* differs from getpid() in a vfork child */

@@ -163,10 +163,10 @@ static inline int ready(void)
 	return real.mmap != NULL;
 }
 
-static void record(int kind, uint64_t size, const void *addr, uint64_t aux, int early)
+static void record(int kind, uint64_t size, const void *addr, uint64_t aux)
 {
 	int saved = errno;
-	mt_record(MT_EV_OP(kind, 0, 0), size, addr, aux, early);
+	mt_record(MT_EV_OP(kind, 0, 0), size, addr, aux);
 	errno = saved;
 }
 
@@ -176,7 +176,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 			  : (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 	if (traced(__builtin_return_address(0)))
 		record(MT_REC_MMAP, len, p == MAP_FAILED ? NULL : p,
-		       (uint32_t)prot | (uint64_t)(uint32_t)flags << 32, 0);
+		       (uint32_t)prot | (uint64_t)(uint32_t)flags << 32);
 	return p;
 }
 
@@ -195,7 +195,7 @@ static int unmappable(const void *addr, size_t len)
 EXPORT int munmap(void *addr, size_t len)
 {
 	if (traced(__builtin_return_address(0)) && unmappable(addr, len))
-		record(MT_REC_MUNMAP, len, addr, 0, 1);
+		record(MT_REC_MUNMAP, len, addr, 0);
 	return ready() ? real.munmap(addr, len) : (int)syscall(SYS_munmap, addr, len);
 }
 
@@ -210,11 +210,11 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	}
 	int t = traced(__builtin_return_address(0));
 	if (t)
-		record(MT_REC_MREMAP_OUT, old_len, old, 0, 1);
+		record(MT_REC_MREMAP_OUT, old_len, old, 0);
 	void *p = ready() ? real.mremap(old, old_len, new_len, flags, target)
 			  : (void *)syscall(SYS_mremap, old, old_len, new_len, flags, target);
 	if (t)
 		record(MT_REC_MREMAP_IN, new_len, p == MAP_FAILED ? NULL : p,
-		       (uint64_t)(uint32_t)flags << 32, 0);
+		       (uint64_t)(uint32_t)flags << 32);
 	return p;
 }

@@ -57,25 +57,25 @@ static struct {
 /* Before an event with the GIL held (MEM and OBJ domains, arenas): the
  * thread's line of the main script s, when it changed (SCRIPT), so that
  * frees count at the line that ran. */
-static __attribute__((noinline, cold)) void py_put_script(uint64_t s, int early)
+static __attribute__((noinline, cold)) void py_put_script(uint64_t s)
 {
 	struct mt_ring *r;
-	mt_record(MT_EV_OP(MT_REC_SCRIPT, 0, 0), 0, (const void *)(uintptr_t)s, 0, early);
+	mt_record(MT_EV_OP(MT_REC_SCRIPT, 0, 0), 0, (const void *)(uintptr_t)s, 0);
 	if ((r = mt_self.ring))
 		r->py_script = s;
 }
 
-static inline __attribute__((always_inline)) void py_publish_script(uint64_t s, int early)
+static inline __attribute__((always_inline)) void py_publish_script(uint64_t s)
 {
 	struct mt_ring *r = mt_self.ring;
 	if (mt_unlikely(!r || s != r->py_script))
-		py_put_script(s, early);
+		py_put_script(s);
 }
 
-static inline void py_script(int early)
+static inline void py_script(void)
 {
 	if (py.depth && !mt_self.internal)
-		py_publish_script(mt_pyframes_script(), early);
+		py_publish_script(mt_pyframes_script());
 }
 
 /* An allocation, with the Python location for the MEM and OBJ domains. */
@@ -86,17 +86,17 @@ static inline void py_alloc(int dom, int kind, uint64_t size, const void *p)
 	int with_loc = dom != MT_DOM_PYRAW && py.depth;
 	uint64_t script = 0, loc = with_loc ? mt_pyframes_location(&script) : 0;
 	if (with_loc)
-		py_publish_script(script, 0);
+		py_publish_script(script);
 	mt_record_alloc(MT_EV_OP(kind, dom, 0), size, p, 0, with_loc, loc);
 }
 
 static inline __attribute__((always_inline)) void py_release(int dom, int kind, const void *p)
 {
 	if (dom != MT_DOM_PYRAW && py.depth && !mt_self.internal)
-		py_publish_script(mt_pyframes_release(p, dom == MT_DOM_PYOBJ), 1);
+		py_publish_script(mt_pyframes_release(p, dom == MT_DOM_PYOBJ));
 	else if (dom == MT_DOM_PYOBJ && !mt_self.internal)
 		mt_pyframes_freed(p);
-	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0, 1);
+	mt_record(MT_EV_OP(kind, dom, 0), 0, p, 0);
 }
 
 static void *hook_malloc(void *ctx, size_t n)
@@ -148,16 +148,16 @@ static void *arena_alloc(void *ctx, size_t size)
 	int slot = mt_mappings_hide();
 	void *p = py.arena.alloc(py.arena.ctx, size);
 	mt_mappings_show(slot);
-	py_script(0);
-	mt_record(MT_EV_OP(MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 0), size, p, 0, 0);
+	py_script();
+	mt_record(MT_EV_OP(MT_REC_ARENA_ALLOC, MT_DOM_PYOBJ, 0), size, p, 0);
 	return p;
 }
 
 static void arena_free(void *ctx, void *p, size_t size)
 {
 	(void)ctx;
-	py_script(1);
-	mt_record(MT_EV_OP(MT_REC_ARENA_FREE, MT_DOM_PYOBJ, 0), size, p, 0, 1);
+	py_script();
+	mt_record(MT_EV_OP(MT_REC_ARENA_FREE, MT_DOM_PYOBJ, 0), size, p, 0);
 	int slot = mt_mappings_hide();
 	py.arena.free(py.arena.ctx, p, size);
 	mt_mappings_show(slot);

@@ -47,42 +47,46 @@ mt_record_begin(uint64_t need)
 	return r;
 }
 
-static inline uint64_t mt_record_stamp(int early)
+/* The epoch of the event about to be recorded in r: see tracer.h for
+ * where the caller reads it. */
+static inline uint64_t mt_record_epoch(struct mt_ring *r)
 {
-	if (mt_likely(!__atomic_load_n(&mt_multi, __ATOMIC_RELAXED)))
-		return 0;
-	return early ? mt_clock_stamp_early() : mt_clock_stamp();
+	uint64_t e = mt_epoch_read();
+	r->epoch = e;
+	return e;
 }
 
-static inline void mt_record_put(struct mt_ring *r, uint64_t i, uint64_t ts, uint64_t op,
+static inline void mt_record_put(struct mt_ring *r, uint64_t i, uint64_t epoch, uint64_t op,
 				 uint64_t size, const void *addr, uint64_t aux)
 {
 	struct mt_event *e = mt_ring_slot(r, i);
-	e->ts = ts;
+	e->epoch = epoch;
 	e->addr = (uint64_t)(uintptr_t)addr;
 	e->size = MT_EV_PACK(op, size);
 	e->aux = aux;
 }
 
+/* Publishes n events.  Every MT_EPOCH_EVENTS of them the thread advances
+ * the epoch itself, and every kick_mask + 1 it calls the writer: both
+ * powers of two, checked at once. */
 static inline void mt_record_end(struct mt_ring *r, uint64_t n)
 {
 	mt_ring_publish(r, n);
 	mt_ring_busy(r, 0);
-	if (mt_unlikely((r->head & r->kick_mask) < n))
-		mt_writer_kick(r);
+	if (mt_unlikely((r->head & r->kick_mask & (MT_EPOCH_EVENTS - 1)) < n))
+		mt_ring_crossed(r, n);
 	mt_thread_release(r);
 }
 
-/* One event.  `early` stamps it before the caller's next stores (frees,
- * recorded before the block is released); otherwise after everything the
- * call did (allocations, recorded after they return). */
+/* One event: a free before the real call releases the block, an
+ * allocation after it returns (tracer.h). */
 static inline __attribute__((always_inline)) void
-mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux, int early)
+mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux)
 {
 	struct mt_ring *r = mt_record_begin(1);
 	if (!r)
 		return;
-	mt_record_put(r, 0, mt_record_stamp(early), op, size, addr, aux);
+	mt_record_put(r, 0, mt_record_epoch(r), op, size, addr, aux);
 	mt_record_end(r, 1);
 }
 
@@ -98,33 +102,34 @@ mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 	struct mt_ring *r = mt_record_begin(3);
 	if (!r)
 		return;
-	uint64_t ts = mt_record_stamp(0), n = 0;
+	uint64_t epoch = mt_record_epoch(r), n = 0;
 	if (native && stack != r->native_stack) {
-		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_STACK, 0, 0), 0,
+		mt_record_put(r, n++, epoch, MT_EV_OP(MT_REC_STACK, 0, 0), 0,
 			      (const void *)(uintptr_t)stack, 0);
 		r->native_stack = stack;
 	}
 	if (with_loc && loc != r->py_loc) {
-		mt_record_put(r, n++, ts, MT_EV_OP(MT_REC_LOC, 0, 0), 0, (const void *)(uintptr_t)loc,
+		mt_record_put(r, n++, epoch, MT_EV_OP(MT_REC_LOC, 0, 0), 0, (const void *)(uintptr_t)loc,
 			      0);
 		r->py_loc = loc;
 	}
-	mt_record_put(r, n++, ts, op, size, p, aux);
+	mt_record_put(r, n++, epoch, op, size, p, aux);
 	mt_record_end(r, n);
 }
 
 /*
- * A realloc is two events: REALLOC_OUT(old) stamped before the call, as for
- * a free, since another thread may get the old block once the call has
+ * A realloc is two events: REALLOC_OUT(old) before the call, as for a
+ * free, since another thread may get the old block once the call has
  * released it; and REALLOC_IN(size, result) after it returns.  No lock or
  * busy flag is held across the call, which may itself allocate (pymalloc
  * falls back to PyMem_RawRealloc).  The writer joins the two into one
- * REALLOC record when nothing came between them.
+ * REALLOC record when nothing came between them in the thread's ring and
+ * the epoch did not move.
  */
 static inline void mt_record_realloc_out(int dom, const void *old)
 {
 	if (old)
-		mt_record(MT_EV_OP(MT_REC_REALLOC_OUT, dom, 0), 0, old, 0, 1);
+		mt_record(MT_EV_OP(MT_REC_REALLOC_OUT, dom, 0), 0, old, 0);
 }
 
 static inline void mt_record_realloc_in(int dom, uint64_t size, const void *res)

@@ -8,12 +8,16 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
 #include "ownmem.h"
 #include "tracer.h"
 #include "writer.h"
+
+_Static_assert(offsetof(struct mt_ring, py_script) % 64 == 0 && sizeof(struct mt_ring) % 64 == 0,
+	       "the producer's and the writer's fields on cache lines of their own");
 
 struct mt_ring *mt_ring_new(uint64_t capacity, uint32_t tid)
 {
@@ -41,9 +45,17 @@ void mt_ring_reuse(struct mt_ring *r, uint32_t tid)
 	r->next = NULL;
 	r->kick_mask = r->mask >> 2;
 	r->stop_head = 0;
-	/* Until a second thread records, the first one's events are unstamped,
-	 * and so may be its event in flight. */
-	r->start_ts = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE) ? mt_clock_stamp() : 0;
+	r->stream = (struct mt_stream){.tid = tid};
+	/* No event of the ring can read an earlier epoch. */
+	r->epoch = mt_epoch_read();
+}
+
+void mt_ring_crossed(struct mt_ring *r, uint64_t n)
+{
+	if ((r->head & (MT_EPOCH_EVENTS - 1)) < n)
+		mt_epoch_advance();
+	if ((r->head & r->kick_mask) < n)
+		mt_writer_kick(r);
 }
 
 int mt_ring_wait_space(struct mt_ring *r, uint64_t need)

@@ -3,13 +3,14 @@
  * consumer (the writer).  Lock-free; the producer only ever waits when the
  * ring is full, and never drops an event.
  *
- * Ordering protocol (see writer.c for the consumer side): the producer sets
- * `busy` before it takes an event's time stamp and clears it after the event
- * is published.  The writer issues an asymmetric barrier (membarrier) and then
- * reads `busy`; a ring that is not busy can only publish events stamped later
- * than the barrier, and a busy ring only events stamped no earlier than its
- * last published one.  That lets the writer merge the threads' streams in
- * time-stamp order without any fence on the producer's fast path.
+ * Epoch protocol (see writer.c for the consumer side): the producer sets
+ * `busy` before it reads the epoch counter for an event (tracer.h) and
+ * clears it after the event is published; `epoch` is the last one it read.
+ * The writer advances the counter, issues an asymmetric barrier
+ * (membarrier) and then reads `busy`: a ring that is not busy can only
+ * publish events of the new epoch or later, and a busy one only events of
+ * its `epoch` or later.  That bounds the epochs still to come (the
+ * trace's HORIZON) without any fence on the producer's fast path.
  */
 #ifndef MEMTRACE_RING_H
 #define MEMTRACE_RING_H
@@ -20,7 +21,7 @@
  * in the top ten bits of `size` so that an event fills half a cache line;
  * larger sizes can only be failed requests and saturate. */
 struct mt_event {
-	uint64_t ts;   /* 0 while only one thread records (see threads.c) */
+	uint64_t epoch; /* the epoch counter read for it (tracer.h) */
 	uint64_t addr;
 	uint64_t size; /* MT_EV_PACK(op, size) */
 	uint64_t aux;  /* old address (realloc) or alignment */
@@ -37,13 +38,23 @@ struct mt_event {
 #define MT_EV_OPBITS(packed) ((packed) >> 54)
 #define MT_EV_SIZE(packed) ((packed) & MT_EV_SIZE_MASK)
 
+/* What the writer keeps of one stream of the trace between its segments:
+ * a ring's (one thread's), or the process's own (stream 0). */
+struct mt_stream {
+	uint64_t number;
+	uint64_t prev_addr; /* the encoder's address state */
+	uint64_t epoch;     /* the epoch its last EPOCH announced */
+	uint32_t tid;       /* its THREAD */
+	uint32_t opened;    /* numbered, with its THREAD written */
+};
+
 struct mt_ring {
 	/* producer's cache line */
 	uint64_t head;       /* next slot to fill; published with release */
 	uint64_t tail_seen;  /* producer's cached copy of tail */
 	uint32_t busy;       /* see the protocol above */
 	uint32_t tid;
-	uint64_t start_ts;   /* lower bound for the first event's stamp */
+	uint64_t epoch;      /* the epoch of the event published last, or in flight */
 	uint64_t lost;       /* events dropped by re-entry (signal handlers) */
 	uint64_t waits;      /* times the producer found the ring full */
 	uint64_t py_loc;     /* Python location last published (pyshim.c) */
@@ -59,7 +70,8 @@ struct mt_ring {
 	uint64_t kick_mask;  /* the producer calls the writer each time head
 				crosses a multiple of kick_mask + 1 (writer.h) */
 	uint64_t stop_head;  /* head when the writer stopped for its thread's fork */
-	char pad2[8];
+	struct mt_stream stream; /* the writer's: the stream its events go to */
+	char pad2[40];
 	/* producer's, written only when the thread's main-script line changes */
 	uint64_t py_script;  /* main-script frame last published (pyshim.c) */
 	char pad3[56];
@@ -90,6 +102,11 @@ static inline int mt_ring_reserve(struct mt_ring *r, uint64_t need)
 		return 0;
 	return mt_ring_wait_space(r, need);
 }
+
+/* The producer's head crossed a multiple of MT_EPOCH_EVENTS or of
+ * kick_mask + 1 with its last n events: advances the epoch, or calls the
+ * writer (writer.h), or both. */
+void mt_ring_crossed(struct mt_ring *r, uint64_t n);
 
 static inline void mt_ring_busy(struct mt_ring *r, uint32_t v)
 {

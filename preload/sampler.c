@@ -232,10 +232,10 @@ void mt_sampler_mark(uint64_t label)
 	struct mt_ring *r = mt_record_begin(1 + (uint64_t)n);
 	if (!r)
 		return;
-	uint64_t ts = mt_record_stamp(0);
-	mt_record_put(r, 0, ts, MT_EV_OP(MT_REC_MARK, 0, 0), 0, (const void *)(uintptr_t)label, 0);
+	uint64_t epoch = mt_record_epoch(r);
+	mt_record_put(r, 0, epoch, MT_EV_OP(MT_REC_MARK, 0, 0), 0, (const void *)(uintptr_t)label, 0);
 	for (int k = 0; k < n; k++)
-		mt_record_put(r, 1 + (uint64_t)k, ts, MT_EV_OP(MT_REC_SAMPLE, 0, k),
+		mt_record_put(r, 1 + (uint64_t)k, epoch, MT_EV_OP(MT_REC_SAMPLE, 0, k),
 			      part_value(&s, 3 * k + 1, MT_EV_SIZE_MASK),
 			      (const void *)(uintptr_t)part_value(&s, 3 * k, MT_SAMPLE_ABSENT),
 			      part_value(&s, 3 * k + 2, MT_SAMPLE_ABSENT));

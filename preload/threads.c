@@ -3,8 +3,8 @@
  * (threads.h) and its own ring on its first event and gives the ring back
  * when it exits; events a thread makes after its key destructor ran (glibc
  * still frees its tcache then) go to one shared, locked "late" ring.  Also
- * owns the switch to time-stamped events once a second thread records, and
- * the asymmetric barrier the writer needs to merge the rings in order.
+ * owns the asymmetric barrier the writer needs to bound the epochs still
+ * to come (ring.h).
  *
  * Thread states live in slabs mapped here and never unmapped, so a state
  * may be read at any time.  glibc clears a thread's keys before it runs
@@ -36,7 +36,6 @@
 #include "tracer.h"
 
 intptr_t mt_thread_slot;
-int mt_multi;
 
 #define LATE_RING_EVENTS 4096
 #define SLAB_BYTES (64 * 1024)
@@ -276,19 +275,14 @@ int mt_threads_init(void)
 	return 0;
 }
 
-/* Publishes r to the writer; the second ring switches on time stamps. */
+/* Publishes r to the writer. */
 static void add_ring(struct mt_ring *r)
 {
 	reg_lock();
 	r->next = reg.rings;
 	reg.rings = r;
-	int first_concurrent = ++reg.threads >= 2 && !mt_multi;
-	if (first_concurrent)
-		__atomic_store_n(&mt_multi, 1, __ATOMIC_RELEASE);
+	reg.threads++;
 	reg_unlock();
-	/* After this, no thread still decides to leave a stamp out. */
-	if (first_concurrent)
-		mt_barrier_all();
 }
 
 static struct mt_ring *new_ring(uint32_t tid)
@@ -337,7 +331,7 @@ static struct mt_ring *late_ring_lock(struct mt_thread *t)
 	if (mt_ring_reserve(r, 1) == 0) {
 		/* Tells the writer whose events follow. */
 		struct mt_event *e = mt_ring_slot(r, 0);
-		e->ts = mt_clock_stamp_early();
+		e->epoch = r->epoch;
 		e->addr = (uint64_t)gettid();
 		e->size = MT_EV_PACK(MT_EV_OP(MT_REC_THREAD, 0, 0), 0);
 		e->aux = 0;
@@ -485,6 +479,7 @@ void mt_threads_fork_child(void)
 		mine->busy = mine->out_open = 0;
 		mine->lost = mine->waits = mine->py_loc = mine->native_stack = mine->py_script = 0;
 		mine->tid = (uint32_t)gettid();
+		mine->stream = (struct mt_stream){.tid = mine->tid}; /* the child's trace numbers afresh */
 		mine->next = reg.rings;
 		reg.rings = mine;
 		reg.threads++;

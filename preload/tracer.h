@@ -1,12 +1,13 @@
 /*
  * tracer.h - process-wide tracer state shared by the preload modules: the
- * on/off switches read on every event, the clock, settings and diagnostics.
+ * on/off switches and the epoch counter read on every event, settings and
+ * diagnostics.
  */
 #ifndef MEMTRACE_TRACER_H
 #define MEMTRACE_TRACER_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <x86intrin.h>
 
 /* For the globals the fast path reads: without it, each read goes through
  * the GOT (an extern declaration may be another object's). */
@@ -16,26 +17,38 @@
  * cannot be written or the process is finishing. */
 extern MT_HIDDEN int mt_active;
 
-/* Nonzero once a second thread records events.  Until then the only
- * producer's order is the global order and events carry no time stamp. */
-extern MT_HIDDEN int mt_multi;
-
 /* The status the program passed to exit or _exit; -1 until then. */
 extern MT_HIDDEN int mt_exit_status;
 
-/* A time stamp no earlier than every memory access before it: used after
- * an allocation returns. */
-static inline uint64_t mt_clock_stamp(void)
+/*
+ * The process's epoch counter (trace_format.h, "Order"), alone on its cache
+ * line since every event reads it.  It only grows: the writer advances it
+ * each round, and each thread every MT_EPOCH_EVENTS of its events.  A
+ * producer reads it inside its record path, with its ring busy (ring.h):
+ * after the real call for an allocation, before it for a free.  Loads of one
+ * location are ordered by coherence, so an event that happens before
+ * another never reads a later epoch than it.
+ */
+struct mt_epoch_counter {
+	_Alignas(64) uint64_t now;
+	char pad[64 - sizeof(uint64_t)];
+};
+extern MT_HIDDEN struct mt_epoch_counter mt_epoch;
+#define MT_EPOCH_EVENTS 256
+
+static inline uint64_t mt_epoch_read(void)
 {
-	unsigned aux;
-	return __rdtscp(&aux);
+	/* The real call is not to move across the read, nor the read across
+	 * the ring's busy flag. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	uint64_t e = __atomic_load_n(&mt_epoch.now, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return e;
 }
 
-/* A time stamp no later than the stores after it become visible: used
- * before a free, where any later reuse of the block must sort after it. */
-static inline uint64_t mt_clock_stamp_early(void)
+static inline uint64_t mt_epoch_advance(void)
 {
-	return __rdtsc();
+	return __atomic_add_fetch(&mt_epoch.now, 1, __ATOMIC_RELAXED);
 }
 
 /* How native stacks are walked: by the rules of unwind.c where they do

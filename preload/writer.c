@@ -1,13 +1,21 @@
 /*
  * writer.c - the writer thread.  It wakes every few milliseconds (or when a
- * producer's ring fills), merges the per-thread rings into one stream in
- * time-stamp order, encodes it into blocks, compresses each block with zstd
- * and appends it to the trace.  A block goes out when it is full or every
- * MEMTRACE_FLUSH_MS, so a killed process loses at most that much.
+ * producer's ring fills), moves each ring's new events into the trace as a
+ * segment of that thread's stream, encodes them, compresses each block
+ * with zstd and appends it to the trace.  A block goes out when it is full
+ * or every MEMTRACE_FLUSH_MS, so a killed process loses at most that much.
+ * The streams are not merged: the reader orders them by their epochs
+ * (trace_format.h, "Order").
+ *
+ * A round: the writer advances the epoch counter and announces the new
+ * epoch (EPOCH, TIME) in stream 0; issues an asymmetric barrier and reads
+ * each ring's busy flag and head (ring.h), which bounds the epochs any
+ * event still to be published can have; takes the definitions (meta.h),
+ * which then cover every published event; writes each ring's new events;
+ * and last, the bound as stream 0's HORIZON.
  *
  * Every MEMTRACE_RSS_MS the writer also samples what the OS sees
- * (sampler.c) and puts the sample into the stream where it belongs: after
- * the events stamped before it.
+ * (sampler.c), in stream 0 at the round's epoch.
  *
  * The thread starts with the process and runs to its end, except around
  * fork().  Before fork() it writes what the rings hold and ends, so that
@@ -21,12 +29,6 @@
  * fork()'s return and CPython's count (two on 3.13).  Until then the
  * events wait in the rings and no samples are taken; a sync (exit, _exit,
  * exec) starts it too.
- *
- * The merge may only emit an event when no ring can still publish an
- * earlier one.  After an asymmetric barrier at time t0 (see ring.h), a ring
- * that is not busy will only publish events stamped after t0, and a busy one
- * only events stamped at or after its last published stamp; the smallest of
- * those bounds is the horizon up to which the merge is exact.
  */
 #define _GNU_SOURCE
 #include "writer.h"
@@ -70,10 +72,10 @@ enum { W_NONE, W_RUNNING, W_STOPPED };
 /* What a sync asks of the thread. */
 enum { REQ_SYNC, REQ_END, REQ_STOP };
 
-/* What the merge knows of one ring during one round. */
+/* One ring during one round. */
 struct cursor {
 	struct mt_ring *r;
-	uint64_t pos, end; /* events [pos, end) are visible */
+	uint64_t pos, end; /* events [pos, end) are published */
 };
 
 static struct {
@@ -84,17 +86,15 @@ static struct {
 	struct mt_enc enc;
 	uint8_t *out;
 	size_t out_cap;
-	int behind;        /* a ring was more than a quarter full last round */
-	uint32_t tid;      /* thread of the last encoded event */
-	struct mt_ring *out_ring; /* a held-back REALLOC_OUT, see put_held_out */
-	int out_dom;
-	uint64_t out_addr;
-	int tid_valid;     /* a THREAD record opens each block */
+	unsigned fill;     /* quarters of the fullest ring at the last round's start */
+	struct mt_stream s0;  /* the process's own stream */
+	uint64_t streams;  /* stream numbers given so far */
+	uint64_t horizon;  /* the last HORIZON */
+	struct mt_stream *seg; /* the stream of the segment being encoded */
+	size_t seg_at;     /* where its STREAM record goes */
 	uint64_t events, blocks;
 	uint64_t start_us, time_us, flush_us;
-	struct mt_sample sample; /* taken, not yet in the stream (sample_due) */
-	uint64_t sample_ts;       /* its stamp, 0 while only one thread records */
-	int sample_due;
+	struct mt_sample sample;  /* a periodic or the last sample */
 	struct mt_sample part;    /* a mark's sample, reassembled from its events */
 	struct mt_ring *part_ring;
 	uint8_t *defs;     /* definitions taken from meta.c */
@@ -168,12 +168,20 @@ static int write_all(const void *buf, size_t len)
 	return rc;
 }
 
-/* The configured level while the writer keeps up; the fastest one while
- * producers' rings are filling up, since then every microsecond the
- * writer spends is one the program may spend waiting. */
+/* The configured level while the writer keeps up.  While producers' rings
+ * fill up, every microsecond the writer spends is one the program may spend
+ * waiting: over half full, level 1; over three quarters, zstd's fast level
+ * -5, 5 to 10 times faster than level 1 but far weaker (on the storm
+ * benchmark's records it hardly compresses at all).  A ring is a quarter
+ * full whenever its kick wakes the writer. */
+static int level(void)
+{
+	return w.fill >= 3 ? -5 : w.fill >= 2 ? 1 : mt_cfg.zstd_level;
+}
+
 static int write_block(int type, const void *raw, size_t len)
 {
-	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, w.behind ? 1 : mt_cfg.zstd_level);
+	ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_compressionLevel, level());
 	size_t n = mt_block_encode(w.cctx, type, raw, len, w.out, w.out_cap);
 	if (!n) {
 		mt_tracer_fail("cannot compress a block of %s", w.path);
@@ -187,7 +195,6 @@ static void flush_events(void)
 	if (w.enc.len && write_block(MT_BLOCK_EVENTS, w.enc.buf, w.enc.len) == 0)
 		w.blocks++;
 	mt_enc_reset(&w.enc);
-	w.tid_valid = 0;
 	w.flush_us = mono_us();
 }
 
@@ -212,60 +219,114 @@ static void write_footer(int reason)
 	write_block(MT_BLOCK_FOOTER, buf, n);
 }
 
-/* ---- encoding --------------------------------------------------------- */
+/* ---- segments ---------------------------------------------------------- */
 
-static void put_thread(struct mt_ring *r)
+/* Opens a segment of stream s: its STREAM record is written when the
+ * segment ends and its length is known.  A ring's first segment gives it
+ * its number and opens with its THREAD. */
+static void seg_begin(struct mt_stream *s)
 {
-	if (mt_enc_full(&w.enc))
+	if (w.enc.len + MT_STREAM_MAX + MT_REC_MAX > MT_BLOCK_MAX_RAW)
 		flush_events();
-	if (!w.tid_valid || w.tid != r->tid) {
-		mt_enc_value(&w.enc, MT_REC_THREAD, r->tid);
-		w.tid = r->tid;
-		w.tid_valid = 1;
+	w.seg = s;
+	w.seg_at = w.enc.len;
+	w.enc.len += MT_STREAM_MAX;
+	w.enc.prev_addr = s->prev_addr;
+	if (!s->opened) {
+		s->number = ++w.streams;
+		s->opened = 1;
+		mt_enc_value(&w.enc, MT_REC_THREAD, s->tid);
 	}
 }
 
-/* A REALLOC_OUT is held back in case its REALLOC_IN comes next: the pair
- * then goes out as one REALLOC record. */
-static void put_held_out(void)
+static void seg_end(void)
 {
-	struct mt_ring *r = w.out_ring;
-	if (!r)
+	struct mt_stream *s = w.seg;
+	if (!s)
 		return;
-	put_thread(r);
-	mt_enc_addr_only(&w.enc, MT_REC_REALLOC_OUT, w.out_dom, w.out_addr);
-	r->out_open |= 1u << w.out_dom;
-	w.out_ring = NULL;
+	uint8_t head[MT_STREAM_MAX];
+	size_t body = w.seg_at + MT_STREAM_MAX, n = w.enc.len - body;
+	s->prev_addr = w.enc.prev_addr;
+	w.seg = NULL;
+	w.enc.len = w.seg_at;
+	if (!n)
+		return;
+	size_t h = mt_enc_stream(head, s->number, n);
+	memmove(w.enc.buf + w.seg_at + h, w.enc.buf + body, n);
+	memcpy(w.enc.buf + w.seg_at, head, h);
+	w.enc.len = w.seg_at + h + n;
 }
 
-static void put_realloc_in(struct mt_ring *r, int dom, uint64_t size, uint64_t addr)
+/* Room for `need` more bytes: a full block goes out, and the open
+ * segment's stream goes on in the next one. */
+static void room(size_t need)
 {
-	uint64_t old = 0;
-	if (w.out_ring == r && w.out_dom == dom) {
-		old = w.out_addr;
-		w.out_ring = NULL;
-	}
-	put_held_out();
-	put_thread(r);
-	if (r->out_open & (1u << dom)) {
-		mt_enc_alloc(&w.enc, MT_REC_REALLOC_IN, dom, size, addr);
-		r->out_open &= ~(1u << dom);
-	} else {
-		mt_enc_realloc(&w.enc, dom, old, size, addr);
+	if (w.enc.len + need <= MT_BLOCK_MAX_RAW)
+		return;
+	struct mt_stream *s = w.seg;
+	seg_end();
+	flush_events();
+	if (s)
+		seg_begin(s);
+}
+
+/* The open segment's records from here on belong to epoch e. */
+static void put_epoch(uint64_t e)
+{
+	struct mt_stream *s = w.seg;
+	if (e > s->epoch) {
+		room(MT_REC_MAX);
+		mt_enc_value(&w.enc, MT_REC_EPOCH, e - s->epoch);
+		s->epoch = e;
 	}
 }
 
-static void stamp_time(void);
+/* ---- stream 0 ---------------------------------------------------------- */
+
+static void stamp_time(void)
+{
+	uint64_t now = mono_us() - w.start_us;
+	if (now > w.time_us) {
+		room(MT_REC_MAX);
+		mt_enc_value(&w.enc, MT_REC_TIME, now - w.time_us);
+		w.time_us = now;
+	}
+}
 
 static void put_sample(const struct mt_sample *s)
 {
-	if (w.enc.len + MT_SAMPLE_MAX > MT_BLOCK_MAX_RAW)
-		flush_events();
+	room(MT_SAMPLE_MAX);
 	mt_enc_sample(&w.enc, s->mask, s->v);
 }
 
+/* Copies the producers' definitions into the stream, record by record so
+ * that none straddles two blocks. */
+static void put_definitions(void)
+{
+	size_t len = mt_meta_take(&w.defs, &w.defs_cap);
+	struct mt_dec d;
+	struct mt_rec rec;
+	mt_dec_init(&d, w.defs, len);
+	for (const uint8_t *p = d.p; mt_dec_next(&d, &rec) == 1; p = d.p) {
+		size_t n = (size_t)(d.p - p);
+		room(n);
+		memcpy(w.enc.buf + w.enc.len, p, n);
+		w.enc.len += n;
+	}
+}
+
+/* Opens stream 0's segment at a new epoch e, with its time. */
+static void s0_begin(uint64_t e)
+{
+	seg_begin(&w.s0);
+	put_epoch(e);
+	stamp_time();
+}
+
+/* ---- a ring's segment --------------------------------------------------- */
+
 /* A mark's sample arrives as MT_SAMPLE_PARTS events right behind its
- * MARK, all of one ring and one stamp. */
+ * MARK, all of one ring. */
 static void put_sample_part(struct mt_ring *r, int part, const struct mt_event *e)
 {
 	if (part == 0)
@@ -279,130 +340,113 @@ static void put_sample_part(struct mt_ring *r, int part, const struct mt_event *
 	}
 }
 
-static void encode(struct mt_ring *r, const struct mt_event *e)
+/* A REALLOC_OUT with its REALLOC_IN right behind it in the ring, in the
+ * same epoch, is one REALLOC when the block did not move (in place, failed,
+ * or realloc(p, 0) freeing it).  A block that moved keeps its two records:
+ * another thread may have been given the old block between them, and the
+ * reader pairs them per thread.  Returns the events consumed. */
+static int put_realloc(struct mt_ring *r, const struct mt_event *e, const struct mt_event *next)
+{
+	int dom = MT_EV_OP_DOM(MT_EV_OPBITS(e->size));
+	if (next && MT_EV_OPBITS(next->size) == MT_EV_OP(MT_REC_REALLOC_IN, dom, 0) &&
+	    next->epoch == e->epoch && (next->addr == e->addr || !next->addr)) {
+		mt_enc_realloc(&w.enc, dom, e->addr, MT_EV_SIZE(next->size), next->addr);
+		w.events++;
+		return 2;
+	}
+	mt_enc_addr_only(&w.enc, MT_REC_REALLOC_OUT, dom, e->addr);
+	r->out_open |= 1u << dom;
+	return 1;
+}
+
+static void put_realloc_in(struct mt_ring *r, int dom, uint64_t size, uint64_t addr)
+{
+	if (r->out_open & (1u << dom)) {
+		mt_enc_alloc(&w.enc, MT_REC_REALLOC_IN, dom, size, addr);
+		r->out_open &= ~(1u << dom);
+	} else {
+		mt_enc_realloc(&w.enc, dom, 0, size, addr); /* realloc(NULL, n) */
+	}
+}
+
+/* The late ring is shared: a THREAD event says whose events follow, and
+ * they go to a stream of their own unless the same thread's came last. */
+static void switch_thread(struct mt_ring *r, uint32_t tid)
+{
+	if (r->stream.opened && r->stream.tid == tid)
+		return;
+	seg_end();
+	r->stream = (struct mt_stream){.tid = tid};
+	r->out_open = 0;
+	seg_begin(&r->stream);
+}
+
+/* Encodes event e (next: the one after it, if published); returns the
+ * events consumed. */
+static int encode(struct mt_ring *r, const struct mt_event *e, const struct mt_event *next)
 {
 	uint64_t op = MT_EV_OPBITS(e->size), size = MT_EV_SIZE(e->size);
 	int kind = MT_EV_OP_KIND(op), dom = MT_EV_OP_DOM(op);
+	if (kind == MT_REC_THREAD) {
+		switch_thread(r, (uint32_t)e->addr);
+		return 1;
+	}
+	room(MT_SAMPLE_MAX);
+	put_epoch(e->epoch);
 	switch (kind) {
-	case MT_REC_THREAD:
-		/* The late ring is shared: it says whose events follow. */
-		put_held_out();
-		r->tid = (uint32_t)e->addr;
-		return;
+	case MT_REC_REALLOC_OUT:
+		return put_realloc(r, e, next);
 	case MT_REC_REALLOC_IN:
 		put_realloc_in(r, dom, size, e->addr);
 		break;
-	case MT_REC_REALLOC_OUT:
-		put_held_out();
-		w.out_ring = r;
-		w.out_dom = dom;
-		w.out_addr = e->addr;
-		return;
 	case MT_REC_LOC:
 	case MT_REC_MARK:
 	case MT_REC_STACK:
 	case MT_REC_SCRIPT:
-		put_held_out();
-		put_thread(r);
 		mt_enc_value(&w.enc, kind, e->addr);
-		return;
+		return 1;
 	case MT_REC_ALIGNED:
-		put_held_out();
-		put_thread(r);
 		mt_enc_aligned(&w.enc, dom, MT_EV_OP_FN(op), e->aux, size, e->addr);
 		break;
 	case MT_REC_SAMPLE:
-		put_held_out();
 		put_sample_part(r, MT_EV_OP_FN(op), e);
-		return;
+		return 1;
 	case MT_REC_MMAP:
 	case MT_REC_MREMAP_IN:
-		put_held_out();
-		put_thread(r);
 		mt_enc_map(&w.enc, kind, size, e->addr, (uint32_t)e->aux, e->aux >> 32);
 		break;
 	case MT_REC_FREE:
-		put_held_out();
-		put_thread(r);
 		mt_enc_addr_only(&w.enc, kind, dom, e->addr);
 		break;
 	default: /* MALLOC, CALLOC, ARENA_ALLOC, ARENA_FREE, MUNMAP, MREMAP_OUT */
-		put_held_out();
-		put_thread(r);
 		mt_enc_alloc(&w.enc, kind, dom, size, e->addr);
 		/* Arena blocks are not the program's allocator calls: the
 		 * report does not count them among its events either. */
 		if (kind == MT_REC_ARENA_ALLOC || kind == MT_REC_ARENA_FREE)
-			return;
+			return 1;
 	}
 	w.events++;
+	return 1;
 }
 
-static void stamp_time(void)
+/* The ring's events [pos, end) as a segment of its stream. */
+static void put_ring(struct cursor *c)
 {
-	uint64_t now = mono_us() - w.start_us;
-	if (now > w.time_us) {
-		if (mt_enc_full(&w.enc))
-			flush_events();
-		mt_enc_value(&w.enc, MT_REC_TIME, now - w.time_us);
-		w.time_us = now;
+	struct mt_ring *r = c->r;
+	if (c->pos == c->end)
+		return;
+	seg_begin(&r->stream);
+	while (c->pos < c->end) {
+		const struct mt_event *e = &r->ev[c->pos & r->mask];
+		const struct mt_event *next =
+			c->pos + 1 < c->end ? &r->ev[(c->pos + 1) & r->mask] : NULL;
+		c->pos += (uint64_t)encode(r, e, next);
 	}
+	seg_end();
+	__atomic_store_n(&r->tail, c->pos, __ATOMIC_RELEASE);
 }
 
-/* Copies the producers' definitions into the stream, record by record so
- * that none straddles two blocks. */
-static void put_definitions(void)
-{
-	size_t len = mt_meta_take(&w.defs, &w.defs_cap);
-	struct mt_dec d;
-	struct mt_rec rec;
-	mt_dec_init(&d, w.defs, len);
-	for (const uint8_t *p = d.p; mt_dec_next(&d, &rec) == 1; p = d.p) {
-		size_t n = (size_t)(d.p - p);
-		if (w.enc.len + n > MT_BLOCK_MAX_RAW)
-			flush_events();
-		memcpy(w.enc.buf + w.enc.len, p, n);
-		w.enc.len += n;
-	}
-}
-
-/* ---- merging ---------------------------------------------------------- */
-
-static struct mt_event *ev_at(struct cursor *c)
-{
-	return &c->r->ev[c->pos & c->r->mask];
-}
-
-/* Emits, in stamp order, the visible events stamped at or before horizon.
- * Runs of one ring go out together while they sort before every other. */
-static void merge(struct cursor *cur, size_t n, uint64_t horizon)
-{
-	for (;;) {
-		size_t best = n;
-		uint64_t best_ts = 0, next_ts = UINT64_MAX;
-		for (size_t i = 0; i < n; i++) {
-			if (cur[i].pos == cur[i].end)
-				continue;
-			uint64_t ts = ev_at(&cur[i])->ts;
-			if (best == n || ts < best_ts) {
-				if (best != n)
-					next_ts = best_ts;
-				best = i;
-				best_ts = ts;
-			} else if (ts < next_ts) {
-				next_ts = ts;
-			}
-		}
-		if (best == n || best_ts > horizon)
-			return;
-		struct cursor *c = &cur[best];
-		uint64_t limit = next_ts < horizon ? next_ts : horizon;
-		do {
-			encode(c->r, ev_at(c));
-			c->pos++;
-		} while (c->pos < c->end && ev_at(c)->ts <= limit);
-	}
-}
+/* ---- rounds ------------------------------------------------------------- */
 
 static struct cursor *cursors(size_t n)
 {
@@ -417,84 +461,71 @@ static struct cursor *cursors(size_t n)
 	return w.cur;
 }
 
-/* A periodic sample, after the ring heads were read (see drain_round):
- * status, this round's read of /proc, if the round made one. */
-static void sample_if_due(int multi, const char *status)
+/* Whether a round has anything to write: new events, or a sample due. */
+static int round_due(uint64_t now)
 {
-	uint64_t now = mono_us();
-	if (w.sample_due || mt_sampler_wait_us(now))
-		return;
-	w.sample_ts = multi ? mt_clock_stamp() : 0;
-	mt_sampler_take(&w.sample, now, 0, status);
-	w.sample_due = 1;
-}
-
-static void put_due_sample(void)
-{
-	stamp_time();
-	put_sample(&w.sample);
-	w.sample_due = 0;
-}
-
-/* One round: returns the number of events still visible but held back. */
-static uint64_t drain_round(const char *status)
-{
-	int multi = __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE);
-	uint64_t t0 = 0, horizon = UINT64_MAX, pending = 0;
-	if (multi) {
-		t0 = mt_clock_stamp();
-		mt_barrier_all();
-	}
+	if (!mt_sampler_wait_us(now))
+		return 1;
 	size_t n = mt_threads_snapshot(&w.snap, &w.snap_cap);
-	struct cursor *cur = n ? cursors(n) : NULL;
-	if (!cur)
-		return n; /* no rings: done; no memory: try again */
-	w.behind = 0;
+	for (size_t i = 0; i < n; i++)
+		if (__atomic_load_n(&w.snap[i]->head, __ATOMIC_ACQUIRE) != w.snap[i]->tail)
+			return 1;
+	return 0;
+}
+
+/* Reads each ring's busy flag and head after the barrier that followed
+ * epoch e's start; returns the epoch every event yet to be published is
+ * at or above (ring.h). */
+static uint64_t read_heads(struct cursor *cur, size_t n, uint64_t e)
+{
+	uint64_t low = e;
+	w.fill = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mt_ring *r = w.snap[i];
-		int busy = __atomic_load_n(&r->busy, __ATOMIC_ACQUIRE);
-		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
-		w.behind |= cur[i].end - cur[i].pos > (r->mask + 1) / 4;
-		if (!multi)
-			continue;
-		uint64_t bound = t0;
-		if (busy) {
-			bound = r->start_ts;
-			if (cur[i].end) {
-				uint64_t last = r->ev[(cur[i].end - 1) & r->mask].ts;
-				bound = last > bound ? last : bound;
-			}
+		if (__atomic_load_n(&r->busy, __ATOMIC_ACQUIRE)) {
+			uint64_t last = __atomic_load_n(&r->epoch, __ATOMIC_RELAXED);
+			low = last < low ? last : low;
 		}
-		horizon = bound < horizon ? bound : horizon;
+		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
+		unsigned q = (unsigned)((cur[i].end - cur[i].pos) * 4 / (r->mask + 1));
+		w.fill = q > w.fill ? q : w.fill;
 	}
-	/* Unstamped events are only ever from the sole producer, and only
-	 * if no second thread had registered when the heads were read. */
-	if (!multi && __atomic_load_n(&mt_multi, __ATOMIC_ACQUIRE))
+	return low;
+}
+
+/* One round (see the top of this file); status: this round's read of
+ * /proc, if it made one, for a sample.  Returns nonzero when it could not
+ * run and must be tried again. */
+static int drain_round(const char *status)
+{
+	uint64_t now = mono_us();
+	if (!round_due(now))
+		return 0;
+	uint64_t e = mt_epoch_advance();
+	mt_barrier_all();
+	size_t n = mt_threads_snapshot(&w.snap, &w.snap_cap);
+	struct cursor *cur = cursors(n ? n : 1);
+	if (!cur)
 		return 1;
+	uint64_t low = read_heads(cur, n, e);
+	s0_begin(e);
+	if (!mt_sampler_wait_us(now)) {
+		mt_sampler_take(&w.sample, now, 0, status);
+		put_sample(&w.sample);
+	}
 	/* Taken after the heads: it defines everything they refer to. */
 	put_definitions();
-	int any = 0;
-	for (size_t i = 0; i < n && !any; i++)
-		any = cur[i].pos != cur[i].end;
-	if (any)
-		stamp_time();
-	sample_if_due(multi, status);
-	if (w.sample_due) {
-		/* after the events stamped before it: with one thread, all that
-		 * were published when it was taken */
-		merge(cur, n, w.sample_ts < horizon ? w.sample_ts : horizon);
-		if (w.sample_ts <= horizon)
-			put_due_sample();
+	seg_end();
+	for (size_t i = 0; i < n; i++)
+		put_ring(&cur[i]);
+	if (low > w.horizon) {
+		seg_begin(&w.s0);
+		mt_enc_value(&w.enc, MT_REC_HORIZON, low - w.horizon);
+		w.horizon = low;
+		seg_end();
 	}
-	merge(cur, n, horizon);
-	for (size_t i = 0; i < n; i++) {
-		__atomic_store_n(&cur[i].r->tail, cur[i].pos, __ATOMIC_RELEASE);
-		pending += cur[i].end - cur[i].pos;
-	}
-	if (w.out_ring && __atomic_load_n(&w.out_ring->exited, __ATOMIC_ACQUIRE))
-		put_held_out(); /* its ring may be recycled now */
 	mt_threads_recycle();
-	return pending;
+	return 0;
 }
 
 /* For a sync: everything published before the request goes out. */
@@ -531,13 +562,12 @@ static int serve_sync(void)
 	int kind = w.req_kind;
 	if (__atomic_load_n(&mt_active, __ATOMIC_RELAXED) || kind != REQ_SYNC)
 		drain_all();
-	put_held_out();
-	if (w.sample_due)
-		put_due_sample();
 	if (mt_cfg.rss_ms && kind != REQ_STOP) {
-		/* the figures at the end */
+		/* the figures at the end, in an epoch after every event's */
+		s0_begin(mt_epoch_advance());
 		mt_sampler_take(&w.sample, mono_us(), 1, NULL);
-		put_due_sample();
+		put_sample(&w.sample);
+		seg_end();
 	}
 	flush_events();
 	if (kind != REQ_STOP)
@@ -675,7 +705,10 @@ int mt_writer_start(const char *path, int fd, const uint8_t *header, size_t len,
 	w.events = w.blocks = 0;
 	w.req_seq = w.done_seq = 0;
 	mt_enc_reset(&w.enc);
-	w.tid_valid = 0;
+	/* Stream numbers, address and epoch states start afresh in each trace. */
+	w.s0 = (struct mt_stream){.opened = 1};
+	w.streams = w.horizon = 0;
+	w.seg = NULL;
 	if (alloc_state()) {
 		mt_tracer_fail("out of memory for the writer of %s", path);
 		return -1;
@@ -840,9 +873,7 @@ void mt_writer_fork_child(void)
 {
 	/* The parent's half-used compressor may be mid-call: leave it. */
 	w.cctx = NULL;
-	w.out_ring = NULL;
 	w.part_ring = NULL;
-	w.sample_due = 0;
 	mt_sampler_fork_child();
 	w.state = W_NONE;
 	w.lock = 0;

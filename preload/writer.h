@@ -1,6 +1,7 @@
 /*
- * writer.h - the background thread that merges the rings, encodes and
- * compresses the events and writes the trace file.
+ * writer.h - the background thread that moves each ring's events into its
+ * thread's stream of the trace, encodes and compresses them and writes the
+ * trace file.
  */
 #ifndef MEMTRACE_WRITER_H
 #define MEMTRACE_WRITER_H

@@ -1,7 +1,8 @@
 /*
  * test_ring.c - the per-thread event ring (preload/ring.c): order, wrap
- * around, a full ring making its producer wait without losing anything, and
- * a producer released when tracing is switched off.
+ * around, a full ring making its producer wait without losing anything, a
+ * producer released when tracing is switched off, and the epoch a thread
+ * advances every MT_EPOCH_EVENTS of its events.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,7 +18,7 @@
 
 /* What ring.c needs from the rest of the library. */
 int mt_active = 1;
-int mt_multi;
+struct mt_epoch_counter mt_epoch;
 static int kicks;
 void mt_writer_kick(void)
 {
@@ -29,7 +30,7 @@ static void push(struct mt_ring *r, uint64_t value)
 	mt_ring_busy(r, 1);
 	assert_int_equal(mt_ring_reserve(r, 1), 0);
 	struct mt_event *e = mt_ring_slot(r, 0);
-	e->ts = value;
+	e->epoch = value;
 	e->addr = value * 16;
 	e->size = MT_EV_PACK(MT_EV_OP(7, 2, 0), value);
 	e->aux = ~value;
@@ -43,7 +44,7 @@ static uint64_t consume(struct mt_ring *r, uint64_t expect)
 	uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
 	for (uint64_t i = r->tail; i < head; i++, expect++) {
 		struct mt_event *e = &r->ev[i & r->mask];
-		assert_int_equal(e->ts, expect);
+		assert_int_equal(e->epoch, expect);
 		assert_int_equal(e->addr, expect * 16);
 		assert_int_equal(MT_EV_SIZE(e->size), expect);
 		assert_int_equal(MT_EV_OP_KIND(MT_EV_OPBITS(e->size)), 7);
@@ -156,6 +157,40 @@ static void test_reuse_resets(void **state)
 	mt_ring_delete(r);
 }
 
+static void test_epoch_every_256_events(void **state)
+{
+	(void)state;
+	struct mt_ring *r = mt_ring_new(1024, 1);
+	mt_epoch.now = 7;
+	mt_ring_reuse(r, 2);
+	assert_int_equal(r->epoch, 7);
+	kicks = 0;
+	uint64_t seen = 0;
+	for (uint64_t i = 0; i < 1000; i++) {
+		push(r, i);
+		mt_ring_crossed(r, 1);
+		if (i % 500 == 499)
+			seen = consume(r, seen);
+	}
+	/* heads 256, 512 and 768; a kick at each too (kick mask 255) */
+	assert_int_equal(mt_epoch.now, 7 + 3);
+	assert_int_equal(kicks, 3);
+	/* Three events published at once across 1024 count once. */
+	for (int i = 0; i < 22; i++)
+		push(r, 1000 + (uint64_t)i);
+	consume(r, 1000);
+	mt_ring_busy(r, 1);
+	assert_int_equal(mt_ring_reserve(r, 3), 0);
+	for (uint64_t i = 0; i < 3; i++)
+		*mt_ring_slot(r, i) = (struct mt_event){0};
+	mt_ring_publish(r, 3);
+	mt_ring_busy(r, 0);
+	mt_ring_crossed(r, 3);
+	assert_int_equal(r->head, 1025);
+	assert_int_equal(mt_epoch.now, 7 + 4);
+	mt_ring_delete(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_full_ring_waits_and_loses_nothing),
 		cmocka_unit_test(test_wait_ends_when_tracing_stops),
 		cmocka_unit_test(test_reuse_resets),
+		cmocka_unit_test(test_epoch_every_256_events),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
