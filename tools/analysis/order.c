@@ -454,15 +454,16 @@ static bool may_go(struct ctx *c, struct stream *s, uint64_t e)
 	return true;
 }
 
-/* Whether r reallocates a block no stream makes in this epoch (one made
- * before tracing started). */
-static bool unknown_moves(struct ctx *c, const struct mt_rec *r)
+/* Whether r (which does not apply) reallocates or frees a block, one
+ * that no stream makes in this epoch if unmade: a block made before
+ * tracing started, or in a lost event. */
+static bool gives_back_unknown(struct ctx *c, const struct mt_rec *r, bool unmade)
 {
 	uint64_t v = 0;
-	if (r->kind != MT_REC_REALLOC && r->kind != MT_REC_REALLOC_OUT)
+	if (r->kind != MT_REC_REALLOC && r->kind != MT_REC_REALLOC_OUT && r->kind != MT_REC_FREE)
 		return false;
 	hm_get(&c->order->pairs, key_of(r->dom, r->kind == MT_REC_REALLOC ? r->old : r->addr), &v);
-	return !(v & MADE);
+	return !unmade || !(v & MADE);
 }
 
 /* Several thread streams in epoch e: the lowest one whose head may go,
@@ -475,8 +476,8 @@ static int merge(struct ctx *c, uint64_t e)
 		return c->oom = true, -1;
 	int st = 0;
 	for (;;) {
-		struct stream *first = NULL, *applicable = NULL, *moved = NULL, *freed = NULL;
-		struct stream *pick = NULL;
+		struct stream *first = NULL, *applicable = NULL, *unknown_block = NULL;
+		struct stream *gives_back = NULL, *pick = NULL;
 		for (size_t i = 0; i < o->nactive && !pick; i++) {
 			struct stream *s = o->active[i];
 			if (!s->number || !s->has_head || s->epoch != e)
@@ -487,23 +488,25 @@ static int merge(struct ctx *c, uint64_t e)
 				pick = s;
 			else if (report_applicable(c, &s->head))
 				applicable = applicable ? applicable : s;
-			else if (unknown_moves(c, &s->head))
-				moved = moved ? moved : s;
-			else if (s->head.kind == MT_REC_FREE)
-				freed = freed ? freed : s;
+			else if (!unknown_block && gives_back_unknown(c, &s->head, true))
+				unknown_block = s;
+			else if (!gives_back && gives_back_unknown(c, &s->head, false))
+				gives_back = s;
 		}
 		if (!first)
 			break;
-		/* Nothing may go: a block the trace never saw made (before
-		 * tracing started) is reallocated (a free there is then of the
-		 * new block) or freed; then what waits for another stream's
-		 * block; last an allocation at a live address, which evicts a
-		 * block whose free is yet to come. */
-		pick = pick	? pick
-		       : moved	    ? moved
-		       : freed	    ? freed
-		       : applicable ? applicable
-				    : first;
+		/* Nothing may go: first a realloc or free of a block that is
+		 * not live and that no stream makes in this epoch (made before
+		 * tracing started: a free there is then of the realloc's new
+		 * block); then what waits for another stream's block; then any
+		 * realloc or free of a block that is not live; last the lowest
+		 * (an allocation at a live address evicts a block whose free is
+		 * yet to come). */
+		pick = pick	       ? pick
+		       : unknown_block ? unknown_block
+		       : applicable    ? applicable
+		       : gives_back    ? gives_back
+				       : first;
 		do
 			st = emit(c, pick);
 		while (st == 1 && !stopped(c) && pick->epoch == e && may_go(c, pick, e));
