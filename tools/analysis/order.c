@@ -36,7 +36,10 @@ struct stream {
 	bool named;          /* its THREAD came (stream 0 needs none) */
 	bool active;         /* in order.active */
 	uint64_t epoch;      /* of its next record */
-	uint8_t *buf;        /* its records not yet applied: [pos, len) */
+	/* Its records not yet applied: [pos, len) of lent, the block being
+	 * read, when they all came in it, else of buf (of cap bytes). */
+	const uint8_t *lent;
+	uint8_t *buf;
 	size_t pos, len, cap;
 	uint64_t prev_addr;  /* the decoder's address state at pos */
 	/* While settling: the decoder, and the record decoded next (head),
@@ -137,24 +140,60 @@ static void activate(struct order *o, struct stream *s)
 	s->active = true;
 }
 
+static const uint8_t *bytes(const struct stream *s)
+{
+	return s->lent ? s->lent : s->buf;
+}
+
+static int room(struct ctx *c, struct stream *s, size_t n)
+{
+	if (n <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 4096;
+	while (cap < n)
+		cap *= 2;
+	uint8_t *b = realloc(s->buf, cap);
+	if (!b) {
+		c->oom = true;
+		return -1;
+	}
+	s->buf = b;
+	s->cap = cap;
+	return 0;
+}
+
+/* The stream's records left in the block being read move to its buffer:
+ * the block's memory is about to be reused. */
+static int own(struct ctx *c, struct stream *s)
+{
+	size_t n = s->len - s->pos;
+	if (!s->lent)
+		return 0;
+	if (room(c, s, n))
+		return -1;
+	memcpy(s->buf, s->lent + s->pos, n);
+	s->lent = NULL;
+	s->pos = 0;
+	s->len = n;
+	return 0;
+}
+
+/* A segment's records: read where they are if the stream has nothing
+ * else waiting (a stream that runs to its horizon within the block, as
+ * nearly all do, is never copied), else after the rest. */
 static int keep(struct ctx *c, struct stream *s, const uint8_t *p, size_t n)
 {
-	if (s->len + n > s->cap) {
-		size_t cap = s->cap ? s->cap : 4096;
-		while (cap < s->len + n)
-			cap *= 2;
-		uint8_t *b = realloc(s->buf, cap);
-		if (!b) {
-			c->oom = true;
-			return -1;
-		}
-		s->buf = b;
-		s->cap = cap;
+	if (!s->active) {
+		s->lent = p;
+		s->pos = 0;
+		s->len = n;
+		activate(c->order, s);
+		return 0;
 	}
+	if (own(c, s) || room(c, s, s->len + n))
+		return -1;
 	memcpy(s->buf + s->len, p, n);
 	s->len += n;
-	if (!s->active)
-		activate(c->order, s);
 	return 0;
 }
 
@@ -549,7 +588,7 @@ static void open_streams(struct order *o)
 {
 	for (size_t i = 0; i < o->nactive; i++) {
 		struct stream *s = o->active[i];
-		mt_dec_init(&s->d, s->buf + s->pos, s->len - s->pos);
+		mt_dec_init(&s->d, bytes(s) + s->pos, s->len - s->pos);
 		s->d.prev_addr = s->prev_addr;
 		s->has_head = false;
 	}
@@ -574,14 +613,15 @@ static void close_streams(struct order *o)
 		const uint8_t *at = s->has_head ? s->head_at : s->d.p;
 		s->prev_addr = s->has_head ? s->head_prev : s->d.prev_addr;
 		s->has_head = false;
-		s->pos = (size_t)(at - s->buf);
+		s->pos = (size_t)(at - bytes(s));
 		if (o->closed || s->pos == s->len) {
 			s->pos = s->len = 0;
+			s->lent = NULL;
 			s->active = false;
 			o->idle[o->nidle++] = s;
 			continue;
 		}
-		if (s->pos) {
+		if (s->pos && !s->lent) {
 			memmove(s->buf, s->buf + s->pos, s->len - s->pos);
 			s->len -= s->pos;
 			s->pos = 0;
@@ -602,7 +642,7 @@ static void close_out(struct ctx *c)
 	if (s0->has_head && s0->head.kind == MT_REC_TIME)
 		c->rep->trace.duration_us += s0->head.value;
 	s0->has_head = false;
-	s0->d.end = s0->buf + s0->len; /* the window's end may have cut it */
+	s0->d.end = bytes(s0) + s0->len; /* the window's end may have cut it */
 	while (mt_dec_next(&s0->d, &r) == 1)
 		if (r.kind == MT_REC_TIME)
 			c->rep->trace.duration_us += r.value;
@@ -722,6 +762,9 @@ int order_block(struct ctx *c, const uint8_t *raw, size_t len)
 		return fail(c, "not a STREAM record, or a STREAM longer than its block "
 			       "(at offset %llu of %llu)",
 			    ULL(at - raw), ULL(len));
+	for (size_t i = 0; i < o->nactive; i++)
+		if (own(c, o->active[i]))
+			return -1;
 	return 0;
 }
 
