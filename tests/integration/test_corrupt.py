@@ -114,8 +114,16 @@ class Damaged(TracerTestCase):
 
     def test_newer_major_version(self):
         data = bytearray(self.data)
-        struct.pack_into("<H", data, 8, 2)
-        self.assert_fails(bytes(data), what="major version 2")
+        struct.pack_into("<H", data, 8, 3)
+        self.assert_fails(bytes(data), what="major version 3")
+
+    def test_format_1(self):
+        # format 1 is no longer read, and the message says which is
+        data = bytearray(self.data)
+        struct.pack_into("<HH", data, 8, 1, 1)
+        self.assert_fails(bytes(data), what="format 1")
+        _, _, stderr = self.damaged(bytes(data))
+        self.assertIn("format 1 (1.1); this memtrace reads format 2", stderr)
 
     def test_foreign_files(self):
         self.assert_fails(b"", what="empty file")
