@@ -94,6 +94,13 @@ int mt_dec_next(struct mt_dec *d, struct mt_rec *r);
  * 1: a segment, 0: end of the payload, -1: not a STREAM record, or a
  * length past the payload. */
 int mt_dec_segment(struct mt_dec *top, uint64_t *stream, struct mt_dec *seg);
+/* Whether a record kind is a definition (STRING, CODE, FRAME, MODULE,
+ * MODULE_GONE, NATIVE_FRAME): stream 0's, before its first use. */
+static inline int mt_rec_defines(int kind)
+{
+	return kind == MT_REC_STRING || kind == MT_REC_CODE || kind == MT_REC_FRAME ||
+	       kind == MT_REC_MODULE || kind == MT_REC_MODULE_GONE || kind == MT_REC_NATIVE_FRAME;
+}
 /* The values of a SAMPLE record: v[f] for each field f the sample holds
  * (bits of *have); the others are left alone.  Fields this reader does not
  * know are skipped. */

@@ -844,8 +844,8 @@ static void test_fork_child(void **state)
 }
 
 /* What no order of the records can decide (docs/ordering.md, the second
- * tie), both ways round.  A allocates X and hands it to B, which frees it, and C's malloc
- * returns X, in one epoch.  Each allocation applies while X is free, and
+ * tie), both ways round.  A allocates X and hands it to B, which frees
+ * it, and C's malloc returns X, in one epoch.  Each allocation applies while X is free, and
  * nothing says whether A's or C's block is the one live at the end: the
  * lower stream's allocation is taken first.  With A the lower the figures
  * are exact; with C the lower, the block live at the end is A's. */

@@ -126,19 +126,7 @@ void tg_put(struct mt_enc *e, const struct mt_rec *r)
 /* The process's records, which format 2 puts in stream 0. */
 static bool process_kind(int kind)
 {
-	switch (kind) {
-	case MT_REC_STRING:
-	case MT_REC_CODE:
-	case MT_REC_FRAME:
-	case MT_REC_MODULE:
-	case MT_REC_MODULE_GONE:
-	case MT_REC_NATIVE_FRAME:
-	case MT_REC_TIME:
-	case MT_REC_LOST:
-		return true;
-	default:
-		return false;
-	}
+	return mt_rec_defines(kind) || kind == MT_REC_TIME || kind == MT_REC_LOST;
 }
 
 void tg_streams_init(struct tg_streams *v)

@@ -694,16 +694,14 @@ static int stream0(struct ctx *c, struct mt_dec *d)
 	int st;
 	d->prev_addr = o->s0_prev;
 	for (const uint8_t *at = d->p; (st = mt_dec_next(d, &r)) == 1; at = d->p) {
-		switch (r.kind) {
-		case MT_REC_STRING:
-		case MT_REC_CODE:
-		case MT_REC_FRAME:
-		case MT_REC_MODULE:
-		case MT_REC_MODULE_GONE:
-		case MT_REC_NATIVE_FRAME:
+		if (mt_rec_defines(r.kind)) {
 			if (!o->closed)
 				report_apply(c, &r);
-			break;
+			if (c->oom)
+				return -1;
+			continue;
+		}
+		switch (r.kind) {
 		case MT_REC_TIME:
 		case MT_REC_SAMPLE:
 		case MT_REC_LOST:
