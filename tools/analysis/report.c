@@ -818,10 +818,9 @@ static inline bool order_kind(int kind)
 static int run_direct(struct ctx *c, struct mt_dec *d, struct mt_rec *stop)
 {
 	int st;
-	while ((st = mt_dec_next(d, stop)) == 1) {
-		/* one test for both, on the path of every record */
-		if (__builtin_expect(order_kind(stop->kind) | c->oom, 0))
-			return c->oom ? 1 : 2;
+	while ((st = mt_dec_next(d, stop)) == 1 && !c->oom) {
+		if (order_kind(stop->kind))
+			return 2;
 		apply(c, stop);
 	}
 	return st;
