@@ -213,7 +213,9 @@ def main():
     storm_bin = (args.build / "bench" / "storm").resolve()
     deep_bin = (args.build / "bench" / "deep").resolve()
     forks_bin = (args.build / "bench" / "forks").resolve()
-    for path in (lib, cli, storm_bin, deep_bin, forks_bin):
+    needed = [lib, cli] + [path for name, path in (("storm", storm_bin), ("deep", deep_bin),
+                                                   ("forks", forks_bin)) if name in only]
+    for path in needed:
         if not path.exists():
             sys.exit("%s is missing: build the project first (cmake --build %s)"
                      % (path, args.build))

@@ -27,30 +27,36 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from bench import built_pythons, real_python  # noqa: E402
 
-# Phases, by the source file a cost belongs to (inlined code counts where it
-# was written) and else by the function's name; the first rule that matches
-# wins.  Only code in the tracer's own library is attributed to a phase.
+# Phases.  A cost counts for the function whose source lines it comes
+# from, inlined or not (callgrind gives each cost its file and line; the
+# function around that line is read from the source), and the first rule
+# whose name pattern matches that function's name, or else whose file
+# pattern matches the file, gives its phase.  Only code in the tracer's own
+# library is attributed to a phase.
 PROGRAM_PHASES = [
-    ("time stamp", r"preload/tracer\.h$", None),
-    ("ring", r"preload/(record|ring|threads)\.h$|preload/(ring|threads)\.c$",
-     r"ring|thread|epoch|kick"),
-    ("Python hooks", r"preload/pyshim\.c$", r"^(hook|arena)_"),
-    ("Python frames", r"preload/(pyframes|pyobj|pydesc|idmap|meta)\.[ch]$",
-     r"pyframes|pyobj|idmap|meta|^(node_id|stack_node|script_|tracing_|locate)"),
-    ("native stacks", r"preload/(native|unwind)\.[ch]$", r"native|unwind"),
-    ("wrappers", r"preload/interpose\.c$", None),
+    ("time stamp", r"clock_stamp|^stamp", r"preload/tracer\.h$"),
+    ("epoch", r"epoch", None),
+    ("thread lookup", r"^mt_thread_|^mt_internal_|^mt_threads?_", r"preload/threads\.[ch]$"),
+    ("ring", r"^mt_ring_|^mt_record|kick|ring", r"preload/(record|ring)\.[ch]$"),
+    ("Python hooks", r"^(hook|arena)_", r"preload/pyshim\.c$"),
+    ("Python frames", r"pyframes|pyobj|pydesc|idmap|meta|^(node_id|stack_node|script_|tracing_|"
+     r"locate|find)", r"preload/(pyframes|pyobj|pydesc|idmap|meta)\.[ch]$"),
+    ("native stacks", r"native|unwind", r"preload/(native|unwind)\.[ch]$"),
+    ("wrappers", None, r"preload/interpose\.c$"),
     # what the writer would do, done by the program's thread (the last
     # round, at exit)
-    ("writer's work", r"zstd|/lib/(compress|common)/|common/codec\.c$|preload/writer\.c$",
-     r"^(ZSTD|HUF|FSE|HIST|XXH)|merge|drain|held|^put_|enc"),
+    ("writer's work", r"^(ZSTD|HUF|FSE|HIST|XXH)|merge|drain|held|^put_|enc|^seg_|write",
+     r"zstd|/lib/(compress|common)/|common/codec\.c$|preload/writer\.c$"),
 ]
 WRITER_PHASES = [
-    ("ordering", r"preload/(order|merge)", r"merge|drain|held|barrier|horizon|order|epoch|heads|cursor"),
-    ("encoding", r"common/codec\.c$|preload/encode", r"enc|^put_|flush_events|^seg_|switch_thread|^room$"),
-    ("compression", r"zstd|/lib/(compress|common)/", r"^(ZSTD|HUF|FSE|HIST|XXH|ZSTDMT)"),
-    ("writing", None, r"^(write_block|write_fd|write_all)$"),
-    ("sampling", r"preload/(sampler|ownmem)\.c$", r"sampl|resident|counters|own"),
-    ("definitions", r"preload/meta\.c$", r"meta"),
+    ("ordering", r"merge|held|barrier|horizon|order|epoch|heads|cursor|busy", None),
+    ("definitions", r"meta|definition", r"preload/meta\.c$"),
+    ("encoding", r"enc|^put_|flush_events|^seg_|switch_thread|^room$|thread",
+     r"common/codec\.c$"),
+    ("compression", r"^(ZSTD|HUF|FSE|HIST|XXH)|compress", r"zstd|/lib/(compress|common)/"),
+    ("writing", r"write", None),
+    ("sampling", r"sampl|resident|counters|own", r"preload/(sampler|ownmem)\.c$"),
+    ("the round itself", r"drain|round|writer_main|sleep|kick", None),
 ]
 # libc's own functions the writer calls, by name
 WRITER_LIBC = [("writing", r"^(__libc_)?(write|pwrite64|writev|fsync|fdatasync)$"),
@@ -58,7 +64,8 @@ WRITER_LIBC = [("writing", r"^(__libc_)?(write|pwrite64|writev|fsync|fdatasync)$
 
 
 class Profile:
-    """Self instructions of one thread, by (object, function, source file)."""
+    """Self instructions of one thread, by (object, function, source file,
+    line)."""
 
     def __init__(self):
         self.cost = defaultdict(int)
@@ -76,6 +83,7 @@ def parse_process(files):
     for path in files:
         prof = Profile()
         ob = fl = fn = cur_file = cob = None
+        last = 0
         skip_next = False
         in_start_thread = False
         for line in open(path, errors="replace"):
@@ -84,13 +92,16 @@ def parse_process(files):
                 continue
             c = line[0]
             if c.isdigit() or c in "+-*":
+                parts = line.split()
+                pos = parts[0]
+                last = (last + int(pos) if pos[0] in "+-" else last if pos == "*"
+                        else int(pos))
                 if skip_next:  # the inclusive cost of a call
                     skip_next = False
                     continue
-                parts = line.split()
                 if len(parts) > 1:
                     ir = int(parts[1])
-                    prof.cost[(ob, fn, cur_file)] += ir
+                    prof.cost[(ob, fn, cur_file, last)] += ir
                     prof.total += ir
                 continue
             key, _, value = line.partition("=")
@@ -122,26 +133,78 @@ def parse_process(files):
     return out
 
 
-def classify(ob, fn, src, phases, lib_name):
-    if ob is None or not ob.endswith(lib_name):
+class Sources:
+    """The function around a line of a C source file: the project's style
+    opens a function's body with a "{" alone on its line, after the
+    signature, and closes it with "}" alone."""
+
+    def __init__(self):
+        self.files = {}
+
+    def function_at(self, path, line):
+        spans = self.files.get(path)
+        if spans is None:
+            spans = self.files[path] = self._spans(path)
+        for first, last, name in spans:
+            if first <= line <= last:
+                return name
         return None
-    for name, file_re, fn_re in phases:
-        if (file_re and src and re.search(file_re, src)) or (fn_re and fn and re.search(fn_re, fn)):
-            return name
-    return "other"
+
+    @staticmethod
+    def _spans(path):
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        spans = []
+        for i, text in enumerate(lines):
+            if text != "{":
+                continue
+            head = []
+            for j in range(i - 1, max(i - 5, -1), -1):
+                t = lines[j].strip()
+                if not t or t.endswith((";", "}", "*/")) or t.startswith("#"):
+                    break
+                head.insert(0, t)
+            called = [n for n in re.findall(r"(\w+)\s*\(", " ".join(head))
+                      if not n.startswith("__")]
+            end = next((k for k in range(i + 1, len(lines)) if lines[k] == "}"), len(lines))
+            if called:
+                spans.append((i - len(head) + 1, end + 1, called[0]))
+        return spans
+
+
+SOURCES = Sources()
+
+
+def classify(ob, fn, src, line, phases, lib_name):
+    """(phase, function) of a cost; phase None outside the tracer."""
+    if ob is None or not ob.endswith(lib_name):
+        return None, fn
+    inner = (SOURCES.function_at(src, line) if src else None) or fn
+    for name, name_re, file_re in phases:
+        if name_re and re.search(name_re, inner):
+            return name, inner
+    for name, name_re, file_re in phases:
+        if file_re and src and re.search(file_re, src):
+            return name, inner
+    return "other", inner
 
 
 def by_phase(profiles, phases, lib_name, libc_rules=()):
     """Instructions of these threads: in the tracer's library by phase,
-    libc functions named in `libc_rules` by phase, and the rest."""
+    libc functions named in `libc_rules` by phase, and the rest; and the
+    tracer's functions (inlined ones apart) by cost, with the functions
+    outside it in parentheses when `libc_rules` are given."""
     sums = defaultdict(int)
     top = defaultdict(int)
     for prof in profiles:
-        for (ob, fn, src), ir in prof.cost.items():
-            phase = classify(ob, fn, src, phases, lib_name)
+        for (ob, fn, src, line), ir in prof.cost.items():
+            phase, inner = classify(ob, fn, src, line, phases, lib_name)
             if phase is not None:
-                top[fn] += ir
-            else:
+                top[inner] += ir
+            elif libc_rules:
+                top["(%s)" % fn] += ir
                 for name, fn_re in libc_rules:
                     if fn and re.search(fn_re, fn):
                         phase = name
@@ -228,8 +291,8 @@ def top_n(costs, n=8):
 
 
 def print_result(r):
-    print("\n## %s: %s" % (r["workload"], " ".join(Path(a).name if i == 0 else a
-                                                  for i, a in enumerate(r["argv"]))))
+    print("\n## %s: %s" % (r["workload"], " ".join(Path(a).name if a.startswith("/") and
+                                                  Path(a).is_file() else a for a in r["argv"])))
     if "error" in r:
         print("  %s" % r["error"])
         return
