@@ -138,22 +138,28 @@ def measure(workload, modes, reps, workdir, cli):
             run_once(mode, workdir, cli, expected)
 
 
-def reporter_speed(cli, lib, workload, workdir):
-    """(events, seconds) for `memtrace report` to read the trace of the
-    Python workload, best of three."""
+def reporter_speed(builds, workload, workdir):
+    """For each (name, cli, lib) of `builds`: (name, events, seconds, CPU
+    seconds) for its `memtrace report` to read its tracer's trace of the
+    Python workload, best of three, the builds' reads in turn."""
     outdir = Path(tempfile.mkdtemp(dir=workdir))
-    env = dict(os.environ, LD_PRELOAD=str(lib), MEMTRACE_QUIET="1",
-               MEMTRACE_OUTPUT=str(outdir / "t.trace"))
-    subprocess.run(workload, env=env, stdout=subprocess.DEVNULL, check=True)
-    trace = outdir / "t.trace"
-    best = None
+    traces = []
+    for i, (_, _, lib) in enumerate(builds):
+        trace = outdir / ("t%d.trace" % i)
+        env = dict(os.environ, LD_PRELOAD=str(lib), MEMTRACE_QUIET="1",
+                   MEMTRACE_OUTPUT=str(trace))
+        subprocess.run(workload, env=env, stdout=subprocess.DEVNULL, check=True)
+        traces.append(trace)
+    best = [[None, None, None] for _ in builds]
     for _ in range(3):
-        start = time.perf_counter()
-        events = memtrace_events(cli, trace)
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
+        for (_, cli, _), trace, b in zip(builds, traces, best):
+            start, cpu = time.perf_counter(), children_cpu()
+            b[0] = memtrace_events(cli, trace)
+            elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
+            b[1] = elapsed if b[1] is None else min(b[1], elapsed)
+            b[2] = cpu if b[2] is None else min(b[2], cpu)
     shutil.rmtree(outdir)
-    return events, best
+    return [(name, *b) for (name, _, _), b in zip(builds, best)]
 
 
 def fmt_size(n):
@@ -385,19 +391,23 @@ def main():
             measure("startup", modes, args.reps, workdir, cli)
             results.append(("200 x /bin/true", modes))
 
-        speed = None
+        speeds = []
         if "python" in only:
-            speed = reporter_speed(cli, lib, [real_python(), str(BENCH / "alloc_heavy.py")],
-                                   workdir)
+            builds = [("memtrace", cli, lib)]
+            if base_lib:
+                builds.append(("memtrace, baseline", base_cli, base_lib))
+            speeds = reporter_speed(builds, [real_python(), str(BENCH / "alloc_heavy.py")],
+                                    workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
     print_table(results)
-    if speed:
-        events, secs = speed
-        print("\nmemtrace report: %.1f million events/s (%s events of the Python trace in %.2f s)"
-              % (events / secs / 1e6, "{:,}".format(events), secs))
+    for name, events, secs, cpu in speeds:
+        print("\n%s report: %.1f million events/s (%s events of the Python trace in %.2f s,"
+              " %.2f s CPU)" % (name, events / secs / 1e6, "{:,}".format(events), secs, cpu),
+              end="")
+    print()
 
 
 if __name__ == "__main__":

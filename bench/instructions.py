@@ -342,14 +342,15 @@ def main():
     workloads = {
         "storm": ([str(storm), "4", "100000"], {}),
         "storm-1": ([str(storm), "0", "200000"], {}),
-        "python": ([real_python(), alloc_heavy, "20000"], {}),
-        "python-idle": ([real_python(), alloc_heavy, "--idle", "20000"], {}),
+        "python": ([real_python(), alloc_heavy, "20000"], {"PYTHONHASHSEED": "0"}),
+        "python-idle": ([real_python(), alloc_heavy, "--idle", "20000"],
+                        {"PYTHONHASHSEED": "0"}),
         "ripgrep": ([shutil.which("rg") or "rg", "-j2", "alloc", "/usr/include"], {}),
     }
     ft = [exe for exe in built_pythons() if exe.endswith("t")]
     if ft:
         workloads["python-ft"] = ([ft[0], alloc_heavy, "20000", "2"],
-                                  {"MEMTRACE_PY_DEPTH": "0"})
+                                  {"MEMTRACE_PY_DEPTH": "0", "PYTHONHASHSEED": "0"})
     results = []
     workdir = Path(tempfile.mkdtemp(prefix="memtrace-instructions."))
     try:
