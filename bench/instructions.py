@@ -25,7 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from bench import built_pythons, real_python  # noqa: E402
+from bench import built_pythons, memtrace_events, real_python  # noqa: E402
 
 # Phases.  A cost counts for the function whose source lines it comes
 # from, inlined or not (callgrind gives each cost its file and line; the
@@ -235,14 +235,6 @@ def run_callgrind(argv, outdir, lib, extra_env):
     return parse_process(files), (traces[0] if traces else None), proc.stderr, proc.returncode
 
 
-def events_total(cli, trace):
-    out = subprocess.run([str(cli), "report", "--format", "json", str(trace)],
-                         capture_output=True, text=True)
-    if out.returncode not in (0, 3):
-        raise RuntimeError("memtrace report %s: %s" % (trace, out.stderr.strip()))
-    return json.loads(out.stdout)["events"]["total"]
-
-
 def failure(stderr, rc):
     """What stopped a run under callgrind, in one line."""
     m = re.search(r"unhandled instruction bytes: ([0-9A-Fa-fx ]+)", stderr)
@@ -269,7 +261,7 @@ def measure(name, argv, env, builds, workdir):
         if rc != 0 or trace is None:
             row["error"] = failure(err, rc) if rc != 0 else "no trace written"
             continue
-        events = events_total(build / "memtrace", trace)
+        events = memtrace_events(build / "memtrace", trace)
         writer = [p for p in profs if any(r and r.endswith(lib.name) for r in p.roots)]
         program = [p for p in profs if p not in writer]
         prog_ir = sum(p.total for p in program)
