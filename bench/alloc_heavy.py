@@ -3,9 +3,12 @@ reference workload): a 200k-entry dict of small lists, strings, tuples and
 dicts, then a json.dumps / json.loads round trip of it.  About a second
 untraced and millions of allocator calls, nearly all in the PyMem domains.
 With THREADS, that many threads each do it with ENTRIES / THREADS entries
-(in parallel on a free-threaded build).
+(in parallel on a free-threaded build).  With --idle, a thread that does
+nothing (it waits on an Event until the work is done) starts first: a
+program with a second thread that never allocates, as a server's or a
+library's background thread is.
 
-usage: python3 alloc_heavy.py [ENTRIES [THREADS]]
+usage: python3 alloc_heavy.py [--idle] [ENTRIES [THREADS]]
 """
 
 import json
@@ -28,8 +31,15 @@ def round_trip(entries):
 
 
 def main():
-    entries = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    args = sys.argv[1:]
+    idle = None
+    if args[:1] == ["--idle"]:
+        args = args[1:]
+        done = threading.Event()
+        idle = threading.Thread(target=done.wait)
+        idle.start()
+    entries = int(args[0]) if len(args) > 0 else 200_000
+    threads = int(args[1]) if len(args) > 1 else 0
     if not threads:
         results = [round_trip(entries)]
     else:
@@ -42,6 +52,9 @@ def main():
             w.start()
         for w in workers:
             w.join()
+    if idle:
+        done.set()
+        idle.join()
     # deterministic output, so a traced run can be checked against an
     # untraced one
     for r in results:

@@ -8,6 +8,9 @@
  * bytes), so glibc's fast paths dominate, as in real allocation-heavy code.
  * Each thread makes exactly ITERATIONS mallocs and ITERATIONS frees, and
  * leaks nothing.  Prints "allocs=N frees=N" with its own totals.
+ *
+ * THREADS 0 makes the same storm in the main thread alone: a program with
+ * one thread, whose every event a tracer records in that thread.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -52,8 +55,13 @@ int main(int argc, char **argv)
 	}
 	int threads = atoi(argv[1]);
 	iterations = strtoul(argv[2], NULL, 10);
-	if (threads < 1 || threads > 256)
+	if (threads < 0 || threads > 256)
 		return 2;
+	if (threads == 0) {
+		run(NULL);
+		printf("allocs=%lu frees=%lu\n", iterations, iterations);
+		return 0;
+	}
 
 	pthread_t tids[256];
 	for (int i = 0; i < threads; i++)

@@ -24,6 +24,8 @@ if [[ "${1:-}" == "--test" ]]; then
     # CPython 3.13 and 3.13t, built by scripts/pythons.sh: the modules the
     # tests use (ctypes, zlib, bz2, lzma) need these
     packages+=(libffi-dev zlib1g-dev libbz2-dev liblzma-dev)
+    # a real multi-threaded program for bench/bench.py (`--only ripgrep`)
+    packages+=(ripgrep)
 fi
 
 missing=()
