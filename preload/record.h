@@ -78,6 +78,47 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
 	mt_thread_release(r);
 }
 
+/*
+ * A block passes from one thread to another only through the allocator:
+ * one thread gives it back, the allocator makes it again for another.
+ * Each thread keeps the addresses of the blocks it made and has not given
+ * back.  A thread that gives back any other block (made by another
+ * thread, or before tracing) advances the epoch for it, so that the
+ * records order every hand-over between threads (docs/ordering.md).
+ * While one thread records there is no hand-over, and no advance.
+ */
+static inline uint64_t *mt_own_slot(struct mt_ring *r, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr;
+	return &r->own[((a >> 4) ^ (a >> 12)) & (MT_OWN_SLOTS - 1)];
+}
+
+static inline int mt_op_gives_back(uint64_t op)
+{
+	int kind = MT_EV_OP_KIND(op);
+	return kind == MT_REC_FREE || kind == MT_REC_REALLOC_OUT || kind == MT_REC_ARENA_FREE ||
+	       kind == MT_REC_MUNMAP || kind == MT_REC_MREMAP_OUT;
+}
+
+static inline int mt_op_makes(uint64_t op)
+{
+	int kind = MT_EV_OP_KIND(op);
+	return kind == MT_REC_ARENA_ALLOC || kind == MT_REC_MMAP || kind == MT_REC_MREMAP_IN;
+}
+
+/* The epoch of a block given back: see above. */
+static inline uint64_t mt_record_give_back(struct mt_ring *r, const void *addr)
+{
+	uint64_t *own = mt_own_slot(r, addr);
+	if (*own == (uintptr_t)addr) {
+		*own = 0;
+		return mt_record_epoch(r);
+	}
+	if (mt_likely(!__atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED)))
+		return mt_record_epoch(r);
+	return r->epoch = mt_epoch_advance();
+}
+
 /* One event: a free before the real call releases the block, an
  * allocation after it returns (tracer.h). */
 static inline __attribute__((always_inline)) void
@@ -86,7 +127,15 @@ mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux)
 	struct mt_ring *r = mt_record_begin(1);
 	if (!r)
 		return;
-	mt_record_put(r, 0, mt_record_epoch(r), op, size, addr, aux);
+	uint64_t epoch;
+	if (mt_op_gives_back(op)) {
+		epoch = mt_record_give_back(r, addr);
+	} else {
+		epoch = mt_record_epoch(r);
+		if (mt_op_makes(op) && addr)
+			*mt_own_slot(r, addr) = (uintptr_t)addr;
+	}
+	mt_record_put(r, 0, epoch, op, size, addr, aux);
 	mt_record_end(r, 1);
 }
 
@@ -113,6 +162,8 @@ mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 			      0);
 		r->py_loc = loc;
 	}
+	if (p)
+		*mt_own_slot(r, p) = (uintptr_t)p;
 	mt_record_put(r, n++, epoch, op, size, p, aux);
 	mt_record_end(r, n);
 }

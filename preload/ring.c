@@ -46,6 +46,7 @@ void mt_ring_reuse(struct mt_ring *r, uint32_t tid)
 	r->kick_mask = r->mask >> 2;
 	r->stop_head = 0;
 	r->stream = (struct mt_stream){.tid = tid};
+	memset(r->own, 0, sizeof r->own);
 	/* No event of the ring can read an earlier epoch. */
 	r->epoch = mt_epoch_read();
 }

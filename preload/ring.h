@@ -48,6 +48,8 @@ struct mt_stream {
 	uint32_t opened;    /* numbered, with its THREAD written */
 };
 
+#define MT_OWN_SLOTS 256
+
 struct mt_ring {
 	/* producer's cache line */
 	uint64_t head;       /* next slot to fill; published with release */
@@ -75,6 +77,9 @@ struct mt_ring {
 	/* producer's, written only when the thread's main-script line changes */
 	uint64_t py_script;  /* main-script frame last published (pyshim.c) */
 	char pad3[56];
+	/* producer's: the blocks the thread made and has not given back, by
+	 * address (record.h) */
+	uint64_t own[MT_OWN_SLOTS];
 	struct mt_event ev[];
 };
 

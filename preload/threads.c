@@ -281,7 +281,8 @@ static void add_ring(struct mt_ring *r)
 	reg_lock();
 	r->next = reg.rings;
 	reg.rings = r;
-	reg.threads++;
+	if (++reg.threads == 2)
+		__atomic_store_n(&mt_epoch.threads, 1, __ATOMIC_RELAXED);
 	reg_unlock();
 }
 

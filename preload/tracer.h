@@ -31,7 +31,8 @@ extern MT_HIDDEN int mt_exit_status;
  */
 struct mt_epoch_counter {
 	_Alignas(64) uint64_t now;
-	char pad[64 - sizeof(uint64_t)];
+	uint32_t threads;   /* nonzero once a second thread records (threads.c) */
+	char pad[64 - sizeof(uint64_t) - sizeof(uint32_t)];
 };
 extern MT_HIDDEN struct mt_epoch_counter mt_epoch;
 #define MT_EPOCH_EVENTS 256
