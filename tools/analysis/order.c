@@ -337,8 +337,13 @@ static bool frees(const struct mt_rec *r, int *dom, uint64_t *addr)
 	}
 }
 
+/* PyMem and PyObject blocks come from the same pymalloc pools (and, when
+ * large, the same raw blocks): an address holds a block of one or the
+ * other, and its life passes between the two domains. */
 static uint64_t key_of(int dom, uint64_t addr)
 {
+	if (dom == MT_DOM_PYOBJ)
+		dom = MT_DOM_PYMEM;
 	return addr * (MT_DOM_COUNT + 1) + (uint64_t)dom;
 }
 
