@@ -295,6 +295,7 @@ static void start_locations(void)
 	const char *why;
 	int described = !mt_pydesc_load(&desc, sym, py.version, &why);
 	py.free_threaded = described && desc.free_threaded;
+	__atomic_store_n(&mt_epoch.turns, !py.free_threaded, __ATOMIC_RELAXED);
 	if (!py.depth)
 		return;
 	if (described) {

@@ -106,6 +106,24 @@ static inline int mt_op_makes(uint64_t op)
 	return kind == MT_REC_ARENA_ALLOC || kind == MT_REC_MMAP || kind == MT_REC_MREMAP_IN;
 }
 
+/*
+ * Under the GIL, Python's threads take turns, and pymalloc hands a block
+ * one thread freed to the next thread that asks, with no give-back of a
+ * foreign block to tell.  So the first Python event of a thread's turn
+ * advances the epoch: no epoch then holds two threads' Python events.
+ */
+static inline int mt_record_new_turn(struct mt_ring *r, uint64_t op)
+{
+	if (MT_EV_OP_DOM(op) < MT_DOM_PYMEM && MT_EV_OP_KIND(op) != MT_REC_ARENA_ALLOC &&
+	    MT_EV_OP_KIND(op) != MT_REC_ARENA_FREE)
+		return 0;
+	if (mt_likely(__atomic_load_n(&mt_epoch.turn, __ATOMIC_RELAXED) == r) ||
+	    !__atomic_load_n(&mt_epoch.turns, __ATOMIC_RELAXED))
+		return 0;
+	__atomic_store_n(&mt_epoch.turn, r, __ATOMIC_RELAXED);
+	return 1;
+}
+
 /* The epoch of a block given back: see above. */
 static inline uint64_t mt_record_give_back(struct mt_ring *r, const void *addr)
 {
@@ -135,6 +153,8 @@ mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux)
 		if (mt_op_makes(op) && addr)
 			*mt_own_slot(r, addr) = (uintptr_t)addr;
 	}
+	if (mt_record_new_turn(r, op))
+		epoch = r->epoch = mt_epoch_advance();
 	mt_record_put(r, 0, epoch, op, size, addr, aux);
 	mt_record_end(r, 1);
 }
@@ -151,7 +171,8 @@ mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 	struct mt_ring *r = mt_record_begin(3);
 	if (!r)
 		return;
-	uint64_t epoch = mt_record_epoch(r), n = 0;
+	uint64_t epoch = mt_record_new_turn(r, op) ? (r->epoch = mt_epoch_advance())
+						   : mt_record_epoch(r), n = 0;
 	if (native && stack != r->native_stack) {
 		mt_record_put(r, n++, epoch, MT_EV_OP(MT_REC_STACK, 0, 0), 0,
 			      (const void *)(uintptr_t)stack, 0);

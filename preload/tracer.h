@@ -32,7 +32,9 @@ extern MT_HIDDEN int mt_exit_status;
 struct mt_epoch_counter {
 	_Alignas(64) uint64_t now;
 	uint32_t threads;   /* nonzero once a second thread records (threads.c) */
-	char pad[64 - sizeof(uint64_t) - sizeof(uint32_t)];
+	uint32_t turns;     /* nonzero in a CPython with a GIL (pyshim.c) */
+	const void *turn;   /* the ring of the last Python event (record.h) */
+	char pad[64 - 2 * sizeof(uint64_t) - 2 * sizeof(uint32_t)];
 };
 extern MT_HIDDEN struct mt_epoch_counter mt_epoch;
 #define MT_EPOCH_EVENTS 256
