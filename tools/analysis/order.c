@@ -510,6 +510,286 @@ static bool gives_back_unknown(struct ctx *c, const struct mt_rec *r, bool unmad
 	return !unmade || !(v & MADE);
 }
 
+/* ---- a search for the order of one epoch --------------------------------- */
+
+/*
+ * The rules of may_go() look one record ahead per stream, and an epoch can
+ * hold lives whose only order they miss (two threads each making and
+ * freeing blocks at the same addresses, one thread's life at one address
+ * spanning its lives at another).  Where the rules reach a dead end, a
+ * search orders the rest of the epoch on a model of the addresses it
+ * touches before any of it is applied: each stream's records in its
+ * order, an allocation only where no block is live, a free only where one
+ * is.  It ranks the streams, lets the first ranked stream whose next record
+ * applies go, and at a dead end tries the next ranking: up to SEARCH_TRIES
+ * of them, after which the rules force a record as before.
+ */
+#define SEARCH_TRIES 24
+
+struct op {
+	uint64_t key;          /* 0: none */
+	bool need, leave;      /* a live block before; after */
+};
+
+struct srec {
+	struct op op[2];
+	uint32_t stream;
+};
+
+struct search {
+	struct srec *recs;     /* the epoch's records, stream by stream */
+	size_t n, cap;
+	size_t *first, *pos;   /* per stream: its first record, the next one */
+	size_t *end;
+	uint32_t *chosen;       /* the stream of each record, in the order found */
+	struct heapmap model;  /* key -> 1 + live */
+	uint64_t *undo;        /* key, old value; pairs */
+	size_t nundo, undo_cap;
+};
+
+static bool model_live(struct ctx *c, struct search *z, uint64_t key, int dom, uint64_t addr,
+		       int kind)
+{
+	uint64_t v;
+	if (hm_get(&z->model, key, &v))
+		return v == 2;
+	struct mt_rec f = { .kind = kind == MT_REC_ARENA_ALLOC || kind == MT_REC_ARENA_FREE
+					    ? MT_REC_ARENA_FREE : MT_REC_FREE,
+			    .dom = dom, .addr = addr };
+	bool live = report_applicable(c, &f);
+	if (!live && (dom == MT_DOM_PYMEM || dom == MT_DOM_PYOBJ) && f.kind == MT_REC_FREE) {
+		f.dom = dom == MT_DOM_PYMEM ? MT_DOM_PYOBJ : MT_DOM_PYMEM;
+		live = report_applicable(c, &f);
+	}
+	uint64_t unused;
+	hm_put(&z->model, key, live ? 2 : 1, &unused);
+	return live;
+}
+
+/* What record r needs and leaves, into x. */
+static void describe(struct ctx *c, struct search *z, const struct mt_rec *r, struct srec *x)
+{
+	int dom, n = 0;
+	uint64_t addr, key;
+	memset(x->op, 0, sizeof x->op);
+	if (in_place(r, &key) || (r->kind == MT_REC_REALLOC && r->old && !r->addr && r->size)) {
+		key = key_of(r->dom, r->old);
+		model_live(c, z, key, r->dom, r->old, r->kind);
+		x->op[n++] = (struct op){ key, true, true };
+		return;
+	}
+	if (frees(r, &dom, &addr)) {
+		key = key_of(dom, addr);
+		model_live(c, z, key, dom == MT_DOM_COUNT ? MT_DOM_PYOBJ : dom, addr, r->kind);
+		x->op[n++] = (struct op){ key, true, false };
+	}
+	if (makes(r, &dom, &addr)) {
+		key = key_of(dom, addr);
+		model_live(c, z, key, dom == MT_DOM_COUNT ? MT_DOM_PYOBJ : dom, addr, r->kind);
+		x->op[n++] = (struct op){ key, false, true };
+	}
+}
+
+static bool step_applies(struct search *z, const struct srec *x)
+{
+	for (int i = 0; i < 2 && x->op[i].key; i++) {
+		uint64_t v = 0;
+		hm_get(&z->model, x->op[i].key, &v);
+		if ((v == 2) != x->op[i].need)
+			return false;
+		if (i == 0 && x->op[1].key == x->op[0].key)
+			return false; /* a realloc that moved onto its own old block */
+	}
+	return true;
+}
+
+static int step_take(struct search *z, const struct srec *x)
+{
+	for (int i = 0; i < 2 && x->op[i].key; i++) {
+		uint64_t old = 0, unused;
+		hm_get(&z->model, x->op[i].key, &old);
+		if (z->nundo + 2 > z->undo_cap) {
+			size_t cap = z->undo_cap ? 2 * z->undo_cap : 1024;
+			uint64_t *u = realloc(z->undo, cap * sizeof *u);
+			if (!u)
+				return -1;
+			z->undo = u;
+			z->undo_cap = cap;
+		}
+		z->undo[z->nundo++] = x->op[i].key;
+		z->undo[z->nundo++] = old;
+		if (hm_put(&z->model, x->op[i].key, x->op[i].leave ? 2 : 1, &unused) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void step_back(struct search *z, const struct srec *x)
+{
+	for (int i = 1; i >= 0; i--) {
+		if (!x->op[i].key)
+			continue;
+		uint64_t unused;
+		z->nundo -= 2;
+		hm_put(&z->model, z->undo[z->nundo], z->undo[z->nundo + 1], &unused);
+	}
+}
+
+/* One greedy pass with the streams ranked by rank[]: the first ranked
+ * stream whose next record applies goes.  1 when every record went
+ * (z->chosen filled), 0 at a dead end (the model is put back). */
+static int search_pass(struct search *z, const uint32_t *rank, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		z->pos[i] = z->first[i];
+	size_t depth = 0;
+	int st = 1;
+	while (depth < z->n) {
+		/* a record that touches no block goes first, lowest stream first,
+		 * as the rules would take it (a mark stays at its epoch's start) */
+		uint32_t si = 0;
+		while (si < k && (z->pos[si] == z->end[si] || z->recs[z->pos[si]].op[0].key))
+			si++;
+		size_t i = 0;
+		while (si == k && i < k &&
+		       (z->pos[rank[i]] == z->end[rank[i]] ||
+			!step_applies(z, &z->recs[z->pos[rank[i]]])))
+			i++;
+		if (si == k && i == k) {
+			st = 0;
+			break;
+		}
+		if (si == k)
+			si = rank[i];
+		if (step_take(z, &z->recs[z->pos[si]]))
+			return -1;
+		z->chosen[depth++] = si;
+		z->pos[si]++;
+	}
+	while (st == 0 && depth > 0) {
+		uint32_t si = z->chosen[--depth];
+		step_back(z, &z->recs[--z->pos[si]]);
+	}
+	return st;
+}
+
+/* Tries the streams' rankings: every one of up to four streams (the lowest
+ * first comes first: the rules' own order), else each stream first with
+ * the rest by number.  1 with z->chosen filled, 0 if none fits, -1 when
+ * memory ran out. */
+static int search_order(struct search *z, size_t k)
+{
+	uint32_t rank[k ? k : 1];
+	for (size_t i = 0; i < k; i++)
+		rank[i] = (uint32_t)i;
+	size_t tries = 0;
+	for (;;) {
+		int st = search_pass(z, rank, k);
+		if (st)
+			return st;
+		if (++tries > SEARCH_TRIES)
+			return 0;
+		if (k <= 4) {
+			/* the next permutation in lexicographic order */
+			size_t i = k - 1;
+			while (i > 0 && rank[i - 1] >= rank[i])
+				i--;
+			if (i == 0)
+				return 0;
+			size_t j = k - 1;
+			while (rank[j] <= rank[i - 1])
+				j--;
+			uint32_t t = rank[i - 1];
+			rank[i - 1] = rank[j];
+			rank[j] = t;
+			for (size_t a = i, b = k - 1; a < b; a++, b--) {
+				t = rank[a];
+				rank[a] = rank[b];
+				rank[b] = t;
+			}
+		} else {
+			if (tries >= k)
+				return 0;
+			for (size_t i = 0; i < k; i++)
+				rank[i] = (uint32_t)((i + tries) % k);
+		}
+	}
+}
+
+static void search_free(struct search *z)
+{
+	free(z->recs);
+	free(z->first);
+	free(z->chosen);
+	free(z->undo);
+	hm_free(&z->model);
+}
+
+/* Collects the epoch's records of the streams in `in` (k of them). */
+static int search_collect(struct ctx *c, struct search *z, struct stream **in, size_t k,
+			  uint64_t e)
+{
+	for (size_t i = 0; i < k; i++) {
+		struct mt_dec d = from_head(in[i]);
+		struct mt_rec r;
+		z->first[i] = z->pos[i] = z->n;
+		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
+			if (r.kind == MT_REC_EPOCH || r.kind == MT_REC_THREAD)
+				continue;
+			if (z->n == z->cap) {
+				size_t cap = z->cap ? 2 * z->cap : 1024;
+				struct srec *v = realloc(z->recs, cap * sizeof *v);
+				if (!v)
+					return -1;
+				z->recs = v;
+				z->cap = cap;
+			}
+			describe(c, z, &r, &z->recs[z->n]);
+			z->recs[z->n++].stream = (uint32_t)i;
+		}
+		z->end[i] = z->n;
+	}
+	(void)e;
+	return 0;
+}
+
+/* Applies epoch e along an order the search finds: 1 when it did, 0 when
+ * it found none (the rules then decide), -1 on error. */
+static int merge_searched(struct ctx *c, uint64_t e)
+{
+	struct order *o = c->order;
+	struct stream *in[o->nactive ? o->nactive : 1];
+	size_t k = 0;
+	for (size_t i = 0; i < o->nactive; i++)
+		if (o->active[i]->number && o->active[i]->has_head && o->active[i]->epoch == e)
+			in[k++] = o->active[i];
+	struct search z = { 0 };
+	if (hm_init(&z.model))
+		return -1;
+	int st = -1;
+	z.first = malloc(3 * k * sizeof *z.first);
+	if (!z.first)
+		goto out;
+	z.pos = z.first + k;
+	z.end = z.pos + k;
+	if (search_collect(c, &z, in, k, e))
+		goto out;
+	z.chosen = malloc((z.n + 1) * sizeof *z.chosen);
+	if (!z.chosen)
+		goto out;
+	st = search_order(&z, k);
+	for (size_t d = 0; st == 1 && d < z.n; d++) {
+		int r = emit(c, in[z.chosen[d]]);
+		if (r < 0)
+			st = -1;
+		else if (stopped(c))
+			break;
+	}
+out:
+	search_free(&z);
+	return st;
+}
+
 /* Several thread streams in epoch e: the lowest one whose head may go,
  * running on while its records may; else a realloc, a free, an applicable
  * record, anything. */
@@ -546,6 +826,14 @@ static int merge(struct ctx *c, uint64_t e)
 		 * realloc or free of a block that is not live; last the lowest
 		 * (an allocation at a live address evicts a block whose free is
 		 * yet to come). */
+		if (!pick) {
+			/* a dead end for the rules: search the rest of the epoch */
+			int found = merge_searched(c, e);
+			if (found < 0)
+				return c->oom = true, -1;
+			if (found)
+				break;
+		}
 		pick = pick	       ? pick
 		       : unknown_block ? unknown_block
 		       : applicable    ? applicable
