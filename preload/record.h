@@ -66,7 +66,7 @@ static inline void mt_record_put(struct mt_ring *r, uint64_t i, uint64_t epoch, 
 	e->aux = aux;
 }
 
-/* Publishes n events.  Every MT_EPOCH_EVENTS of them the thread advances
+/* Publishes n events.  Every MT_EPOCH_EVENTS of them the thread may advance
  * the epoch itself, and every kick_mask + 1 it calls the writer: both
  * powers of two, checked at once. */
 static inline void mt_record_end(struct mt_ring *r, uint64_t n)
@@ -84,14 +84,12 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
  * Each thread keeps the addresses of the blocks it made and has not given
  * back.  A thread that gives back any other block (made by another
  * thread, or before tracing) advances the epoch for it, so that the
- * records order every hand-over between threads (docs/ordering.md).
- * While one thread records there is no hand-over, and no advance.
+ * records order every hand-over between threads (docs/ordering.md), and
+ * clears the address from the other threads' tables: the thread that
+ * made the block there does not own the next block the allocator makes
+ * there, even if it comes back to it.  While one thread records there is
+ * no hand-over, and no advance.
  */
-static inline uint64_t *mt_own_slot(struct mt_ring *r, const void *addr)
-{
-	uintptr_t a = (uintptr_t)addr;
-	return &r->own[((a >> 4) ^ (a >> 12)) & (MT_OWN_SLOTS - 1)];
-}
 
 static inline int mt_op_gives_back(uint64_t op)
 {
@@ -128,12 +126,13 @@ static inline int mt_record_new_turn(struct mt_ring *r, uint64_t op)
 static inline uint64_t mt_record_give_back(struct mt_ring *r, const void *addr)
 {
 	uint64_t *own = mt_own_slot(r, addr);
-	if (*own == (uintptr_t)addr) {
-		*own = 0;
+	if (__atomic_load_n(own, __ATOMIC_RELAXED) == (uintptr_t)addr) {
+		__atomic_store_n(own, 0, __ATOMIC_RELAXED);
 		return mt_record_epoch(r);
 	}
 	if (mt_likely(!__atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED)))
 		return mt_record_epoch(r);
+	mt_threads_forget(r, addr);
 	return r->epoch = mt_epoch_advance();
 }
 
@@ -151,7 +150,7 @@ mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux)
 	} else {
 		epoch = mt_record_epoch(r);
 		if (mt_op_makes(op) && addr)
-			*mt_own_slot(r, addr) = (uintptr_t)addr;
+			__atomic_store_n(mt_own_slot(r, addr), (uintptr_t)addr, __ATOMIC_RELAXED);
 	}
 	if (mt_record_new_turn(r, op))
 		epoch = r->epoch = mt_epoch_advance();
@@ -184,7 +183,7 @@ mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 		r->py_loc = loc;
 	}
 	if (p)
-		*mt_own_slot(r, p) = (uintptr_t)p;
+		__atomic_store_n(mt_own_slot(r, p), (uintptr_t)p, __ATOMIC_RELAXED);
 	mt_record_put(r, n++, epoch, op, size, p, aux);
 	mt_record_end(r, n);
 }

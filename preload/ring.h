@@ -67,7 +67,8 @@ struct mt_ring {
 	uint32_t shared;     /* the late-events ring: producers take `lock` */
 	uint32_t lock;
 	uint32_t out_open;   /* writer: domains with a REALLOC_OUT written alone */
-	struct mt_ring *next;/* registry list, under the registry lock */
+	struct mt_ring *next;/* registry list: changed under the registry lock,
+				walked without it (mt_threads_forget) */
 	uint64_t mask;       /* capacity - 1 */
 	uint64_t kick_mask;  /* the producer calls the writer each time head
 				crosses a multiple of kick_mask + 1 (writer.h) */
@@ -82,6 +83,15 @@ struct mt_ring {
 	uint64_t own[MT_OWN_SLOTS];
 	struct mt_event ev[];
 };
+
+/* The slot of r's table an address goes to.  Another thread clears a slot
+ * that holds the address of a block it gives back (record.h), so the
+ * slots are read and written atomically. */
+static inline uint64_t *mt_own_slot(struct mt_ring *r, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr;
+	return &r->own[((a >> 4) ^ (a >> 12)) & (MT_OWN_SLOTS - 1)];
+}
 
 /* mmap()s a ring of `capacity` (a power of two) events; NULL on failure. */
 struct mt_ring *mt_ring_new(uint64_t capacity, uint32_t tid);

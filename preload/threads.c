@@ -280,7 +280,7 @@ static void add_ring(struct mt_ring *r)
 {
 	reg_lock();
 	r->next = reg.rings;
-	reg.rings = r;
+	__atomic_store_n(&reg.rings, r, __ATOMIC_RELEASE);
 	if (++reg.threads == 2)
 		__atomic_store_n(&mt_epoch.threads, 1, __ATOMIC_RELAXED);
 	reg_unlock();
@@ -404,7 +404,7 @@ void mt_threads_recycle(void)
 			pp = &r->next;
 			continue;
 		}
-		*pp = r->next;
+		__atomic_store_n(pp, r->next, __ATOMIC_RELAXED);
 		reg.lost += r->lost;
 		reg.waits += r->waits;
 		r->next = reg.spare;
@@ -412,6 +412,22 @@ void mt_threads_recycle(void)
 	}
 	sweep_gone();
 	reg_unlock();
+}
+
+/* Without the lock: rings are not unmapped while the process runs (a
+ * drained one waits among the spares, and a walk that follows it there
+ * only looks at more tables), and a ring added meanwhile holds no block
+ * made before the one given back. */
+void mt_threads_forget(const struct mt_ring *self, const void *addr)
+{
+	uint64_t a = (uintptr_t)addr;
+	for (struct mt_ring *r = __atomic_load_n(&reg.rings, __ATOMIC_ACQUIRE); r;
+	     r = __atomic_load_n(&r->next, __ATOMIC_ACQUIRE)) {
+		uint64_t *slot = mt_own_slot(r, addr), want = a;
+		if (r != self && __atomic_load_n(slot, __ATOMIC_RELAXED) == a)
+			__atomic_compare_exchange_n(slot, &want, 0, 0, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+	}
 }
 
 void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads)

@@ -155,6 +155,9 @@ size_t mt_threads_snapshot(struct mt_ring ***arr, size_t *cap);
  * and frees the states of threads that are gone.  Only the writer calls
  * this, between two snapshots. */
 void mt_threads_recycle(void);
+/* A block that self did not make is given back at addr: the other
+ * threads' tables of the blocks they made forget the address (record.h). */
+void mt_threads_forget(const struct mt_ring *self, const void *addr);
 /* Lost events, producer waits and threads, over all rings ever used. */
 void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads);
 
