@@ -53,7 +53,8 @@ void mt_ring_reuse(struct mt_ring *r, uint32_t tid)
 
 void mt_ring_crossed(struct mt_ring *r, uint64_t n)
 {
-	if ((r->head & (MT_EPOCH_EVENTS - 1)) < n)
+	if ((r->head & (MT_EPOCH_EVENTS - 1)) < n &&
+	    __atomic_load_n(&mt_epoch.several, __ATOMIC_RELAXED))
 		mt_epoch_advance();
 	if ((r->head & r->kick_mask) < n)
 		mt_writer_kick(r);

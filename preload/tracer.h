@@ -23,7 +23,9 @@ extern MT_HIDDEN int mt_exit_status;
 /*
  * The process's epoch counter (trace_format.h, "Order"), alone on its cache
  * line since every event reads it.  It only grows: the writer advances it
- * each round, and each thread every MT_EPOCH_EVENTS of its events.  A
+ * each round, and each thread every MT_EPOCH_EVENTS of its events while
+ * several threads record (the reader's work on an epoch grows with the
+ * events of its threads; one thread's epoch costs it nothing).  A
  * producer reads it inside its record path, with its ring busy (ring.h):
  * after the real call for an allocation, before it for a free.  Loads of one
  * location are ordered by coherence, so an event that happens before
@@ -34,7 +36,9 @@ struct mt_epoch_counter {
 	uint32_t threads;   /* nonzero once a second thread records (threads.c) */
 	uint32_t turns;     /* nonzero in a CPython with a GIL (pyshim.c) */
 	const void *turn;   /* the ring of the last Python event (record.h) */
-	char pad[64 - 2 * sizeof(uint64_t) - 2 * sizeof(uint32_t)];
+	uint32_t several;   /* nonzero while the writer's last round took the
+			       events of more than one thread (writer.c) */
+	char pad[64 - 2 * sizeof(uint64_t) - 3 * sizeof(uint32_t)];
 };
 extern MT_HIDDEN struct mt_epoch_counter mt_epoch;
 #define MT_EPOCH_EVENTS 256

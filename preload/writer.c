@@ -86,7 +86,7 @@ static struct {
 	struct mt_enc enc;
 	uint8_t *out;
 	size_t out_cap;
-	unsigned fill;     /* quarters of the fullest ring at the last round's start */
+	int behind;        /* a ring was more than a quarter full last round */
 	struct mt_stream s0;  /* the process's own stream */
 	uint64_t streams;  /* stream numbers given so far */
 	uint64_t horizon;  /* the last HORIZON */
@@ -168,15 +168,14 @@ static int write_all(const void *buf, size_t len)
 	return rc;
 }
 
-/* The configured level while the writer keeps up.  While producers' rings
- * fill up, every microsecond the writer spends is one the program may spend
- * waiting: over half full, level 1; over three quarters, zstd's fast level
- * -5, 5 to 10 times faster than level 1 but far weaker (on the storm
- * benchmark's records it hardly compresses at all).  A ring is a quarter
- * full whenever its kick wakes the writer. */
+/* The configured level while the writer keeps up; level 1 while a ring is
+ * over a quarter full (more than its kick calls the writer for), since
+ * then every microsecond the writer spends is one the program may spend
+ * waiting.  zstd's fast levels (-5) were tried there: 5 to 10 times faster
+ * than level 1, but they hardly compress these records at all. */
 static int level(void)
 {
-	return w.fill >= 3 ? -5 : w.fill >= 2 ? 1 : mt_cfg.zstd_level;
+	return w.behind ? 1 : mt_cfg.zstd_level;
 }
 
 static int write_block(int type, const void *raw, size_t len)
@@ -479,7 +478,8 @@ static int round_due(uint64_t now)
 static uint64_t read_heads(struct cursor *cur, size_t n, uint64_t e)
 {
 	uint64_t low = e;
-	w.fill = 0;
+	uint32_t with_events = 0;
+	w.behind = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mt_ring *r = w.snap[i];
 		if (__atomic_load_n(&r->busy, __ATOMIC_ACQUIRE)) {
@@ -487,9 +487,10 @@ static uint64_t read_heads(struct cursor *cur, size_t n, uint64_t e)
 			low = last < low ? last : low;
 		}
 		cur[i] = (struct cursor){r, r->tail, __atomic_load_n(&r->head, __ATOMIC_ACQUIRE)};
-		unsigned q = (unsigned)((cur[i].end - cur[i].pos) * 4 / (r->mask + 1));
-		w.fill = q > w.fill ? q : w.fill;
+		w.behind |= cur[i].end - cur[i].pos > (r->mask + 1) / 4;
+		with_events += cur[i].end != cur[i].pos;
 	}
+	__atomic_store_n(&mt_epoch.several, with_events > 1, __ATOMIC_RELAXED);
 	return low;
 }
 

@@ -157,11 +157,15 @@ static void test_reuse_resets(void **state)
 	mt_ring_delete(r);
 }
 
+/* While several threads record, a thread advances the epoch every 256 of
+ * its events; alone, it leaves that to the writer's rounds.  The kicks
+ * come every kick mask + 1 events either way. */
 static void test_epoch_every_256_events(void **state)
 {
 	(void)state;
 	struct mt_ring *r = mt_ring_new(1024, 1);
 	mt_epoch.now = 7;
+	mt_epoch.several = 1;
 	mt_ring_reuse(r, 2);
 	assert_int_equal(r->epoch, 7);
 	kicks = 0;
@@ -188,6 +192,19 @@ static void test_epoch_every_256_events(void **state)
 	mt_ring_crossed(r, 3);
 	assert_int_equal(r->head, 1025);
 	assert_int_equal(mt_epoch.now, 7 + 4);
+	/* one thread alone: heads 1280, 1536 and 1792 kick, none advances */
+	mt_epoch.several = 0;
+	__atomic_store_n(&r->tail, r->head, __ATOMIC_RELEASE);
+	int before = kicks;
+	seen = 2000;
+	for (uint64_t i = 0; i < 1000; i++) {
+		push(r, 2000 + i);
+		mt_ring_crossed(r, 1);
+		if (i % 500 == 499)
+			seen = consume(r, seen);
+	}
+	assert_int_equal(mt_epoch.now, 7 + 4);
+	assert_int_equal(kicks, before + 3);
 	mt_ring_delete(r);
 }
 
