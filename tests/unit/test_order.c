@@ -25,22 +25,16 @@
  * bound instead: at least the highest heap at an epoch boundary, at most
  * the heap at the start of an epoch plus the bytes allocated in it.
  *
- * What the trace cannot decide, and the random executions therefore leave
- * out (test_undecidable shows it): within one epoch, two threads'
- * allocations at one address with the free between them in a third
- * stream (or two frees there around a third stream's allocation), and an
- * address whose block was made before tracing, freed in one thread and
- * allocated in another.  Two orders then fit every record and give
- * different figures.  So in the random executions, within an epoch, an
- * address freed in another stream than the one that made it there is
- * allocated again only by the freeing thread; a block made at an address
- * another thread freed is freed only by its maker; and blocks made
- * before tracing stay with their thread.  Everything else goes: blocks
- * freed by other threads, addresses reused at once across threads
- * (three in one epoch included), a moved realloc's old address taken by
- * another thread before its IN, unmatched frees, reallocs of blocks made
- * before tracing.  test_aba_three_threads and the tests after it make
- * those cases on purpose, with the streams numbered in every order.
+ * The threads give back blocks as the recorder records them: each keeps
+ * a table of the blocks it made and has not given back, and a give-back
+ * of any other block advances the epoch and clears the address from every
+ * thread's table.  With that, every hand-over goes in the random
+ * executions: blocks freed or reallocated by other threads than their
+ * makers, addresses reused at once across threads, a moved realloc's old
+ * address taken by another thread before its IN, unmatched frees,
+ * reallocs of blocks made before tracing.  test_aba_three_threads and the
+ * tests after it make the hard cases on purpose, with the streams
+ * numbered in every order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,17 +163,6 @@ struct addr_state {
 	int holder;            /* LIVE, PRE: the thread that may free it */
 	int made_by;           /* LIVE: the thread that allocated it ... */
 	uint64_t made_epoch;   /* ... in this epoch */
-	/* In this epoch a block here died in another stream than the one
-	 * that made it (or was made before tracing): only the thread that
-	 * freed it may allocate here again in this epoch. */
-	bool open;
-	uint64_t open_epoch;
-	int open_by;
-	/* The last free here; a block made here in the epoch of another
-	 * thread's free may be freed only by its maker in that epoch. */
-	uint64_t freed_epoch;
-	int freed_by;
-	bool after_other;
 };
 
 struct thread {
@@ -194,6 +177,9 @@ struct thread {
 	bool in_realloc;
 	int rd, ra;
 	uint64_t rsize;
+	/* the recorder's table of the blocks the thread made and has not
+	 * given back */
+	bool own[NDOMS][NADDR];
 };
 
 struct sim {
@@ -213,7 +199,6 @@ struct sim {
 	size_t payload_len;
 	uint64_t time_us;
 	bool defined;
-	int allow_cross; /* undecidable reuse allowed (test_undecidable only) */
 };
 
 static uint64_t rnd(struct sim *s)
@@ -355,12 +340,10 @@ static int site_of(const struct thread *t, int d)
 static int pick_free(struct sim *s, int ti, int d)
 {
 	int cand[NADDR], n = 0;
-	for (int a = 0; a < NADDR; a++) {
-		struct addr_state *x = &s->addr[d][a];
-		if (x->state == FREE_ADDR &&
-		    (s->allow_cross || !x->open || x->open_epoch != s->epoch || x->open_by == ti))
+	(void)ti;
+	for (int a = 0; a < NADDR; a++)
+		if (s->addr[d][a].state == FREE_ADDR)
 			cand[n++] = a;
-	}
 	return n ? cand[below(s, (unsigned)n)] : -1;
 }
 
@@ -370,35 +353,38 @@ static int pick_held(struct sim *s, int ti, int d)
 	int cand[NADDR], n = 0;
 	for (int a = 0; a < NADDR; a++) {
 		const struct addr_state *x = &s->addr[d][a];
-		if (x->state != FREE_ADDR && x->holder == ti &&
-		    (s->allow_cross || !x->after_other || x->made_epoch != s->epoch ||
-		     x->made_by == ti))
+		if (x->state != FREE_ADDR && x->holder == ti)
 			cand[n++] = a;
 	}
 	return n ? cand[below(s, (unsigned)n)] : -1;
 }
 
+/* Before a block goes back: a thread that gives back a block it did not
+ * make advances the epoch for it and clears the address from every
+ * thread's table, as the recorder does. */
+static void give_back(struct sim *s, int ti, int d, int a)
+{
+	if (!s->th[ti].own[d][a]) {
+		advance(s);
+		for (int i = 0; i < s->nthreads; i++)
+			s->th[i].own[d][a] = false;
+	}
+	s->th[ti].own[d][a] = false;
+}
+
 static void gone(struct sim *s, int ti, int d, int a)
 {
-	struct addr_state *x = &s->addr[d][a];
-	bool closed = x->state == LIVE && (x->made_epoch != s->epoch || x->made_by == ti);
-	if (!closed && !(x->open && x->open_epoch == s->epoch)) {
-		x->open = true;
-		x->open_epoch = s->epoch;
-		x->open_by = ti;
-	}
-	x->state = FREE_ADDR;
-	x->freed_epoch = s->epoch;
-	x->freed_by = ti;
+	(void)ti;
+	s->addr[d][a].state = FREE_ADDR;
 }
 
 static void made(struct sim *s, int ti, int d, int a)
 {
 	struct addr_state *x = &s->addr[d][a];
-	x->after_other = x->freed_epoch == s->epoch && x->freed_by != ti;
 	x->state = LIVE;
 	x->holder = x->made_by = ti;
 	x->made_epoch = s->epoch;
+	s->th[ti].own[d][a] = true;
 }
 
 /* The events, each stamped as the recorder stamps it; the record is
@@ -416,6 +402,7 @@ static void do_malloc(struct sim *s, int ti, int d, int a, uint64_t size)
 static void do_free(struct sim *s, int ti, int d, int a)
 {
 	struct thread *t = &s->th[ti];
+	give_back(s, ti, d, a);
 	stamp(s, t); /* before the call */
 	mt_enc_addr_only(&t->ring, MT_REC_FREE, doms[d], addr_of(d, a));
 	ref_free(&s->ref, ti, d, a);
@@ -426,12 +413,13 @@ static void do_realloc(struct sim *s, int ti, int d, int a, uint64_t size)
 {
 	struct thread *t = &s->th[ti];
 	struct ref_block old;
+	give_back(s, ti, d, a);
 	uint64_t e = stamp(s, t);
 	mt_enc_realloc(&t->ring, doms[d], addr_of(d, a), size, addr_of(d, a));
 	ref_leave(&s->ref, d, a, &old);
 	s->ref.dom[d].reallocs++;
 	ref_enter(&s->ref, ti, d, a, size, site_of(t, d), e);
-	s->addr[d][a].holder = ti;
+	made(s, ti, d, a);
 }
 
 /* A realloc that moves a to b: OUT now, and the call, which gives a back
@@ -441,6 +429,7 @@ static void do_out(struct sim *s, int ti, int d, int a, int b, uint64_t size)
 {
 	struct thread *t = &s->th[ti];
 	struct ref_block old;
+	give_back(s, ti, d, a);
 	stamp(s, t);
 	mt_enc_addr_only(&t->ring, MT_REC_REALLOC_OUT, doms[d], addr_of(d, a));
 	ref_leave(&s->ref, d, a, &old);
@@ -459,6 +448,7 @@ static void do_in(struct sim *s, int ti)
 	mt_enc_alloc(&t->ring, MT_REC_REALLOC_IN, doms[t->rd], t->rsize, addr_of(t->rd, t->ra));
 	s->ref.dom[t->rd].reallocs++;
 	ref_enter(&s->ref, ti, t->rd, t->ra, t->rsize, site_of(t, t->rd), e);
+	s->addr[t->rd][t->ra].made_epoch = e;
 	t->in_realloc = false;
 }
 
@@ -478,9 +468,8 @@ static void event(struct sim *s, int ti)
 		t->loc = (int)below(s, NFRAMES + 1);
 		mt_enc_value(&t->ring, MT_REC_LOC, (uint64_t)t->loc);
 		return;
-	case 1: /* hand a block to another thread (one made before tracing
-		 * stays: see the top), and allocate */
-		if ((a = pick_held(s, ti, d)) >= 0 && s->addr[d][a].state == LIVE)
+	case 1: /* hand a block to another thread, and allocate */
+		if ((a = pick_held(s, ti, d)) >= 0)
 			s->addr[d][a].holder = 1 + (int)below(s, (unsigned)s->nthreads - 1);
 		/* fall through */
 	case 2:
@@ -532,7 +521,6 @@ static void sim_init(struct sim *s, uint64_t seed, int nthreads, uint64_t first_
 			s->addr[d][a] = (struct addr_state){
 				.state = a < NPRE ? PRE : FREE_ADDR,
 				.holder = 1 + a % (nthreads - 1),
-				.freed_epoch = UINT64_MAX,
 			};
 	for (int i = 0; i < MAXT; i++)
 		s->ref.th[i].last_dom = -1;
@@ -814,11 +802,20 @@ static void test_cross_thread_and_unmatched_frees(void **state)
 		do_free(&s, 2, 1, 5), done(&s, 2);
 		do_free(&s, 2, 1, 0), done(&s, 2); /* unmatched */
 		do_free(&s, 3, 1, 1), done(&s, 3); /* unmatched */
-		do_malloc(&s, 3, 1, 1, 120), done(&s, 3); /* see test_undecidable */
+		do_malloc(&s, 3, 1, 1, 120), done(&s, 3);
 		writer_round(&s);
 		do_free(&s, 3, 1, 6), done(&s, 3);
 		do_realloc(&s, 1, 1, 2, 130), done(&s, 1); /* of a block made before */
 		check(&s, (uint64_t)p);
+	}	/* B frees a block made before tracing (advancing the epoch: not its
+	 * block), and A's malloc returns its address in the new epoch */
+	for (int p = 0; p < 6; p++) {
+		struct sim s;
+		scripted(&s, perms[p], 0);
+		do_free(&s, 2, 0, 1), done(&s, 2);
+		do_malloc(&s, 1, 0, 1, 120), done(&s, 1);
+		do_malloc(&s, 3, 0, 6, 30), done(&s, 3);
+		check(&s, 10 + (uint64_t)p);
 	}
 }
 
@@ -843,55 +840,27 @@ static void test_fork_child(void **state)
 	}
 }
 
-/* What no order of the records can decide (docs/ordering.md, the second
- * tie), both ways round.  A allocates X and hands it to B, which frees
- * it, and C's malloc returns X, in one epoch.  Each allocation applies while X is free, and
- * nothing says whether A's or C's block is the one live at the end: the
- * lower stream's allocation is taken first.  With A the lower the figures
- * are exact; with C the lower, the block live at the end is A's. */
-static void test_undecidable(void **state)
+/* A block goes through three threads and back to the one that made a
+ * block at its address first, in one epoch: A allocates X and hands it to
+ * B, which frees it; C's malloc returns X and C hands it to A, which frees
+ * it; B's malloc returns X last.  B's free cleared X from A's table, so
+ * A's free advances the epoch too and the records decide the order. */
+static void test_block_back_to_its_first_maker(void **state)
 {
 	(void)state;
-	for (int p = 0; p < 6; p++) {
-		struct sim s;
-		struct mt_report rep;
-		scripted(&s, perms[p], 0);
-		s.allow_cross = 1;
-		do_malloc(&s, 1, 0, 5, 100), done(&s, 1);
-		s.addr[0][5].holder = 2;
-		do_free(&s, 2, 0, 5), done(&s, 2);
-		do_malloc(&s, 3, 0, 5, 300), done(&s, 3);
-		writer_round(&s);
-		flush_block(&s);
-		assert_int_equal(build(&s, true, &rep), MT_REPORT_OK);
-		bool a_first = perms[p][0] < perms[p][2];
-		assert_int_equal(rep.dom[0].live_bytes, a_first ? 300 : 100);
-		assert_int_equal(rep.dom[0].live_blocks, 1);
-		assert_int_equal(rep.dom[0].inconsistent, 0);
-		assert_int_equal(rep.dom[0].unmatched_frees, 0);
-		mt_report_free(&rep);
-		sim_free(&s);
-	}
-	/* B frees a block made before tracing, and A's malloc returns its
-	 * address, in one epoch: to the records that is A's block freed by
-	 * B (nothing was live there), whatever the streams' order. */
-	for (int p = 0; p < 6; p++) {
-		struct sim s;
-		struct mt_report rep;
-		scripted(&s, perms[p], 0);
-		s.allow_cross = 1;
-		do_free(&s, 2, 0, 1), done(&s, 2);
-		do_malloc(&s, 1, 0, 1, 120), done(&s, 1);
-		writer_round(&s);
-		flush_block(&s);
-		assert_int_equal(build(&s, true, &rep), MT_REPORT_OK);
-		assert_int_equal(s.ref.dom[0].live, 120);
-		assert_int_equal(s.ref.dom[0].unmatched, 1);
-		assert_int_equal(rep.dom[0].live_bytes, 0);
-		assert_int_equal(rep.dom[0].unmatched_frees, 0);
-		mt_report_free(&rep);
-		sim_free(&s);
-	}
+	for (int p = 0; p < 6; p++)
+		for (int d = 0; d < NDOMS; d++) {
+			struct sim s;
+			scripted(&s, perms[p], 0);
+			do_malloc(&s, 1, d, 5, 100), done(&s, 1);
+			s.addr[d][5].holder = 2;
+			do_free(&s, 2, d, 5), done(&s, 2);
+			do_malloc(&s, 3, d, 5, 300), done(&s, 3);
+			s.addr[d][5].holder = 1;
+			do_free(&s, 1, d, 5), done(&s, 1);
+			do_malloc(&s, 2, d, 5, 500), done(&s, 2);
+			check(&s, (uint64_t)p);
+		}
 }
 
 int main(void)
@@ -902,7 +871,7 @@ int main(void)
 		cmocka_unit_test(test_realloc_moves_and_old_address_reused),
 		cmocka_unit_test(test_cross_thread_and_unmatched_frees),
 		cmocka_unit_test(test_fork_child),
-		cmocka_unit_test(test_undecidable),
+		cmocka_unit_test(test_block_back_to_its_first_maker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include "heapmap.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define HM_MIN_CAP 64
@@ -61,6 +62,22 @@ int hm_init(struct heapmap *m)
 	m->has_zero = false;
 	m->zero_val = 0;
 	return alloc_table(m, HM_MIN_CAP);
+}
+
+int hm_clear(struct heapmap *m)
+{
+	m->has_zero = false;
+	m->zero_val = 0;
+	if (!m->used)
+		return 0;
+	size_t cap = m->mask + 1;
+	if (cap * sizeof *m->slots <= (64u << 10)) {
+		memset(m->slots, 0, cap * sizeof *m->slots);
+		m->used = 0;
+		return 0;
+	}
+	hm_free(m);
+	return hm_init(m);
 }
 
 void hm_free(struct heapmap *m)

@@ -27,6 +27,8 @@ struct heapmap {
 /* 0, or -1 when out of memory. */
 int hm_init(struct heapmap *m);
 void hm_free(struct heapmap *m);
+/* Empties the map for reuse: it keeps a table of up to 64 KiB. */
+int hm_clear(struct heapmap *m);
 
 /* Inserts or replaces.  1: replaced (*old gets the previous value), 0:
  * inserted, -1: out of memory (the map is unchanged). */

@@ -67,11 +67,7 @@ struct order {
 	uint64_t top;             /* the highest epoch applied */
 	uint64_t s0_prev;         /* stream 0's address state as read */
 	bool closed;              /* the window closed: only times count */
-	/* merge(): what streams do to addresses in the epoch (pairs), and
-	 * what one stream did so far (seen) */
-	struct heapmap pairs, seen;
-	uint64_t *keys;           /* seen's keys */
-	size_t nkeys, keys_cap;
+	struct search *search;    /* merge()'s, kept from epoch to epoch */
 	char error[128];
 };
 
@@ -361,30 +357,6 @@ static struct mt_dec from_head(const struct stream *s)
 	return d;
 }
 
-/* What a stream does to one address within an epoch: it makes a block
- * there and frees it again (a life that closes in the stream), or frees
- * the block there and makes another one (a block reborn in the stream). */
-enum { CLOSES = 1, REBORN = 2, MADE = 4 /* by any stream in the epoch */ };
-
-/* CLOSES or REBORN: what the record is the first half of, at *key; 0 if
- * it makes or frees no block. */
-static unsigned half(const struct mt_rec *r, uint64_t *key, unsigned *second)
-{
-	uint64_t addr;
-	int dom;
-	if (makes(r, &dom, &addr)) {
-		*key = key_of(dom, addr);
-		*second = REBORN;
-		return CLOSES;
-	}
-	if (frees(r, &dom, &addr)) {
-		*key = key_of(dom, addr);
-		*second = CLOSES;
-		return REBORN;
-	}
-	return 0;
-}
-
 /* A realloc in place: the block there is reborn in one record. */
 static bool in_place(const struct mt_rec *r, uint64_t *key)
 {
@@ -392,143 +364,36 @@ static bool in_place(const struct mt_rec *r, uint64_t *key)
 	return r->kind == MT_REC_REALLOC && r->old && r->addr == r->old;
 }
 
-/* Whether the stream, from its head to the end of its epoch, does what at
- * key first. */
-static bool does(const struct stream *s, uint64_t key, unsigned what)
-{
-	struct mt_dec d = from_head(s);
-	struct mt_rec r;
-	uint64_t k;
-	unsigned second;
-	bool started = false;
-	while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
-		unsigned first = half(&r, &k, &second);
-		if (!first && in_place(&r, &k) && k == key) {
-			if (!started)
-				return what == REBORN;
-			continue; /* the life goes on */
-		}
-		if (!first || k != key)
-			continue;
-		if (started)
-			return second == what;
-		if (first != what)
-			return false;
-		started = true;
-	}
-	return false;
-}
-
-static int remember(struct order *o, uint64_t key, unsigned what)
-{
-	uint64_t old = 0;
-	if (o->nkeys == o->keys_cap) {
-		size_t cap = o->keys_cap ? 2 * o->keys_cap : 256;
-		uint64_t *k = realloc(o->keys, cap * sizeof *k);
-		if (!k)
-			return -1;
-		o->keys = k;
-		o->keys_cap = cap;
-	}
-	hm_get(&o->seen, key, &old);
-	int st = hm_put(&o->seen, key, old | what, &old);
-	if (st == 0)
-		o->keys[o->nkeys++] = key;
-	return st < 0 ? -1 : 0;
-}
-
-/* o->pairs gets, for the addresses where a stream closes a life or has a
- * block reborn in epoch e, which of the two. */
-static int find_pairs(struct ctx *c, uint64_t e)
-{
-	struct order *o = c->order;
-	struct mt_rec r;
-	uint64_t key, seen, was, unused;
-	unsigned second;
-	for (size_t i = 0; i < o->nactive; i++) {
-		struct stream *s = o->active[i];
-		if (!s->number || !s->has_head || s->epoch != e)
-			continue;
-		struct mt_dec d = from_head(s);
-		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
-			unsigned first = half(&r, &key, &second), bits = first == CLOSES ? MADE : 0;
-			if (first && hm_get(&o->seen, key, &seen) && (seen & second))
-				bits |= second;
-			if (!first && in_place(&r, &key))
-				bits = REBORN;
-			if (bits) {
-				was = 0;
-				hm_get(&o->pairs, key, &was);
-				if (hm_put(&o->pairs, key, was | bits, &unused) < 0)
-					return -1;
-			}
-			if (first && remember(o, key, first))
-				return -1;
-		}
-		while (o->nkeys)
-			hm_del(&o->seen, o->keys[--o->nkeys], &unused);
-	}
-	return 0;
-}
-
-/* Whether s's head may go now.  Beyond being applicable: a block its
- * head makes and its own stream does not free in this epoch waits while
- * another stream closes a life there, or that stream could never go (one
- * thread frees an address, a second allocates and frees it, a third
- * allocates it last: ABA across three threads in one epoch); and a free
- * whose stream makes nothing there again waits while another stream has
- * the block there reborn (its free must come first). */
-static bool may_go(struct ctx *c, struct stream *s, uint64_t e)
-{
-	struct order *o = c->order;
-	uint64_t key, v;
-	unsigned second;
-	if (!report_applicable(c, &s->head))
-		return false;
-	if (!hm_count(&o->pairs))
-		return true;
-	unsigned what = half(&s->head, &key, &second);
-	if (!what || !hm_get(&o->pairs, key, &v) || !(v & what) || does(s, key, what))
-		return true;
-	for (size_t i = 0; i < o->nactive; i++) {
-		struct stream *t = o->active[i];
-		if (t != s && t->number && t->has_head && t->epoch == e && does(t, key, what))
-			return false;
-	}
-	return true;
-}
-
-/* Whether r (which does not apply) reallocates or frees a block, one
- * that no stream makes in this epoch if unmade: a block made before
- * tracing started, or in a lost event. */
-static bool gives_back_unknown(struct ctx *c, const struct mt_rec *r, bool unmade)
-{
-	uint64_t v = 0;
-	if (r->kind != MT_REC_REALLOC && r->kind != MT_REC_REALLOC_OUT && r->kind != MT_REC_FREE)
-		return false;
-	hm_get(&c->order->pairs, key_of(r->dom, r->kind == MT_REC_REALLOC ? r->old : r->addr), &v);
-	return !unmade || !(v & MADE);
-}
-
-/* ---- a search for the order of one epoch --------------------------------- */
-
 /*
- * The rules of may_go() look one record ahead per stream, and an epoch can
- * hold lives whose only order they miss (two threads each making and
- * freeing blocks at the same addresses, one thread's life at one address
- * spanning its lives at another).  Where the rules reach a dead end, a
- * search orders the rest of the epoch on a model of the addresses it
- * touches before any of it is applied: each stream's records in its
- * order, an allocation only where no block is live, a free only where one
- * is.  It ranks the streams, lets the first ranked stream whose next record
- * applies go, and at a dead end tries the next ranking: up to SEARCH_TRIES
- * of them, after which the rules force a record as before.
+ * Several thread streams in one epoch: the reporter searches for an order
+ * of their records in which each applies, on a model of the addresses the
+ * epoch touches (docs/ordering.md says why any such order gives the
+ * figures).  A thread that gives back a block it did not make advances
+ * the epoch for it, so within an epoch a thread frees only a block that
+ * was live when the epoch began or one it made itself in the epoch; and a
+ * free of an address that was not live at the start and that its own
+ * stream did not make first is of a block made before tracing, which only
+ * an address holding no block fits.
+ *
+ * The search is depth first over the streams' positions: the stream that
+ * went last runs on, else the lowest whose next record applies; a record
+ * that touches no block goes first.  A position found to lead nowhere is
+ * remembered (by a hash of the positions) and not entered again.  Where
+ * no order fits (a block passed through three threads in one epoch,
+ * tie 2 of the page; lost events), the search runs again with any live
+ * block free to go, and past that the lowest stream's record goes as it
+ * is.
  */
-#define SEARCH_TRIES 24
+enum need { NEED_NOTHING, NEED_NONE_LIVE, NEED_OWN, NEED_LIVE };
+enum after { AFTER_SAME, AFTER_NONE, AFTER_MADE };
+enum { V_NONE = 1, V_BEFORE = 2, V_MADE = 3 /* + the stream's index */ };
+
+#define SEARCH_STEPS_MIN 100000u  /* per epoch, before the search gives up */
+#define SEARCH_STEPS_PER_RECORD 64u
 
 struct op {
-	uint64_t key;          /* 0: none */
-	bool need, leave;      /* a live block before; after */
+	uint64_t key;
+	uint8_t need, after;  /* enum need (NEED_NOTHING: no op), enum after */
 };
 
 struct srec {
@@ -536,76 +401,101 @@ struct srec {
 	uint32_t stream;
 };
 
+/* Kept from epoch to epoch, its memory reused. */
 struct search {
 	struct srec *recs;     /* the epoch's records, stream by stream */
-	size_t n, cap;
-	size_t *first, *pos;   /* per stream: its first record, the next one */
-	size_t *end;
-	uint32_t *chosen;       /* the stream of each record, in the order found */
-	struct heapmap model;  /* key -> 1 + live */
+	size_t n, cap, k;
+	size_t kcap, ncap;     /* of first (3 per stream) and chosen (2 per record) */
+	size_t *first, *pos, *end;       /* per stream */
+	uint64_t *zobrist;               /* per stream: added to the hash per step */
+	uint32_t *chosen;      /* the stream of each record, in the order found */
+	uint32_t *next;        /* per depth: the next candidate to try */
+	struct heapmap model;  /* key -> V_* */
+	struct heapmap made;   /* while collecting: key -> 1 + the last stream to make it */
+	struct heapmap dead;   /* hashes of positions that lead nowhere */
 	uint64_t *undo;        /* key, old value; pairs */
 	size_t nundo, undo_cap;
+	bool strict;           /* a free needs its own stream's block */
 };
 
-static bool model_live(struct ctx *c, struct search *z, uint64_t key, int dom, uint64_t addr,
-		       int kind)
+/* Whether the block at key is live as the epoch begins, as the model has
+ * it from the report's heap. */
+static bool live_at_start(struct ctx *c, struct search *z, uint64_t key, int dom,
+			  uint64_t addr, bool arena)
 {
 	uint64_t v;
 	if (hm_get(&z->model, key, &v))
-		return v == 2;
-	struct mt_rec f = { .kind = kind == MT_REC_ARENA_ALLOC || kind == MT_REC_ARENA_FREE
-					    ? MT_REC_ARENA_FREE : MT_REC_FREE,
-			    .dom = dom, .addr = addr };
+		return v != V_NONE;
+	struct mt_rec f = { .kind = arena ? MT_REC_ARENA_FREE : MT_REC_FREE, .dom = dom,
+			    .addr = addr };
 	bool live = report_applicable(c, &f);
-	if (!live && (dom == MT_DOM_PYMEM || dom == MT_DOM_PYOBJ) && f.kind == MT_REC_FREE) {
+	if (!live && !arena && (dom == MT_DOM_PYMEM || dom == MT_DOM_PYOBJ)) {
 		f.dom = dom == MT_DOM_PYMEM ? MT_DOM_PYOBJ : MT_DOM_PYMEM;
 		live = report_applicable(c, &f);
 	}
 	uint64_t unused;
-	hm_put(&z->model, key, live ? 2 : 1, &unused);
+	hm_put(&z->model, key, live ? V_BEFORE : V_NONE, &unused);
 	return live;
 }
 
-/* What record r needs and leaves, into x. */
-static void describe(struct ctx *c, struct search *z, const struct mt_rec *r, struct srec *x)
+/* What record r of stream i needs and leaves, into x. */
+static int describe(struct ctx *c, struct search *z, const struct mt_rec *r, uint32_t i,
+		    struct srec *x)
 {
 	int dom, n = 0;
-	uint64_t addr, key;
-	memset(x->op, 0, sizeof x->op);
+	uint64_t addr, key, by = 0, unused;
+	bool arena = r->kind == MT_REC_ARENA_ALLOC || r->kind == MT_REC_ARENA_FREE;
+	memset(x, 0, sizeof *x);
+	x->stream = i;
 	if (in_place(r, &key) || (r->kind == MT_REC_REALLOC && r->old && !r->addr && r->size)) {
 		key = key_of(r->dom, r->old);
-		model_live(c, z, key, r->dom, r->old, r->kind);
-		x->op[n++] = (struct op){ key, true, true };
-		return;
+		bool known = live_at_start(c, z, key, r->dom, r->old, false) ||
+			     (hm_get(&z->made, key, &by) && by == i + 1);
+		x->op[0] = (struct op){ key, known ? NEED_OWN : NEED_NONE_LIVE,
+					r->addr ? AFTER_MADE : AFTER_SAME };
+		return r->addr ? hm_put(&z->made, key, i + 1, &unused) < 0 : 0;
 	}
 	if (frees(r, &dom, &addr)) {
 		key = key_of(dom, addr);
-		model_live(c, z, key, dom == MT_DOM_COUNT ? MT_DOM_PYOBJ : dom, addr, r->kind);
-		x->op[n++] = (struct op){ key, true, false };
+		bool known = live_at_start(c, z, key, dom, addr, arena) ||
+			     (hm_get(&z->made, key, &by) && by == i + 1);
+		x->op[n++] = (struct op){ key, known ? NEED_OWN : NEED_NONE_LIVE, AFTER_NONE };
 	}
 	if (makes(r, &dom, &addr)) {
 		key = key_of(dom, addr);
-		model_live(c, z, key, dom == MT_DOM_COUNT ? MT_DOM_PYOBJ : dom, addr, r->kind);
-		x->op[n++] = (struct op){ key, false, true };
+		live_at_start(c, z, key, dom, addr, arena);
+		x->op[n++] = (struct op){ key, NEED_NONE_LIVE, AFTER_MADE };
+		if (hm_put(&z->made, key, i + 1, &unused) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool op_applies(const struct search *z, const struct op *op, uint32_t stream)
+{
+	uint64_t v = 0;
+	hm_get(&z->model, op->key, &v);
+	switch (op->need) {
+	case NEED_NONE_LIVE:
+		return v == V_NONE;
+	case NEED_OWN:
+		return v == V_BEFORE || v == V_MADE + stream || (!z->strict && v >= V_BEFORE);
+	default:
+		return v >= V_BEFORE;
 	}
 }
 
-static bool step_applies(struct search *z, const struct srec *x)
+static bool step_applies(const struct search *z, const struct srec *x)
 {
-	for (int i = 0; i < 2 && x->op[i].key; i++) {
-		uint64_t v = 0;
-		hm_get(&z->model, x->op[i].key, &v);
-		if ((v == 2) != x->op[i].need)
+	for (int i = 0; i < 2 && x->op[i].need; i++)
+		if (!op_applies(z, &x->op[i], x->stream))
 			return false;
-		if (i == 0 && x->op[1].key == x->op[0].key)
-			return false; /* a realloc that moved onto its own old block */
-	}
 	return true;
 }
 
 static int step_take(struct search *z, const struct srec *x)
 {
-	for (int i = 0; i < 2 && x->op[i].key; i++) {
+	for (int i = 0; i < 2 && x->op[i].need; i++) {
 		uint64_t old = 0, unused;
 		hm_get(&z->model, x->op[i].key, &old);
 		if (z->nundo + 2 > z->undo_cap) {
@@ -618,7 +508,10 @@ static int step_take(struct search *z, const struct srec *x)
 		}
 		z->undo[z->nundo++] = x->op[i].key;
 		z->undo[z->nundo++] = old;
-		if (hm_put(&z->model, x->op[i].key, x->op[i].leave ? 2 : 1, &unused) < 0)
+		uint64_t v = x->op[i].after == AFTER_NONE   ? V_NONE
+			     : x->op[i].after == AFTER_MADE ? V_MADE + x->stream
+							    : old;
+		if (hm_put(&z->model, x->op[i].key, v, &unused) < 0)
 			return -1;
 	}
 	return 0;
@@ -626,113 +519,100 @@ static int step_take(struct search *z, const struct srec *x)
 
 static void step_back(struct search *z, const struct srec *x)
 {
-	for (int i = 1; i >= 0; i--) {
-		if (!x->op[i].key)
-			continue;
-		uint64_t unused;
+	uint64_t unused;
+	for (int i = x->op[1].need ? 1 : 0; i >= 0 && x->op[i].need; i--) {
 		z->nundo -= 2;
 		hm_put(&z->model, z->undo[z->nundo], z->undo[z->nundo + 1], &unused);
 	}
 }
 
-/* One greedy pass with the streams ranked by rank[]: the first ranked
- * stream whose next record applies goes.  1 when every record went
- * (z->chosen filled), 0 at a dead end (the model is put back). */
-static int search_pass(struct search *z, const uint32_t *rank, size_t k)
+/* The streams in the order a position tries them: a record that touches
+ * no block (alone: taking it first loses nothing), else the stream that
+ * went last, then the others by number.  UINT32_MAX past the last. */
+static uint32_t candidate(const struct search *z, size_t depth, uint32_t nth)
 {
-	for (size_t i = 0; i < k; i++)
-		z->pos[i] = z->first[i];
-	size_t depth = 0;
-	int st = 1;
-	while (depth < z->n) {
-		/* a record that touches no block goes first, lowest stream first,
-		 * as the rules would take it (a mark stays at its epoch's start) */
-		uint32_t si = 0;
-		while (si < k && (z->pos[si] == z->end[si] || z->recs[z->pos[si]].op[0].key))
-			si++;
-		size_t i = 0;
-		while (si == k && i < k &&
-		       (z->pos[rank[i]] == z->end[rank[i]] ||
-			!step_applies(z, &z->recs[z->pos[rank[i]]])))
-			i++;
-		if (si == k && i == k) {
-			st = 0;
-			break;
-		}
-		if (si == k)
-			si = rank[i];
-		if (step_take(z, &z->recs[z->pos[si]]))
-			return -1;
-		z->chosen[depth++] = si;
-		z->pos[si]++;
+	for (uint32_t s = 0; s < z->k; s++)
+		if (z->pos[s] < z->end[s] && !z->recs[z->pos[s]].op[0].need)
+			return nth ? UINT32_MAX : s;
+	uint32_t last = depth ? z->chosen[depth - 1] : UINT32_MAX;
+	if (last != UINT32_MAX && z->pos[last] < z->end[last]) {
+		if (!nth)
+			return last;
+		nth--;
 	}
-	while (st == 0 && depth > 0) {
-		uint32_t si = z->chosen[--depth];
-		step_back(z, &z->recs[--z->pos[si]]);
-	}
-	return st;
+	for (uint32_t s = 0; s < z->k; s++)
+		if (s != last && z->pos[s] < z->end[s] && !nth--)
+			return s;
+	return UINT32_MAX;
 }
 
-/* Tries the streams' rankings: every one of up to four streams (the lowest
- * first comes first: the rules' own order), else each stream first with
- * the rest by number.  1 with z->chosen filled, 0 if none fits, -1 when
- * memory ran out. */
-static int search_order(struct search *z, size_t k)
+/* One step back: the record at depth - 1 is undone. */
+static uint64_t retreat(struct search *z, size_t depth, uint64_t h)
 {
-	uint32_t rank[k ? k : 1];
-	for (size_t i = 0; i < k; i++)
-		rank[i] = (uint32_t)i;
-	size_t tries = 0;
-	for (;;) {
-		int st = search_pass(z, rank, k);
-		if (st)
-			return st;
-		if (++tries > SEARCH_TRIES)
+	uint32_t s = z->chosen[depth - 1];
+	step_back(z, &z->recs[--z->pos[s]]);
+	return h - z->zobrist[s];
+}
+
+/* Fills z->chosen with an order in which every record applies: 1, or 0
+ * if there is none or the search ran out of steps (the model and the
+ * positions are then as they began), -1 when memory ran out. */
+static int search_order(struct search *z)
+{
+	uint64_t h = 0, unused, budget = SEARCH_STEPS_MIN + SEARCH_STEPS_PER_RECORD * z->n;
+	size_t depth = 0;
+	z->next[0] = 0;
+	while (depth < z->n) {
+		uint32_t s = UINT32_MAX;
+		while (budget && (s = candidate(z, depth, z->next[depth]++)) != UINT32_MAX &&
+		       !step_applies(z, &z->recs[z->pos[s]]))
+			budget--;
+		if (!budget) {
+			for (; depth; depth--)
+				h = retreat(z, depth, h);
 			return 0;
-		if (k <= 4) {
-			/* the next permutation in lexicographic order */
-			size_t i = k - 1;
-			while (i > 0 && rank[i - 1] >= rank[i])
-				i--;
-			if (i == 0)
-				return 0;
-			size_t j = k - 1;
-			while (rank[j] <= rank[i - 1])
-				j--;
-			uint32_t t = rank[i - 1];
-			rank[i - 1] = rank[j];
-			rank[j] = t;
-			for (size_t a = i, b = k - 1; a < b; a++, b--) {
-				t = rank[a];
-				rank[a] = rank[b];
-				rank[b] = t;
-			}
-		} else {
-			if (tries >= k)
-				return 0;
-			for (size_t i = 0; i < k; i++)
-				rank[i] = (uint32_t)((i + tries) % k);
 		}
+		if (s == UINT32_MAX) { /* nothing goes from here */
+			if (hm_put(&z->dead, h, 1, &unused) < 0)
+				return -1;
+			if (!depth)
+				return 0;
+			h = retreat(z, depth--, h);
+			continue;
+		}
+		if (hm_get(&z->dead, h + z->zobrist[s], &unused))
+			continue;
+		if (step_take(z, &z->recs[z->pos[s]]))
+			return -1;
+		z->pos[s]++;
+		h += z->zobrist[s];
+		z->chosen[depth++] = s;
+		z->next[depth] = 0;
+		budget--;
 	}
+	return 1;
 }
 
 static void search_free(struct search *z)
 {
 	free(z->recs);
 	free(z->first);
+	free(z->zobrist);
 	free(z->chosen);
 	free(z->undo);
 	hm_free(&z->model);
+	hm_free(&z->made);
+	hm_free(&z->dead);
 }
 
-/* Collects the epoch's records of the streams in `in` (k of them). */
-static int search_collect(struct ctx *c, struct search *z, struct stream **in, size_t k,
-			  uint64_t e)
+/* Collects the epoch's records of the streams in `in`. */
+static int search_collect(struct ctx *c, struct search *z, struct stream **in)
 {
-	for (size_t i = 0; i < k; i++) {
+	for (uint32_t i = 0; i < z->k; i++) {
 		struct mt_dec d = from_head(in[i]);
 		struct mt_rec r;
 		z->first[i] = z->pos[i] = z->n;
+		z->zobrist[i] = (i + 1) * 0x9e3779b97f4a7c15ull ^ 0xbf58476d1ce4e5b9ull * (i + 7);
 		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
 			if (r.kind == MT_REC_EPOCH || r.kind == MT_REC_THREAD)
 				continue;
@@ -744,112 +624,97 @@ static int search_collect(struct ctx *c, struct search *z, struct stream **in, s
 				z->recs = v;
 				z->cap = cap;
 			}
-			describe(c, z, &r, &z->recs[z->n]);
-			z->recs[z->n++].stream = (uint32_t)i;
+			if (describe(c, z, &r, i, &z->recs[z->n++]))
+				return -1;
 		}
 		z->end[i] = z->n;
 	}
-	(void)e;
 	return 0;
 }
 
-/* Applies epoch e along an order the search finds: 1 when it did, 0 when
- * it found none (the rules then decide), -1 on error. */
-static int merge_searched(struct ctx *c, uint64_t e)
+/* Vectors of at least n elements of size sz at *p, of *cap now. */
+static int grow(void *p, size_t *cap, size_t n, size_t sz)
+{
+	if (n <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 16;
+	while (c < n)
+		c *= 2;
+	void *v = realloc(*(void **)p, c * sz);
+	if (!v)
+		return -1;
+	*(void **)p = v;
+	*cap = c;
+	return 0;
+}
+
+static int search_init(struct ctx *c, struct search *z, struct stream **in, size_t k)
+{
+	if (hm_clear(&z->model) || hm_clear(&z->made) || hm_clear(&z->dead))
+		return -1;
+	size_t kcap = z->kcap;
+	if (grow(&z->first, &z->kcap, 3 * k, sizeof *z->first) ||
+	    grow(&z->zobrist, &kcap, 3 * k, sizeof *z->zobrist))
+		return -1;
+	z->k = k;
+	z->n = z->nundo = 0;
+	z->strict = true;
+	z->pos = z->first + k;
+	z->end = z->pos + k;
+	if (search_collect(c, z, in) || grow(&z->chosen, &z->ncap, 2 * (z->n + 1), sizeof *z->chosen))
+		return -1;
+	z->next = z->chosen + z->n + 1;
+	return 0;
+}
+
+/* What is left of the epoch when no order fits: the lowest stream whose
+ * record applies to the report's heap, else the lowest stream's record
+ * (an allocation at a live address, a free of none: the report counts
+ * them as inconsistent and unmatched). */
+static int merge_forced(struct ctx *c, struct stream **in, size_t k, uint64_t e)
+{
+	for (;;) {
+		struct stream *pick = NULL, *first = NULL;
+		for (size_t i = 0; i < k && !pick; i++) {
+			if (!in[i]->has_head || in[i]->epoch != e)
+				continue;
+			first = first ? first : in[i];
+			if (report_applicable(c, &in[i]->head))
+				pick = in[i];
+		}
+		if (!first)
+			return 0;
+		int st = emit(c, pick ? pick : first);
+		if (st < 0 || stopped(c))
+			return st < 0 ? -1 : 0;
+	}
+}
+
+/* Several thread streams in epoch e, along the order the search finds. */
+static int merge(struct ctx *c, uint64_t e)
 {
 	struct order *o = c->order;
 	struct stream *in[o->nactive ? o->nactive : 1];
+	struct search *z = o->search;
 	size_t k = 0;
 	for (size_t i = 0; i < o->nactive; i++)
 		if (o->active[i]->number && o->active[i]->has_head && o->active[i]->epoch == e)
 			in[k++] = o->active[i];
-	struct search z = { 0 };
-	if (hm_init(&z.model))
-		return -1;
-	int st = -1;
-	z.first = malloc(3 * k * sizeof *z.first);
-	if (!z.first)
-		goto out;
-	z.pos = z.first + k;
-	z.end = z.pos + k;
-	if (search_collect(c, &z, in, k, e))
-		goto out;
-	z.chosen = malloc((z.n + 1) * sizeof *z.chosen);
-	if (!z.chosen)
-		goto out;
-	st = search_order(&z, k);
-	for (size_t d = 0; st == 1 && d < z.n; d++) {
-		int r = emit(c, in[z.chosen[d]]);
-		if (r < 0)
+	int st = search_init(c, z, in, k) ? -1 : 0;
+	for (int pass = 0; st == 0 && pass < 2; pass++) {
+		z->strict = pass == 0;
+		st = search_order(z);
+		if (st == 0 && pass == 0) { /* what led nowhere may lead somewhere now */
+			st = hm_clear(&z->dead);
+		}
+	}
+	for (size_t d = 0; st == 1 && d < z->n && !stopped(c); d++)
+		if (emit(c, in[z->chosen[d]]) < 0)
 			st = -1;
-		else if (stopped(c))
-			break;
-	}
-out:
-	search_free(&z);
-	return st;
-}
-
-/* Several thread streams in epoch e: the lowest one whose head may go,
- * running on while its records may; else a realloc, a free, an applicable
- * record, anything. */
-static int merge(struct ctx *c, uint64_t e)
-{
-	struct order *o = c->order;
-	if (find_pairs(c, e))
-		return c->oom = true, -1;
-	int st = 0;
-	for (;;) {
-		struct stream *first = NULL, *applicable = NULL, *unknown_block = NULL;
-		struct stream *gives_back = NULL, *pick = NULL;
-		for (size_t i = 0; i < o->nactive && !pick; i++) {
-			struct stream *s = o->active[i];
-			if (!s->number || !s->has_head || s->epoch != e)
-				continue;
-			if (!first)
-				first = s;
-			if (may_go(c, s, e))
-				pick = s;
-			else if (report_applicable(c, &s->head))
-				applicable = applicable ? applicable : s;
-			else if (!unknown_block && gives_back_unknown(c, &s->head, true))
-				unknown_block = s;
-			else if (!gives_back && gives_back_unknown(c, &s->head, false))
-				gives_back = s;
-		}
-		if (!first)
-			break;
-		/* Nothing may go: first a realloc or free of a block that is
-		 * not live and that no stream makes in this epoch (made before
-		 * tracing started: a free there is then of the realloc's new
-		 * block); then what waits for another stream's block; then any
-		 * realloc or free of a block that is not live; last the lowest
-		 * (an allocation at a live address evicts a block whose free is
-		 * yet to come). */
-		if (!pick) {
-			/* a dead end for the rules: search the rest of the epoch */
-			int found = merge_searched(c, e);
-			if (found < 0)
-				return c->oom = true, -1;
-			if (found)
-				break;
-		}
-		pick = pick	       ? pick
-		       : unknown_block ? unknown_block
-		       : applicable    ? applicable
-		       : gives_back    ? gives_back
-				       : first;
-		do
-			st = emit(c, pick);
-		while (st == 1 && !stopped(c) && pick->epoch == e && may_go(c, pick, e));
-		if (st < 0 || stopped(c))
-			break;
-	}
-	if (hm_count(&o->pairs)) {
-		hm_free(&o->pairs);
-		if (hm_init(&o->pairs))
-			return c->oom = true, -1;
-	}
+	if (st == 0)
+		st = merge_forced(c, in, k, e);
+	if (st < 0 && !c->order->error[0])
+		c->oom = true;
 	return st < 0 ? -1 : 0;
 }
 
@@ -1071,9 +936,10 @@ const char *order_error(const struct ctx *c)
 
 int order_init(struct ctx *c)
 {
-	c->order = calloc(1, sizeof *c->order);
-	if (!c->order || hm_init(&c->order->ids) || hm_init(&c->order->pairs) ||
-	    hm_init(&c->order->seen))
+	struct order *o = c->order = calloc(1, sizeof *c->order);
+	struct search *z = o ? o->search = calloc(1, sizeof *o->search) : NULL;
+	if (!z || hm_init(&o->ids) || hm_init(&z->model) || hm_init(&z->made) ||
+	    hm_init(&z->dead))
 		return -1;
 	return stream_new(c, 0) ? 0 : -1;
 }
@@ -1090,10 +956,10 @@ void order_free(struct ctx *c)
 	free(o->v);
 	free(o->active);
 	free(o->idle);
-	free(o->keys);
+	if (o->search)
+		search_free(o->search);
+	free(o->search);
 	hm_free(&o->ids);
-	hm_free(&o->pairs);
-	hm_free(&o->seen);
 	free(o);
 	c->order = NULL;
 }
