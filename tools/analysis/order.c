@@ -7,17 +7,12 @@
  * Each stream's records are kept, as bytes, from the segments that bring
  * them until a HORIZON of stream 0 settles their epochs (or the trace
  * ends): only one writer round is held at a time.  Settling goes epoch by
- * epoch.  Within an epoch, stream 0 first, then the lowest thread stream
- * whose next record is applicable to the heap as the analysis has it (an
- * allocation at an address not live, a free of one live), which runs on
- * while its records are; when none is, the lowest stream's record goes
- * anyway, as a reader of one stream would take it (a free of a block made
- * before tracing started).  Where two streams' records on one address
- * fit only one way, the applicable one that would block the other waits
- * (may_go()).  An epoch of one thread stream, nearly every
- * epoch of a program with one busy thread, needs no check at all: its
- * records go through the builder's own loop.  docs/ordering.md says why
- * that order gives the figures of a globally ordered trace.
+ * epoch: stream 0 first, then the thread streams.  An epoch of one thread
+ * stream, nearly every epoch of a program with one busy thread, goes
+ * through the builder's own loop; one of several goes along an order of
+ * their records in which each applies to a model of the addresses it
+ * touches, found by a search (merge()).  docs/ordering.md says why that
+ * order gives the figures of a globally ordered trace.
  *
  * Stream 0's definitions do not wait: the file has them before their first
  * use, so they are applied as they are read.  Once the view's window has
