@@ -807,7 +807,8 @@ static void test_cross_thread_and_unmatched_frees(void **state)
 		do_free(&s, 3, 1, 6), done(&s, 3);
 		do_realloc(&s, 1, 1, 2, 130), done(&s, 1); /* of a block made before */
 		check(&s, (uint64_t)p);
-	}	/* B frees a block made before tracing (advancing the epoch: not its
+	}
+	/* B frees a block made before tracing (advancing the epoch: not its
 	 * block), and A's malloc returns its address in the new epoch */
 	for (int p = 0; p < 6; p++) {
 		struct sim s;

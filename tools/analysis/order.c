@@ -466,6 +466,22 @@ static int describe(struct ctx *c, struct search *z, const struct mt_rec *r, uin
 	return 0;
 }
 
+/* *p: a vector of *cap elements of size sz, grown to at least n. */
+static int grow(void *p, size_t *cap, size_t n, size_t sz)
+{
+	if (n <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 16;
+	while (c < n)
+		c *= 2;
+	void *v = realloc(*(void **)p, c * sz);
+	if (!v)
+		return -1;
+	*(void **)p = v;
+	*cap = c;
+	return 0;
+}
+
 static bool op_applies(const struct search *z, const struct op *op, uint32_t stream)
 {
 	uint64_t v = 0;
@@ -493,14 +509,8 @@ static int step_take(struct search *z, const struct srec *x)
 	for (int i = 0; i < 2 && x->op[i].need; i++) {
 		uint64_t old = 0, unused;
 		hm_get(&z->model, x->op[i].key, &old);
-		if (z->nundo + 2 > z->undo_cap) {
-			size_t cap = z->undo_cap ? 2 * z->undo_cap : 1024;
-			uint64_t *u = realloc(z->undo, cap * sizeof *u);
-			if (!u)
-				return -1;
-			z->undo = u;
-			z->undo_cap = cap;
-		}
+		if (grow(&z->undo, &z->undo_cap, z->nundo + 2, sizeof *z->undo))
+			return -1;
 		z->undo[z->nundo++] = x->op[i].key;
 		z->undo[z->nundo++] = old;
 		uint64_t v = x->op[i].after == AFTER_NONE   ? V_NONE
@@ -611,35 +621,12 @@ static int search_collect(struct ctx *c, struct search *z, struct stream **in)
 		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r)) {
 			if (r.kind == MT_REC_EPOCH || r.kind == MT_REC_THREAD)
 				continue;
-			if (z->n == z->cap) {
-				size_t cap = z->cap ? 2 * z->cap : 1024;
-				struct srec *v = realloc(z->recs, cap * sizeof *v);
-				if (!v)
-					return -1;
-				z->recs = v;
-				z->cap = cap;
-			}
-			if (describe(c, z, &r, i, &z->recs[z->n++]))
+			if (grow(&z->recs, &z->cap, z->n + 1, sizeof *z->recs) ||
+			    describe(c, z, &r, i, &z->recs[z->n++]))
 				return -1;
 		}
 		z->end[i] = z->n;
 	}
-	return 0;
-}
-
-/* Vectors of at least n elements of size sz at *p, of *cap now. */
-static int grow(void *p, size_t *cap, size_t n, size_t sz)
-{
-	if (n <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 16;
-	while (c < n)
-		c *= 2;
-	void *v = realloc(*(void **)p, c * sz);
-	if (!v)
-		return -1;
-	*(void **)p = v;
-	*cap = c;
 	return 0;
 }
 
