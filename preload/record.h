@@ -83,12 +83,13 @@ static inline void mt_record_end(struct mt_ring *r, uint64_t n)
  * one thread gives it back, the allocator makes it again for another.
  * Each thread keeps the addresses of the blocks it made and has not given
  * back.  A thread that gives back any other block (made by another
- * thread, or before tracing) advances the epoch for it, so that the
- * records order every hand-over between threads (docs/ordering.md), and
- * clears the address from the other threads' tables: the thread that
- * made the block there does not own the next block the allocator makes
- * there, even if it comes back to it.  While one thread records there is
- * no hand-over, and no advance.
+ * thread, or before tracing) clears the address from the other threads'
+ * tables: the thread that made the block there does not own the next
+ * block the allocator makes there, even if it comes back to it.  And
+ * unless no other thread has recorded an event in the epoch it read, it
+ * advances the epoch for the give-back, so that the records order every
+ * hand-over between threads (docs/ordering.md).  While one thread
+ * records there is no hand-over, and no advance.
  */
 
 static inline int mt_op_gives_back(uint64_t op)
@@ -130,9 +131,10 @@ static inline uint64_t mt_record_give_back(struct mt_ring *r, const void *addr)
 		__atomic_store_n(own, 0, __ATOMIC_RELAXED);
 		return mt_record_epoch(r);
 	}
-	if (mt_likely(!__atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED)))
-		return mt_record_epoch(r);
-	mt_threads_forget(r, addr);
+	uint64_t e = mt_record_epoch(r);
+	if (mt_likely(!__atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED)) ||
+	    !mt_threads_given_back(r, addr, e))
+		return e;
 	return r->epoch = mt_epoch_advance();
 }
 

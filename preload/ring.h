@@ -68,7 +68,7 @@ struct mt_ring {
 	uint32_t lock;
 	uint32_t out_open;   /* writer: domains with a REALLOC_OUT written alone */
 	struct mt_ring *next;/* registry list: changed under the registry lock,
-				walked without it (mt_threads_forget) */
+				walked without it (mt_threads_given_back) */
 	uint64_t mask;       /* capacity - 1 */
 	uint64_t kick_mask;  /* the producer calls the writer each time head
 				crosses a multiple of kick_mask + 1 (writer.h) */

@@ -417,17 +417,24 @@ void mt_threads_recycle(void)
 /* Without the lock: rings are not unmapped while the process runs (a
  * drained one waits among the spares, and a walk that follows it there
  * only looks at more tables), and a ring added meanwhile holds no block
- * made before the one given back. */
-void mt_threads_forget(const struct mt_ring *self, const void *addr)
+ * made before the one given back.  A ring's epoch is the one its thread
+ * read for its last event: the thread that made the block read one before
+ * the hand-over, so the walk sees that epoch or a later one. */
+int mt_threads_given_back(const struct mt_ring *self, const void *addr, uint64_t e)
 {
 	uint64_t a = (uintptr_t)addr;
+	int recent = 0;
 	for (struct mt_ring *r = __atomic_load_n(&reg.rings, __ATOMIC_ACQUIRE); r;
 	     r = __atomic_load_n(&r->next, __ATOMIC_ACQUIRE)) {
 		uint64_t *slot = mt_own_slot(r, addr), want = a;
-		if (r != self && __atomic_load_n(slot, __ATOMIC_RELAXED) == a)
+		if (r == self)
+			continue;
+		if (__atomic_load_n(slot, __ATOMIC_RELAXED) == a)
 			__atomic_compare_exchange_n(slot, &want, 0, 0, __ATOMIC_RELAXED,
 						    __ATOMIC_RELAXED);
+		recent |= __atomic_load_n(&r->epoch, __ATOMIC_RELAXED) >= e;
 	}
+	return recent;
 }
 
 void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads)

@@ -155,9 +155,11 @@ size_t mt_threads_snapshot(struct mt_ring ***arr, size_t *cap);
  * and frees the states of threads that are gone.  Only the writer calls
  * this, between two snapshots. */
 void mt_threads_recycle(void);
-/* A block that self did not make is given back at addr: the other
- * threads' tables of the blocks they made forget the address (record.h). */
-void mt_threads_forget(const struct mt_ring *self, const void *addr);
+/* A block that self did not make is given back at addr in epoch e: the
+ * other threads' tables of the blocks they made forget the address
+ * (record.h).  Returns whether another thread has recorded an event in
+ * epoch e or later, so that the give-back advances the epoch. */
+int mt_threads_given_back(const struct mt_ring *self, const void *addr, uint64_t e);
 /* Lost events, producer waits and threads, over all rings ever used. */
 void mt_threads_totals(uint64_t *lost, uint64_t *waits, uint64_t *threads);
 

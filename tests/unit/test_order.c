@@ -360,15 +360,19 @@ static int pick_held(struct sim *s, int ti, int d)
 }
 
 /* Before a block goes back: a thread that gives back a block it did not
- * make advances the epoch for it and clears the address from every
- * thread's table, as the recorder does. */
+ * make clears the address from every thread's table and, unless no other
+ * thread has recorded in this epoch, advances the epoch for it, as the
+ * recorder does. */
 static void give_back(struct sim *s, int ti, int d, int a)
 {
-	if (!s->th[ti].own[d][a]) {
-		advance(s);
-		for (int i = 0; i < s->nthreads; i++)
+	bool recent = false;
+	if (!s->th[ti].own[d][a])
+		for (int i = 0; i < s->nthreads; i++) {
 			s->th[i].own[d][a] = false;
-	}
+			recent |= i != ti && s->th[i].announced >= s->epoch;
+		}
+	if (recent)
+		advance(s);
 	s->th[ti].own[d][a] = false;
 }
 
