@@ -123,19 +123,31 @@ static inline int mt_record_new_turn(struct mt_ring *r, uint64_t op)
 	return 1;
 }
 
+static inline int mt_several_threads(void)
+{
+	return __atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED) != 0;
+}
+
+/* A block the thread made, once two threads record (until then its
+ * table stays empty: an empty table only costs advances later). */
+static inline void mt_record_made(struct mt_ring *r, const void *addr)
+{
+	if (addr && mt_several_threads())
+		__atomic_store_n(mt_own_slot(r, addr), (uintptr_t)addr, __ATOMIC_RELAXED);
+}
+
 /* The epoch of a block given back: see above. */
 static inline uint64_t mt_record_give_back(struct mt_ring *r, const void *addr)
 {
+	if (mt_likely(!mt_several_threads()))
+		return mt_record_epoch(r);
 	uint64_t *own = mt_own_slot(r, addr);
 	if (__atomic_load_n(own, __ATOMIC_RELAXED) == (uintptr_t)addr) {
 		__atomic_store_n(own, 0, __ATOMIC_RELAXED);
 		return mt_record_epoch(r);
 	}
 	uint64_t e = mt_record_epoch(r);
-	if (mt_likely(!__atomic_load_n(&mt_epoch.threads, __ATOMIC_RELAXED)) ||
-	    !mt_threads_given_back(r, addr, e))
-		return e;
-	return r->epoch = mt_epoch_advance();
+	return mt_threads_given_back(r, addr, e) ? (r->epoch = mt_epoch_advance()) : e;
 }
 
 /* One event: a free before the real call releases the block, an
@@ -151,8 +163,8 @@ mt_record(uint64_t op, uint64_t size, const void *addr, uint64_t aux)
 		epoch = mt_record_give_back(r, addr);
 	} else {
 		epoch = mt_record_epoch(r);
-		if (mt_op_makes(op) && addr)
-			__atomic_store_n(mt_own_slot(r, addr), (uintptr_t)addr, __ATOMIC_RELAXED);
+		if (mt_op_makes(op))
+			mt_record_made(r, addr);
 	}
 	if (mt_record_new_turn(r, op))
 		epoch = r->epoch = mt_epoch_advance();
@@ -184,8 +196,7 @@ mt_record_alloc(uint64_t op, uint64_t size, const void *p, uint64_t aux,
 			      0);
 		r->py_loc = loc;
 	}
-	if (p)
-		__atomic_store_n(mt_own_slot(r, p), (uintptr_t)p, __ATOMIC_RELAXED);
+	mt_record_made(r, p);
 	mt_record_put(r, n++, epoch, op, size, p, aux);
 	mt_record_end(r, n);
 }

@@ -48,7 +48,7 @@ struct mt_stream {
 	uint32_t opened;    /* numbered, with its THREAD written */
 };
 
-#define MT_OWN_SLOTS 256
+#define MT_OWN_SLOTS 1024
 
 struct mt_ring {
 	/* producer's cache line */
