@@ -292,30 +292,18 @@ def main():
             measure("forks", modes, args.reps, workdir, cli)
             results.append(("forks 200x1000", modes))
 
-        if "python" in only and args.lean:
-            py = [real_python(), str(BENCH / "alloc_heavy.py")]
-            modes = python_modes(py)
-            measure("python", modes, args.reps, workdir, cli)
-            results.append(("alloc_heavy.py", modes))
-        elif "python" in only:
+        if "python" in only:
             py = [real_python(), str(BENCH / "alloc_heavy.py")]
             sysmalloc = {"PYTHONMALLOC": "malloc"}
-            modes = [Mode("untraced", py),
-                     Mode("memtrace", py, preload, tracer="memtrace"),
-                     Mode("memtrace, no RSS samples", py, no_samples, tracer="memtrace"),
-                     Mode("memtrace, no Python lines", py, {**preload, "MEMTRACE_PY_DEPTH": "0"},
-                          tracer="memtrace"),
-                     Mode("memtrace, native stacks", py, {**preload, **native},
-                          tracer="memtrace"),
-                     Mode("memtrace, native, libunwind", py, {**preload, **native_lu},
-                          tracer="memtrace"),
-                     Mode("untraced, PYTHONMALLOC=malloc", py, sysmalloc),
-                     Mode("memtrace, PYTHONMALLOC=malloc", py, {**preload, **sysmalloc},
-                          tracer="memtrace")]
-            if heaptrack:
-                modes.append(Mode("heaptrack, PYTHONMALLOC=malloc", py, sysmalloc,
-                                  tracer="heaptrack", check_stdout=False))
-            modes.append(Mode("tracemalloc, 1 frame", [py[0], "-X", "tracemalloc=1", py[1]]))
+            modes = python_modes(py, variants=[
+                ("memtrace, no RSS samples", no_samples),
+                ("memtrace, no Python lines", {"MEMTRACE_PY_DEPTH": "0"}),
+                ("memtrace, native stacks", native),
+                ("memtrace, native, libunwind", native_lu),
+                ("memtrace, PYTHONMALLOC=malloc", sysmalloc)])
+            if not args.lean:
+                modes.append(Mode("tracemalloc, 1 frame",
+                                  [py[0], "-X", "tracemalloc=1", py[1]]))
             measure("python", modes, args.reps, workdir, cli)
             results.append(("alloc_heavy.py", modes))
 
