@@ -9,9 +9,10 @@
  * ends): only one writer round is held at a time.  Settling goes epoch by
  * epoch: stream 0 first, then the thread streams.  An epoch of one thread
  * stream, nearly every epoch of a program with one busy thread, goes
- * through the builder's own loop; one of several goes along an order of
- * their records in which each applies to a model of the addresses it
- * touches, found by a search (merge()).  docs/ordering.md says why that
+ * through the builder's own loop, and so do the streams of one in which
+ * no two touch the same address, one after another; otherwise the epoch
+ * goes along an order of its records in which each applies to a model of
+ * the addresses it touches, found by a search (merge()).  docs/ordering.md says why that
  * order gives the figures of a globally ordered trace.
  *
  * Stream 0's definitions do not wait: the file has them before their first
@@ -672,6 +673,44 @@ static int merge_forced(struct ctx *c, struct stream **in, size_t k, uint64_t e)
 	}
 }
 
+/* The keys of the blocks record r makes or gives back, into key[]; how
+ * many. */
+static int touches(const struct mt_rec *r, uint64_t key[2])
+{
+	int dom, n = 0;
+	uint64_t addr;
+	if (in_place(r, &key[0]) || (r->kind == MT_REC_REALLOC && r->old && !r->addr && r->size))
+		return 1;
+	if (frees(r, &dom, &addr))
+		key[n++] = key_of(dom, addr);
+	if (makes(r, &dom, &addr))
+		key[n++] = key_of(dom, addr);
+	return n;
+}
+
+/* 1 when no two of the streams touch one block address in the epoch
+ * (nearly every epoch of threads that each work on their own blocks):
+ * each stream's records then go as they are, one stream after another.
+ * 0 if two do, -1 when memory ran out. */
+static int disjoint(struct search *z, struct stream **in, size_t k)
+{
+	uint64_t key[2], by, unused;
+	if (hm_clear(&z->made))
+		return -1;
+	for (size_t i = 0; i < k; i++) {
+		struct mt_dec d = from_head(in[i]);
+		struct mt_rec r;
+		while (mt_dec_next(&d, &r) == 1 && !epoch_ends(&r))
+			for (int j = touches(&r, key) - 1; j >= 0; j--) {
+				if (hm_get(&z->made, key[j], &by) && by != i + 1)
+					return 0;
+				if (hm_put(&z->made, key[j], i + 1, &unused) < 0)
+					return -1;
+			}
+	}
+	return 1;
+}
+
 /* Several thread streams in epoch e, along the order the search finds. */
 static int merge(struct ctx *c, uint64_t e)
 {
@@ -682,7 +721,13 @@ static int merge(struct ctx *c, uint64_t e)
 	for (size_t i = 0; i < o->nactive; i++)
 		if (o->active[i]->number && o->active[i]->has_head && o->active[i]->epoch == e)
 			in[k++] = o->active[i];
-	int st = search_init(c, z, in, k) ? -1 : 0;
+	int st = disjoint(z, in, k);
+	for (size_t i = 0; st == 1 && i < k && !stopped(c); i++)
+		if (run(c, in[i], e) < 0)
+			st = -1;
+	if (st == 1)
+		return 0;
+	st = st < 0 || search_init(c, z, in, k) ? -1 : 0;
 	for (int pass = 0; st == 0 && pass < 2; pass++) {
 		z->strict = pass == 0;
 		st = search_order(z);
