@@ -163,7 +163,8 @@ static int own(struct ctx *c, struct stream *s)
 		return 0;
 	if (room(c, s, n))
 		return -1;
-	memcpy(s->buf, s->lent + s->pos, n);
+	if (n)
+		memcpy(s->buf, s->lent + s->pos, n);
 	s->lent = NULL;
 	s->pos = 0;
 	s->len = n;
@@ -395,6 +396,7 @@ struct op {
 struct srec {
 	struct op op[2];
 	uint32_t stream;
+	uint32_t waits, nwaits;  /* [waits, + nwaits) of search.wait */
 };
 
 /* Kept from epoch to epoch, its memory reused. */
@@ -411,6 +413,12 @@ struct search {
 	struct heapmap dead;   /* hashes of positions that lead nowhere */
 	uint64_t *undo;        /* key, old value; pairs */
 	size_t nundo, undo_cap;
+	/* find_waits(): the records each waits for in other streams */
+	struct touch *touch;
+	uint64_t *pairs;
+	size_t touch_cap, pairs_cap;
+	uint32_t *wait;
+	size_t wait_cap;
 	bool strict;           /* a free needs its own stream's block */
 };
 
@@ -502,6 +510,11 @@ static bool step_applies(const struct search *z, const struct srec *x)
 	for (int i = 0; i < 2 && x->op[i].need; i++)
 		if (!op_applies(z, &x->op[i], x->stream))
 			return false;
+	for (uint32_t j = 0; z->strict && j < x->nwaits; j++) {
+		uint32_t y = z->wait[x->waits + j];
+		if (z->pos[z->recs[y].stream] <= y)
+			return false;
+	}
 	return true;
 }
 
@@ -606,6 +619,9 @@ static void search_free(struct search *z)
 	free(z->zobrist);
 	free(z->chosen);
 	free(z->undo);
+	free(z->touch);
+	free(z->pairs);
+	free(z->wait);
 	hm_free(&z->model);
 	hm_free(&z->made);
 	hm_free(&z->dead);
@@ -631,6 +647,105 @@ static int search_collect(struct ctx *c, struct search *z, struct stream **in)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* x waits for y: into z->pairs. */
+static int wait_for(struct search *z, size_t *n, uint32_t x, uint32_t y)
+{
+	if (grow(&z->pairs, &z->pairs_cap, *n + 1, sizeof *z->pairs))
+		return -1;
+	z->pairs[(*n)++] = (uint64_t)x << 32 | y;
+	return 0;
+}
+
+/* One record's op on a key; sorted by key, then by record. */
+struct touch {
+	uint64_t key;
+	uint32_t rec, op;
+};
+
+static int by_key(const void *a, const void *b)
+{
+	const struct touch *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->rec < y->rec ? -1 : x->rec > y->rec;
+}
+
+/* The end of the run of one stream's touches from t[a] on. */
+static size_t run_end(const struct search *z, const struct touch *t, size_t a, size_t nt)
+{
+	size_t b = a + 1;
+	while (b < nt && z->recs[t[b].rec].stream == z->recs[t[a].rec].stream)
+		b++;
+	return b;
+}
+
+/* The waits that follow from one address's lives (its nt touches), where
+ * a search that finds them only by trying could run out of steps.  A
+ * stream whose first record there gives back the block live as the epoch
+ * begins goes there before every other stream; a stream whose last record
+ * there makes a block, live as the epoch ends, goes there after them. */
+static int waits_of(struct search *z, const struct touch *t, size_t nt, size_t *n)
+{
+	uint64_t v = 0;
+	uint32_t open = UINT32_MAX, close = UINT32_MAX;
+	hm_get(&z->model, t[0].key, &v);
+	for (size_t a = 0, b; a < nt; a = b) {
+		b = run_end(z, t, a, nt);
+		if (z->recs[t[a].rec].op[t[a].op].need == NEED_OWN && v == V_BEFORE &&
+		    open == UINT32_MAX)
+			open = t[a].rec;
+		if (z->recs[t[b - 1].rec].op[t[b - 1].op].after == AFTER_MADE)
+			close = t[b - 1].rec;
+	}
+	for (size_t a = 0, b; a < nt; a = b) {
+		b = run_end(z, t, a, nt);
+		uint32_t s = z->recs[t[a].rec].stream;
+		if (open != UINT32_MAX && z->recs[open].stream != s && wait_for(z, n, t[a].rec, open))
+			return -1;
+		if (close != UINT32_MAX && z->recs[close].stream != s &&
+		    wait_for(z, n, close, t[b - 1].rec))
+			return -1;
+	}
+	return 0;
+}
+
+static int find_waits(struct search *z)
+{
+	size_t nt = 0, n = 0, nw = 0;
+	if (grow(&z->touch, &z->touch_cap, 2 * z->n + 1, sizeof *z->touch))
+		return -1;
+	for (uint32_t r = 0; r < z->n; r++)
+		for (uint32_t i = 0; i < 2 && z->recs[r].op[i].need; i++)
+			z->touch[nt++] = (struct touch){ z->recs[r].op[i].key, r, i };
+	qsort(z->touch, nt, sizeof *z->touch, by_key);
+	for (size_t a = 0, b; a < nt; a = b) {
+		for (b = a + 1; b < nt && z->touch[b].key == z->touch[a].key; b++)
+			;
+		if (b - a > 1 && waits_of(z, z->touch + a, b - a, &n))
+			return -1;
+	}
+	if (n)
+		qsort(z->pairs, n, sizeof *z->pairs, cmp_u64);
+	if (grow(&z->wait, &z->wait_cap, n + 1, sizeof *z->wait))
+		return -1;
+	for (uint32_t r = 0; r < z->n; r++)
+		z->recs[r].nwaits = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct srec *x = &z->recs[z->pairs[i] >> 32];
+		if (!x->nwaits)
+			x->waits = (uint32_t)nw;
+		x->nwaits++;
+		z->wait[nw++] = (uint32_t)z->pairs[i];
+	}
+	return 0;
+}
+
 static int search_init(struct ctx *c, struct search *z, struct stream **in, size_t k)
 {
 	if (hm_clear(&z->model) || hm_clear(&z->made) || hm_clear(&z->dead))
@@ -644,7 +759,8 @@ static int search_init(struct ctx *c, struct search *z, struct stream **in, size
 	z->strict = true;
 	z->pos = z->first + k;
 	z->end = z->pos + k;
-	if (search_collect(c, z, in) || grow(&z->chosen, &z->ncap, 2 * (z->n + 1), sizeof *z->chosen))
+	if (search_collect(c, z, in) || find_waits(z) ||
+	    grow(&z->chosen, &z->ncap, 2 * (z->n + 1), sizeof *z->chosen))
 		return -1;
 	z->next = z->chosen + z->n + 1;
 	return 0;
