@@ -354,11 +354,12 @@ static struct mt_dec from_head(const struct stream *s)
 	return d;
 }
 
-/* A realloc in place: the block there is reborn in one record. */
-static bool in_place(const struct mt_rec *r, uint64_t *key)
+/* A realloc that leaves its block where it was: in place (the block there
+ * is reborn in one record) or failed (it stays as it was). */
+static bool keeps(const struct mt_rec *r, uint64_t *key)
 {
 	*key = key_of(r->dom, r->old);
-	return r->kind == MT_REC_REALLOC && r->old && r->addr == r->old;
+	return r->kind == MT_REC_REALLOC && r->old && (r->addr == r->old || (!r->addr && r->size));
 }
 
 /*
@@ -375,11 +376,11 @@ static bool in_place(const struct mt_rec *r, uint64_t *key)
  * The search is depth first over the streams' positions: the stream that
  * went last runs on, else the lowest whose next record applies; a record
  * that touches no block goes first.  A position found to lead nowhere is
- * remembered (by a hash of the positions) and not entered again.  Where
- * no order fits (a block passed through three threads in one epoch,
- * tie 2 of the page; lost events), the search runs again with any live
- * block free to go, and past that the lowest stream's record goes as it
- * is.
+ * remembered (by a hash of the positions) and not entered again; the
+ * waits each address's lives imply are known before it starts
+ * (find_waits()).  Where no order fits (lost events), the search runs
+ * again with any live block free to go, and past that the lowest stream's
+ * record goes as it is.
  */
 enum need { NEED_NOTHING, NEED_NONE_LIVE, NEED_OWN, NEED_LIVE };
 enum after { AFTER_SAME, AFTER_NONE, AFTER_MADE };
@@ -409,7 +410,8 @@ struct search {
 	uint32_t *chosen;      /* the stream of each record, in the order found */
 	uint32_t *next;        /* per depth: the next candidate to try */
 	struct heapmap model;  /* key -> V_* */
-	struct heapmap made;   /* while collecting: key -> 1 + the last stream to make it */
+	struct heapmap made;   /* key -> 1 + the last stream to make it (describe()),
+				  or to touch it (disjoint()) */
 	struct heapmap dead;   /* hashes of positions that lead nowhere */
 	uint64_t *undo;        /* key, old value; pairs */
 	size_t nundo, undo_cap;
@@ -451,8 +453,7 @@ static int describe(struct ctx *c, struct search *z, const struct mt_rec *r, uin
 	bool arena = r->kind == MT_REC_ARENA_ALLOC || r->kind == MT_REC_ARENA_FREE;
 	memset(x, 0, sizeof *x);
 	x->stream = i;
-	if (in_place(r, &key) || (r->kind == MT_REC_REALLOC && r->old && !r->addr && r->size)) {
-		key = key_of(r->dom, r->old);
+	if (keeps(r, &key)) {
 		bool known = live_at_start(c, z, key, r->dom, r->old, false) ||
 			     (hm_get(&z->made, key, &by) && by == i + 1);
 		x->op[0] = (struct op){ key, known ? NEED_OWN : NEED_NONE_LIVE,
@@ -795,7 +796,7 @@ static int touches(const struct mt_rec *r, uint64_t key[2])
 {
 	int dom, n = 0;
 	uint64_t addr;
-	if (in_place(r, &key[0]) || (r->kind == MT_REC_REALLOC && r->old && !r->addr && r->size))
+	if (keeps(r, &key[0]))
 		return 1;
 	if (frees(r, &dom, &addr))
 		key[n++] = key_of(dom, addr);
